@@ -1,0 +1,76 @@
+# kfp-mlops: every command a user needs. `make help` lists them.
+PYTHON ?= python3.11
+VENV ?= .venv
+SERVING_VENV ?= .venv-serving
+STATE_DIR ?= local_state
+BUILD_DIR ?= build
+PORT ?= 9000
+METRICS_PORT ?= 6000
+PYTEST_ARGS ?=
+
+PY := $(VENV)/bin/python
+PIP_QUIET := --quiet --disable-pip-version-check
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo stop serve status compile test lint format lock clean distclean
+
+help:  ## list the targets
+	@grep -hE '^[a-z.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_QUIET) -r requirements.txt -r requirements-dev.txt
+	$(VENV)/bin/pip install $(PIP_QUIET) --no-deps -e .
+	@touch $@
+
+$(SERVING_VENV)/.installed: images/serving/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(SERVING_VENV)
+	$(SERVING_VENV)/bin/pip install $(PIP_QUIET) -r images/serving/requirements.txt
+	$(SERVING_VENV)/bin/pip install $(PIP_QUIET) --no-deps -e .
+	@touch $@
+
+venv: $(VENV)/.installed $(SERVING_VENV)/.installed  ## create .venv (pipelines) and .venv-serving (model server)
+
+demo: venv compile  ## train locally end to end and serve the model on PORT (metrics on METRICS_PORT)
+	$(PY) run_local.py training --state-dir $(STATE_DIR) deploy_target=local \
+		serving_port=$(PORT) metrics_port=$(METRICS_PORT)
+	@$(PY) -m serving.local_server --state-dir $(STATE_DIR) status
+	@echo "metrics: curl -s http://127.0.0.1:$(METRICS_PORT)/metrics | grep ^model_"
+	@echo "stop:    make stop"
+
+stop: $(VENV)/.installed  ## stop the local model server(s)
+	$(PY) -m serving.local_server --state-dir $(STATE_DIR) stop
+
+serve: venv  ## serve a model directory: make serve MODEL_DIR=path [PORT=9000 METRICS_PORT=6000]
+	@test -n "$(MODEL_DIR)" || { echo "usage: make serve MODEL_DIR=<model directory>"; exit 2; }
+	$(PY) -m serving.local_server --state-dir $(STATE_DIR) start --model-dir $(MODEL_DIR) \
+		--port $(PORT) --metrics-port $(METRICS_PORT)
+
+status: $(VENV)/.installed  ## show the local model server(s)
+	@$(PY) -m serving.local_server --state-dir $(STATE_DIR) status
+
+compile: $(VENV)/.installed  ## compile every pipeline and component into BUILD_DIR
+	$(PY) compile.py --output-dir $(BUILD_DIR)
+
+test: venv  ## run the whole test suite
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed  ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed  ## apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+lock: $(VENV)/.installed  ## re-resolve the exact pins from the .in files (needs network)
+	$(VENV)/bin/uv pip compile -q --python-version 3.11 --custom-compile-command "make lock" requirements.in -o requirements.txt
+	$(VENV)/bin/uv pip compile -q --python-version 3.11 --custom-compile-command "make lock" requirements-dev.in -o requirements-dev.txt
+	$(VENV)/bin/uv pip compile -q --python-version 3.11 --custom-compile-command "make lock" images/serving/requirements.in -o images/serving/requirements.txt
+
+clean:  ## remove compiled pipelines and local state (registry, runs, served models); stops local servers
+	-@test -x $(PY) && $(PY) -m serving.local_server --state-dir $(STATE_DIR) stop
+	rm -rf $(BUILD_DIR) $(STATE_DIR)
+
+distclean: clean  ## also remove both environments
+	rm -rf $(VENV) $(SERVING_VENV)

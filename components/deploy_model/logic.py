@@ -1,0 +1,221 @@
+"""Deploys a registered model version and, only when it serves correctly, makes it the champion.
+
+Targets:
+- ``local``: serve it on this machine with the Seldon Core Python server (from .venv-serving), smoke-test
+  it, then move the registry alias ``champion``; on failure the previous local server is restored and the
+  alias is left alone.
+- ``none``: only render the SeldonDeployment a cluster would apply.
+The SeldonDeployment manifest is rendered for every target, by the same builder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from components._common import registry
+from components._image import SERVING_IMAGE
+
+TARGETS = ("local", "none")
+GRAPH_NODE = "model"
+RCLONE_SECRET = "seldon-rclone-secret"
+SMOKE_ROWS = 5
+
+
+class DeploymentError(RuntimeError):
+    """The model could not be deployed or failed its smoke test; the message says which and why."""
+
+
+def check_target(deploy_target: str) -> str:
+    if deploy_target not in TARGETS:
+        raise DeploymentError(f"parameter deploy_target must be one of {TARGETS}, got {deploy_target!r}")
+    return deploy_target
+
+
+def deployment_name(model_name: str) -> str:
+    """``model_name`` as a Kubernetes resource name (DNS-1123 label: lowercase alphanumerics and '-')."""
+    name = re.sub(r"[^a-z0-9-]+", "-", model_name.lower()).strip("-")[:63].strip("-")
+    if not name:
+        raise DeploymentError(f"model_name {model_name!r} gives no valid Kubernetes name")
+    return name
+
+
+def build_seldon_deployment(
+    model_name: str,
+    model_version: str,
+    model_uri: str,
+    model_sha256: str,
+    namespace: str = "models",
+    image: str = SERVING_IMAGE,
+) -> dict:
+    """The SeldonDeployment (machinelearning.seldon.io/v1) serving ``model_uri`` with this project's image.
+
+    The operator's storage initializer copies ``model_uri`` to /mnt/models using the rclone Secret; the graph
+    parameters tell our server where the files are and which digest they must have.
+    """
+    name = deployment_name(model_name)
+    labels = {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/part-of": "kfp-mlops",
+        "kfp-mlops/model-version": str(model_version),
+    }
+    return {
+        "apiVersion": "machinelearning.seldon.io/v1",
+        "kind": "SeldonDeployment",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {
+                "kfp-mlops/registered-model": model_name,
+                "kfp-mlops/model-version": str(model_version),
+                "kfp-mlops/model-sha256": model_sha256,
+                "kfp-mlops/model-uri": model_uri,
+            },
+        },
+        "spec": {
+            "name": name,
+            "predictors": [
+                {
+                    "name": "default",
+                    "replicas": 1,
+                    "labels": labels,
+                    "graph": {
+                        "name": GRAPH_NODE,
+                        "type": "MODEL",
+                        "modelUri": model_uri,
+                        "envSecretRefName": RCLONE_SECRET,
+                        "parameters": [
+                            {"name": "model_uri", "type": "STRING", "value": "/mnt/models"},
+                            {"name": "model_sha256", "type": "STRING", "value": model_sha256},
+                        ],
+                    },
+                    "componentSpecs": [
+                        {
+                            "spec": {
+                                "containers": [
+                                    {
+                                        "name": GRAPH_NODE,
+                                        "image": image,
+                                        "imagePullPolicy": "IfNotPresent",
+                                        "env": [
+                                            {"name": "INCLUDE_METRICS_IN_CLIENT_RESPONSE", "value": "false"},
+                                            {"name": "GUNICORN_WORKERS", "value": "1"},
+                                        ],
+                                        "resources": {
+                                            "requests": {"cpu": "100m", "memory": "256Mi"},
+                                            "limits": {"memory": "1Gi"},
+                                        },
+                                    }
+                                ]
+                            }
+                        }
+                    ],
+                    # The executor asks for 500m / 512Mi by default, which leaves pods Pending on small nodes.
+                    "svcOrchSpec": {
+                        "resources": {
+                            "requests": {"cpu": "100m", "memory": "128Mi"},
+                            "limits": {"memory": "512Mi"},
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def smoke_payload(rows: pd.DataFrame) -> bytes:
+    """A Seldon request by column name for ``rows`` (missing values as JSON null)."""
+    values = rows.to_json(orient="values")
+    return (
+        '{"data": {"names": ' + json.dumps([str(c) for c in rows.columns]) + ', "ndarray": ' + values + "}}"
+    ).encode()
+
+
+def smoke_test(predictions_url: str, rows: pd.DataFrame, expected: np.ndarray, timeout: float = 30.0) -> None:
+    """Sends ``rows`` to the server and checks it answers with exactly the in-process predictions."""
+    request = urllib.request.Request(
+        predictions_url, data=smoke_payload(rows), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        raise DeploymentError(f"smoke test: {predictions_url} answered {error.code}: {error.read()[:500]!r}") from error
+    except (urllib.error.URLError, OSError) as error:
+        raise DeploymentError(f"smoke test: cannot reach {predictions_url}: {error}") from error
+    served = np.asarray(body.get("data", {}).get("ndarray", [])).reshape(-1)
+    if len(served) != len(rows):
+        raise DeploymentError(f"smoke test: sent {len(rows)} rows, got {len(served)} predictions: {body}")
+    expected = np.asarray(expected).reshape(-1)
+    if expected.dtype.kind in "fi":
+        matches = np.allclose(served.astype("float64"), expected.astype("float64"), rtol=1e-9, atol=0.0)
+    else:
+        matches = bool((served.astype(str) == expected.astype(str)).all())
+    if not matches:
+        raise DeploymentError(
+            f"smoke test: served predictions {served.tolist()} differ from the model's {expected.tolist()}"
+        )
+
+
+def deploy_local(
+    model_name: str,
+    model_version: str,
+    model_uri: str,
+    model_sha256: str,
+    smoke_rows: pd.DataFrame,
+    expected_predictions: np.ndarray,
+    tracking_uri: str = "",
+    http_port: int = 9000,
+    metrics_port: int = 6000,
+) -> str:
+    """Serves the registered version locally, smoke-tests it, then makes it the champion; returns its URL.
+
+    The files served are downloaded from the registry (as a cluster would), not taken from the pipeline's
+    own artifact. On any failure the previously served model is restored and ``champion`` stays where it was.
+    """
+    from serving import local_server
+
+    client = registry.connect(tracking_uri)
+    version = client.get_model_version(model_name, model_version)
+    state = registry.local_state_dir() / "serving"
+    model_dir = state / "models" / deployment_name(model_name) / f"v{model_version}"
+    shutil.rmtree(model_dir, ignore_errors=True)
+    downloaded = registry.download_version(version, model_dir)
+
+    previous = next((s for s in local_server.running(state) if s.http_port == http_port), None)
+    try:
+        server = local_server.start(downloaded, model_sha256, state, http_port=http_port, metrics_port=metrics_port)
+        smoke_test(server.predictions_url, smoke_rows, expected_predictions)
+    except (local_server.LocalServerError, DeploymentError) as error:
+        local_server.stop(http_port, state)
+        restored = ""
+        if previous is not None:
+            local_server.start(
+                previous.model_dir,
+                previous.model_sha256,
+                state,
+                previous.http_port,
+                previous.metrics_port,
+                previous.grpc_port,
+            )
+            restored = f"; restored the previous server of {previous.model_dir}"
+        raise DeploymentError(f"deploying {model_name} v{model_version} failed: {error}{restored}") from error
+
+    client.set_registered_model_alias(model_name, registry.CHAMPION, model_version)
+    client.set_model_version_tag(model_name, model_version, "deployment.target", "local")
+    client.set_model_version_tag(model_name, model_version, "deployment.endpoint", server.predictions_url)
+    return server.predictions_url
+
+
+def write_manifest(manifest: dict, path: str | Path) -> None:
+    import yaml
+
+    Path(path).write_text(yaml.safe_dump(manifest, sort_keys=False))

@@ -1,0 +1,50 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from components._image import COMPONENTS_IMAGE
+
+
+@dsl.component(base_image=COMPONENTS_IMAGE, install_kfp_package=False)
+def train_model(
+    train: Input[Dataset],
+    target: str,
+    task: str,
+    model: Output[Model],
+    metrics: Output[Metrics],
+    model_type: str = "hist_gradient_boosting",
+    hyperparameters: dict = {},  # noqa: B006 (KFP needs a literal default; never mutated)
+    seed: int = 42,
+    data_content_sha256: str = "",
+):
+    """Fits a scikit-learn Pipeline (imputation, scaling, one-hot encoding and the estimator) on the train set.
+
+    Args:
+        train: The training rows.
+        target: Name of the column to predict.
+        task: `regression` or `classification`.
+        model: The model directory: `model.joblib` (the fitted Pipeline) and `model.json` (its model card).
+        metrics: Training-set scores, fit time and row count.
+        model_type: `hist_gradient_boosting`, `random_forest` or `linear` (Ridge / LogisticRegression).
+        hyperparameters: Estimator parameters, e.g. `{"max_depth": 6}`; unknown names fail the step.
+        seed: Random state of the estimator (unless given in hyperparameters).
+        data_content_sha256: Hash of the ingested data, recorded in the model card as lineage.
+    """
+    from components._common.datasets import read_dataset
+    from components.train_model.logic import train as fit
+    from model_bundle import save
+
+    pipeline, card = fit(
+        read_dataset(train.path),
+        target=target,
+        task=task,
+        model_type=model_type,
+        hyperparameters=hyperparameters,
+        seed=seed,
+    )
+    card = save(model.path, pipeline, {**card, "data_content_sha256": data_content_sha256})
+    model.metadata.update({"sha256": card["sha256"], "task": task, "estimator": card["estimator"]})
+    for name, value in card["training_scores"].items():
+        metrics.log_metric(f"train_{name}", value)
+    metrics.log_metric("fit_seconds", card["fit_seconds"])
+    metrics.log_metric("training_rows", card["training_rows"])
+    print(f"trained {card['estimator']} on {card['training_rows']} rows in {card['fit_seconds']} s")

@@ -1,0 +1,89 @@
+"""Feature typing and coercion, identical at training and at serving time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+FEATURE_TYPES = (NUMERIC, CATEGORICAL)
+
+
+class FeatureError(ValueError):
+    """Input features do not match what the model was trained on; the message names the columns."""
+
+
+def infer_feature_types(frame: pd.DataFrame, exclude: Iterable[str] = ()) -> list[dict[str, str]]:
+    """Types every column of ``frame`` except ``exclude`` as numeric or categorical, in column order.
+
+    Booleans are categorical: a JSON ``true`` then reaches the model as the same string "True" it saw in training.
+    """
+    excluded = set(exclude)
+    features = []
+    for name in frame.columns:
+        if name in excluded:
+            continue
+        dtype = frame[name].dtype
+        is_numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+        features.append({"name": str(name), "type": NUMERIC if is_numeric else CATEGORICAL})
+    return features
+
+
+def coerce_features(frame: pd.DataFrame, features: list[Mapping[str, str]]) -> pd.DataFrame:
+    """Returns the model's input frame: exactly the trained feature columns, in trained order, coerced to type.
+
+    Numeric columns become float64 (a value that is not a number is an error, never a silent NaN); categorical
+    columns become strings with missing values kept as NaN. Raises FeatureError naming every missing or unknown
+    column, or the column and values that cannot be coerced.
+    """
+    expected = [feature["name"] for feature in features]
+    present = [str(name) for name in frame.columns]
+    missing = [name for name in expected if name not in present]
+    unknown = [name for name in present if name not in expected]
+    if missing or unknown:
+        problems = []
+        if missing:
+            problems.append(f"missing column(s) {missing}")
+        if unknown:
+            problems.append(f"unknown column(s) {unknown}")
+        raise FeatureError(f"{'; '.join(problems)}; the model expects {expected}")
+    if len(set(present)) != len(present):
+        duplicated = sorted({name for name in present if present.count(name) > 1})
+        raise FeatureError(f"duplicate column(s) {duplicated}")
+
+    columns = {}
+    for feature in features:
+        name, kind = feature["name"], feature["type"]
+        values = frame[name]
+        if kind == NUMERIC:
+            columns[name] = _to_float(name, values)
+        elif kind == CATEGORICAL:
+            columns[name] = _to_category_strings(values)
+        else:
+            raise FeatureError(f"column {name!r} has unknown feature type {kind!r}; expected one of {FEATURE_TYPES}")
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def _to_float(name: str, values: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(values.dtype):
+        raise FeatureError(f"column {name!r} is numeric but got booleans")
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return values.astype("float64")
+    is_bool = values.map(lambda value: isinstance(value, bool | np.bool_))
+    if is_bool.any():
+        raise FeatureError(f"column {name!r} is numeric but got boolean value(s) {values[is_bool].head(3).tolist()}")
+    converted = pd.to_numeric(values, errors="coerce").astype("float64")
+    bad = converted.isna() & values.notna() & ~values.isin(["", "nan", "NaN"])
+    if bad.any():
+        examples = values[bad].head(3).tolist()
+        raise FeatureError(f"column {name!r} is numeric but got {int(bad.sum())} non-numeric value(s), e.g. {examples}")
+    return converted
+
+
+def _to_category_strings(values: pd.Series) -> pd.Series:
+    present = values.notna()
+    strings = values.astype(object).where(~present, values.astype(str))
+    return strings.where(present, np.nan)

@@ -1,0 +1,115 @@
+"""The training pipeline: raw data in, a gated, registered model out, deployed when it beats the champion."""
+
+from kfp import dsl
+
+from components.deploy_model import deploy_model
+from components.evaluate_model import evaluate_model
+from components.gate_model import gate_model
+from components.ingest_data import ingest_data
+from components.prepare_data import prepare_data
+from components.register_model import register_model
+from components.train_model import train_model
+from components.validate_data import validate_data
+
+
+@dsl.pipeline(
+    name="training-pipeline",
+    description="Ingest, validate, prepare, train, evaluate, gate against the champion, register, deploy to Seldon.",
+)
+def training_pipeline(
+    data_uri: str = "sample://house-prices?rows=2000&seed=7",
+    target: str = "price",
+    task: str = "auto",
+    model_name: str = "house-prices",
+    model_type: str = "hist_gradient_boosting",
+    hyperparameters: dict = {},  # noqa: B006 (KFP needs a literal default; never mutated)
+    test_fraction: float = 0.2,
+    seed: int = 42,
+    drop_duplicates: bool = True,
+    thresholds: dict = {},  # noqa: B006
+    min_improvement: float = 0.0,
+    tracking_uri: str = "",
+    deploy_target: str = "none",
+    namespace: str = "models",
+    serving_port: int = 9000,
+    metrics_port: int = 6000,
+):
+    """Trains a model on `data_uri` and makes it the champion when it passes the gate.
+
+    Args:
+        data_uri: Source data: `sample://house-prices?rows=N&seed=S`, a local path or `file://` URI.
+        target: Column to predict.
+        task: `regression`, `classification` or `auto`.
+        model_name: Registered model name in MLflow.
+        model_type: `hist_gradient_boosting`, `random_forest` or `linear`.
+        hyperparameters: Estimator parameters, e.g. `{"max_depth": 6}`.
+        test_fraction: Share of rows held out for evaluation and the gate.
+        seed: Seed of the split and of the estimator.
+        drop_duplicates: Drop rows that repeat another row exactly.
+        thresholds: Absolute metric bounds the challenger must meet, e.g. `{"r2": 0.6}`.
+        min_improvement: Required gain of the primary metric (r2 / f1_macro) over the champion.
+        tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store.
+        deploy_target: `local` (serve on this machine) or `none` (render the SeldonDeployment only).
+        namespace: Kubernetes namespace of the SeldonDeployment.
+        serving_port: HTTP port of the local model server.
+        metrics_port: Metrics port of the local model server.
+    """
+    ingest = ingest_data(source_uri=data_uri)
+    validate = validate_data(dataset=ingest.outputs["dataset"], target=target, task=task)
+    prepare = prepare_data(
+        dataset=ingest.outputs["dataset"],
+        target=target,
+        task=validate.outputs["task"],
+        test_fraction=test_fraction,
+        seed=seed,
+        drop_duplicates=drop_duplicates,
+    )
+    train = train_model(
+        train=prepare.outputs["train"],
+        target=target,
+        task=validate.outputs["task"],
+        model_type=model_type,
+        hyperparameters=hyperparameters,
+        seed=seed,
+        data_content_sha256=ingest.outputs["content_sha256"],
+    )
+    evaluate = evaluate_model(
+        model=train.outputs["model"], train=prepare.outputs["train"], test=prepare.outputs["test"]
+    )
+    gate = gate_model(
+        test=prepare.outputs["test"],
+        target=target,
+        task=validate.outputs["task"],
+        model_name=model_name,
+        challenger_scores=evaluate.outputs["scores"],
+        baseline_scores=evaluate.outputs["baseline_scores"],
+        thresholds=thresholds,
+        min_improvement=min_improvement,
+        tracking_uri=tracking_uri,
+    )
+    gate.set_caching_options(False)  # reads the registry's current champion
+    # Every challenger is registered (with the gate's decision) so the registry explains each candidate.
+    register = register_model(
+        model=train.outputs["model"],
+        model_name=model_name,
+        scores=evaluate.outputs["scores"],
+        approved=gate.outputs["Output"],
+        gate_reasons=gate.outputs["reasons"],
+        tracking_uri=tracking_uri,
+        pipeline_job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+    )
+    register.set_caching_options(False)
+    with dsl.If(gate.outputs["Output"] == True, name="challenger-approved"):  # noqa: E712 (a KFP condition, not Python)
+        deploy = deploy_model(
+            model=train.outputs["model"],
+            test=prepare.outputs["test"],
+            model_name=model_name,
+            model_version=register.outputs["model_version"],
+            model_uri=register.outputs["model_uri"],
+            deploy_target=deploy_target,
+            namespace=namespace,
+            tracking_uri=tracking_uri,
+            serving_port=serving_port,
+            metrics_port=metrics_port,
+        )
+        deploy.set_caching_options(False)

@@ -1,0 +1,276 @@
+"""Starts, checks and stops Seldon Core model servers on this machine, one per HTTP port.
+
+Used by the deploy step (target ``local``) and by ``make serve`` / ``make stop``. Standard library only, so it
+runs in either environment; the server itself runs from the serving environment (.venv-serving), whose
+packages can never share an environment with kfp. Each server gets its own process group and a record
+``server-<port>.json`` (and its log ``server-<port>.log``) in the state directory.
+
+    python -m serving.local_server start --model-dir DIR [--port 9000] [--metrics-port 6000]
+    python -m serving.local_server status
+    python -m serving.local_server stop [--port 9000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SERVER_CLASS = "serving.model_server.ModelServer"
+SERVING_VENV_ENV = "KFP_MLOPS_SERVING_VENV"
+HOST = "127.0.0.1"
+
+
+class LocalServerError(RuntimeError):
+    """A local server could not be started or stopped; the message says why and where its log is."""
+
+
+@dataclass(frozen=True)
+class LocalServer:
+    pid: int
+    model_dir: str
+    model_sha256: str
+    http_port: int
+    metrics_port: int
+    grpc_port: int
+    log_file: str
+
+    @property
+    def predictions_url(self) -> str:
+        return f"http://{HOST}:{self.http_port}/api/v1.0/predictions"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{HOST}:{self.metrics_port}/metrics"
+
+    def example_curl(self) -> str:
+        """A ready-to-paste curl predicting the model card's input example (a real training row)."""
+        example = json.loads((Path(self.model_dir) / "model.json").read_text()).get("input_example") or {}
+        body = json.dumps({"data": {"names": list(example), "ndarray": [list(example.values())]}})
+        return (
+            f"curl -s -X POST {self.predictions_url} -H 'Content-Type: application/json' \\\n"
+            f"     -d {shlex.quote(body)}"
+        )
+
+
+def serving_venv() -> Path:
+    return Path(os.environ.get(SERVING_VENV_ENV, REPO_ROOT / ".venv-serving"))
+
+
+def start(
+    model_dir: str | Path,
+    model_sha256: str,
+    state_dir: str | Path,
+    http_port: int = 9000,
+    metrics_port: int = 6000,
+    grpc_port: int | None = None,
+    timeout: float = 120.0,
+) -> LocalServer:
+    """Starts a server for ``model_dir`` on ``http_port`` (replacing the one this tool runs there) and waits
+    until its health check answers. Raises LocalServerError with the log's tail when it does not."""
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    grpc_port = grpc_port if grpc_port is not None else http_port + 500
+    executable = serving_venv() / "bin" / "seldon-core-microservice"
+    if not executable.exists():
+        raise LocalServerError(f"{executable} not found: create the serving environment with `make .venv-serving`")
+    stop(http_port, state_dir)
+    for port in (http_port, metrics_port, grpc_port):
+        if _port_in_use(port):
+            raise LocalServerError(f"port {port} is already in use by another program; choose other ports")
+
+    log_file = state_dir / f"server-{http_port}.log"
+    parameters = [
+        {"name": "model_uri", "type": "STRING", "value": str(Path(model_dir).resolve())},
+        {"name": "model_sha256", "type": "STRING", "value": model_sha256},
+    ]
+    command = [
+        str(executable),
+        SERVER_CLASS,
+        "--service-type",
+        "MODEL",
+        "--http-port",
+        str(http_port),
+        "--metrics-port",
+        str(metrics_port),
+        "--grpc-port",
+        str(grpc_port),
+        "--parameters",
+        json.dumps(parameters),
+    ]
+    # Keep Seldon's internal metrics out of response bodies; they are on the metrics port.
+    env = {**os.environ, "INCLUDE_METRICS_IN_CLIENT_RESPONSE": "false"}
+    with open(log_file, "w") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives the pipeline step that starts it; stopped as one process group
+        )
+    server = LocalServer(
+        process.pid,
+        str(Path(model_dir).resolve()),
+        model_sha256,
+        http_port,
+        metrics_port,
+        grpc_port,
+        str(log_file),
+    )
+    _record_path(state_dir, http_port).write_text(json.dumps(asdict(server), indent=2))
+    try:
+        _wait_healthy(server, process, timeout)
+    except LocalServerError:
+        stop(http_port, state_dir)
+        raise
+    return server
+
+
+def stop(http_port: int, state_dir: str | Path, timeout: float = 20.0) -> bool:
+    """Stops the server this tool started on ``http_port``; returns False when there was none."""
+    record = _record_path(Path(state_dir), http_port)
+    if not record.exists():
+        return False
+    server = LocalServer(**json.loads(record.read_text()))
+    if _is_alive(server.pid):
+        _signal_group(server.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _is_alive(server.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _is_alive(server.pid):
+            _signal_group(server.pid, signal.SIGKILL)
+    record.unlink(missing_ok=True)
+    return True
+
+
+def running(state_dir: str | Path) -> list[LocalServer]:
+    """The servers recorded in ``state_dir`` whose process is still alive."""
+    servers = []
+    for record in sorted(Path(state_dir).glob("server-*.json")):
+        server = LocalServer(**json.loads(record.read_text()))
+        if _is_alive(server.pid):
+            servers.append(server)
+    return servers
+
+
+def stop_all(state_dir: str | Path) -> list[int]:
+    ports = [int(record.stem.split("-", 1)[1]) for record in Path(state_dir).glob("server-*.json")]
+    return [port for port in sorted(ports) if stop(port, state_dir)]
+
+
+def _wait_healthy(server: LocalServer, process: subprocess.Popen, timeout: float) -> None:
+    url = f"http://{HOST}:{server.http_port}/health/status"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LocalServerError(f"model server exited with code {process.returncode}:\n{_tail(server.log_file)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.25)
+    raise LocalServerError(f"model server not healthy at {url} after {timeout:.0f} s:\n{_tail(server.log_file)}")
+
+
+def _tail(log_file: str, lines: int = 25) -> str:
+    try:
+        text = Path(log_file).read_text(errors="replace").splitlines()
+    except OSError:
+        return f"(no log at {log_file})"
+    return "\n".join(text[-lines:]) + f"\n(full log: {log_file})"
+
+
+def _record_path(state_dir: Path, http_port: int) -> Path:
+    return state_dir / f"server-{http_port}.json"
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        return probe.connect_ex((HOST, port)) == 0
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) is not serving.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serving.local_server", description=__doc__.split("\n")[0])
+    parser.add_argument("--state-dir", default=os.environ.get("KFP_MLOPS_STATE_DIR", "local_state"))
+    commands = parser.add_subparsers(dest="command", required=True)
+    start_parser = commands.add_parser("start", help="serve a model directory")
+    start_parser.add_argument("--model-dir", required=True)
+    start_parser.add_argument("--sha256", default="", help="expected digest of model.joblib (default: model.json's)")
+    start_parser.add_argument("--port", type=int, default=9000)
+    start_parser.add_argument("--metrics-port", type=int, default=6000)
+    stop_parser = commands.add_parser("stop", help="stop one server, or all of them")
+    stop_parser.add_argument("--port", type=int, default=None)
+    commands.add_parser("status", help="list running servers")
+    args = parser.parse_args(argv)
+    state_dir = Path(args.state_dir) / "serving"
+
+    if args.command == "start":
+        sha256 = args.sha256 or json.loads((Path(args.model_dir) / "model.json").read_text())["sha256"]
+        try:
+            server = start(args.model_dir, sha256, state_dir, args.port, args.metrics_port)
+        except LocalServerError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        _describe(server)
+    elif args.command == "stop":
+        if args.port is None:
+            stopped = stop_all(state_dir)
+        else:
+            stopped = [args.port] if stop(args.port, state_dir) else []
+        print(f"stopped server(s) on port(s) {stopped}" if stopped else "no local model server was running")
+    else:
+        servers = running(state_dir)
+        for server in servers:
+            _describe(server)
+        if not servers:
+            print("no local model server is running")
+    return 0
+
+
+def _describe(server: LocalServer) -> None:
+    print(
+        f"model server (pid {server.pid}) serving {server.model_dir}\n"
+        f"  predictions: {server.predictions_url}\n"
+        f"  metrics:     {server.metrics_url}\n"
+        f"  log:         {server.log_file}\n"
+        f"try it:\n{server.example_curl()}\n"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
