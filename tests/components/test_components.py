@@ -1,0 +1,94 @@
+"""The thin component functions, called directly (``python_func``) with local artifacts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from kfp import dsl
+
+from components._common.datasets import read_dataset
+from components.ingest_data import ingest_data
+from components.prepare_data import prepare_data
+from components.train_model import train_model
+from components.validate_data import validate_data
+from components.validate_data.logic import DataValidationError
+from model_bundle import load
+
+
+def _artifact(kind, tmp_path, name):
+    return kind(name=name, uri=str(tmp_path / name), metadata={})
+
+
+@pytest.fixture
+def ingested(tmp_path):
+    dataset = _artifact(dsl.Dataset, tmp_path, "dataset")
+    rows, content_sha256 = ingest_data.python_func(source_uri="sample://house-prices?rows=200&seed=5", dataset=dataset)
+    return dataset, rows, content_sha256
+
+
+def test_ingest_writes_parquet_with_lineage_metadata(ingested):
+    dataset, rows, content_sha256 = ingested
+    frame = read_dataset(dataset.path)
+    assert rows == len(frame) == 200
+    assert dataset.metadata["content_sha256"] == content_sha256
+    assert dataset.metadata["source"] == "sample://house-prices?rows=200&seed=5"
+
+
+def test_validate_writes_schema_report_and_metrics_then_resolves_the_task(ingested, tmp_path):
+    dataset, _, _ = ingested
+    schema = _artifact(dsl.Artifact, tmp_path, "schema")
+    report = _artifact(dsl.Markdown, tmp_path, "report")
+    metrics = _artifact(dsl.Metrics, tmp_path, "metrics")
+    (task,) = validate_data.python_func(dataset=dataset, target="price", schema=schema, report=report, metrics=metrics)
+    assert task == "regression"
+    columns = {column["name"]: column for column in json.loads(Path(schema.path).read_text())["columns"]}
+    assert columns["neighbourhood"]["type"] == "categorical"
+    assert "# Data validation passed" in Path(report.path).read_text()
+    assert metrics.metadata["rows"] == 200
+
+
+def test_validate_writes_its_report_before_failing(ingested, tmp_path):
+    dataset, _, _ = ingested
+    report = _artifact(dsl.Markdown, tmp_path, "report")
+    with pytest.raises(DataValidationError, match="target column 'nope' not found"):
+        validate_data.python_func(
+            dataset=dataset,
+            target="nope",
+            schema=_artifact(dsl.Artifact, tmp_path, "schema"),
+            report=report,
+            metrics=_artifact(dsl.Metrics, tmp_path, "metrics"),
+        )
+    assert "target column 'nope' not found" in Path(report.path).read_text()
+
+
+def test_prepare_then_train_produces_a_loadable_model_directory(ingested, tmp_path):
+    dataset, _, content_sha256 = ingested
+    train = _artifact(dsl.Dataset, tmp_path, "train")
+    test = _artifact(dsl.Dataset, tmp_path, "test")
+    prepare_data.python_func(
+        dataset=dataset,
+        target="energy_label",
+        task="classification",
+        train=train,
+        test=test,
+        metrics=_artifact(dsl.Metrics, tmp_path, "prepare_metrics"),
+    )
+    model = _artifact(dsl.Model, tmp_path, "model")
+    metrics = _artifact(dsl.Metrics, tmp_path, "train_metrics")
+    train_model.python_func(
+        train=train,
+        target="energy_label",
+        task="classification",
+        model=model,
+        metrics=metrics,
+        hyperparameters={"max_iter": 20.0},  # KFP delivers dict numbers as floats
+        data_content_sha256=content_sha256,
+    )
+    bundle = load(model.path)
+    assert bundle.card["data_content_sha256"] == content_sha256
+    assert bundle.card["hyperparameters"] == {"max_iter": 20.0}
+    assert model.metadata["sha256"] == bundle.card["sha256"]
+    assert "train_accuracy" in metrics.metadata
+    assert len(bundle.predict(read_dataset(test.path).drop(columns=["energy_label"]))) == len(read_dataset(test.path))

@@ -1,0 +1,81 @@
+"""Shared fixtures: small sample data and trained model bundles for both tasks."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import model_bundle
+from components.ingest_data.logic import house_prices
+from components.prepare_data.logic import prepare
+from components.train_model.logic import train
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SERVING_VENV = Path(os.environ.get("KFP_MLOPS_SERVING_VENV", REPO_ROOT / ".venv-serving"))
+SELDON_CRD = REPO_ROOT.parent / "shared" / "reference" / "seldon" / "seldondeployment-crd.yaml"
+
+
+@pytest.fixture(scope="session")
+def houses() -> pd.DataFrame:
+    """600 rows of the built-in house-price sample (regression target `price`, class target `energy_label`)."""
+    return house_prices(rows=600, seed=3)
+
+
+def _train_bundle(
+    directory: Path, frame: pd.DataFrame, target: str, task: str
+) -> tuple[model_bundle.Bundle, pd.DataFrame]:
+    prepared = prepare(frame, target=target, task=task, seed=1)
+    pipeline, card = train(prepared.train, target=target, task=task, seed=1)
+    model_bundle.save(directory, pipeline, card)
+    return model_bundle.load(directory), prepared.test
+
+
+@pytest.fixture(scope="session")
+def regression_bundle(tmp_path_factory, houses) -> tuple[model_bundle.Bundle, pd.DataFrame]:
+    """A trained price model (directory on disk) and its held-out test rows."""
+    return _train_bundle(tmp_path_factory.mktemp("regression") / "model", houses, "price", "regression")
+
+
+@pytest.fixture(scope="session")
+def classification_bundle(tmp_path_factory, houses) -> tuple[model_bundle.Bundle, pd.DataFrame]:
+    """A trained energy-label classifier (directory on disk) and its held-out test rows."""
+    return _train_bundle(tmp_path_factory.mktemp("classification") / "model", houses, "energy_label", "classification")
+
+
+@pytest.fixture(scope="session")
+def serving_python() -> Path:
+    """The serving environment's interpreter; `make test` creates it, so its absence is an error, not a skip."""
+    python = SERVING_VENV / "bin" / "python"
+    if not python.exists():
+        pytest.fail(f"{python} not found: run `make venv` (the serving tests need .venv-serving)")
+    return python
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """A function returning a TCP port on 127.0.0.1 that is free now (never the same twice in a session)."""
+    handed_out: set[int] = set()
+
+    def pick() -> int:
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            # The launcher also takes port + 500 for gRPC; keep that in range and unused too.
+            if port not in handed_out and port + 500 < 65536:
+                handed_out.update({port, port + 500})
+                return port
+
+    return pick
+
+
+@pytest.fixture(scope="session")
+def houses_csv(tmp_path_factory, houses) -> Path:
+    """The house sample as a CSV file, as a user would bring it."""
+    path = tmp_path_factory.mktemp("data") / "houses.csv"
+    houses.to_csv(path, index=False)
+    return path

@@ -1,0 +1,161 @@
+"""The training pipeline run end to end under kfp.local, as a user runs it: `python run_local.py training ...`.
+
+Runs real steps in subprocesses, a real MLflow SQLite registry and a real Seldon Core server on free ports.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+from components._common import registry
+from serving import local_server
+
+pytestmark = pytest.mark.e2e
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODEL_NAME = "house-prices"
+SAMPLE = "sample://house-prices?rows=600&seed=11"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def run_training(state_dir: Path, *arguments: str) -> subprocess.CompletedProcess:
+    completed = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "run_local.py"), "training", "--state-dir", str(state_dir), *arguments],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=600,
+    )
+    completed.stdout = ANSI.sub("", completed.stdout)
+    completed.stderr = ANSI.sub("", completed.stderr)
+    return completed
+
+
+def registry_client(state_dir: Path):
+    return registry.connect(f"sqlite:///{state_dir / 'mlflow.db'}")
+
+
+def champion_version(state_dir: Path) -> str | None:
+    version = registry.version_by_alias(registry_client(state_dir), MODEL_NAME, registry.CHAMPION)
+    return None if version is None else str(version.version)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, free_port):
+    """One registry and one local server shared by the ordered runs of the champion/challenger test."""
+    state_dir = tmp_path_factory.mktemp("state")
+    ports = {"serving_port": free_port(), "metrics_port": free_port()}
+    yield state_dir, ports
+    local_server.stop_all(state_dir / "serving")
+
+
+def test_two_runs_register_two_versions_and_a_worse_model_never_replaces_the_champion(served, houses_csv):
+    state_dir, ports = served
+    deploy = ["deploy_target=local", f"serving_port={ports['serving_port']}", f"metrics_port={ports['metrics_port']}"]
+    predictions_url = f"http://127.0.0.1:{ports['serving_port']}/api/v1.0/predictions"
+
+    first = run_training(state_dir, f"data_uri={SAMPLE}", *deploy)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr
+    assert "cold start" in first.stdout
+    assert champion_version(state_dir) == "1"
+
+    rows = pd.read_csv(houses_csv).drop(columns=["price"]).head(3)
+    response = requests.post(predictions_url, json=_request(rows), timeout=30)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["data"]["ndarray"]) == 3
+    metrics = requests.get(f"http://127.0.0.1:{ports['metrics_port']}/metrics", timeout=30).text
+    assert re.search(r'^model_requests_total\{.*outcome="ok".*\} [1-9]', metrics, re.MULTILINE), metrics[:2000]
+
+    second = run_training(state_dir, f"data_uri={SAMPLE}", *deploy)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr
+    # The second gate scored the first run's champion on its own test set.
+    assert re.search(r"passed champion v1: r2 [0-9.]+ vs [0-9.]+", second.stdout), second.stdout[-3000:]
+    assert champion_version(state_dir) == "2"
+    served_sha = requests.get(f"http://127.0.0.1:{ports['serving_port']}/health/status", timeout=30).json()
+
+    degraded = run_training(state_dir, f"data_uri={SAMPLE}", 'hyperparameters={"max_iter": 2, "max_depth": 1}', *deploy)
+    assert degraded.returncode == 0, degraded.stdout[-3000:] + degraded.stderr
+    assert re.search(r"FAILED champion v2: r2 [0-9.]+ vs [0-9.]+", degraded.stdout), degraded.stdout[-3000:]
+    client = registry_client(state_dir)
+    assert str(client.get_model_version_by_alias(MODEL_NAME, registry.CHALLENGER).version) == "3"
+    assert client.get_model_version(MODEL_NAME, "3").tags["gate.approved"] == "false"
+    assert champion_version(state_dir) == "2"
+    # The rejected model was not deployed: the server still serves the champion's exact bytes.
+    assert requests.get(f"http://127.0.0.1:{ports['serving_port']}/health/status", timeout=30).json() == served_sha
+    assert served_sha["jsonData"]["sha256"] == client.get_model_version(MODEL_NAME, "2").tags["model_sha256"]
+
+
+@pytest.mark.parametrize(
+    ("case", "failed_step", "message"),
+    [
+        ("missing_target", "validate-data", "target column 'no_such_column' not found"),
+        ("empty_file", "ingest-data", "is empty (0 bytes)"),
+        ("missing_path", "ingest-data", "does not exist"),
+        ("single_valued_target", "validate-data", "has a single value"),
+    ],
+)
+def test_bad_input_stops_the_run_at_the_first_step_that_can_see_it(tmp_path, houses_csv, case, failed_step, message):
+    if case == "missing_target":
+        arguments = [f"data_uri={houses_csv}", "target=no_such_column"]
+    elif case == "empty_file":
+        (tmp_path / "empty.csv").write_bytes(b"")
+        arguments = [f"data_uri={tmp_path / 'empty.csv'}"]
+    elif case == "missing_path":
+        arguments = [f"data_uri={tmp_path / 'nowhere.csv'}"]
+    else:
+        frame = pd.read_csv(houses_csv).assign(price=250000.0)
+        frame.to_csv(tmp_path / "constant.csv", index=False)
+        arguments = [f"data_uri={tmp_path / 'constant.csv'}"]
+
+    completed = run_training(tmp_path / "state", *arguments)
+    assert completed.returncode == 1
+    assert f"Inner task failed: '{failed_step}'" in completed.stderr
+    assert message in completed.stdout
+    assert not (tmp_path / "state" / "mlflow.db").exists(), "nothing may be registered from bad input"
+
+
+@pytest.mark.parametrize(
+    ("target", "task", "metric"),
+    [("monthly_rent", "regression", "r2"), ("tenure", "classification", "f1_macro")],
+)
+def test_any_csv_with_mixed_columns_trains_and_renders_a_deployment(tmp_path, target, task, metric):
+    """Not the sample: numeric and text columns, gaps, a text target and a numeric one."""
+    path = tmp_path / "flats.csv"
+    _flats(rows=400, seed=4).to_csv(path, index=False)
+    completed = run_training(
+        tmp_path / "state", f"data_uri={path}", f"target={target}", f"model_name=flats-{task}", "deploy_target=none"
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr
+    assert f"validation passed: task {task}" in completed.stdout
+    assert f"Primary metric `{metric}`" in completed.stdout
+    assert f"rendered the SeldonDeployment for flats-{task} v1" in completed.stdout
+    manifests = list((tmp_path / "state" / "pipeline_root").glob("*/deploy-model/manifest"))
+    assert len(manifests) == 1
+    assert f"name: flats-{task}" in manifests[0].read_text()
+
+
+def _request(rows: pd.DataFrame) -> dict:
+    values = rows.astype(object).where(rows.notna(), None).to_numpy().tolist()
+    return {"data": {"names": list(rows.columns), "ndarray": values}}
+
+
+def _flats(rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    city = rng.choice(["Lyon", "Porto", "Graz", "Turku"], size=rows)
+    area = rng.uniform(20, 140, rows).round(1)
+    floor = rng.integers(0, 12, rows).astype(float)
+    floor[rng.random(rows) < 0.05] = np.nan
+    furnished = rng.choice(["yes", "no", None], size=rows, p=[0.45, 0.5, 0.05])
+    rent = (area * np.where(city == "Lyon", 16, 11) + floor * 8 + rng.normal(0, 60, rows)).round(0)
+    tenure = np.where(rent > np.nanmedian(rent), "long", "short")
+    return pd.DataFrame(
+        {"city": city, "area_m2": area, "floor": floor, "furnished": furnished, "monthly_rent": rent, "tenure": tenure}
+    )

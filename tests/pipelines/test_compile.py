@@ -1,0 +1,111 @@
+"""Every pipeline compiles to YAML that KFP accepts, and every component YAML loads on its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from google.protobuf import json_format
+from kfp import components as kfp_components
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from compile import compile_all
+from components import discover
+from components._image import COMPONENTS_IMAGE
+from pipelines import PIPELINES
+
+EXPECTED_COMPONENTS = {
+    "ingest_data",
+    "validate_data",
+    "prepare_data",
+    "train_model",
+    "evaluate_model",
+    "gate_model",
+    "register_model",
+    "deploy_model",
+}
+# Steps with side effects or that read live state must never be served from the cache.
+UNCACHED_TASKS = {"gate-model", "register-model", "deploy-model"}
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("build")
+    compile_all(directory)
+    return directory
+
+
+def _documents(path: Path) -> list[dict]:
+    return [document for document in yaml.safe_load_all(path.read_text()) if document]
+
+
+def _tasks(spec: dict) -> dict[str, dict]:
+    """Every container task of the root DAG and of nested DAGs (dsl.If bodies), by task name."""
+    dags = [spec["root"]["dag"]] + [c["dag"] for c in spec["components"].values() if "dag" in c]
+    return {
+        name: task
+        for dag in dags
+        for name, task in dag["tasks"].items()
+        if "executorLabel" in spec["components"][task["componentRef"]["name"]]
+    }
+
+
+def test_every_component_is_discovered():
+    assert set(discover()) == EXPECTED_COMPONENTS
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_pipeline_yaml_parses_strictly_as_pipeline_spec(build_dir, name):
+    path = build_dir / f"{PIPELINES[name].pipeline_func.__name__}.yaml"
+    documents = _documents(path)
+    # Unknown fields raise ParseError: the YAML holds nothing the KFP backend would not understand.
+    spec = json_format.ParseDict(documents[0], pipeline_spec_pb2.PipelineSpec())
+    assert spec.pipeline_info.name
+    for platform in documents[1:]:
+        json_format.ParseDict(platform, pipeline_spec_pb2.PlatformSpec())
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_COMPONENTS))
+def test_component_yaml_loads_for_reuse(build_dir, name):
+    loaded = kfp_components.load_component_from_file(str(build_dir / "components" / f"{name}.yaml"))
+    assert loaded.name == name.replace("_", "-")
+    assert loaded.component_spec.inputs == discover()[name].component_spec.inputs
+    assert loaded.component_spec.outputs == discover()[name].component_spec.outputs
+
+
+def test_training_pipeline_runs_every_stage_on_the_components_image_without_pip(build_dir):
+    spec = _documents(build_dir / "training_pipeline.yaml")[0]
+    assert set(_tasks(spec)) == {name.replace("_", "-") for name in EXPECTED_COMPONENTS}
+    executors = spec["deploymentSpec"]["executors"]
+    assert len(executors) == len(EXPECTED_COMPONENTS)
+    for name, executor in executors.items():
+        container = executor["container"]
+        assert container["image"] == COMPONENTS_IMAGE, name
+        command = " ".join(container.get("command", []) + container.get("args", []))
+        assert "pip install" not in command, f"{name} installs packages at run time"
+
+
+def test_side_effecting_steps_are_never_cached(build_dir):
+    tasks = _tasks(_documents(build_dir / "training_pipeline.yaml")[0])
+    for name in UNCACHED_TASKS:
+        assert not tasks[name].get("cachingOptions", {}).get("enableCache", False), name
+    assert tasks["train-model"]["cachingOptions"].get("enableCache") is True
+
+
+def test_deploy_runs_only_when_the_gate_approves(build_dir):
+    spec = _documents(build_dir / "training_pipeline.yaml")[0]
+    condition_tasks = [task for task in spec["root"]["dag"]["tasks"].values() if "triggerPolicy" in task]
+    assert len(condition_tasks) == 1
+    assert "gate-model-Output" in condition_tasks[0]["triggerPolicy"]["condition"]
+    body = spec["components"][condition_tasks[0]["componentRef"]["name"]]["dag"]["tasks"]
+    assert set(body) == {"deploy-model"}
+
+
+def test_pipeline_defaults_run_on_the_sample_data(build_dir):
+    spec = _documents(build_dir / "training_pipeline.yaml")[0]
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert parameters["data_uri"]["defaultValue"].startswith("sample://house-prices")
+    assert parameters["target"]["defaultValue"] == "price"
+    # Uploaded to a cluster as-is, the default must not try to start a server on the pipeline pod.
+    assert parameters["deploy_target"]["defaultValue"] == "none"
