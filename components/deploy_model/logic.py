@@ -132,33 +132,46 @@ def build_seldon_deployment(
 
 
 def smoke_payload(rows: pd.DataFrame) -> bytes:
-    """A Seldon request by column name for ``rows`` (missing values as JSON null)."""
-    values = rows.to_json(orient="values")
-    return (
-        '{"data": {"names": ' + json.dumps([str(c) for c in rows.columns]) + ', "ndarray": ' + values + "}}"
-    ).encode()
+    """A Seldon request by column name for ``rows``: values exactly as they are (floats at full precision,
+    unlike DataFrame.to_json), missing values as JSON null."""
+    values = rows.astype(object).where(rows.notna(), None).to_numpy().tolist()
+    payload = {"data": {"names": [str(column) for column in rows.columns], "ndarray": values}}
+    # numpy scalars (int64, bool_) are not JSON-native; .item() gives the Python value.
+    return json.dumps(payload, default=lambda value: value.item()).encode()
 
 
 def smoke_test(predictions_url: str, rows: pd.DataFrame, expected: np.ndarray, timeout: float = 30.0) -> None:
-    """Sends ``rows`` to the server and checks it answers with exactly the in-process predictions."""
+    """Sends ``rows`` to the server and checks it answers with exactly the in-process predictions.
+
+    Any other outcome (an error status, no answer, an answer that is not predictions) is a DeploymentError.
+    """
     request = urllib.request.Request(
         predictions_url, data=smoke_payload(rows), headers={"Content-Type": "application/json"}, method="POST"
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = json.loads(response.read())
+            raw = response.read()
     except urllib.error.HTTPError as error:
         raise DeploymentError(f"smoke test: {predictions_url} answered {error.code}: {error.read()[:500]!r}") from error
     except (urllib.error.URLError, OSError) as error:
         raise DeploymentError(f"smoke test: cannot reach {predictions_url}: {error}") from error
-    served = np.asarray(body.get("data", {}).get("ndarray", [])).reshape(-1)
+
+    try:
+        served = np.asarray(json.loads(raw)["data"]["ndarray"]).reshape(-1)
+    except (KeyError, TypeError, ValueError) as error:
+        raise DeploymentError(
+            f"smoke test: {predictions_url} did not answer with predictions: {raw[:500]!r}"
+        ) from error
     if len(served) != len(rows):
-        raise DeploymentError(f"smoke test: sent {len(rows)} rows, got {len(served)} predictions: {body}")
+        raise DeploymentError(f"smoke test: sent {len(rows)} rows, got {len(served)} predictions")
     expected = np.asarray(expected).reshape(-1)
-    if expected.dtype.kind in "fi":
-        matches = np.allclose(served.astype("float64"), expected.astype("float64"), rtol=1e-9, atol=0.0)
-    else:
-        matches = bool((served.astype(str) == expected.astype(str)).all())
+    try:
+        if expected.dtype.kind in "fi":
+            matches = np.allclose(served.astype("float64"), expected.astype("float64"), rtol=1e-9, atol=0.0)
+        else:
+            matches = bool((served.astype(str) == expected.astype(str)).all())
+    except ValueError as error:  # e.g. text where the model predicts numbers
+        raise DeploymentError(f"smoke test: served predictions {served.tolist()} are not comparable") from error
     if not matches:
         raise DeploymentError(
             f"smoke test: served predictions {served.tolist()} differ from the model's {expected.tolist()}"

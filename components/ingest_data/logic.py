@@ -72,6 +72,8 @@ def _sample(name: str, query: dict[str, list[str]]) -> pd.DataFrame:
     seed = _int_option(query, "seed", 7)
     if rows < 10:
         raise IngestError(f"sample option rows must be at least 10, got {rows}")
+    if seed < 0:
+        raise IngestError(f"sample option seed must be a non-negative integer, got {seed}")
     return house_prices(rows=rows, seed=seed)
 
 

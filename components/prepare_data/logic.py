@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -63,7 +64,7 @@ def prepare(
                 f"class(es) {rare.index.tolist()} of target {target!r} have a single row; a stratified split "
                 "needs at least 2 rows per class (drop or merge rare classes)"
             )
-        test_rows = round(len(cleaned) * test_fraction)
+        test_rows = math.ceil(len(cleaned) * test_fraction)  # how train_test_split sizes the test set
         if test_rows < len(counts) or len(cleaned) - test_rows < len(counts):
             raise PreparationError(
                 f"test_fraction {test_fraction} of {len(cleaned)} rows cannot hold all {len(counts)} classes of "

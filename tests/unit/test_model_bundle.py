@@ -1,0 +1,272 @@
+"""model_bundle: saving and integrity-checked loading, and feature typing and coercion shared with serving."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import model_bundle
+from model_bundle import (
+    CARD_FILE,
+    MODEL_FILE,
+    BundleError,
+    FeatureError,
+    coerce_features,
+    file_sha256,
+    infer_feature_types,
+    library_versions,
+    load,
+    read_card,
+    save,
+)
+
+
+@pytest.fixture
+def bundle_copy(tmp_path, regression_bundle) -> Path:
+    """A private copy of the trained regression bundle that a test may damage."""
+    bundle, _ = regression_bundle
+    return Path(shutil.copytree(bundle.directory, tmp_path / "model"))
+
+
+def edit_card(directory: Path, change) -> None:
+    card = json.loads((directory / CARD_FILE).read_text())
+    change(card)
+    (directory / CARD_FILE).write_text(json.dumps(card))
+
+
+# --- save / load -------------------------------------------------------------------------------------------------
+
+
+def test_save_then_load_predicts_identically(tmp_path, regression_bundle):
+    bundle, test = regression_bundle
+    card = {key: value for key, value in bundle.card.items() if key not in ("sha256", "library_versions")}
+    features = test.drop(columns=["price"])
+
+    written = save(tmp_path / "copy", bundle.model, card)
+    loaded = load(tmp_path / "copy")
+
+    np.testing.assert_array_equal(loaded.predict(features), bundle.predict(features))
+    assert written["sha256"] == file_sha256(tmp_path / "copy" / MODEL_FILE)
+    assert written["format_version"] == 1
+    assert written["model_file"] == MODEL_FILE
+    assert written["library_versions"] == library_versions()
+    assert loaded.card == json.loads(json.dumps(written))
+    assert loaded.directory == tmp_path / "copy"
+
+
+def test_saved_card_keeps_numpy_values_as_json(tmp_path, classification_bundle):
+    bundle, _ = classification_bundle
+    card = {**bundle.card, "classes": np.array(bundle.card["classes"]), "extra_score": np.float64(0.5)}
+
+    save(tmp_path / "model", bundle.model, card)
+
+    stored = json.loads((tmp_path / "model" / CARD_FILE).read_text())
+    assert stored["classes"] == bundle.card["classes"]
+    assert stored["extra_score"] == 0.5
+
+
+def test_bundle_exposes_its_card(classification_bundle):
+    bundle, test = classification_bundle
+
+    assert bundle.task == "classification"
+    assert bundle.feature_names == [name for name in test.columns if name != "energy_label"]
+    assert bundle.features == bundle.card["features"]
+
+
+def test_load_with_the_right_expected_digest(bundle_copy):
+    loaded = load(bundle_copy, expected_sha256=file_sha256(bundle_copy / MODEL_FILE))
+
+    assert loaded.card["target"] == "price"
+
+
+def test_tampered_model_file_is_refused(bundle_copy):
+    with open(bundle_copy / MODEL_FILE, "ab") as stream:
+        stream.write(b"\0")
+
+    with pytest.raises(BundleError, match=rf"sha256 digest mismatch for {bundle_copy / MODEL_FILE}: its card records"):
+        load(bundle_copy)
+
+
+def test_wrong_expected_digest_is_refused(bundle_copy):
+    with pytest.raises(BundleError, match=rf"digest mismatch for .*{MODEL_FILE}: expected {'0' * 64}"):
+        load(bundle_copy, expected_sha256="0" * 64)
+
+
+def test_missing_card_is_named(bundle_copy):
+    (bundle_copy / CARD_FILE).unlink()
+
+    with pytest.raises(BundleError, match=rf"no model card: {bundle_copy / CARD_FILE} does not exist"):
+        load(bundle_copy)
+
+
+def test_missing_model_file_is_named(bundle_copy):
+    (bundle_copy / MODEL_FILE).unlink()
+
+    with pytest.raises(BundleError, match=rf"no model file: {bundle_copy / MODEL_FILE} does not exist"):
+        load(bundle_copy)
+
+
+def test_card_that_is_not_json_is_named(bundle_copy):
+    (bundle_copy / CARD_FILE).write_text("{not json")
+
+    with pytest.raises(BundleError, match=rf"model card {bundle_copy / CARD_FILE} is not valid JSON"):
+        read_card(bundle_copy)
+
+
+def test_card_missing_keys_names_them(bundle_copy):
+    def drop_keys(card):
+        del card["sha256"]
+        del card["features"]
+
+    edit_card(bundle_copy, drop_keys)
+
+    with pytest.raises(BundleError, match=r"lacks required key\(s\) \['sha256', 'features'\]"):
+        load(bundle_copy)
+
+
+def test_card_of_another_format_version_is_refused(bundle_copy):
+    edit_card(bundle_copy, lambda card: card.update(format_version=2))
+
+    with pytest.raises(BundleError, match=r"has format_version 2, expected 1"):
+        load(bundle_copy)
+
+
+def test_model_written_by_another_scikit_learn_is_refused(bundle_copy):
+    edit_card(bundle_copy, lambda card: card["library_versions"].update({"scikit-learn": "0.24.2"}))
+
+    with pytest.raises(BundleError, match=r"written by scikit-learn 0\.24\.2 but this runtime has"):
+        load(bundle_copy)
+
+
+def test_package_exports_the_documented_names():
+    assert set(model_bundle.__all__) >= {"Bundle", "BundleError", "FeatureError", "load", "save", "coerce_features"}
+
+
+# --- features ----------------------------------------------------------------------------------------------------
+
+FEATURES = [{"name": "size", "type": "numeric"}, {"name": "area", "type": "categorical"}]
+
+
+def test_infer_feature_types_in_column_order():
+    frame = pd.DataFrame(
+        {
+            "size": [1.5],
+            "rooms": [3],
+            "renovated": [True],
+            "area": ["north"],
+            "price": [1.0],
+        }
+    )
+
+    assert infer_feature_types(frame, exclude=["price"]) == [
+        {"name": "size", "type": "numeric"},
+        {"name": "rooms", "type": "numeric"},
+        {"name": "renovated", "type": "categorical"},  # booleans travel as "True"/"False"
+        {"name": "area", "type": "categorical"},
+    ]
+
+
+def test_coerce_follows_the_card_order_and_types():
+    frame = pd.DataFrame({"area": ["north", "south"], "size": [80, 95]})
+
+    coerced = coerce_features(frame, FEATURES)
+
+    assert list(coerced.columns) == ["size", "area"]
+    assert coerced["size"].dtype == "float64"
+    assert coerced["size"].tolist() == [80.0, 95.0]
+    assert coerced["area"].tolist() == ["north", "south"]
+
+
+def test_coerce_keeps_the_row_index():
+    frame = pd.DataFrame({"size": [1.0, 2.0], "area": ["a", "b"]}, index=[7, 3])
+
+    assert coerce_features(frame, FEATURES).index.tolist() == [7, 3]
+
+
+def test_categorical_values_become_strings_and_missing_stays_nan():
+    frame = pd.DataFrame({"size": [1.0, 2.0, 3.0, 4.0, 5.0], "area": [1, None, "x", True, np.nan]})
+
+    area = coerce_features(frame, FEATURES)["area"]
+
+    assert area.iloc[0] == "1"
+    assert area.iloc[2] == "x"
+    assert area.iloc[3] == "True"
+    assert np.isnan(area.iloc[1])
+    assert np.isnan(area.iloc[4])
+
+
+def test_boolean_column_coerces_like_training(houses):
+    features = [{"name": "renovated", "type": "categorical"}]
+
+    from_training = coerce_features(houses[["renovated"]].head(4), features)
+    from_json = coerce_features(
+        pd.DataFrame({"renovated": houses["renovated"].head(4).tolist()}, dtype=object), features
+    )
+
+    assert set(from_training["renovated"]) <= {"True", "False"}
+    pd.testing.assert_frame_equal(from_training, from_json)
+
+
+def test_numeric_text_and_blanks_are_accepted():
+    frame = pd.DataFrame({"size": ["80.5", "", None, "nan", 7], "area": ["a"] * 5})
+
+    size = coerce_features(frame, FEATURES)["size"]
+
+    assert size.iloc[0] == 80.5
+    assert size.iloc[4] == 7.0
+    assert size.iloc[1:4].isna().all()
+
+
+def test_missing_and_unknown_columns_are_named():
+    frame = pd.DataFrame({"size": [1.0], "garden": [True]})
+
+    with pytest.raises(
+        FeatureError,
+        match=r"missing column\(s\) \['area'\]; unknown column\(s\) \['garden'\]; the model expects \['size', 'area'\]",
+    ):
+        coerce_features(frame, FEATURES)
+
+
+def test_missing_column_alone_is_named():
+    with pytest.raises(FeatureError, match=r"^missing column\(s\) \['area'\]; the model expects"):
+        coerce_features(pd.DataFrame({"size": [1.0]}), FEATURES)
+
+
+def test_duplicate_columns_are_named():
+    frame = pd.DataFrame([[1.0, 2.0, "a"]], columns=["size", "size", "area"])
+
+    with pytest.raises(FeatureError, match=r"duplicate column\(s\) \['size'\]"):
+        coerce_features(frame, FEATURES)
+
+
+def test_text_in_numeric_column_names_column_and_example():
+    frame = pd.DataFrame({"size": ["80", "big", "95", "huge"], "area": ["a"] * 4})
+
+    with pytest.raises(
+        FeatureError, match=r"column 'size' is numeric but got 2 non-numeric value\(s\), e\.g\. \['big', 'huge'\]"
+    ):
+        coerce_features(frame, FEATURES)
+
+
+def test_boolean_column_in_numeric_feature_is_rejected():
+    frame = pd.DataFrame({"size": [True, False], "area": ["a", "b"]})
+
+    with pytest.raises(FeatureError, match=r"column 'size' is numeric but got booleans"):
+        coerce_features(frame, FEATURES)
+
+
+def test_boolean_values_in_numeric_feature_are_rejected():
+    frame = pd.DataFrame({"size": [80.0, True, None], "area": ["a", "b", "c"]}, dtype=object)
+
+    with pytest.raises(FeatureError, match=r"column 'size' is numeric but got boolean value\(s\) \[True\]"):
+        coerce_features(frame, FEATURES)
+
+
+def test_unknown_feature_type_is_named():
+    with pytest.raises(FeatureError, match=r"column 'size' has unknown feature type 'date'"):
+        coerce_features(pd.DataFrame({"size": [1.0]}), [{"name": "size", "type": "date"}])

@@ -1,0 +1,147 @@
+"""prepare_data: the cleaning policy (with counts), stratified and deterministic splits, and refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.prepare_data.logic import PreparationError, prepare
+
+
+def labelled_frame(labels: list[str]) -> pd.DataFrame:
+    """Distinct rows (so no duplicates are dropped) with the given class labels."""
+    return pd.DataFrame({"x": np.arange(len(labels), dtype="float64"), "label": labels})
+
+
+def test_drops_rows_without_target_and_duplicates_and_counts_them():
+    frame = pd.DataFrame(
+        {
+            "x": [float(i) for i in range(20)] + [0.0, 1.0] + [30.0, 31.0, 32.0],
+            "price": [float(i) * 10 for i in range(20)] + [0.0, 10.0] + [np.nan, np.nan, np.nan],
+        }
+    )
+
+    prepared = prepare(frame, target="price", task="regression", seed=0)
+
+    assert prepared.dropped_missing_target == 3
+    assert prepared.dropped_duplicates == 2
+    assert len(prepared.train) + len(prepared.test) == 20
+    both = pd.concat([prepared.train, prepared.test])
+    assert both["price"].notna().all()
+    assert not both.duplicated().any()
+
+
+def test_duplicates_are_kept_when_asked():
+    frame = pd.DataFrame(
+        {"x": [1.0] * 5 + [float(i) for i in range(10)], "y": [2.0] * 5 + [float(i) for i in range(10)]}
+    )
+
+    prepared = prepare(frame, target="y", task="regression", drop_duplicates=False)
+
+    assert prepared.dropped_duplicates == 0
+    assert len(prepared.train) + len(prepared.test) == 15
+
+
+def test_split_sizes_follow_test_fraction(houses):
+    prepared = prepare(houses, target="price", task="regression", test_fraction=0.25, seed=3)
+
+    total = len(prepared.train) + len(prepared.test)
+    assert total == len(houses) - prepared.dropped_missing_target - prepared.dropped_duplicates
+    assert len(prepared.test) == pytest.approx(0.25 * total, abs=1)
+
+
+def test_stratified_split_keeps_class_proportions(houses):
+    prepared = prepare(houses, target="energy_label", task="classification", test_fraction=0.2, seed=5)
+
+    overall = pd.concat([prepared.train, prepared.test])["energy_label"].value_counts()
+    in_test = prepared.test["energy_label"].value_counts()
+    in_train = prepared.train["energy_label"].value_counts()
+    assert set(in_test.index) == set(overall.index) == set(in_train.index)
+    for label, count in overall.items():
+        # Stratification puts each class in the test set in proportion, up to rounding.
+        assert abs(in_test[label] - 0.2 * count) <= 1, (label, in_test[label], count)
+
+
+def test_split_is_deterministic_for_a_seed(houses):
+    first = prepare(houses, target="price", task="regression", seed=9)
+    second = prepare(houses, target="price", task="regression", seed=9)
+    other = prepare(houses, target="price", task="regression", seed=10)
+
+    pd.testing.assert_frame_equal(first.train, second.train)
+    pd.testing.assert_frame_equal(first.test, second.test)
+    assert not first.test.equals(other.test)
+
+
+def test_split_frames_have_a_fresh_index(houses):
+    prepared = prepare(houses, target="price", task="regression", seed=1)
+
+    assert prepared.train.index.equals(pd.RangeIndex(len(prepared.train)))
+    assert prepared.test.index.equals(pd.RangeIndex(len(prepared.test)))
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.2, 1.5, float("nan")])
+def test_bad_test_fraction_is_named(houses, fraction):
+    with pytest.raises(PreparationError, match=r"parameter test_fraction must be between 0 and 1"):
+        prepare(houses, target="price", task="regression", test_fraction=fraction)
+
+
+def test_missing_target_is_named():
+    with pytest.raises(PreparationError, match=r"target column 'price' not found; columns are \['x', 'label'\]"):
+        prepare(labelled_frame(["a", "b"] * 10), target="price", task="regression")
+
+
+def test_unknown_task_is_named(houses):
+    with pytest.raises(ValueError, match=r"task must be one of .*got 'ranking'"):
+        prepare(houses, target="price", task="ranking")
+
+
+def test_class_with_a_single_row_is_named():
+    frame = labelled_frame(["A"] * 10 + ["B"] * 10 + ["G"])
+
+    with pytest.raises(PreparationError, match=r"class\(es\) \['G'\] of target 'label' have a single row"):
+        prepare(frame, target="label", task="classification")
+
+
+def test_too_few_rows_is_reported_with_the_counts():
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 3.0, 4.0, 5.0, 6.0], "y": [1.0, 2.0, 3.0, 3.0, np.nan, 5.0, 6.0]})
+
+    with pytest.raises(
+        PreparationError,
+        match=r"only 5 usable rows remain after dropping 1 without target 'y' and 1 duplicates; at least 10",
+    ):
+        prepare(frame, target="y", task="regression")
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.9])
+def test_split_that_cannot_hold_every_class_names_test_fraction(fraction):
+    frame = labelled_frame(list("ABCDE") * 4)  # 20 rows, 5 classes
+
+    with pytest.raises(PreparationError, match=rf"test_fraction {fraction} of 20 rows cannot hold all 5 classes"):
+        prepare(frame, target="label", task="classification", test_fraction=fraction)
+
+
+def test_train_side_too_small_for_every_class_names_test_fraction():
+    # 20 rows, 5 classes, test_fraction 0.76: scikit-learn puts ceil(15.2) = 16 rows in test, leaving 4 train rows
+    # for 5 classes. The step must refuse with its own message, not let scikit-learn fail.
+    frame = labelled_frame(list("ABCDE") * 4)
+
+    with pytest.raises(PreparationError, match=r"test_fraction 0\.76 of 20 rows cannot hold all 5 classes"):
+        prepare(frame, target="label", task="classification", test_fraction=0.76)
+
+
+def test_test_set_exactly_large_enough_for_every_class_is_accepted():
+    # 25 rows, 3 classes, test_fraction 0.1: scikit-learn puts ceil(2.5) = 3 rows in test, one per class.
+    frame = labelled_frame(["A"] * 10 + ["B"] * 10 + ["C"] * 5)
+
+    prepared = prepare(frame, target="label", task="classification", test_fraction=0.1, seed=0)
+
+    assert sorted(prepared.test["label"]) == ["A", "B", "C"]
+
+
+def test_numeric_class_labels_are_stratified():
+    frame = labelled_frame([0, 1] * 15)
+
+    prepared = prepare(frame, target="label", task="classification", test_fraction=0.2, seed=2)
+
+    assert prepared.test["label"].value_counts().to_dict() == {0: 3, 1: 3}

@@ -1,0 +1,218 @@
+"""train_model: fitting both tasks, the model card, and hyperparameter checking and repair."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestClassifier, RandomForestRegressor
+from sklearn.linear_model import Ridge
+
+from components.train_model.logic import TrainingError, restore_integers, train
+
+EXPECTED_FEATURES = [
+    {"name": "size_sqm", "type": "numeric"},
+    {"name": "rooms", "type": "numeric"},
+    {"name": "age_years", "type": "numeric"},
+    {"name": "renovated", "type": "categorical"},
+    {"name": "distance_to_center_km", "type": "numeric"},
+    {"name": "neighbourhood", "type": "categorical"},
+]
+
+
+@pytest.fixture(scope="module")
+def small(houses) -> pd.DataFrame:
+    return houses.head(150).reset_index(drop=True)
+
+
+def test_regression_card_describes_the_model(regression_bundle):
+    bundle, test = regression_bundle
+    card = bundle.card
+
+    assert card["target"] == "price"
+    assert card["task"] == "regression"
+    assert card["features"] == [*EXPECTED_FEATURES, {"name": "energy_label", "type": "categorical"}]
+    assert card["classes"] is None
+    assert card["model_type"] == "hist_gradient_boosting"
+    assert card["estimator"] == "HistGradientBoostingRegressor"
+    assert card["seed"] == 1
+    assert card["training_rows"] > 0
+    assert set(card["training_scores"]) == {"r2", "rmse", "mae"}
+    assert card["training_scores"]["r2"] > 0.5
+    predictions = bundle.predict(test.drop(columns=["price"]))
+    assert predictions.dtype.kind == "f"
+    assert len(predictions) == len(test)
+
+
+def test_classification_card_lists_the_classes(classification_bundle):
+    bundle, test = classification_bundle
+    card = bundle.card
+
+    assert card["task"] == "classification"
+    assert card["estimator"] == "HistGradientBoostingClassifier"
+    assert card["classes"] == sorted(test["energy_label"].astype(str).unique().tolist())
+    assert card["features"] == [*EXPECTED_FEATURES, {"name": "price", "type": "numeric"}]
+    assert set(card["training_scores"]) == {"accuracy", "balanced_accuracy", "f1_macro"}
+    predictions = bundle.predict(test.drop(columns=["energy_label"]))
+    assert set(predictions) <= set(card["classes"])
+
+
+def test_input_example_is_a_json_safe_training_row_without_the_target():
+    frame = pd.DataFrame(
+        {
+            "size": [np.nan, 80.0, 95.0, 120.0] * 5,
+            "area": ["north", None, "south", "north"] * 5,
+            "renovated": [True, False, True, False] * 5,
+            "price": [100.0, 200.0, 300.0, 400.0] * 5,
+        }
+    )
+
+    _, card = train(frame, target="price", task="regression", model_type="linear")
+
+    assert card["input_example"] == {"size": None, "area": "north", "renovated": True}
+    json.dumps(card)  # the whole card must be writable as JSON
+
+
+def test_classification_labels_become_strings(small):
+    frame = small.assign(expensive=(small["price"] > small["price"].median()).astype(int))
+
+    pipeline, card = train(frame.drop(columns=["price"]), target="expensive", task="classification", seed=0)
+
+    assert card["classes"] == ["0", "1"]
+    assert pipeline.classes_.tolist() == ["0", "1"]
+
+
+@pytest.mark.parametrize(
+    ("model_type", "task", "estimator"),
+    [
+        ("random_forest", "regression", "RandomForestRegressor"),
+        ("random_forest", "classification", "RandomForestClassifier"),
+        ("linear", "regression", "Ridge"),
+        ("linear", "classification", "LogisticRegression"),
+    ],
+)
+def test_every_model_type_trains(small, model_type, task, estimator):
+    target = "price" if task == "regression" else "energy_label"
+    hyperparameters = {"n_estimators": 10} if model_type == "random_forest" else {}
+
+    pipeline, card = train(small, target=target, task=task, model_type=model_type, hyperparameters=hyperparameters)
+
+    assert card["model_type"] == model_type
+    assert card["estimator"] == estimator
+    assert type(pipeline.named_steps["estimator"]).__name__ == estimator
+    assert card["hyperparameters"] == hyperparameters
+
+
+def test_training_is_deterministic_for_a_seed(small):
+    features = small.drop(columns=["price"])
+    first, _ = train(small, "price", "regression", model_type="random_forest", hyperparameters={"n_estimators": 5})
+    second, _ = train(small, "price", "regression", model_type="random_forest", hyperparameters={"n_estimators": 5})
+
+    np.testing.assert_array_equal(first.predict(features), second.predict(features))
+
+
+def test_seed_becomes_random_state_unless_given(small):
+    seeded, _ = train(
+        small, "price", "regression", model_type="random_forest", hyperparameters={"n_estimators": 3}, seed=5
+    )
+    explicit, _ = train(
+        small,
+        "price",
+        "regression",
+        model_type="random_forest",
+        hyperparameters={"n_estimators": 3, "random_state": 8},
+        seed=5,
+    )
+
+    assert seeded.named_steps["estimator"].random_state == 5
+    assert explicit.named_steps["estimator"].random_state == 8
+
+
+def test_rows_without_target_are_not_trained_on(small):
+    frame = small.copy()
+    frame.loc[:9, "price"] = np.nan
+
+    _, card = train(frame, "price", "regression", model_type="linear")
+
+    assert card["training_rows"] == len(small) - 10
+
+
+def test_unknown_model_type_is_named(small):
+    with pytest.raises(TrainingError, match=r"parameter model_type must be one of .*'linear'.*got 'xgboost'"):
+        train(small, "price", "regression", model_type="xgboost")
+
+
+def test_unknown_hyperparameter_is_named(small):
+    with pytest.raises(
+        TrainingError,
+        match=r"unknown hyperparameter\(s\) \['max_dept'\] for HistGradientBoostingRegressor; valid: .*'max_depth'",
+    ):
+        train(small, "price", "regression", hyperparameters={"max_dept": 3})
+
+
+def test_invalid_hyperparameter_value_is_reported(small):
+    with pytest.raises(TrainingError, match=r"invalid hyperparameters for HistGradientBoostingRegressor: .*max_iter"):
+        train(small, "price", "regression", hyperparameters={"max_iter": -1})
+
+
+def test_missing_target_is_named(small):
+    with pytest.raises(TrainingError, match=r"target column 'cost' not found"):
+        train(small, "cost", "regression")
+
+
+def test_target_without_values_is_named():
+    frame = pd.DataFrame({"x": [1.0, 2.0], "price": [np.nan, np.nan]})
+    with pytest.raises(TrainingError, match=r"no rows with a value in target column 'price'"):
+        train(frame, "price", "regression")
+
+
+def test_target_alone_has_no_features():
+    with pytest.raises(TrainingError, match=r"no feature columns besides target 'price'"):
+        train(pd.DataFrame({"price": [1.0, 2.0, 3.0]}), "price", "regression")
+
+
+def test_whole_floats_from_kfp_train_as_integers(small):
+    # KFP delivers every number of a dict parameter as a float.
+    pipeline, card = train(small, "price", "regression", hyperparameters={"max_iter": 20.0, "max_depth": 3.0})
+
+    estimator = pipeline.named_steps["estimator"]
+    assert estimator.max_iter == 20
+    assert isinstance(estimator.max_iter, int)
+    assert isinstance(estimator.max_depth, int)
+    assert card["hyperparameters"] == {"max_iter": 20.0, "max_depth": 3.0}  # recorded as given
+
+
+@pytest.mark.parametrize(
+    ("estimator_class", "given", "expected"),
+    [
+        pytest.param(RandomForestRegressor, {"min_samples_leaf": 2.0}, {"min_samples_leaf": 2}, id="leaf-2"),
+        pytest.param(RandomForestRegressor, {"max_features": 1.0}, {"max_features": 1.0}, id="max_features-fraction"),
+        pytest.param(RandomForestRegressor, {"max_features": 3.0}, {"max_features": 3}, id="max_features-count"),
+        pytest.param(RandomForestRegressor, {"n_estimators": 10.0}, {"n_estimators": 10}, id="n_estimators"),
+        pytest.param(RandomForestRegressor, {"min_samples_split": 1.0}, {"min_samples_split": 1.0}, id="split-1.0"),
+        pytest.param(RandomForestRegressor, {"min_samples_leaf": 0.5}, {"min_samples_leaf": 0.5}, id="not-whole"),
+        pytest.param(RandomForestClassifier, {"max_depth": 4.0}, {"max_depth": 4}, id="max_depth"),
+        pytest.param(HistGradientBoostingRegressor, {"learning_rate": 1.0}, {"learning_rate": 1.0}, id="real-only"),
+        pytest.param(HistGradientBoostingRegressor, {"max_leaf_nodes": 31.0}, {"max_leaf_nodes": 31}, id="leaves"),
+        pytest.param(Ridge, {"alpha": 2.0}, {"alpha": 2.0}, id="ridge-alpha"),
+        pytest.param(Ridge, {"max_iter": 100}, {"max_iter": 100}, id="already-int"),
+        pytest.param(Ridge, {"solver": "auto"}, {"solver": "auto"}, id="string"),
+    ],
+)
+def test_restore_integers(estimator_class, given, expected):
+    restored = restore_integers(estimator_class, given)
+
+    assert restored == expected
+    for name, value in expected.items():
+        assert type(restored[name]) is type(value), name
+
+
+def test_restore_integers_does_not_change_its_argument():
+    given = {"min_samples_leaf": 2.0}
+
+    restore_integers(RandomForestRegressor, given)
+
+    assert given == {"min_samples_leaf": 2.0}
+    assert isinstance(given["min_samples_leaf"], float)
