@@ -69,9 +69,9 @@ def coerce_features(frame: pd.DataFrame, features: list[Mapping[str, str]]) -> p
 
 def _to_float(name: str, values: pd.Series) -> pd.Series:
     if pd.api.types.is_bool_dtype(values.dtype):
-        raise FeatureError(f"column {name!r} is numeric but got booleans")
+        raise FeatureError(f"column {name!r} is numeric but got boolean value(s), e.g. {values.head(3).tolist()}")
     if pd.api.types.is_numeric_dtype(values.dtype):
-        return values.astype("float64")
+        return _finite(name, values.astype("float64"))
     is_bool = values.map(lambda value: isinstance(value, bool | np.bool_))
     if is_bool.any():
         raise FeatureError(f"column {name!r} is numeric but got boolean value(s) {values[is_bool].head(3).tolist()}")
@@ -80,7 +80,15 @@ def _to_float(name: str, values: pd.Series) -> pd.Series:
     if bad.any():
         examples = values[bad].head(3).tolist()
         raise FeatureError(f"column {name!r} is numeric but got {int(bad.sum())} non-numeric value(s), e.g. {examples}")
-    return converted
+    return _finite(name, converted)
+
+
+def _finite(name: str, values: pd.Series) -> pd.Series:
+    # scikit-learn rejects infinity deep inside predict; name the column here instead.
+    infinite = np.isinf(values.to_numpy())
+    if infinite.any():
+        raise FeatureError(f"column {name!r} has {int(infinite.sum())} infinite value(s); use null for unknown")
+    return values
 
 
 def _to_category_strings(values: pd.Series) -> pd.Series:

@@ -5,40 +5,73 @@ Start it with ``seldon-core-microservice serving.model_server.ModelServer`` and 
 ``model_sha256`` (the digest recorded at training; the server refuses to load other bytes).
 
 Requests name their columns: ``{"data": {"names": ["size_sqm", ...], "ndarray": [[120.5, ...], ...]}}``.
-The response holds one prediction per row, named after the target.
+The response holds one prediction per row, named after the target. A malformed request is answered 4xx
+with a message naming the problem (``{"status": {"code": 400, "info": ..., "reason": ...}}``).
+
+The class parses requests itself (``predict_raw``) rather than through Seldon's ``predict(X, names)``:
+Seldon's parser turns a mixed row into an array of strings (losing which values were numbers or booleans)
+and answers 500 to ragged rows; here every client mistake becomes a 4xx, and its error metric is recorded
+with the response, at once (``metrics()`` would only be collected after a later successful call).
 
 Custom metrics (on the metrics port, path /metrics locally, /prometheus in a cluster):
 - ``model_requests_total{outcome="ok"|"error", reason}``: prediction requests;
 - ``model_prediction_rows_total``: rows predicted;
-- ``model_prediction_seconds``: histogram of the model's time per request (parsing included);
+- ``model_prediction_seconds``: histogram of the time per request in this class (parsing included);
 - ``model_predicted_class_total{class}``: predicted labels (classifiers).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import threading
 import time
 
 import numpy as np
 import pandas as pd
-from seldon_core.flask_utils import SeldonMicroserviceException
+from flask import Blueprint, jsonify
+from seldon_core.utils import json_to_seldon_message, seldon_message_to_json
 
 import model_bundle
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_URI = "/mnt/models"
+REQUEST_FORMAT = '{"data": {"names": [...], "ndarray": [[...], ...]}}'
+
+
+class RequestError(ValueError):
+    """A client mistake: answered with ``status_code`` and a message naming the problem."""
+
+    def __init__(self, message: str, reason: str, status_code: int = 400):
+        super().__init__(message)
+        self.reason = reason
+        self.status_code = status_code
+
+
+def _status(code: int, info: str, reason: str) -> dict:
+    return {"status": {"code": code, "info": info, "reason": reason, "status": "FAILURE"}}
+
+
+# Seldon registers this Blueprint when the model class has it. Seldon itself json.loads the form field that
+# its own client sends (`json=...`) and would answer a malformed one with a 500.
+_error_handler = Blueprint("model_error_handler", __name__)
+
+
+@_error_handler.app_errorhandler(json.JSONDecodeError)
+def _invalid_json(error: json.JSONDecodeError):
+    response = jsonify(_status(400, f"request body is not valid JSON: {error}", "BAD_JSON"))
+    response.status_code = 400
+    return response
 
 
 class ModelServer:
+    model_error_handler = _error_handler
+
     def __init__(self, model_uri: str = DEFAULT_MODEL_URI, model_sha256: str = "", max_rows: int = 100_000):
         self.model_uri = model_uri
         self.model_sha256 = model_sha256
         self.max_rows = int(max_rows)
         self.bundle: model_bundle.Bundle | None = None
-        self._pending_metrics: list[dict] = []
-        self._metrics_lock = threading.Lock()
 
     def load(self) -> None:
         """Verifies and loads the bundle (once per worker); any failure stops the server with the reason."""
@@ -56,92 +89,83 @@ class ModelServer:
             self.bundle.card["sha256"],
         )
 
-    @property
-    def class_names(self) -> list[str]:
-        return [self.bundle.card["target"]] if self.bundle else []
+    def predict_raw(self, request):
+        """Answers a Seldon request: REST requests arrive as dicts, gRPC ones as SeldonMessage protos."""
+        if isinstance(request, dict):
+            return self._answer(request)
+        return json_to_seldon_message(self._answer(seldon_message_to_json(request)))
 
-    def predict(self, X, features_names=None, meta=None):
+    def _answer(self, request: dict) -> dict:
         started = time.perf_counter()
         try:
             if self.bundle is None:
-                raise SeldonMicroserviceException("model is not loaded", status_code=503, reason="NOT_LOADED")
-            frame = self._frame(X, features_names)
+                raise RequestError("model is not loaded", "NOT_LOADED", status_code=503)
+            frame = self._frame(request)
             try:
                 predictions = self.bundle.predict(frame)
             except model_bundle.FeatureError as error:
-                raise SeldonMicroserviceException(str(error), status_code=400, reason="BAD_FEATURES") from error
-        except SeldonMicroserviceException as error:
-            self._record(
-                [
-                    {
-                        "type": "COUNTER",
-                        "key": "model_requests",
-                        "value": 1,
-                        "tags": {"outcome": "error", "reason": error.reason},
-                    }
-                ]
-            )
-            raise
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        recorded = [
-            {"type": "COUNTER", "key": "model_requests", "value": 1, "tags": {"outcome": "ok", "reason": ""}},
-            {"type": "COUNTER", "key": "model_prediction_rows", "value": len(predictions)},
-            {"type": "TIMER", "key": "model_prediction_seconds", "value": elapsed_ms},
+                raise RequestError(str(error), "BAD_FEATURES") from error
+        except RequestError as error:
+            outcome = {"key": "model_requests", "type": "COUNTER", "value": 1}
+            outcome["tags"] = {"outcome": "error", "reason": error.reason}
+            return {**_status(error.status_code, str(error), error.reason), "meta": {"metrics": [outcome]}}
+
+        metrics = [
+            {"key": "model_requests", "type": "COUNTER", "value": 1, "tags": {"outcome": "ok", "reason": ""}},
+            {"key": "model_prediction_rows", "type": "COUNTER", "value": len(predictions)},
+            {"key": "model_prediction_seconds", "type": "TIMER", "value": (time.perf_counter() - started) * 1000},
         ]
         if self.bundle.task == "classification":
             labels, counts = np.unique(predictions.astype(str), return_counts=True)
-            recorded += [
-                {
-                    "type": "COUNTER",
-                    "key": "model_predicted_class",
-                    "value": int(count),
-                    "tags": {"class": str(label)},
-                }
-                for label, count in zip(labels, counts, strict=True)
+            metrics += [
+                {"key": "model_predicted_class", "type": "COUNTER", "value": int(count), "tags": {"class": label}}
+                for label, count in zip(labels.tolist(), counts.tolist(), strict=True)
             ]
-        self._record(recorded)
-        return np.asarray(predictions).reshape(-1, 1)
+        return {
+            "data": {"names": [self.bundle.card["target"]], "ndarray": predictions.reshape(-1, 1).tolist()},
+            "meta": {"metrics": metrics},
+        }
 
-    def _frame(self, X, features_names) -> pd.DataFrame:
-        if not features_names:
-            raise SeldonMicroserviceException(
-                'request must name its columns: {"data": {"names": [...], "ndarray": [[...]]}}',
-                status_code=400,
-                reason="NO_COLUMN_NAMES",
+    def _frame(self, request: dict) -> pd.DataFrame:
+        """The request's rows as a DataFrame; pandas infers each column from the JSON values themselves."""
+        data = request.get("data") if isinstance(request, dict) else None
+        if not isinstance(data, dict):
+            raise RequestError(f"request must have a 'data' object: {REQUEST_FORMAT}", "NO_DATA")
+        names = data.get("names")
+        if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
+            raise RequestError(f"request must name its columns in data.names: {REQUEST_FORMAT}", "NO_COLUMN_NAMES")
+        rows = data.get("ndarray")
+        if not isinstance(rows, list):
+            raise RequestError(f"request must carry its rows in data.ndarray: {REQUEST_FORMAT}", "NO_NDARRAY")
+        if not rows:
+            raise RequestError("request has no rows", "EMPTY")
+        if len(rows) > self.max_rows:
+            raise RequestError(
+                f"request has {len(rows)} rows, more than the limit of {self.max_rows}", "TOO_MANY_ROWS", 413
             )
-        rows = np.asarray(X, dtype=object)
-        if rows.ndim == 1:
-            rows = rows.reshape(1, -1)
-        if rows.ndim != 2 or rows.shape[1] != len(features_names):
-            raise SeldonMicroserviceException(
-                f"each row must have {len(features_names)} values, one per name in {list(features_names)}; "
-                f"got data of shape {list(rows.shape)}",
-                status_code=400,
-                reason="BAD_SHAPE",
-            )
-        if rows.shape[0] == 0:
-            raise SeldonMicroserviceException("request has no rows", status_code=400, reason="EMPTY")
-        if rows.shape[0] > self.max_rows:
-            raise SeldonMicroserviceException(
-                f"request has {rows.shape[0]} rows, more than the limit of {self.max_rows}",
-                status_code=413,
-                reason="TOO_MANY_ROWS",
-            )
-        return pd.DataFrame(rows, columns=[str(name) for name in features_names])
-
-    def _record(self, metrics: list[dict]) -> None:
-        with self._metrics_lock:
-            self._pending_metrics.extend(metrics)
-
-    def metrics(self) -> list[dict]:
-        """Metrics gathered since the last call; Seldon calls this after every prediction and health check."""
-        with self._metrics_lock:
-            pending, self._pending_metrics = self._pending_metrics, []
-        return pending
+        for index, row in enumerate(rows):
+            if not isinstance(row, list) or len(row) != len(names):
+                size = f"{len(row)} values" if isinstance(row, list) else f"a {type(row).__name__}"
+                raise RequestError(
+                    f"row {index} has {size}; each row must be a list of {len(names)} values, one per name in {names}",
+                    "BAD_SHAPE",
+                )
+        frame = pd.DataFrame(rows, columns=names)
+        for position, name in enumerate(names):
+            values = frame.iloc[:, position]
+            if values.dtype == object:
+                nested = values.map(lambda value: isinstance(value, list | dict))
+                if nested.any():
+                    raise RequestError(
+                        f"column {name!r} holds a nested list or object in row {int(np.argmax(nested.to_numpy()))}; "
+                        "values must be numbers, strings, booleans or null",
+                        "BAD_VALUE",
+                    )
+        return frame
 
     def health_status(self) -> dict:
         if self.bundle is None:
-            raise SeldonMicroserviceException("model is not loaded", status_code=503, reason="NOT_LOADED")
+            raise RuntimeError("model is not loaded")
         return {"status": "ok", "target": self.bundle.card["target"], "sha256": self.bundle.card["sha256"]}
 
     def init_metadata(self) -> dict:

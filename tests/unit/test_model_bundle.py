@@ -256,7 +256,9 @@ def test_text_in_numeric_column_names_column_and_example():
 def test_boolean_column_in_numeric_feature_is_rejected():
     frame = pd.DataFrame({"size": [True, False], "area": ["a", "b"]})
 
-    with pytest.raises(FeatureError, match=r"column 'size' is numeric but got booleans"):
+    with pytest.raises(
+        FeatureError, match=r"column 'size' is numeric but got boolean value\(s\), e.g. \[True, False\]"
+    ):
         coerce_features(frame, FEATURES)
 
 
@@ -270,3 +272,11 @@ def test_boolean_values_in_numeric_feature_are_rejected():
 def test_unknown_feature_type_is_named():
     with pytest.raises(FeatureError, match=r"column 'size' has unknown feature type 'date'"):
         coerce_features(pd.DataFrame({"size": [1.0]}), [{"name": "size", "type": "date"}])
+
+
+@pytest.mark.parametrize("infinite", [float("inf"), float("-inf"), "inf"])
+def test_infinite_value_in_numeric_feature_is_rejected_naming_the_column(infinite):
+    frame = pd.DataFrame({"size": [1.0, infinite], "area": ["a", "b"]})
+
+    with pytest.raises(FeatureError, match=r"column 'size' has 1 infinite value\(s\)"):
+        coerce_features(frame, FEATURES)

@@ -1,0 +1,94 @@
+"""Wall time of the training pipeline under kfp.local, in total and per step.
+
+    .venv/bin/python bench/local_pipeline.py [--rows 2000] [--repeat 3] [--deploy-target none|local]
+
+Runs `run_local.py training` in a fresh state directory (a cold registry, as a newcomer's first run) and then
+again on the same registry (the gate now scores a champion), and prints a table and, last, one JSON line.
+Step times come from kfp.local's own "finished with status" log lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FINISHED = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) - INFO - Task \S*'([a-z-]+)'\S* finished with status", re.MULTILINE)
+STARTED = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) - INFO - Running pipeline", re.MULTILINE)
+
+
+def run_once(state_dir: Path, arguments: list[str]) -> tuple[float, dict[str, float]]:
+    started = time.perf_counter()
+    completed = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "run_local.py"), "training", "--state-dir", str(state_dir), *arguments],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    if completed.returncode != 0:
+        sys.exit(f"pipeline failed:\n{completed.stdout[-3000:]}\n{completed.stderr}")
+    return wall, step_seconds(completed.stdout)
+
+
+def step_seconds(log: str) -> dict[str, float]:
+    """Seconds per step: from the previous step's end (or the pipeline start) to this step's end."""
+    stamps = [(m.start(), "start", m.group(1)) for m in STARTED.finditer(log)]
+    stamps += [(m.start(), m.group(2), m.group(1)) for m in FINISHED.finditer(log)]
+    stamps.sort()
+    seconds, previous = {}, None
+    for _, name, stamp in stamps:
+        moment = datetime.strptime(stamp, "%H:%M:%S.%f")
+        if previous is not None and name != "start":
+            seconds[name] = (moment - previous).total_seconds()
+        previous = moment
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=2000, help="sample rows (the pipeline default is 2000)")
+    parser.add_argument("--repeat", type=int, default=3, help="warm runs after the cold one")
+    parser.add_argument("--deploy-target", choices=["none", "local"], default="none")
+    args = parser.parse_args()
+    arguments = [f"data_uri=sample://house-prices?rows={args.rows}&seed=7", f"deploy_target={args.deploy_target}"]
+    if args.deploy_target == "local":
+        arguments += ["serving_port=9390", "metrics_port=6390"]
+
+    with tempfile.TemporaryDirectory() as state:
+        cold_wall, cold_steps = run_once(Path(state), arguments)
+        warm = [run_once(Path(state), arguments) for _ in range(args.repeat)]
+        if args.deploy_target == "local":
+            subprocess.run([sys.executable, "-m", "serving.local_server", "--state-dir", state, "stop"], check=True)
+
+    warm_walls = [wall for wall, _ in warm]
+    print(f"training pipeline under kfp.local, {args.rows} rows, deploy_target={args.deploy_target}")
+    print(f"{'step':<16}{'cold run s':>12}{'warm median s':>16}")
+    for step in cold_steps:
+        warm_median = statistics.median(steps.get(step, 0.0) for _, steps in warm)
+        print(f"{step:<16}{cold_steps[step]:>12.2f}{warm_median:>16.2f}")
+    print(f"{'total wall':<16}{cold_wall:>12.2f}{statistics.median(warm_walls):>16.2f}")
+    print(
+        json.dumps(
+            {
+                "rows": args.rows,
+                "deploy_target": args.deploy_target,
+                "cold_wall_s": round(cold_wall, 2),
+                "warm_wall_median_s": round(statistics.median(warm_walls), 2),
+                "cold_steps_s": {step: round(value, 2) for step, value in cold_steps.items()},
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

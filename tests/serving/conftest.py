@@ -1,0 +1,126 @@
+"""Real Seldon Core model servers (run from .venv-serving) for the serving tests, one per task, on free ports.
+
+Helpers are fixtures rather than importable functions, so the tests work under any pytest import mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import socket
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import model_bundle
+from serving import local_server
+
+# Bounded waits: server start-up (sklearn + seldon imports, gunicorn) and one serving-environment script.
+START_TIMEOUT = 60.0
+SUBPROCESS_TIMEOUT = 120.0
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free a moment ago on 127.0.0.1 (bound to port 0 all at once, so they differ)."""
+    with contextlib.ExitStack() as stack:
+        probes = []
+        for _ in range(count):
+            probe = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            probe.bind((local_server.HOST, 0))
+            probes.append(probe)
+        return [probe.getsockname()[1] for probe in probes]
+
+
+def start_server(
+    model_dir: Path, sha256: str, state_dir: Path, timeout: float = START_TIMEOUT
+) -> local_server.LocalServer:
+    """``local_server.start`` on three free ports."""
+    executable = local_server.serving_venv() / "bin" / "seldon-core-microservice"
+    if not executable.exists():
+        pytest.fail(f"{executable} not found: run `make venv` (the serving tests need .venv-serving)")
+    http_port, metrics_port, grpc_port = free_ports(3)
+    return local_server.start(model_dir, sha256, state_dir, http_port, metrics_port, grpc_port, timeout=timeout)
+
+
+@contextlib.contextmanager
+def serving(bundle: model_bundle.Bundle, state_dir: Path) -> Iterator[local_server.LocalServer]:
+    """A started server for ``bundle``, stopped afterwards whatever happens (start() cleans up its own failures)."""
+    server = start_server(bundle.directory, bundle.card["sha256"], state_dir)
+    try:
+        yield server
+    finally:
+        local_server.stop(server.http_port, state_dir)
+        leftover = local_server.running(state_dir)
+        assert not leftover, f"server(s) still running after stop: {leftover}"
+
+
+@pytest.fixture(scope="session")
+def regression_server(regression_bundle, tmp_path_factory) -> Iterator[local_server.LocalServer]:
+    """A real server for the regression bundle, with its own state directory."""
+    bundle, _ = regression_bundle
+    with serving(bundle, tmp_path_factory.mktemp("regression-server-state")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def classification_server(classification_bundle, tmp_path_factory) -> Iterator[local_server.LocalServer]:
+    """A real server for the classification bundle, with its own state directory."""
+    bundle, _ = classification_bundle
+    with serving(bundle, tmp_path_factory.mktemp("classification-server-state")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def free_local_ports() -> Callable[[int], list[int]]:
+    """``free_local_ports(count)``: distinct ports free a moment ago on 127.0.0.1."""
+    return free_ports
+
+
+def _json_value(value):
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):  # numpy scalar
+        value = value.item()
+        if isinstance(value, float) and math.isnan(value):
+            return None
+    return value
+
+
+def rows_as_json(frame: pd.DataFrame) -> list[list]:
+    """The rows of ``frame`` as JSON-native lists: missing values become None (JSON null)."""
+    return [[_json_value(value) for value in row] for row in frame.astype(object).itertuples(index=False, name=None)]
+
+
+@pytest.fixture(scope="session")
+def json_rows() -> Callable[[pd.DataFrame], list[list]]:
+    """``json_rows(frame)``: the frame's rows as JSON-native lists, NaN as None."""
+    return rows_as_json
+
+
+@pytest.fixture(scope="session")
+def run_serving_script(serving_python) -> Callable[..., subprocess.CompletedProcess]:
+    """``run_serving_script(source, *args)``: runs Python source with the .venv-serving interpreter from the
+    repository root (so model_bundle and serving import) and fails the test with its output when it fails."""
+
+    def run(source: str, *args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [str(serving_python), "-c", source, *args],
+            cwd=local_server.REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=SUBPROCESS_TIMEOUT,
+            check=False,
+        )
+        if result.returncode != 0:
+            pytest.fail(
+                f"serving-environment script exited with code {result.returncode}:\n"
+                f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
+            )
+        return result
+
+    return run
