@@ -57,8 +57,10 @@ class LocalServer:
 
     def example_curl(self) -> str:
         """A ready-to-paste curl predicting the model card's input example (a real training row)."""
-        example = json.loads((Path(self.model_dir) / "model.json").read_text()).get("input_example") or {}
-        body = json.dumps({"data": {"names": list(example), "ndarray": [list(example.values())]}})
+        card = json.loads((Path(self.model_dir) / "model.json").read_text())
+        example = card.get("input_example") or {}
+        names = [feature["name"] for feature in card["features"] if feature["name"] in example]
+        body = json.dumps({"data": {"names": names, "ndarray": [[example[name] for name in names]]}})
         return (
             f"curl -s -X POST {self.predictions_url} -H 'Content-Type: application/json' \\\n"
             f"     -d {shlex.quote(body)}"
