@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from pathlib import Path
@@ -55,22 +56,26 @@ def serving_python() -> Path:
     return python
 
 
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free a moment ago on 127.0.0.1 (bound all at once, so they differ).
+
+    The local launcher puts gRPC on ``http_port + 500`` unless told otherwise, so that must be a valid port too.
+    """
+    with contextlib.ExitStack() as stack:
+        ports: list[int] = []
+        while len(ports) < count:
+            probe = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+            if port + 500 < 65536:
+                ports.append(port)
+        return ports
+
+
 @pytest.fixture(scope="session")
-def free_port():
-    """A function returning a TCP port on 127.0.0.1 that is free now (never the same twice in a session)."""
-    handed_out: set[int] = set()
-
-    def pick() -> int:
-        while True:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                probe.bind(("127.0.0.1", 0))
-                port = probe.getsockname()[1]
-            # The launcher also takes port + 500 for gRPC; keep that in range and unused too.
-            if port not in handed_out and port + 500 < 65536:
-                handed_out.update({port, port + 500})
-                return port
-
-    return pick
+def free_ports():
+    """``free_ports(count)``: distinct TCP ports on 127.0.0.1 that are free now."""
+    return _free_ports
 
 
 @pytest.fixture(scope="session")

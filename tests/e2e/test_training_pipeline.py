@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from components._common import registry
+from components.deploy_model.logic import smoke_payload
 from serving import local_server
 
 pytestmark = pytest.mark.e2e
@@ -49,10 +50,11 @@ def champion_version(state_dir: Path) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, free_port):
+def served(tmp_path_factory, free_ports):
     """One registry and one local server shared by the ordered runs of the champion/challenger test."""
     state_dir = tmp_path_factory.mktemp("state")
-    ports = {"serving_port": free_port(), "metrics_port": free_port()}
+    serving_port, metrics_port = free_ports(2)
+    ports = {"serving_port": serving_port, "metrics_port": metrics_port}
     yield state_dir, ports
     local_server.stop_all(state_dir / "serving")
 
@@ -68,7 +70,9 @@ def test_two_runs_register_two_versions_and_a_worse_model_never_replaces_the_cha
     assert champion_version(state_dir) == "1"
 
     rows = pd.read_csv(houses_csv).drop(columns=["price"]).head(3)
-    response = requests.post(predictions_url, json=_request(rows), timeout=30)
+    response = requests.post(
+        predictions_url, data=smoke_payload(rows), headers={"Content-Type": "application/json"}, timeout=30
+    )
     assert response.status_code == 200, response.text
     assert len(response.json()["data"]["ndarray"]) == 3
     metrics = requests.get(f"http://127.0.0.1:{ports['metrics_port']}/metrics", timeout=30).text
@@ -140,11 +144,6 @@ def test_any_csv_with_mixed_columns_trains_and_renders_a_deployment(tmp_path, ta
     manifests = list((tmp_path / "state" / "pipeline_root").glob("*/deploy-model/manifest"))
     assert len(manifests) == 1
     assert f"name: flats-{task}" in manifests[0].read_text()
-
-
-def _request(rows: pd.DataFrame) -> dict:
-    values = rows.astype(object).where(rows.notna(), None).to_numpy().tolist()
-    return {"data": {"names": list(rows.columns), "ndarray": values}}
 
 
 def _flats(rows: int, seed: int) -> pd.DataFrame:

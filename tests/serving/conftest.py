@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,32 +22,21 @@ START_TIMEOUT = 60.0
 SUBPROCESS_TIMEOUT = 120.0
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports free a moment ago on 127.0.0.1 (bound to port 0 all at once, so they differ)."""
-    with contextlib.ExitStack() as stack:
-        probes = []
-        for _ in range(count):
-            probe = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            probe.bind((local_server.HOST, 0))
-            probes.append(probe)
-        return [probe.getsockname()[1] for probe in probes]
-
-
 def start_server(
-    model_dir: Path, sha256: str, state_dir: Path, timeout: float = START_TIMEOUT
+    model_dir: Path, sha256: str, state_dir: Path, ports: list[int], timeout: float = START_TIMEOUT
 ) -> local_server.LocalServer:
-    """``local_server.start`` on three free ports."""
+    """``local_server.start`` on the three given ports (http, metrics, grpc)."""
     executable = local_server.serving_venv() / "bin" / "seldon-core-microservice"
     if not executable.exists():
         pytest.fail(f"{executable} not found: run `make venv` (the serving tests need .venv-serving)")
-    http_port, metrics_port, grpc_port = free_ports(3)
+    http_port, metrics_port, grpc_port = ports
     return local_server.start(model_dir, sha256, state_dir, http_port, metrics_port, grpc_port, timeout=timeout)
 
 
 @contextlib.contextmanager
-def serving(bundle: model_bundle.Bundle, state_dir: Path) -> Iterator[local_server.LocalServer]:
+def serving(bundle: model_bundle.Bundle, state_dir: Path, ports: list[int]) -> Iterator[local_server.LocalServer]:
     """A started server for ``bundle``, stopped afterwards whatever happens (start() cleans up its own failures)."""
-    server = start_server(bundle.directory, bundle.card["sha256"], state_dir)
+    server = start_server(bundle.directory, bundle.card["sha256"], state_dir, ports)
     try:
         yield server
     finally:
@@ -58,25 +46,19 @@ def serving(bundle: model_bundle.Bundle, state_dir: Path) -> Iterator[local_serv
 
 
 @pytest.fixture(scope="session")
-def regression_server(regression_bundle, tmp_path_factory) -> Iterator[local_server.LocalServer]:
+def regression_server(regression_bundle, tmp_path_factory, free_ports) -> Iterator[local_server.LocalServer]:
     """A real server for the regression bundle, with its own state directory."""
     bundle, _ = regression_bundle
-    with serving(bundle, tmp_path_factory.mktemp("regression-server-state")) as server:
+    with serving(bundle, tmp_path_factory.mktemp("regression-server-state"), free_ports(3)) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def classification_server(classification_bundle, tmp_path_factory) -> Iterator[local_server.LocalServer]:
+def classification_server(classification_bundle, tmp_path_factory, free_ports) -> Iterator[local_server.LocalServer]:
     """A real server for the classification bundle, with its own state directory."""
     bundle, _ = classification_bundle
-    with serving(bundle, tmp_path_factory.mktemp("classification-server-state")) as server:
+    with serving(bundle, tmp_path_factory.mktemp("classification-server-state"), free_ports(3)) as server:
         yield server
-
-
-@pytest.fixture(scope="session")
-def free_local_ports() -> Callable[[int], list[int]]:
-    """``free_local_ports(count)``: distinct ports free a moment ago on 127.0.0.1."""
-    return free_ports
 
 
 def _json_value(value):

@@ -63,37 +63,37 @@ def _start_refused(model_dir: Path, sha256: str, state_dir: Path, ports: list[in
     return str(refused.value)
 
 
-def test_modified_model_file_is_refused(regression_bundle, tmp_path, free_local_ports):
+def test_modified_model_file_is_refused(regression_bundle, tmp_path, free_ports):
     bundle, _ = regression_bundle
     tampered = _copy_bundle(bundle, tmp_path / "model")
     _tamper(tampered)
 
-    message = _start_refused(tampered, bundle.card["sha256"], tmp_path / "state", free_local_ports(3))
+    message = _start_refused(tampered, bundle.card["sha256"], tmp_path / "state", free_ports(3))
 
     assert "digest mismatch" in message
     assert bundle.card["sha256"] in message
     assert "server-" in message and ".log" in message, "the error should point at the server log"
 
 
-def test_modified_model_file_is_refused_even_with_its_own_digest(classification_bundle, tmp_path, free_local_ports):
+def test_modified_model_file_is_refused_even_with_its_own_digest(classification_bundle, tmp_path, free_ports):
     """A deployer passing the digest of the altered file still fails: the model card records the trained bytes."""
     bundle, _ = classification_bundle
     tampered = _copy_bundle(bundle, tmp_path / "model")
     _tamper(tampered)
     altered_digest = model_bundle.file_sha256(tampered / "model.joblib")
 
-    message = _start_refused(tampered, altered_digest, tmp_path / "state", free_local_ports(3))
+    message = _start_refused(tampered, altered_digest, tmp_path / "state", free_ports(3))
 
     assert "digest mismatch" in message
     assert bundle.card["sha256"] in message
 
 
-def test_wrong_expected_digest_is_refused(regression_bundle, tmp_path, free_local_ports):
+def test_wrong_expected_digest_is_refused(regression_bundle, tmp_path, free_ports):
     bundle, _ = regression_bundle
     intact = _copy_bundle(bundle, tmp_path / "model")
     wrong = "0" * 64
 
-    message = _start_refused(intact, wrong, tmp_path / "state", free_local_ports(3))
+    message = _start_refused(intact, wrong, tmp_path / "state", free_ports(3))
 
     assert "digest mismatch" in message
     assert wrong in message
