@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 import model_bundle
+from components._common import registry
 from components.ingest_data.logic import house_prices
 from components.prepare_data.logic import prepare
 from components.train_model.logic import train
@@ -84,3 +86,27 @@ def houses_csv(tmp_path_factory, houses) -> Path:
     path = tmp_path_factory.mktemp("data") / "houses.csv"
     houses.to_csv(path, index=False)
     return path
+
+
+# Creating an MLflow SQLite store runs its schema migrations (seconds), so one empty store is created once per
+# session and copied into each test's own state directory (milliseconds).
+@pytest.fixture(scope="session")
+def _empty_mlflow_db(tmp_path_factory) -> Path:
+    state = tmp_path_factory.mktemp("mlflow-template")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(registry.STATE_DIR_ENV, str(state))
+        client = registry.connect("")
+        client.search_registered_models()  # forces the schema to be created
+    database = state / "mlflow.db"
+    assert database.is_file(), f"MLflow did not create {database}"
+    return database
+
+
+@pytest.fixture
+def mlflow_state(tmp_path, monkeypatch, _empty_mlflow_db) -> Path:
+    """A fresh local state directory (``$KFP_MLOPS_STATE_DIR``) holding an empty MLflow registry."""
+    state = tmp_path / "state"
+    state.mkdir()
+    shutil.copy(_empty_mlflow_db, state / "mlflow.db")
+    monkeypatch.setenv(registry.STATE_DIR_ENV, str(state))
+    return state

@@ -209,23 +209,34 @@ def deploy_local(
         smoke_test(server.predictions_url, smoke_rows, expected_predictions)
     except (local_server.LocalServerError, DeploymentError) as error:
         local_server.stop(http_port, state)
-        restored = ""
-        if previous is not None:
-            local_server.start(
-                previous.model_dir,
-                previous.model_sha256,
-                state,
-                previous.http_port,
-                previous.metrics_port,
-                previous.grpc_port,
-            )
-            restored = f"; restored the previous server of {previous.model_dir}"
-        raise DeploymentError(f"deploying {model_name} v{model_version} failed: {error}{restored}") from error
+        raise DeploymentError(
+            f"deploying {model_name} v{model_version} failed: {error}; {_restore(previous, state)}"
+        ) from error
 
     client.set_registered_model_alias(model_name, registry.CHAMPION, model_version)
     client.set_model_version_tag(model_name, model_version, "deployment.target", "local")
     client.set_model_version_tag(model_name, model_version, "deployment.endpoint", server.predictions_url)
     return server.predictions_url
+
+
+def _restore(previous, state: Path) -> str:
+    """Restarts the server that ran before a failed deployment; says what happened, for the error message."""
+    from serving import local_server
+
+    if previous is None:
+        return "no server was running before"
+    try:
+        local_server.start(
+            previous.model_dir,
+            previous.model_sha256,
+            state,
+            previous.http_port,
+            previous.metrics_port,
+            previous.grpc_port,
+        )
+    except local_server.LocalServerError as error:
+        return f"the previous server of {previous.model_dir} could not be restarted either: {error}"
+    return f"restored the previous server of {previous.model_dir}"
 
 
 def write_manifest(manifest: dict, path: str | Path) -> None:

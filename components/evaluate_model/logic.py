@@ -9,7 +9,7 @@ import pandas as pd
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import confusion_matrix
 
-from components._common.scoring import CLASSIFICATION, score, score_bundle
+from components._common.scoring import CLASSIFICATION, score
 from model_bundle import Bundle
 
 
@@ -37,14 +37,16 @@ def evaluate(bundle: Bundle, train: pd.DataFrame, test: pd.DataFrame) -> Evaluat
     target = bundle.card["target"]
     if test.empty:
         raise ValueError("the test set has no rows")
+    predicted = bundle.predict(test.drop(columns=[target]))
     evaluation = Evaluation(
-        scores=score_bundle(bundle, test, target),
+        scores=score(bundle.task, test[target], predicted),
         baseline_scores=baseline_scores(bundle.task, train[target], test[target]),
         test_rows=len(test),
     )
     if bundle.task == CLASSIFICATION:
         classes = [str(label) for label in bundle.card["classes"]]
-        predicted = bundle.predict(test.drop(columns=[target])).astype(str)
         evaluation.classes = classes
-        evaluation.confusion_matrix = confusion_matrix(test[target].astype(str), predicted, labels=classes).tolist()
+        evaluation.confusion_matrix = confusion_matrix(
+            test[target].astype(str), predicted.astype(str), labels=classes
+        ).tolist()
     return evaluation

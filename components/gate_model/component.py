@@ -38,13 +38,10 @@ def gate_model(
         Whether the challenger may become the champion. (The step's only output parameter: kfp.local 2.17
         evaluates a dsl.If condition only on a task's single output.)
     """
-    import pandas as pd
-
     from components._common.datasets import read_dataset
     from components.gate_model.logic import decide, render_reasons, score_champion
 
-    test_frame: pd.DataFrame = read_dataset(test.path)
-    champion = score_champion(tracking_uri, model_name, test_frame, target)
+    champion = score_champion(tracking_uri, model_name, read_dataset(test.path), target)
     decision = decide(task, challenger_scores, baseline_scores, champion, thresholds, min_improvement)
     report = render_reasons(decision)
     with open(reasons.path, "w") as stream:
