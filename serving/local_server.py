@@ -79,9 +79,13 @@ def start(
     metrics_port: int = 6000,
     grpc_port: int | None = None,
     timeout: float = 120.0,
+    parameters: dict[str, bool | int | float | str] | None = None,
 ) -> LocalServer:
     """Starts a server for ``model_dir`` on ``http_port`` (replacing the one this tool runs there) and waits
-    until its health check answers. Raises LocalServerError with the log's tail when it does not."""
+    until its health check answers. Raises LocalServerError with the log's tail when it does not.
+
+    ``parameters`` are further graph parameters of the model class, e.g. ``{"max_rows": 1000}``.
+    """
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     grpc_port = grpc_port if grpc_port is not None else http_port + 500
@@ -94,10 +98,7 @@ def start(
             raise LocalServerError(f"port {port} is already in use by another program; choose other ports")
 
     log_file = state_dir / f"server-{http_port}.log"
-    parameters = [
-        {"name": "model_uri", "type": "STRING", "value": str(Path(model_dir).resolve())},
-        {"name": "model_sha256", "type": "STRING", "value": model_sha256},
-    ]
+    graph_parameters = {"model_uri": str(Path(model_dir).resolve()), "model_sha256": model_sha256, **(parameters or {})}
     command = [
         str(executable),
         SERVER_CLASS,
@@ -110,7 +111,7 @@ def start(
         "--grpc-port",
         str(grpc_port),
         "--parameters",
-        json.dumps(parameters),
+        json.dumps([_graph_parameter(name, value) for name, value in graph_parameters.items()]),
     ]
     # Keep Seldon's internal metrics out of response bodies (they are on the metrics port), and one OpenMP
     # thread per worker: scikit-learn's thread pool costs far more than it saves on single requests.
@@ -141,6 +142,15 @@ def start(
         stop(http_port, state_dir)
         raise
     return server
+
+
+def _graph_parameter(name: str, value: bool | int | float | str) -> dict:
+    """One entry of Seldon's PREDICTIVE_UNIT_PARAMETERS (bool is tested first: it is also an int)."""
+    kinds = ((bool, "BOOL"), (int, "INT"), (float, "DOUBLE"), (str, "STRING"))
+    kind = next((label for python_type, label in kinds if isinstance(value, python_type)), None)
+    if kind is None:
+        raise LocalServerError(f"graph parameter {name!r} must be a bool, int, float or str, got {value!r}")
+    return {"name": name, "type": kind, "value": value}
 
 
 def stop(http_port: int, state_dir: str | Path, timeout: float = 20.0) -> bool:

@@ -1,12 +1,22 @@
 """The Seldon Core 1.17 Python-wrapper model class serving a model bundle.
 
 Start it with ``seldon-core-microservice serving.model_server.ModelServer`` and graph parameters
-``model_uri`` (the bundle directory; ``/mnt/models`` where the storage initializer puts it) and
-``model_sha256`` (the digest recorded at training; the server refuses to load other bytes).
+``model_uri`` (the bundle directory; ``/mnt/models`` where the storage initializer puts it),
+``model_sha256`` (the digest recorded at training; the server refuses to load other bytes) and optionally
+``max_rows`` (largest batch accepted, default 100000).
 
-Requests name their columns: ``{"data": {"names": ["size_sqm", ...], "ndarray": [[120.5, ...], ...]}}``.
-The response holds one prediction per row, named after the target. A malformed request is answered 4xx
-with a message naming the problem (``{"status": {"code": 400, "info": ..., "reason": ...}}``).
+Requests (``POST /api/v1.0/predictions``), any column order:
+- by column name: ``{"data": {"names": ["size_sqm", ...], "ndarray": [[120.5, ...], ...]}}``;
+- as records: ``{"jsonData": [{"size_sqm": 120.5, ...}, ...]}`` or one object ``{"jsonData": {...}}``;
+- as a tensor, when every feature is numeric: ``{"data": {"names": [...], "tensor": {"shape": [n, k],
+  "values": [...]}}}`` (``names`` may be left out: then the model's feature order).
+Missing values are ``null``; ``NaN`` and ``Infinity`` are not JSON and are refused. Add
+``"meta": {"tags": {"probabilities": true}}`` to a classifier request for class probabilities.
+
+Responses mirror the request: ``data.ndarray`` (or ``data.tensor`` for a numeric tensor request) with one row
+per input row, named after the target (then ``probability_<class>`` columns), or ``jsonData`` records
+``{"<target>": ..., "probabilities": {"<class>": ...}}``. A malformed request gets a 4xx with
+``{"status": {"code": ..., "info": "<what is wrong>", "reason": "<CODE>"}}``.
 
 The class parses requests itself (``predict_raw``) rather than through Seldon's ``predict(X, names)``:
 Seldon's parser turns a mixed row into an array of strings (losing which values were numbers or booleans)
@@ -17,18 +27,23 @@ Custom metrics (on the metrics port, path /metrics locally, /prometheus in a clu
 - ``model_requests_total{outcome="ok"|"error", reason}``: prediction requests;
 - ``model_prediction_rows_total``: rows predicted;
 - ``model_prediction_seconds``: histogram of the time per request in this class (parsing included);
-- ``model_predicted_class_total{class}``: predicted labels (classifiers).
+- ``model_missing_values_total{feature}``: missing input values, per feature;
+- ``model_predicted_class_total{class}``: predicted labels (classifiers);
+- ``model_predicted_value_total{bucket}``: predictions per range of the training target's deciles (regressors).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 from seldon_core.utils import json_to_seldon_message, seldon_message_to_json
 
 import model_bundle
@@ -36,7 +51,10 @@ import model_bundle
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_URI = "/mnt/models"
-REQUEST_FORMAT = '{"data": {"names": [...], "ndarray": [[...], ...]}}'
+REQUEST_FORMAT = '{"data": {"names": [...], "ndarray": [[...], ...]}} or {"jsonData": [{...}, ...]}'
+PREDICTION_PATHS = ("/api/v1.0/predictions", "/api/v0.1/predictions", "/predict")
+# What Seldon's request parser reads: a JSON body, or its client's `json=` form field.
+ACCEPTED_CONTENT_TYPES = ("application/json", "application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class RequestError(ValueError):
@@ -48,30 +66,52 @@ class RequestError(ValueError):
         self.status_code = status_code
 
 
+@dataclass
+class ParsedRequest:
+    frame: pd.DataFrame
+    form: str  # "ndarray", "tensor", "records" (a list of objects) or "record" (one object)
+    probabilities: bool
+
+
 def _status(code: int, info: str, reason: str) -> dict:
     return {"status": {"code": code, "info": info, "reason": reason, "status": "FAILURE"}}
 
 
-# Seldon registers this Blueprint when the model class has it. Seldon itself json.loads the form field that
-# its own client sends (`json=...`) and would answer a malformed one with a 500.
-_error_handler = Blueprint("model_error_handler", __name__)
-
-
-@_error_handler.app_errorhandler(json.JSONDecodeError)
-def _invalid_json(error: json.JSONDecodeError):
-    response = jsonify(_status(400, f"request body is not valid JSON: {error}", "BAD_JSON"))
-    response.status_code = 400
+def _error_response(code: int, info: str, reason: str):
+    response = jsonify(_status(code, info, reason))
+    response.status_code = code
     return response
 
 
+# Seldon registers this Blueprint when the model class has it: it handles what happens before a request
+# reaches the class (Seldon itself json.loads its client's form field and would answer a malformed one 500).
+_http_hooks = Blueprint("model_error_handler", __name__)
+
+
+@_http_hooks.before_app_request
+def _check_content_type():
+    if request.method == "POST" and request.path in PREDICTION_PATHS and request.mimetype not in ACCEPTED_CONTENT_TYPES:
+        return _error_response(
+            415, f"Content-Type must be application/json, got {request.mimetype or 'none'!r}", "BAD_CONTENT_TYPE"
+        )
+    return None
+
+
+@_http_hooks.app_errorhandler(json.JSONDecodeError)
+def _invalid_json(error: json.JSONDecodeError):
+    return _error_response(400, f"request body is not valid JSON: {error}", "BAD_JSON")
+
+
 class ModelServer:
-    model_error_handler = _error_handler
+    model_error_handler = _http_hooks
 
     def __init__(self, model_uri: str = DEFAULT_MODEL_URI, model_sha256: str = "", max_rows: int = 100_000):
         self.model_uri = model_uri
         self.model_sha256 = model_sha256
         self.max_rows = int(max_rows)
         self.bundle: model_bundle.Bundle | None = None
+        self._bucket_edges: np.ndarray | None = None
+        self._bucket_labels: list[str] = []
 
     def load(self) -> None:
         """Verifies and loads the bundle (once per worker); any failure stops the server with the reason."""
@@ -81,6 +121,10 @@ class ModelServer:
             # Seldon swallows AttributeError raised by load(); re-raise everything as one clear RuntimeError.
             logger.error("refusing to serve: %s", error)
             raise RuntimeError(f"cannot load model from {self.model_uri}: {error}") from error
+        edges = self.bundle.card.get("prediction_buckets")
+        if edges:
+            self._bucket_edges = np.asarray(edges, dtype="float64")
+            self._bucket_labels = _bucket_labels(edges)
         logger.info(
             "loaded %s model for %r from %s (sha256 %s)",
             self.bundle.task,
@@ -100,20 +144,114 @@ class ModelServer:
         try:
             if self.bundle is None:
                 raise RequestError("model is not loaded", "NOT_LOADED", status_code=503)
-            frame = self._frame(request)
+            parsed = self._parse(request)
             try:
-                predictions = self.bundle.predict(frame)
+                features = model_bundle.coerce_features(parsed.frame, self.bundle.features)
             except model_bundle.FeatureError as error:
                 raise RequestError(str(error), "BAD_FEATURES") from error
+            predictions = self.bundle.model.predict(features)
+            probabilities = self.bundle.model.predict_proba(features) if parsed.probabilities else None
         except RequestError as error:
             outcome = {"key": "model_requests", "type": "COUNTER", "value": 1}
             outcome["tags"] = {"outcome": "error", "reason": error.reason}
             return {**_status(error.status_code, str(error), error.reason), "meta": {"metrics": [outcome]}}
 
+        response = self._response(parsed, predictions, probabilities)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        response["meta"] = {"metrics": self._metrics(features, predictions, elapsed_ms)}
+        return response
+
+    def _parse(self, request: dict) -> ParsedRequest:
+        if not isinstance(request, dict):
+            raise RequestError(f"request must be a JSON object: {REQUEST_FORMAT}", "NO_DATA")
+        probabilities = _wants_probabilities(request)
+        if probabilities and self.bundle.task != "classification":
+            raise RequestError(
+                "probabilities are only available from a classifier; this model is a regressor", "NO_PROBABILITIES"
+            )
+        if "jsonData" in request:
+            records = request["jsonData"]
+            form = "record" if isinstance(records, dict) else "records"
+            names, rows = _records_to_rows([records] if form == "record" else records)
+        else:
+            data = request.get("data")
+            if not isinstance(data, dict):
+                raise RequestError(f"request must have a 'data' object or 'jsonData': {REQUEST_FORMAT}", "NO_DATA")
+            if "tensor" in data:
+                form = "tensor"
+                names, rows = self._tensor_to_rows(data)
+            else:
+                form = "ndarray"
+                names, rows = _ndarray_to_rows(data)
+        self._check_size(len(rows))
+        return ParsedRequest(_frame(names, rows), form, probabilities)
+
+    def _check_size(self, count: int) -> None:
+        if count == 0:
+            raise RequestError("request has no rows", "EMPTY")
+        if count > self.max_rows:
+            raise RequestError(
+                f"request has {count} rows, more than the limit of {self.max_rows}", "TOO_MANY_ROWS", 413
+            )
+
+    def _tensor_to_rows(self, data: dict) -> tuple[list[str], list]:
+        categorical = [f["name"] for f in self.bundle.features if f["type"] != model_bundle.NUMERIC]
+        if categorical:
+            raise RequestError(
+                f"a tensor carries numbers only, but this model has categorical column(s) {categorical}; "
+                "send data.names + data.ndarray or jsonData",
+                "TENSOR_NOT_NUMERIC",
+            )
+        tensor = data["tensor"]
+        names = data.get("names") or self.bundle.feature_names
+        shape = tensor.get("shape") if isinstance(tensor, dict) else None
+        values = tensor.get("values") if isinstance(tensor, dict) else None
+        if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(n, int) and n >= 0 for n in shape)):
+            raise RequestError(f"data.tensor.shape must be [rows, {len(names)}], got {shape!r}", "BAD_SHAPE")
+        if shape[1] != len(names):
+            raise RequestError(f"data.tensor.shape {shape} has {shape[1]} columns for {len(names)} names", "BAD_SHAPE")
+        if not isinstance(values, list) or len(values) != shape[0] * shape[1]:
+            count = len(values) if isinstance(values, list) else 0
+            raise RequestError(
+                f"data.tensor.values must hold {shape[0]} x {shape[1]} numbers, got {count}", "BAD_SHAPE"
+            )
+        self._check_size(shape[0])
+        try:
+            array = np.asarray(values, dtype="float64").reshape(shape)
+        except (TypeError, ValueError) as error:
+            raise RequestError(f"data.tensor.values must all be numbers: {error}", "BAD_VALUE") from error
+        return list(names), array.tolist()
+
+    def _response(self, parsed: ParsedRequest, predictions: np.ndarray, probabilities: np.ndarray | None) -> dict:
+        target = self.bundle.card["target"]
+        classes = [str(label) for label in self.bundle.model.classes_] if probabilities is not None else []
+        if parsed.form in ("records", "record"):
+            records = [{target: value} for value in predictions.tolist()]
+            if probabilities is not None:
+                for record, row in zip(records, probabilities.tolist(), strict=True):
+                    record["probabilities"] = dict(zip(classes, row, strict=True))
+            return {"jsonData": records[0] if parsed.form == "record" else records}
+        if parsed.form == "tensor" and predictions.dtype.kind == "f":
+            return {
+                "data": {"names": [target], "tensor": {"shape": [len(predictions), 1], "values": predictions.tolist()}}
+            }
+        rows = predictions.reshape(-1, 1).tolist()
+        names = [target]
+        if probabilities is not None:
+            rows = [[label, *row] for (label,), row in zip(rows, probabilities.tolist(), strict=True)]
+            names += [f"probability_{label}" for label in classes]
+        return {"data": {"names": names, "ndarray": rows}}
+
+    def _metrics(self, features: pd.DataFrame, predictions: np.ndarray, elapsed_ms: float) -> list[dict]:
         metrics = [
             {"key": "model_requests", "type": "COUNTER", "value": 1, "tags": {"outcome": "ok", "reason": ""}},
             {"key": "model_prediction_rows", "type": "COUNTER", "value": len(predictions)},
-            {"key": "model_prediction_seconds", "type": "TIMER", "value": (time.perf_counter() - started) * 1000},
+            {"key": "model_prediction_seconds", "type": "TIMER", "value": elapsed_ms},
+        ]
+        missing = features.isna().sum()
+        metrics += [
+            {"key": "model_missing_values", "type": "COUNTER", "value": int(count), "tags": {"feature": str(name)}}
+            for name, count in missing[missing > 0].items()
         ]
         if self.bundle.task == "classification":
             labels, counts = np.unique(predictions.astype(str), return_counts=True)
@@ -121,47 +259,20 @@ class ModelServer:
                 {"key": "model_predicted_class", "type": "COUNTER", "value": int(count), "tags": {"class": label}}
                 for label, count in zip(labels.tolist(), counts.tolist(), strict=True)
             ]
-        return {
-            "data": {"names": [self.bundle.card["target"]], "ndarray": predictions.reshape(-1, 1).tolist()},
-            "meta": {"metrics": metrics},
-        }
-
-    def _frame(self, request: dict) -> pd.DataFrame:
-        """The request's rows as a DataFrame; pandas infers each column from the JSON values themselves."""
-        data = request.get("data") if isinstance(request, dict) else None
-        if not isinstance(data, dict):
-            raise RequestError(f"request must have a 'data' object: {REQUEST_FORMAT}", "NO_DATA")
-        names = data.get("names")
-        if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
-            raise RequestError(f"request must name its columns in data.names: {REQUEST_FORMAT}", "NO_COLUMN_NAMES")
-        rows = data.get("ndarray")
-        if not isinstance(rows, list):
-            raise RequestError(f"request must carry its rows in data.ndarray: {REQUEST_FORMAT}", "NO_NDARRAY")
-        if not rows:
-            raise RequestError("request has no rows", "EMPTY")
-        if len(rows) > self.max_rows:
-            raise RequestError(
-                f"request has {len(rows)} rows, more than the limit of {self.max_rows}", "TOO_MANY_ROWS", 413
+        elif self._bucket_edges is not None:
+            buckets, counts = np.unique(
+                np.searchsorted(self._bucket_edges, predictions, side="right"), return_counts=True
             )
-        for index, row in enumerate(rows):
-            if not isinstance(row, list) or len(row) != len(names):
-                size = f"{len(row)} values" if isinstance(row, list) else f"a {type(row).__name__}"
-                raise RequestError(
-                    f"row {index} has {size}; each row must be a list of {len(names)} values, one per name in {names}",
-                    "BAD_SHAPE",
-                )
-        frame = pd.DataFrame(rows, columns=names)
-        for position, name in enumerate(names):
-            values = frame.iloc[:, position]
-            if values.dtype == object:
-                nested = values.map(lambda value: isinstance(value, list | dict))
-                if nested.any():
-                    raise RequestError(
-                        f"column {name!r} holds a nested list or object in row {int(np.argmax(nested.to_numpy()))}; "
-                        "values must be numbers, strings, booleans or null",
-                        "BAD_VALUE",
-                    )
-        return frame
+            metrics += [
+                {
+                    "key": "model_predicted_value",
+                    "type": "COUNTER",
+                    "value": int(count),
+                    "tags": {"bucket": self._bucket_labels[bucket]},
+                }
+                for bucket, count in zip(buckets.tolist(), counts.tolist(), strict=True)
+            ]
+        return metrics
 
     def health_status(self) -> dict:
         if self.bundle is None:
@@ -183,3 +294,76 @@ class ModelServer:
                 "classes": ",".join(card.get("classes") or []),
             },
         }
+
+
+def _wants_probabilities(request: dict) -> bool:
+    meta = request.get("meta")
+    tags = meta.get("tags") if isinstance(meta, dict) else None
+    wanted = tags.get("probabilities", False) if isinstance(tags, dict) else False
+    if not isinstance(wanted, bool):
+        raise RequestError(f"meta.tags.probabilities must be true or false, got {wanted!r}", "BAD_META")
+    return wanted
+
+
+def _ndarray_to_rows(data: dict) -> tuple[list[str], list]:
+    names = data.get("names")
+    if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
+        raise RequestError(f"request must name its columns in data.names: {REQUEST_FORMAT}", "NO_COLUMN_NAMES")
+    rows = data.get("ndarray")
+    if not isinstance(rows, list):
+        raise RequestError(f"request must carry its rows in data.ndarray: {REQUEST_FORMAT}", "NO_NDARRAY")
+    for index, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != len(names):
+            size = f"{len(row)} values" if isinstance(row, list) else f"a {type(row).__name__}"
+            raise RequestError(
+                f"row {index} has {size}; each row must be a list of {len(names)} values, one per name in {names}",
+                "BAD_SHAPE",
+            )
+    return names, rows
+
+
+def _records_to_rows(records) -> tuple[list[str], list]:
+    if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
+        raise RequestError("jsonData must be an object or a list of objects, one per row", "BAD_RECORDS")
+    if not records:
+        return [], []
+    names = list(records[0])
+    expected = set(names)
+    for index, record in enumerate(records):
+        if set(record) != expected:
+            difference = sorted(expected.symmetric_difference(record))
+            raise RequestError(f"record {index} does not have the same keys as record 0: {difference}", "BAD_RECORDS")
+    return names, [[record[name] for name in names] for record in records]
+
+
+def _frame(names: list[str], rows: list) -> pd.DataFrame:
+    """The rows as a DataFrame (pandas infers each column from the JSON values), refusing values that are not
+    numbers, strings, booleans or null. Only columns that hold a missing value or text are looked at cell by
+    cell, so a typical numeric request pays nothing for the checks."""
+    frame = pd.DataFrame(rows, columns=names)
+    for position, name in enumerate(names):
+        column = frame.iloc[:, position]
+        if column.dtype == object:
+            cells = column.tolist()
+        elif column.dtype.kind == "f" and column.isna().any():
+            cells = [rows[index][position] for index in np.flatnonzero(column.isna().to_numpy())]
+        else:
+            continue
+        for index, value in enumerate(cells):
+            if isinstance(value, list | dict):
+                raise RequestError(
+                    f"column {name!r} holds a nested {type(value).__name__} (cell {index}); values must be "
+                    "numbers, strings, booleans or null",
+                    "BAD_VALUE",
+                )
+            if isinstance(value, float) and math.isnan(value):
+                raise RequestError(
+                    f"column {name!r} holds NaN, which is not JSON: send null for a missing value", "NAN_NOT_ALLOWED"
+                )
+    return frame
+
+
+def _bucket_labels(edges: list[float]) -> list[str]:
+    """Readable names of the ranges between ``edges``: "<e0", "e0-e1", ..., ">=eN"."""
+    shown = [f"{edge:.6g}" for edge in edges]
+    return [f"<{shown[0]}"] + [f"{low}-{high}" for low, high in itertools.pairwise(shown)] + [f">={shown[-1]}"]

@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 from numbers import Integral
 
+import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
@@ -157,6 +158,10 @@ def train(
         "fit_seconds": round(fit_seconds, 3),
         "training_scores": score(task, y, pipeline.predict(x)),
         "input_example": input_example,
+        # Deciles of the training target: the server counts predictions per range to show their distribution.
+        "prediction_buckets": (
+            np.unique(np.quantile(y, np.linspace(0.1, 0.9, 9))).tolist() if task == REGRESSION else None
+        ),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     return pipeline, card

@@ -20,23 +20,34 @@ from serving import local_server
 # Bounded waits: server start-up (sklearn + seldon imports, gunicorn) and one serving-environment script.
 START_TIMEOUT = 60.0
 SUBPROCESS_TIMEOUT = 120.0
+# The regression server's batch limit (graph parameter max_rows), small enough to test cheaply.
+MAX_ROWS = 1000
 
 
 def start_server(
-    model_dir: Path, sha256: str, state_dir: Path, ports: list[int], timeout: float = START_TIMEOUT
+    model_dir: Path,
+    sha256: str,
+    state_dir: Path,
+    ports: list[int],
+    timeout: float = START_TIMEOUT,
+    parameters: dict | None = None,
 ) -> local_server.LocalServer:
     """``local_server.start`` on the three given ports (http, metrics, grpc)."""
     executable = local_server.serving_venv() / "bin" / "seldon-core-microservice"
     if not executable.exists():
         pytest.fail(f"{executable} not found: run `make venv` (the serving tests need .venv-serving)")
     http_port, metrics_port, grpc_port = ports
-    return local_server.start(model_dir, sha256, state_dir, http_port, metrics_port, grpc_port, timeout=timeout)
+    return local_server.start(
+        model_dir, sha256, state_dir, http_port, metrics_port, grpc_port, timeout=timeout, parameters=parameters
+    )
 
 
 @contextlib.contextmanager
-def serving(bundle: model_bundle.Bundle, state_dir: Path, ports: list[int]) -> Iterator[local_server.LocalServer]:
+def serving(
+    bundle: model_bundle.Bundle, state_dir: Path, ports: list[int], parameters: dict | None = None
+) -> Iterator[local_server.LocalServer]:
     """A started server for ``bundle``, stopped afterwards whatever happens (start() cleans up its own failures)."""
-    server = start_server(bundle.directory, bundle.card["sha256"], state_dir, ports)
+    server = start_server(bundle.directory, bundle.card["sha256"], state_dir, ports, parameters=parameters)
     try:
         yield server
     finally:
@@ -46,10 +57,17 @@ def serving(bundle: model_bundle.Bundle, state_dir: Path, ports: list[int]) -> I
 
 
 @pytest.fixture(scope="session")
+def max_rows() -> int:
+    """The regression server's batch limit."""
+    return MAX_ROWS
+
+
+@pytest.fixture(scope="session")
 def regression_server(regression_bundle, tmp_path_factory, free_ports) -> Iterator[local_server.LocalServer]:
     """A real server for the regression bundle, with its own state directory."""
     bundle, _ = regression_bundle
-    with serving(bundle, tmp_path_factory.mktemp("regression-server-state"), free_ports(3)) as server:
+    state_dir = tmp_path_factory.mktemp("regression-server-state")
+    with serving(bundle, state_dir, free_ports(3), parameters={"max_rows": MAX_ROWS}) as server:
         yield server
 
 

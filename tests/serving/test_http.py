@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -171,7 +172,7 @@ def test_seldon_client_predictions_equal_in_process_predictions(served, json_row
 # malformed requests
 
 
-def _malformed_requests(bundle, row: list, row_with_null: list) -> dict[str, tuple[dict, list[str]]]:
+def _malformed_requests(bundle, row: list, row_with_null: list, max_rows: int) -> dict[str, tuple[dict, list[str]]]:
     """id -> (keyword arguments for requests.post, fragments the error message must contain).
 
     ``row`` is a complete good row, ``row_with_null`` one with a missing categorical value.
@@ -179,6 +180,7 @@ def _malformed_requests(bundle, row: list, row_with_null: list) -> dict[str, tup
     names = bundle.feature_names
     numeric = next(i for i, feature in enumerate(bundle.features) if feature["type"] == "numeric")
     numeric_name = names[numeric]
+    categorical = next(i for i, feature in enumerate(bundle.features) if feature["type"] == "categorical")
 
     def replaced(values: list, value) -> list:
         return [value if i == numeric else old for i, old in enumerate(values)]
@@ -210,6 +212,34 @@ def _malformed_requests(bundle, row: list, row_with_null: list) -> dict[str, tup
         "not_json": ({"data": "size_sqm=120", "headers": {"Content-Type": "application/json"}}, ["JSON"]),
         # Seldon's form encoding (what SeldonClient sends) with a field that is not JSON.
         "form_field_not_json": ({"data": {"json": '{"data": {"names": ['}}, ["JSON"]),
+        "wrong_content_type": (
+            {"data": json.dumps(_body(names, [row])), "headers": {"Content-Type": "text/plain"}},
+            ["Content-Type", "text/plain"],
+        ),
+        "nested_list_value": (
+            body(names, [[[value] if i == categorical else value for i, value in enumerate(row)]]),
+            ["nested", names[categorical]],
+        ),
+        "nan_token": (
+            {
+                "data": json.dumps(_body(names, [replaced(row, "__NAN__")])).replace('"__NAN__"', "NaN"),
+                "headers": {"Content-Type": "application/json"},
+            },
+            [numeric_name, "NaN", "null"],
+        ),
+        "over_the_row_limit": (body(names, [row] * (max_rows + 1)), [f"{max_rows + 1} rows", f"limit of {max_rows}"]),
+        "records_with_different_keys": (
+            {"json": {"jsonData": [dict(zip(names, row, strict=True)), dict(zip(names[:-1], row, strict=False))]}},
+            ["record 1", names[-1]],
+        ),
+        "tensor_for_a_model_with_categories": (
+            {"json": {"data": {"names": names, "tensor": {"shape": [1, len(names)], "values": [0.0] * len(names)}}}},
+            ["tensor", "categorical"],
+        ),
+        "probabilities_from_a_regressor": (
+            {"json": {**_body(names, [row]), "meta": {"tags": {"probabilities": True}}}},
+            ["probabilities", "regressor"],
+        ),
     }
 
 
@@ -229,17 +259,24 @@ MALFORMED = [
     "no_data",
     "not_json",
     "form_field_not_json",
+    "wrong_content_type",
+    "nested_list_value",
+    "nan_token",
+    "over_the_row_limit",
+    "records_with_different_keys",
+    "tensor_for_a_model_with_categories",
+    "probabilities_from_a_regressor",
 ]
 
 
 @pytest.mark.parametrize("case", MALFORMED)
-def test_malformed_request_gets_4xx_naming_the_problem(regression_server, regression_bundle, json_rows, case):
+def test_malformed_request_gets_4xx_naming_the_problem(regression_server, regression_bundle, json_rows, max_rows, case):
     bundle, test_frame = regression_bundle
     frame = test_frame[bundle.feature_names]
     good = _complete(frame).head(1)
     categorical = next(f["name"] for f in bundle.features if f["type"] == "categorical")
     with_null = good.astype(object).assign(**{categorical: None})
-    kwargs, fragments = _malformed_requests(bundle, json_rows(good)[0], json_rows(with_null)[0])[case]
+    kwargs, fragments = _malformed_requests(bundle, json_rows(good)[0], json_rows(with_null)[0], max_rows)[case]
 
     response = requests.post(regression_server.predictions_url, timeout=REQUEST_TIMEOUT, **kwargs)
 
@@ -258,10 +295,10 @@ def test_malformed_request_gets_4xx_naming_the_problem(regression_server, regres
     assert predictions == _expected(bundle, good)
 
 
-def test_malformed_cases_cover_every_request(regression_bundle):
+def test_malformed_cases_cover_every_request(regression_bundle, max_rows):
     bundle, _ = regression_bundle
     row = [0.0] * len(bundle.feature_names)
-    assert sorted(_malformed_requests(bundle, row, row)) == sorted(MALFORMED)
+    assert sorted(_malformed_requests(bundle, row, row, max_rows)) == sorted(MALFORMED)
     assert len(MALFORMED) >= 8
 
 
@@ -358,12 +395,25 @@ def test_metrics_count_requests_rows_latency_and_classes(served, json_rows):
     assert delta("model_prediction_seconds_count") == 2
     assert delta("model_prediction_seconds_bucket", le="+Inf") == 2
 
+    for feature in names:
+        missing = int(first[feature].isna().sum() + second[feature].isna().sum())
+        assert delta("model_missing_values_total", feature=feature) == missing, feature
+
     class_delta = _class_totals(after) - _class_totals(before)
     if bundle.task == "classification":
         assert class_delta == Counter(str(label) for label in predicted)
         assert set(_class_totals(after)) <= set(bundle.card["classes"])
+        assert not [name for name, _, _ in after if name == "model_predicted_value_total"]
     else:
         assert not _class_totals(after), "a regression model must not count predicted classes"
+        # Predictions per range between the training target's deciles: 10 ranges, every prediction in one.
+        edges = bundle.card["prediction_buckets"]
+        expected = Counter(int(np.searchsorted(edges, value, side="right")) for value in predicted)
+        ranges = [f"<{edges[0]:.6g}"] + [f"{a:.6g}-{b:.6g}" for a, b in itertools.pairwise(edges)]
+        ranges.append(f">={edges[-1]:.6g}")
+        for index, count in expected.items():
+            assert delta("model_predicted_value_total", bucket=ranges[index]) == count, ranges[index]
+        assert delta("model_predicted_value_total") == len(predicted)
 
 
 def test_metrics_count_a_failed_request_without_waiting_for_a_later_one(regression_server, regression_bundle):

@@ -59,6 +59,22 @@ def test_classification_card_lists_the_classes(classification_bundle):
     assert set(predictions) <= set(card["classes"])
 
 
+def test_regression_card_holds_the_target_deciles_for_the_prediction_distribution(regression_bundle, houses):
+    bundle, _ = regression_bundle
+    edges = bundle.card["prediction_buckets"]
+
+    assert len(edges) == 9
+    assert edges == sorted(edges)
+    # The middle edge is the training target's median, within the spread of the sample.
+    assert houses["price"].quantile(0.3) < edges[4] < houses["price"].quantile(0.7)
+
+
+def test_classification_card_has_no_value_buckets(classification_bundle):
+    bundle, _ = classification_bundle
+
+    assert bundle.card["prediction_buckets"] is None
+
+
 def test_input_example_is_a_json_safe_training_row_without_the_target():
     frame = pd.DataFrame(
         {
