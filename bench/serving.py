@@ -15,7 +15,8 @@ in a temporary directory and, on that same model, measures:
 
 Measures: sequential single-row latency p50/p99 (500 requests after 50 warm-up ones); single-row req/s and p99
 at concurrency 1, 8 and 32 for ``--seconds`` each (asyncio + aiohttp, one keep-alive ClientSession, N workers,
-non-200 answers and connection failures counted as errors); rows/s for 1,000- and 10,000-row batches (20
+non-200 answers and connection failures counted as errors; Seldon's gunicorn sync worker answers
+``Connection: close``, so its client reconnects for every request); rows/s for 1,000- and 10,000-row batches (20
 sequential requests after 2 warm-up ones, bodies encoded once beforehand). Prints a table, the three goals and
 whether each holds, and, last, one JSON line.
 
@@ -28,8 +29,9 @@ the hand-written server does no coercion and would silently mispredict JSON bool
 through complete rows; warm-up answers must be 200 and equal raw predict, or the bench aborts. Batches include
 rows with missing values; the table counts the predictions in the 1k batch that differ from raw predict.
 
-Everything listens on 127.0.0.1 on free ports; OMP_NUM_THREADS=1 for both servers and this process. Both
-servers are stopped when the bench ends, whatever happens.
+Requests go to 127.0.0.1 only, on free ports (the FastAPI server listens there; seldon-core-microservice itself
+binds 0.0.0.0). OMP_NUM_THREADS=1 for both servers and this process. Both servers are stopped when the bench
+ends, whatever happens.
 """
 
 from __future__ import annotations
