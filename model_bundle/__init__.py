@@ -24,6 +24,7 @@ from model_bundle.features import (
     CATEGORICAL,
     NUMERIC,
     FeatureError,
+    coerce_columns,
     coerce_features,
     infer_feature_types,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "Bundle",
     "BundleError",
     "FeatureError",
+    "coerce_columns",
     "coerce_features",
     "file_sha256",
     "infer_feature_types",

@@ -16,6 +16,7 @@ from model_bundle import (
     MODEL_FILE,
     BundleError,
     FeatureError,
+    coerce_columns,
     coerce_features,
     file_sha256,
     infer_feature_types,
@@ -280,3 +281,42 @@ def test_infinite_value_in_numeric_feature_is_rejected_naming_the_column(infinit
 
     with pytest.raises(FeatureError, match=r"column 'size' has 1 infinite value\(s\)"):
         coerce_features(frame, FEATURES)
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        {"size": [1, 2.5, None], "area": ["a", None, "b"]},
+        {"size": [120.0], "area": ["north"]},
+        {"size": ["12.5", "7", None], "area": [1, 2.5, None]},  # numbers as text; numbers as categories
+        {"size": [3, 4, 5], "area": [True, False, float("nan")]},
+        {"size": [1.0, "lots"], "area": ["a", "b"]},  # text in a numeric column: same error
+        {"size": [1.0, True], "area": ["a", "b"]},  # a boolean in a numeric column: same error
+        {"size": [1.0, float("inf")], "area": ["a", "b"]},
+        {"size": [1.0], "area": ["a"], "extra": [1]},
+    ],
+)
+def test_serving_coercion_of_columns_equals_training_coercion_of_a_frame(columns):
+    """The model server's fast path (plain sequences) must coerce exactly as training does (a DataFrame).
+
+    The reference frame holds the very same values (object columns): pd.DataFrame's own type inference would
+    turn a category column [1, 2.5] into floats ("1.0"), which is not a value any request or training row held.
+    """
+    frame = pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in columns.items()})
+    try:
+        expected = coerce_features(frame, FEATURES)
+    except FeatureError as error:
+        with pytest.raises(FeatureError) as raised:
+            coerce_columns(columns, FEATURES)
+        assert str(raised.value) == str(error)
+        return
+    pd.testing.assert_frame_equal(coerce_columns(columns, FEATURES), expected)
+
+
+def test_serving_coercion_takes_numeric_arrays():
+    columns = {"size": np.array([1, 2]), "area": ["a", "b"]}
+
+    coerced = coerce_columns(columns, FEATURES)
+
+    assert coerced["size"].dtype == "float64"
+    assert coerced["size"].tolist() == [1.0, 2.0]
