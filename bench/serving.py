@@ -45,14 +45,11 @@ import argparse
 import asyncio
 import contextlib
 import json
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,44 +183,18 @@ def start_fastapi(model_dir: Path, port: int, workers: int, log_file: Path) -> s
         "--no-access-log",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "REFERENCE_MODEL_PATH": str(model_dir / model_bundle.MODEL_FILE)}
-    with open(log_file, "w") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stopped with its uvicorn workers
-        )
-    url = f"http://{HOST}:{port}/health"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BenchError(f"FastAPI server exited with code {process.returncode}:\n{log_file.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return process
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.25)
-    stop_process_group(process)
-    tail = log_file.read_text()[-3000:]
-    raise BenchError(f"FastAPI server not healthy at {url} after {START_TIMEOUT_S:.0f} s:\n{tail}")
-
-
-def stop_process_group(process: subprocess.Popen, timeout: float = 20.0) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
+    process = local_server.spawn(command, log_file, env)
     try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout)
+        local_server.wait_healthy(f"http://{HOST}:{port}/health", process, log_file, START_TIMEOUT_S, "FastAPI server")
+    except local_server.LocalServerError:
+        stop_process_group(process)
+        raise
+    return process
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    local_server.stop_group(process.pid)
+    process.wait(timeout=5)  # reap it
 
 
 def seldon_predictions(payload: dict) -> list[float]:

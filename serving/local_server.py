@@ -116,16 +116,7 @@ def start(
     # Keep Seldon's internal metrics out of response bodies (they are on the metrics port), and one OpenMP
     # thread per worker: scikit-learn's thread pool costs far more than it saves on single requests.
     env = {"OMP_NUM_THREADS": "1", **os.environ, "INCLUDE_METRICS_IN_CLIENT_RESPONSE": "false"}
-    with open(log_file, "w") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # outlives the pipeline step that starts it; stopped as one process group
-        )
+    process = spawn(command, log_file, env)
     server = LocalServer(
         process.pid,
         str(Path(model_dir).resolve()),
@@ -137,7 +128,7 @@ def start(
     )
     _record_path(state_dir, http_port).write_text(json.dumps(asdict(server), indent=2))
     try:
-        _wait_healthy(server, process, timeout)
+        wait_healthy(f"http://{HOST}:{http_port}/health/status", process, log_file, timeout, "model server")
     except LocalServerError:
         stop(http_port, state_dir)
         raise
@@ -158,14 +149,7 @@ def stop(http_port: int, state_dir: str | Path, timeout: float = 20.0) -> bool:
     record = _record_path(Path(state_dir), http_port)
     if not record.exists():
         return False
-    server = LocalServer(**json.loads(record.read_text()))
-    if _is_alive(server.pid):
-        _signal_group(server.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _is_alive(server.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _is_alive(server.pid):
-            _signal_group(server.pid, signal.SIGKILL)
+    stop_group(LocalServer(**json.loads(record.read_text())).pid, timeout)
     record.unlink(missing_ok=True)
     return True
 
@@ -185,12 +169,28 @@ def stop_all(state_dir: str | Path) -> list[int]:
     return [port for port in sorted(ports) if stop(port, state_dir)]
 
 
-def _wait_healthy(server: LocalServer, process: subprocess.Popen, timeout: float) -> None:
-    url = f"http://{HOST}:{server.http_port}/health/status"
+def spawn(command: list[str], log_file: str | Path, env: dict[str, str]) -> subprocess.Popen:
+    """Starts ``command`` in its own process group (it outlives the step that starts it, and stops as one group
+    with its workers), output to ``log_file``."""
+    with open(log_file, "w") as log:
+        return subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_healthy(url: str, process: subprocess.Popen, log_file: str | Path, timeout: float, name: str) -> None:
+    """Waits until ``url`` answers 200; raises LocalServerError with the log's tail when the process exits or
+    the time is up."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise LocalServerError(f"model server exited with code {process.returncode}:\n{_tail(server.log_file)}")
+            raise LocalServerError(f"{name} exited with code {process.returncode}:\n{_tail(log_file)}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -198,10 +198,22 @@ def _wait_healthy(server: LocalServer, process: subprocess.Popen, timeout: float
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.25)
-    raise LocalServerError(f"model server not healthy at {url} after {timeout:.0f} s:\n{_tail(server.log_file)}")
+    raise LocalServerError(f"{name} not healthy at {url} after {timeout:.0f} s:\n{_tail(log_file)}")
 
 
-def _tail(log_file: str, lines: int = 25) -> str:
+def stop_group(pid: int, timeout: float = 20.0) -> None:
+    """Stops the process group led by ``pid``: SIGTERM, then SIGKILL after ``timeout`` seconds."""
+    if not _is_alive(pid):
+        return
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _is_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _is_alive(pid):
+        _signal_group(pid, signal.SIGKILL)
+
+
+def _tail(log_file: str | Path, lines: int = 25) -> str:
     try:
         text = Path(log_file).read_text(errors="replace").splitlines()
     except OSError:
