@@ -11,7 +11,9 @@ in a temporary directory and, on that same model, measures:
 - fastapi: bench/fastapi_reference.py, the server users usually write by hand (joblib.load at startup,
   ``model.predict(pd.DataFrame(ndarray, columns=names))``), run by uvicorn from .venv with ``--workers``,
   POST /predict;
-- raw: ``bundle.model.predict(frame)`` in this process on already coerced DataFrames (the floor).
+- raw: ``bundle.model.predict(frame)`` in this process on already coerced DataFrames (the floor);
+- and, for the single-row p50 only, seldon-core-microservice serving bench/seldon_floor.py, a class that does no
+  work but records the same metrics: what Seldon's wrapper itself costs per request.
 
 Measures: sequential single-row latency p50/p99 (500 requests after 50 warm-up ones); single-row req/s and p99
 at concurrency 1, 8 and 32 for ``--seconds`` each (asyncio + aiohttp, one keep-alive ClientSession, N workers,
@@ -409,6 +411,8 @@ def print_table(servers: list[Server], raw: dict, result: dict, args: argparse.N
         line(f"rows/s, {label}-row batches", *values, ",.0f")
     line("errors, all runs", result["seldon_errors"], result["fastapi_errors"], None, "d")
     line("1k batch: predictions != raw", seldon["1k"]["mismatches"], fastapi["1k"]["mismatches"], None, "d")
+    floor = result["seldon_wrapper_floor_p50_ms"]
+    print(f"Seldon's wrapper alone (a model class that does no work, same metrics): single-row p50 {floor:.2f} ms")
     print("goals:")
     goals = [
         ("seldon_rps_c8 >= fastapi_rps_c8", "goal_rps_c8", result["seldon_rps_c8"], result["fastapi_rps_c8"], ".1f"),
@@ -442,6 +446,28 @@ def seldon_server(model_dir: Path, sha256: str, state_dir: Path, workers: int):
         local_server.stop(http_port, state_dir)
 
 
+def wrapper_floor_p50_ms(work: Workload, temp: Path) -> float:
+    """Single-row p50 of seldon-core-microservice serving bench/seldon_floor.py, a class that does no work."""
+    http_port, metrics_port, grpc_port = free_ports(3)
+    command = [
+        str(local_server.serving_venv() / "bin" / "seldon-core-microservice"),
+        "bench.seldon_floor.FloorModel",
+        *("--service-type", "MODEL", "--http-port", str(http_port)),
+        *("--metrics-port", str(metrics_port), "--grpc-port", str(grpc_port)),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "INCLUDE_METRICS_IN_CLIENT_RESPONSE": "false"}
+    log_file = temp / "floor.log"
+    process = local_server.spawn(command, log_file, env)
+    try:
+        local_server.wait_healthy(
+            f"http://{HOST}:{http_port}/health/ping", process, log_file, START_TIMEOUT_S, "Seldon floor server"
+        )
+        floor = Server("floor", f"http://{HOST}:{http_port}/api/v1.0/predictions", seldon_predictions)
+        return asyncio.run(sequential_latency(floor, work))["p50_ms"]
+    finally:
+        stop_process_group(process)
+
+
 def run_comparison(args: argparse.Namespace, bundle: model_bundle.Bundle, work: Workload, temp: Path) -> dict:
     raw = measure_raw(bundle, work)
     (fastapi_port,) = free_ports(1)
@@ -459,6 +485,7 @@ def run_comparison(args: argparse.Namespace, bundle: model_bundle.Bundle, work: 
             if fastapi_process is not None:
                 stop_process_group(fastapi_process)
     result = summary(servers, raw, args)
+    result["seldon_wrapper_floor_p50_ms"] = round(wrapper_floor_p50_ms(work, temp), 3)
     print_table(servers, raw, result, args)
     return result
 
