@@ -123,10 +123,10 @@ import numpy as np
 from seldon_core.seldon_client import SeldonClient
 from seldon_core.utils import seldon_message_to_json
 
-endpoint, request_file, result_file = sys.argv[1:4]
+endpoint, request_file, result_file, transport = sys.argv[1:5]
 with open(request_file) as stream:
     calls = json.load(stream)
-client = SeldonClient(transport="rest", payload_type="ndarray", microservice_endpoint=endpoint)
+client = SeldonClient(transport=transport, payload_type="ndarray", microservice_endpoint=endpoint)
 results = {}
 for name, call in calls.items():
     prediction = client.microservice(
@@ -141,10 +141,14 @@ with open(result_file, "w") as stream:
 """
 
 
-def test_seldon_client_predictions_equal_in_process_predictions(served, json_rows, run_serving_script, tmp_path):
-    """Seldon's own Python client (REST, straight to the microservice) gets the in-process predictions, and a
-    clear failure for a request that lacks a column."""
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_seldon_client_predictions_equal_in_process_predictions(
+    served, json_rows, run_serving_script, tmp_path, transport
+):
+    """Seldon's own Python client (REST or gRPC, straight to the microservice) gets the in-process predictions,
+    and a clear failure for a request that lacks a column (over gRPC the status travels in the message)."""
     server, bundle, frame = served
+    port = server.http_port if transport == "rest" else server.grpc_port
     names = bundle.feature_names
     rows = json_rows(frame)
     calls = {
@@ -154,7 +158,7 @@ def test_seldon_client_predictions_equal_in_process_predictions(served, json_row
     request_file, result_file = tmp_path / "calls.json", tmp_path / "results.json"
     request_file.write_text(json.dumps(calls, allow_nan=False))
 
-    run_serving_script(SELDON_CLIENT_SCRIPT, f"127.0.0.1:{server.http_port}", str(request_file), str(result_file))
+    run_serving_script(SELDON_CLIENT_SCRIPT, f"127.0.0.1:{port}", str(request_file), str(result_file), transport)
     results = json.loads(result_file.read_text())
 
     good = results["all_rows"]
@@ -163,7 +167,8 @@ def test_seldon_client_predictions_equal_in_process_predictions(served, json_row
     assert [row[0] for row in good["response"]["data"]["ndarray"]] == _expected(bundle, frame)
 
     bad = results["missing_column"]
-    assert not bad["success"], bad
+    assert bad["response"]["status"]["code"] == 400, bad
+    assert bad["response"]["status"]["reason"] == "BAD_FEATURES"
     assert "missing column" in bad["response"]["status"]["info"]
     assert names[-1] in bad["response"]["status"]["info"]
 
