@@ -1,12 +1,16 @@
 """Compiles every pipeline to DIR/<pipeline>.yaml and every component to DIR/components/<component>.yaml.
 
-    python compile.py [--output-dir build]
+    python compile.py [--output-dir build] [--image-registry ghcr.io/you/] [--image-tag 0.1.0-abc1234]
+
+The image options choose the images every step (and the SeldonDeployment) runs: `make images` builds and loads
+them into kind with a version-and-commit tag, and `make run` compiles with that same tag.
 
 Upload a pipeline YAML in the KFP UI or run it with `kfp run create -f build/training_pipeline.yaml`; load a
 component YAML in your own pipeline with `kfp.components.load_component_from_file`.
 """
 
 import argparse
+import os
 from pathlib import Path
 
 from kfp import compiler
@@ -32,7 +36,14 @@ def compile_all(output_dir: Path) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output-dir", type=Path, default=Path("build"), help="where to write (default: build)")
+    parser.add_argument("--image-registry", help="prefix of both images, e.g. ghcr.io/you/ (default: none)")
+    parser.add_argument("--image-tag", help="tag of both images (default: the project version)")
     args = parser.parse_args()
+    # components/_image.py reads these when the components are first imported, which compile_all does.
+    if args.image_registry is not None:
+        os.environ["KFP_MLOPS_IMAGE_REGISTRY"] = args.image_registry
+    if args.image_tag is not None:
+        os.environ["KFP_MLOPS_IMAGE_TAG"] = args.image_tag
     for path in compile_all(args.output_dir):
         print(f"wrote {path}")
 

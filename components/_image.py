@@ -15,7 +15,11 @@ except PackageNotFoundError:  # running from a source tree that was not pip-inst
     PROJECT_VERSION = "0.1.0"
 
 IMAGE_REGISTRY = os.environ.get("KFP_MLOPS_IMAGE_REGISTRY", "")
-IMAGE_TAG = os.environ.get("KFP_MLOPS_IMAGE_TAG", PROJECT_VERSION)
+if IMAGE_REGISTRY and not IMAGE_REGISTRY.endswith("/"):
+    IMAGE_REGISTRY += "/"
+IMAGE_TAG = os.environ.get("KFP_MLOPS_IMAGE_TAG") or PROJECT_VERSION
+if IMAGE_TAG == "latest":
+    raise ValueError("KFP_MLOPS_IMAGE_TAG must not be 'latest': Kubernetes would always pull, and kind images fail")
 
 COMPONENTS_IMAGE = f"{IMAGE_REGISTRY}kfp-mlops-components:{IMAGE_TAG}"
 SERVING_IMAGE = f"{IMAGE_REGISTRY}kfp-mlops-serving:{IMAGE_TAG}"

@@ -2,6 +2,7 @@
 
 from kfp import dsl
 
+from components._image import SERVING_IMAGE
 from components.deploy_model import deploy_model
 from components.evaluate_model import evaluate_model
 from components.gate_model import gate_model
@@ -10,6 +11,7 @@ from components.prepare_data import prepare_data
 from components.register_model import register_model
 from components.train_model import train_model
 from components.validate_data import validate_data
+from pipelines._kubernetes import use_local_images, use_registry_credentials
 
 
 @dsl.pipeline(
@@ -33,6 +35,8 @@ def training_pipeline(
     namespace: str = "models",
     serving_port: int = 9000,
     metrics_port: int = 6000,
+    deploy_timeout_seconds: int = 600,
+    serving_image: str = SERVING_IMAGE,
 ):
     """Trains a model on `data_uri` and makes it the champion when it passes the gate.
 
@@ -49,10 +53,14 @@ def training_pipeline(
         thresholds: Absolute metric bounds the challenger must meet, e.g. `{"r2": 0.6}`.
         min_improvement: Required gain of the primary metric (r2 / f1_macro) over the champion.
         tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store.
-        deploy_target: `local` (serve on this machine) or `none` (render the SeldonDeployment only).
+        deploy_target: `kubernetes` (SeldonDeployment in `namespace`), `local` (serve on this machine) or `none`
+            (render the SeldonDeployment only).
         namespace: Kubernetes namespace of the SeldonDeployment.
         serving_port: HTTP port of the local model server.
         metrics_port: Metrics port of the local model server.
+        deploy_timeout_seconds: How long deployment may take to be Available and answer correctly.
+        serving_image: Model server image of the SeldonDeployment (set at compile time by --image-registry and
+            --image-tag).
     """
     ingest = ingest_data(source_uri=data_uri)
     validate = validate_data(dataset=ingest.outputs["dataset"], target=target, task=task)
@@ -106,10 +114,15 @@ def training_pipeline(
             model_name=model_name,
             model_version=register.outputs["model_version"],
             model_uri=register.outputs["model_uri"],
+            serving_image=serving_image,
             deploy_target=deploy_target,
             namespace=namespace,
             tracking_uri=tracking_uri,
             serving_port=serving_port,
             metrics_port=metrics_port,
+            wait_timeout_seconds=deploy_timeout_seconds,
+            pipeline_job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         )
         deploy.set_caching_options(False)
+    use_local_images(ingest, validate, prepare, train, evaluate, gate, register, deploy)
+    use_registry_credentials(gate, register, deploy)

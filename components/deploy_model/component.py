@@ -13,18 +13,23 @@ def deploy_model(
     model_name: str,
     model_version: str,
     model_uri: str,
+    serving_image: str,
     manifest: Output[Artifact],
     deploy_target: str = "none",
     namespace: str = "models",
     tracking_uri: str = "",
     serving_port: int = 9000,
     metrics_port: int = 6000,
+    wait_timeout_seconds: int = 600,
+    pipeline_job_id: str = "",
 ) -> NamedTuple("Outputs", [("endpoint", str)]):
     """Serves the registered model version and, once it answers correctly, moves the `champion` alias to it.
 
-    Target `local` starts the Seldon Core Python server from .venv-serving on this machine and smoke-tests it
-    with test rows (the answers must equal the model's own predictions); on failure the previous server is
-    restored and `champion` is not moved. Target `none` only renders the SeldonDeployment manifest.
+    Target `kubernetes` creates or replaces the SeldonDeployment, waits until it is Available and smoke-tests it
+    through its in-cluster service; target `local` starts the Seldon Core Python server from .venv-serving on
+    this machine and smoke-tests it. The smoke test sends test rows: the answers must equal the model's own
+    predictions. On failure the previous deployment is restored and `champion` is not moved. Target `none` only
+    renders the SeldonDeployment manifest.
 
     Args:
         model: The trained model directory (its card gives the digest the server must verify).
@@ -32,12 +37,15 @@ def deploy_model(
         model_name: Registered model name.
         model_version: Registry version to deploy.
         model_uri: Where the version's files are stored (the SeldonDeployment's modelUri).
+        serving_image: The model server image the SeldonDeployment runs (images/serving).
         manifest: The SeldonDeployment (YAML) for this version, rendered for every target.
-        deploy_target: `local` or `none`.
-        namespace: Kubernetes namespace written into the manifest.
+        deploy_target: `kubernetes`, `local` or `none`.
+        namespace: Kubernetes namespace of the SeldonDeployment.
         tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store.
         serving_port: HTTP port of the local server (target `local`).
         metrics_port: Prometheus metrics port of the local server (target `local`).
+        wait_timeout_seconds: How long to wait for the SeldonDeployment to be Available and answer correctly.
+        pipeline_job_id: The KFP run, recorded as an annotation on the SeldonDeployment.
 
     Returns:
         endpoint: The predictions URL, empty for target `none`.
@@ -47,6 +55,7 @@ def deploy_model(
         SMOKE_ROWS,
         build_seldon_deployment,
         check_target,
+        deploy_kubernetes,
         deploy_local,
         write_manifest,
     )
@@ -55,21 +64,28 @@ def deploy_model(
     check_target(deploy_target)
     bundle = load(model.path)
     sha256 = bundle.card["sha256"]
-    write_manifest(build_seldon_deployment(model_name, model_version, model_uri, sha256, namespace), manifest.path)
+    seldon_deployment = build_seldon_deployment(
+        model_name, model_version, model_uri, sha256, namespace, image=serving_image, pipeline_job_id=pipeline_job_id
+    )
+    write_manifest(seldon_deployment, manifest.path)
     if deploy_target == "none":
         print(f"rendered the SeldonDeployment for {model_name} v{model_version}; nothing deployed")
         return ("",)
     rows = read_dataset(test.path)[bundle.feature_names].head(SMOKE_ROWS)
-    endpoint = deploy_local(
-        model_name,
-        model_version,
-        model_uri,
-        sha256,
-        rows,
-        bundle.predict(rows),
-        tracking_uri=tracking_uri,
-        http_port=serving_port,
-        metrics_port=metrics_port,
-    )
+    expected = bundle.predict(rows)
+    if deploy_target == "kubernetes":
+        endpoint = deploy_kubernetes(seldon_deployment, rows, expected, tracking_uri, timeout=wait_timeout_seconds)
+    else:
+        endpoint = deploy_local(
+            model_name,
+            model_version,
+            model_uri,
+            sha256,
+            rows,
+            expected,
+            tracking_uri=tracking_uri,
+            http_port=serving_port,
+            metrics_port=metrics_port,
+        )
     print(f"{model_name} v{model_version} is the champion, served at {endpoint}")
     return (endpoint,)

@@ -1,9 +1,11 @@
 """Deploys a registered model version and, only when it serves correctly, makes it the champion.
 
 Targets:
+- ``kubernetes``: create or replace the SeldonDeployment, wait until the operator reports it Available,
+  smoke-test it through its in-cluster service, then move the registry alias ``champion``; on failure the
+  previous spec is restored (or the new object deleted) and the alias is left alone (see cluster.py).
 - ``local``: serve it on this machine with the Seldon Core Python server (from .venv-serving), smoke-test
-  it, then move the registry alias ``champion``; on failure the previous local server is restored and the
-  alias is left alone.
+  it, then move ``champion``; on failure the previous local server is restored and the alias is left alone.
 - ``none``: only render the SeldonDeployment a cluster would apply.
 The SeldonDeployment manifest is rendered for every target, by the same builder.
 """
@@ -23,7 +25,7 @@ import pandas as pd
 from components._common import registry
 from components._image import SERVING_IMAGE
 
-TARGETS = ("local", "none")
+TARGETS = ("kubernetes", "local", "none")
 GRAPH_NODE = "model"
 RCLONE_SECRET = "seldon-rclone-secret"
 SMOKE_ROWS = 5
@@ -54,6 +56,7 @@ def build_seldon_deployment(
     model_sha256: str,
     namespace: str = "models",
     image: str = SERVING_IMAGE,
+    pipeline_job_id: str = "",
 ) -> dict:
     """The SeldonDeployment (machinelearning.seldon.io/v1) serving ``model_uri`` with this project's image.
 
@@ -78,6 +81,7 @@ def build_seldon_deployment(
                 "kfp-mlops/model-version": str(model_version),
                 "kfp-mlops/model-sha256": model_sha256,
                 "kfp-mlops/model-uri": model_uri,
+                "kfp-mlops/kfp-run-id": pipeline_job_id,
             },
         },
         "spec": {
@@ -213,10 +217,61 @@ def deploy_local(
             f"deploying {model_name} v{model_version} failed: {error}; {_restore(previous, state)}"
         ) from error
 
-    client.set_registered_model_alias(model_name, registry.CHAMPION, model_version)
-    client.set_model_version_tag(model_name, model_version, "deployment.target", "local")
-    client.set_model_version_tag(model_name, model_version, "deployment.endpoint", server.predictions_url)
+    promote_champion(
+        tracking_uri,
+        model_name,
+        model_version,
+        {"deployment.target": "local", "deployment.endpoint": server.predictions_url},
+    )
     return server.predictions_url
+
+
+def deploy_kubernetes(
+    manifest: dict,
+    smoke_rows: pd.DataFrame,
+    expected_predictions: np.ndarray,
+    tracking_uri: str = "",
+    timeout: float = 600.0,
+    api=None,
+) -> str:
+    """Rolls ``manifest`` out to the cluster, smoke-tests it in the cluster, then makes it the champion.
+
+    On any failure the cluster is rolled back and ``champion`` stays where it was. Returns the in-cluster
+    predictions URL.
+    """
+    from components.deploy_model import cluster
+
+    annotations = manifest["metadata"]["annotations"]
+    model_name, model_version = annotations["kfp-mlops/registered-model"], annotations["kfp-mlops/model-version"]
+    try:
+        rollout = cluster.roll_out(
+            api if api is not None else cluster.load_api(),
+            manifest,
+            lambda url: smoke_test(url, smoke_rows, expected_predictions),
+            timeout=timeout,
+        )
+    except cluster.ClusterDeploymentError as error:
+        raise DeploymentError(f"deploying {model_name} v{model_version} to Kubernetes failed: {error}") from error
+    promote_champion(
+        tracking_uri,
+        model_name,
+        model_version,
+        {
+            "deployment.target": "kubernetes",
+            "deployment.namespace": manifest["metadata"]["namespace"],
+            "deployment.name": manifest["metadata"]["name"],
+            "deployment.endpoint": rollout.predictions_url,
+        },
+    )
+    return rollout.predictions_url
+
+
+def promote_champion(tracking_uri: str, model_name: str, model_version: str, tags: dict[str, str]) -> None:
+    """Moves the ``champion`` alias to a version that serves correctly, and records where it is served."""
+    client = registry.connect(tracking_uri)
+    client.set_registered_model_alias(model_name, registry.CHAMPION, model_version)
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, model_version, key, value)
 
 
 def _restore(previous, state: Path) -> str:

@@ -73,15 +73,16 @@ def test_model_name_without_valid_characters_is_named(model_name):
         deployment_name(model_name)
 
 
-@pytest.mark.parametrize("target", ["local", "none"])
+@pytest.mark.parametrize("target", ["kubernetes", "local", "none"])
 def test_known_targets_are_accepted(target):
     assert check_target(target) == target
 
 
-@pytest.mark.parametrize("target", ["kubernetes", "", "Local"])
+@pytest.mark.parametrize("target", ["k8s", "", "Local"])
 def test_unknown_target_is_named(target):
     with pytest.raises(
-        DeploymentError, match=rf"parameter deploy_target must be one of \('local', 'none'\), got '{target}'"
+        DeploymentError,
+        match=rf"parameter deploy_target must be one of \('kubernetes', 'local', 'none'\), got '{target}'",
     ):
         check_target(target)
 
@@ -99,6 +100,7 @@ def test_manifest_identifies_the_deployment(manifest):
         "kfp-mlops/model-version": "7",
         "kfp-mlops/model-sha256": SHA,
         "kfp-mlops/model-uri": URI,
+        "kfp-mlops/kfp-run-id": "",
     }
     assert manifest["metadata"]["labels"]["kfp-mlops/model-version"] == "7"
 
