@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,43 @@ def test_pipeline_defaults_run_on_the_sample_data(build_dir):
     assert parameters["target"]["defaultValue"] == "price"
     # Uploaded to a cluster as-is, the default must not try to start a server on the pipeline pod.
     assert parameters["deploy_target"]["defaultValue"] == "none"
+
+
+def _compile_for_cluster(tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
+    # A fresh process: the image references are fixed when the components are first imported.
+    return subprocess.run(
+        [sys.executable, "compile.py", "--output-dir", str(tmp_path), *options],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_cluster_compile_references_the_built_images_and_never_pulls_them(tmp_path):
+    completed = _compile_for_cluster(
+        tmp_path, "--image-registry", "registry.local:5000/ml", "--image-tag", "0.1.0-abc1234"
+    )
+    assert completed.returncode == 0, completed.stderr
+    documents = _documents(tmp_path / "training_pipeline.yaml")
+    spec, platform = documents[0], documents[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+    images = {executor["container"]["image"] for executor in spec["deploymentSpec"]["executors"].values()}
+    assert images == {"registry.local:5000/ml/kfp-mlops-components:0.1.0-abc1234"}
+    serving = spec["root"]["inputDefinitions"]["parameters"]["serving_image"]["defaultValue"]
+    assert serving == "registry.local:5000/ml/kfp-mlops-serving:0.1.0-abc1234"
+    assert set(platform) == set(spec["deploymentSpec"]["executors"])
+    assert {executor["imagePullPolicy"] for executor in platform.values()} == {"IfNotPresent"}
+    # The registry's S3 credentials reach exactly the steps that use the registry, and never block a pod.
+    with_secret = {name for name, executor in platform.items() if "secretAsEnv" in executor}
+    assert with_secret == {"exec-gate-model", "exec-register-model", "exec-deploy-model"}
+    assert all(secret["optional"] for name in with_secret for secret in platform[name]["secretAsEnv"])
+    for component in (tmp_path / "components").glob("*.yaml"):
+        assert "0.1.0-abc1234" in component.read_text(), component.name
+
+
+def test_a_latest_image_tag_is_refused(tmp_path):
+    completed = _compile_for_cluster(tmp_path, "--image-tag", "latest")
+
+    assert completed.returncode != 0
+    assert "must not be 'latest'" in completed.stderr
