@@ -74,3 +74,37 @@ clean:  ## remove compiled pipelines and local state (registry, runs, served mod
 
 distclean: clean  ## also remove both environments
 	rm -rf $(VENV) $(SERVING_VENV)
+
+# --- kind cluster: KFP, Seldon Core, MLflow (cluster/; needs docker, kind, kubectl, helm) ---
+CLUSTER_NAME ?= kfp-mlops
+IMAGE_REGISTRY ?=
+# <project version>-<short commit>; never `latest` (Kubernetes would always pull, and kind images cannot be pulled).
+IMAGE_TAG ?= $(shell $(PYTHON) -c 'import tomllib;print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')-$(shell git rev-parse --short HEAD)
+BUILD_IMAGES ?= 1
+PROMETHEUS ?= 0
+CLUSTER_ENV = CLUSTER_NAME='$(CLUSTER_NAME)' IMAGE_REGISTRY='$(IMAGE_REGISTRY)' IMAGE_TAG='$(IMAGE_TAG)'
+
+.PHONY: cluster cluster-down images
+
+cluster:  ## kind cluster with KFP 2.17.0, Seldon Core 1.17.1, MLflow and the images (PROMETHEUS=1: Prometheus)
+	$(CLUSTER_ENV) BUILD_IMAGES='$(BUILD_IMAGES)' PROMETHEUS='$(PROMETHEUS)' cluster/up.sh
+
+images:  ## build both images (tag IMAGE_TAG) and load them into the kind cluster
+	$(CLUSTER_ENV) cluster/images.sh
+
+cluster-down:  ## delete the kind cluster and everything in it
+	CLUSTER_NAME='$(CLUSTER_NAME)' cluster/down.sh
+
+# --- runs on the cluster ---
+KF_PIPELINES_ENDPOINT ?= http://localhost:8080
+TRACKING_URI ?= http://mlflow.kubeflow.svc.cluster.local:5000
+MODEL_NAMESPACE ?= models
+RUN_ARGS ?=
+
+.PHONY: run
+
+run: $(VENV)/.installed  ## compile with IMAGE_TAG and start a training run on KF_PIPELINES_ENDPOINT (RUN_ARGS='k=v ...')
+	$(PY) compile.py --output-dir $(BUILD_DIR) --image-registry '$(IMAGE_REGISTRY)' --image-tag '$(IMAGE_TAG)'
+	$(VENV)/bin/kfp --endpoint $(KF_PIPELINES_ENDPOINT) run create -e kfp-mlops -r "training $(IMAGE_TAG)" \
+		-f $(BUILD_DIR)/training_pipeline.yaml tracking_uri=$(TRACKING_URI) deploy_target=kubernetes \
+		namespace=$(MODEL_NAMESPACE) $(RUN_ARGS)

@@ -1,0 +1,270 @@
+"""The cluster's YAML under cluster/: valid for Kubernetes 1.27, least-privilege RBAC, and consistent with what the
+pipeline's deploy step renders (Secret name, namespace, rclone remote) and with SeaweedFS's NetworkPolicy."""
+
+from __future__ import annotations
+
+import ast
+import re
+import tomllib
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CLUSTER_DIR = REPO_ROOT / "cluster"
+DEPLOY_LOGIC = REPO_ROOT / "components" / "deploy_model" / "logic.py"
+PROJECT_VERSION = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+# The cluster's Kubernetes minor (cluster/kind-config.yaml). kubernetes-validate 1.37.0 bundles 1.27 schemas.
+KUBERNETES_VERSION = "1.27"
+
+# Documents that are not built-in Kubernetes kinds, so no bundled schema exists for them; each is checked by a
+# dedicated test below instead.
+NOT_BUILT_IN = {
+    ("kind.x-k8s.io/v1alpha4", "Cluster"): "kind's own cluster config, never sent to the API server",
+    ("monitoring.coreos.com/v1", "PodMonitor"): "CRD of the Prometheus Operator (kube-prometheus-stack)",
+    ("machinelearning.seldon.io/v1", "SeldonDeployment"): "CRD of the Seldon Core operator",
+}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "StorageClass"}
+
+SEAWEEDFS_ENDPOINT = "http://seaweedfs.kubeflow.svc.cluster.local:8333"
+
+
+def _documents() -> list[tuple[str, int, dict]]:
+    found = []
+    for path in sorted([*CLUSTER_DIR.rglob("*.yaml"), *CLUSTER_DIR.rglob("*.yml")]):
+        for index, document in enumerate(yaml.safe_load_all(path.read_text())):
+            if document is not None:
+                found.append((str(path.relative_to(REPO_ROOT)), index, document))
+    return found
+
+
+DOCUMENTS = _documents()
+BUILT_IN = [entry for entry in DOCUMENTS if (entry[2].get("apiVersion"), entry[2].get("kind")) not in NOT_BUILT_IN]
+
+
+def _doc_id(entry: tuple[str, int, dict]) -> str:
+    path, index, document = entry
+    return f"{path}#{index}:{document.get('kind')}/{document.get('metadata', {}).get('name', '')}"
+
+
+def _find(kind: str, name: str) -> dict:
+    matches = [doc for _, _, doc in DOCUMENTS if doc.get("kind") == kind and doc["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected one {kind} {name} under cluster/, found {len(matches)}"
+    return matches[0]
+
+
+def _of_kind(kind: str) -> list[dict]:
+    return [doc for _, _, doc in DOCUMENTS if doc.get("kind") == kind]
+
+
+def _option(command: list[str], name: str) -> str:
+    assert name in command, f"{name} missing from {command}"
+    return command[command.index(name) + 1]
+
+
+def _module_constant(path: Path, name: str):
+    """A module-level constant, read without importing the module (and its heavy dependencies)."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(target, "id", None) == name for target in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"{name} not found in {path}")
+
+
+def _default_argument(path: Path, function: str, argument: str):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef) and node.name == function:
+            names = [arg.arg for arg in node.args.args][len(node.args.args) - len(node.args.defaults) :]
+            defaults = dict(zip(names, node.args.defaults, strict=True))
+            return ast.literal_eval(defaults[argument])
+    raise AssertionError(f"{function}() not found in {path}")
+
+
+def test_the_cluster_directory_has_the_expected_documents():
+    kinds = sorted((doc["kind"], doc["metadata"]["name"]) for _, _, doc in DOCUMENTS if "metadata" in doc)
+    assert kinds == [
+        ("Deployment", "mlflow"),
+        ("Namespace", "models"),
+        ("PersistentVolumeClaim", "mlflow-db"),
+        ("PodMonitor", "seldon-deployments"),
+        ("Role", "seldon-deployer"),
+        ("RoleBinding", "seldon-deployer-pipeline-runner"),
+        ("Secret", "mlflow-s3-credentials"),
+        ("Secret", "seldon-rclone-secret"),
+        ("Service", "mlflow"),
+    ]
+
+
+@pytest.mark.parametrize("entry", BUILT_IN, ids=_doc_id)
+def test_built_in_kinds_validate_strictly_for_kubernetes_1_27(entry):
+    path, _, document = entry
+    try:
+        validated = kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.SchemaNotFoundError as error:
+        pytest.fail(f"{path}: {error.message}; a CRD-backed kind belongs in NOT_BUILT_IN with its own test")
+    except kubernetes_validate.ValidationError as error:
+        pytest.fail(f"{path}: {'.'.join(map(str, error.path))}: {error.message}")
+    assert validated == KUBERNETES_VERSION
+
+
+def test_strict_validation_catches_a_misspelt_field():
+    # Guards the test above: strict mode must reject a field Kubernetes does not know.
+    deployment = _find("Deployment", "mlflow")
+    broken = {**deployment, "spec": {**deployment["spec"], "replica": 1}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+
+
+def test_documents_not_validated_are_only_the_listed_crd_and_config_kinds():
+    skipped = {(doc.get("apiVersion"), doc.get("kind")) for _, _, doc in DOCUMENTS} - {
+        (doc.get("apiVersion"), doc.get("kind")) for _, _, doc in BUILT_IN
+    }
+    assert skipped <= set(NOT_BUILT_IN)
+
+
+def test_namespaced_objects_name_their_namespace():
+    # `kubectl apply -f` would otherwise put them into whatever namespace the context defaults to.
+    loose = [
+        _doc_id(entry)
+        for entry in DOCUMENTS
+        if entry[2].get("kind") not in CLUSTER_SCOPED | {"Cluster"} and not entry[2]["metadata"].get("namespace")
+    ]
+    assert not loose
+
+
+def test_no_image_is_latest_or_untagged():
+    images = []
+    for _, _, doc in DOCUMENTS:
+        for container in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+            images.append(container["image"])
+    assert images
+    for image in images:
+        name, _, tag = image.rpartition(":")
+        assert name and tag and "/" not in tag and tag != "latest", image
+
+
+def test_kind_node_image_is_kubernetes_1_23_to_1_27_pinned_by_digest():
+    (config,) = [doc for _, _, doc in DOCUMENTS if doc.get("kind") == "Cluster"]
+    assert config["apiVersion"] == "kind.x-k8s.io/v1alpha4"
+    assert [node["role"] for node in config["nodes"]] == ["control-plane"]
+    image = config["nodes"][0]["image"]
+    # Seldon Core 1.16-1.18 document Kubernetes 1.23-1.27.
+    assert re.fullmatch(r"kindest/node:v1\.2[3-7]\.\d+@sha256:[0-9a-f]{64}", image), image
+    assert image.startswith(f"kindest/node:v{KUBERNETES_VERSION}.")
+
+
+def test_models_namespace_is_admitted_by_the_seaweedfs_network_policy():
+    namespace = _find("Namespace", "models")
+    assert namespace["metadata"]["labels"]["app.kubernetes.io/part-of"] == "kubeflow-profile"
+    assert _default_argument(DEPLOY_LOGIC, "build_seldon_deployment", "namespace") == "models"
+
+
+def test_pipeline_runner_may_manage_seldon_deployments_in_models_and_nothing_else():
+    (role,) = _of_kind("Role")
+    (binding,) = _of_kind("RoleBinding")
+    assert not _of_kind("ClusterRole") and not _of_kind("ClusterRoleBinding")
+    assert role["metadata"] == {**role["metadata"], "name": "seldon-deployer", "namespace": "models"}
+    assert role["rules"] == [
+        {
+            "apiGroups": ["machinelearning.seldon.io"],
+            "resources": ["seldondeployments", "seldondeployments/status"],
+            "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"],
+        }
+    ]
+    assert binding["metadata"]["namespace"] == "models"
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "seldon-deployer"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"}]
+
+
+def test_rclone_secret_is_the_one_the_seldon_deployment_names_with_an_s3_remote():
+    secret_name = _module_constant(DEPLOY_LOGIC, "RCLONE_SECRET")
+    secret = _find("Secret", secret_name)
+    assert secret["metadata"]["namespace"] == _default_argument(DEPLOY_LOGIC, "build_seldon_deployment", "namespace")
+    data = secret["stringData"]
+    # rclone reads RCLONE_CONFIG_<REMOTE>_<KEY>; the remote must be named after the model URI's scheme.
+    mlflow_command = _find("Deployment", "mlflow")["spec"]["template"]["spec"]["containers"][0]["command"]
+    artifact_root = _option(mlflow_command, "--default-artifact-root")
+    remote = artifact_root.split("://", 1)[0].upper()
+    assert remote == "S3"
+    assert {key.split("_")[2] for key in data} == {remote}, sorted(data)
+    assert data == {
+        "RCLONE_CONFIG_S3_TYPE": "s3",
+        "RCLONE_CONFIG_S3_PROVIDER": "Other",
+        "RCLONE_CONFIG_S3_ENV_AUTH": "false",
+        "RCLONE_CONFIG_S3_ENDPOINT": SEAWEEDFS_ENDPOINT,
+        "RCLONE_CONFIG_S3_ACCESS_KEY_ID": "minio",
+        "RCLONE_CONFIG_S3_SECRET_ACCESS_KEY": "minio123",
+    }
+
+
+def test_mlflow_clients_and_rclone_use_the_same_object_store_and_credentials():
+    mlflow = _find("Secret", "mlflow-s3-credentials")["stringData"]
+    rclone = _find("Secret", _module_constant(DEPLOY_LOGIC, "RCLONE_SECRET"))["stringData"]
+    assert mlflow == {
+        "AWS_ACCESS_KEY_ID": rclone["RCLONE_CONFIG_S3_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": rclone["RCLONE_CONFIG_S3_SECRET_ACCESS_KEY"],
+        "MLFLOW_S3_ENDPOINT_URL": rclone["RCLONE_CONFIG_S3_ENDPOINT"],
+    }
+    # SeaweedFS's NetworkPolicy admits pods of `kubeflow`: the credentials' users (pipeline steps, MLflow) run there.
+    assert _find("Secret", "mlflow-s3-credentials")["metadata"]["namespace"] == "kubeflow"
+
+
+def test_mlflow_server_stores_uris_only_and_answers_in_cluster_host_names():
+    deployment = _find("Deployment", "mlflow")
+    assert deployment["metadata"]["namespace"] == "kubeflow"
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["name"] == "mlflow"  # `kubectl set image deployment/mlflow mlflow=...` in cluster/up.sh
+    assert container["image"] == f"kfp-mlops-components:{PROJECT_VERSION}"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    command = container["command"]
+    assert command[:2] == ["mlflow", "server"]
+    assert _option(command, "--backend-store-uri") == "sqlite:////data/mlflow.db"
+    assert _option(command, "--default-artifact-root") == "s3://mlpipeline/mlflow"  # the bucket KFP creates
+    assert "--no-serve-artifacts" in command
+    assert (_option(command, "--host"), _option(command, "--port")) == ("0.0.0.0", "5000")
+    allowed = _option(command, "--allowed-hosts").split(",")
+    for host in ("mlflow.kubeflow.svc.cluster.local:*", "mlflow.kubeflow:*", "mlflow:*", "localhost:*"):
+        assert host in allowed
+    assert {"name": "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "value": "false"} in container["env"]
+    assert container["envFrom"] == [{"secretRef": {"name": "mlflow-s3-credentials"}}]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}, probe
+    assert {"name": "http", "containerPort": 5000} in container["ports"]
+    assert container["resources"]["limits"]["memory"] == "1Gi"
+    (mount,) = container["volumeMounts"]
+    assert mount["mountPath"] == "/data"
+    (volume,) = [volume for volume in pod["volumes"] if volume["name"] == mount["name"]]
+    claim = _find("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+
+
+def test_every_service_selects_pods_and_targets_a_named_container_port():
+    for service in _of_kind("Service"):
+        selector = service["spec"]["selector"]
+        pods = [
+            doc
+            for doc in _of_kind("Deployment")
+            if doc["metadata"]["namespace"] == service["metadata"]["namespace"]
+            and selector.items() <= doc["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        assert len(pods) == 1, service["metadata"]["name"]
+        deployment = pods[0]
+        assert deployment["spec"]["selector"]["matchLabels"].items() <= selector.items()
+        port_names = {port["name"] for c in deployment["spec"]["template"]["spec"]["containers"] for port in c["ports"]}
+        assert {port["targetPort"] for port in service["spec"]["ports"]} <= port_names
+
+
+def test_podmonitor_scrapes_every_seldon_pod_in_any_namespace():
+    monitor = _find("PodMonitor", "seldon-deployments")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["namespace"] == "monitoring"
+    assert monitor["spec"] == {
+        "namespaceSelector": {"any": True},
+        "selector": {"matchLabels": {"app.kubernetes.io/managed-by": "seldon-core"}},
+        "podMetricsEndpoints": [{"port": "metrics", "path": "/prometheus"}],
+    }

