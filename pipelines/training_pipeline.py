@@ -20,6 +20,8 @@ from pipelines._kubernetes import use_local_images, use_registry_credentials
 )
 def training_pipeline(
     data_uri: str = "sample://house-prices?rows=2000&seed=7",
+    csv_delimiter: str = "",
+    csv_encoding: str = "",
     target: str = "price",
     task: str = "auto",
     model_name: str = "house-prices",
@@ -41,7 +43,10 @@ def training_pipeline(
     """Trains a model on `data_uri` and makes it the champion when it passes the gate.
 
     Args:
-        data_uri: Source data: `sample://house-prices?rows=N&seed=S`, a local path or `file://` URI.
+        data_uri: Source data: a local path or glob, `file://`, `gs://bucket/path` (or a glob), an `https://` URL,
+            or `sample://house-prices?rows=N&seed=S`; CSV, Parquet or JSON Lines.
+        csv_delimiter: CSV delimiter (one character or `tab`); empty detects it.
+        csv_encoding: CSV encoding, e.g. `latin-1`; empty means UTF-8 (with or without a byte-order mark).
         target: Column to predict.
         task: `regression`, `classification` or `auto`.
         model_name: Registered model name in MLflow.
@@ -62,7 +67,7 @@ def training_pipeline(
         serving_image: Model server image of the SeldonDeployment (set at compile time by --image-registry and
             --image-tag).
     """
-    ingest = ingest_data(source_uri=data_uri)
+    ingest = ingest_data(source_uri=data_uri, csv_delimiter=csv_delimiter, csv_encoding=csv_encoding)
     validate = validate_data(dataset=ingest.outputs["dataset"], target=target, task=task)
     prepare = prepare_data(
         dataset=ingest.outputs["dataset"],

@@ -10,22 +10,42 @@ from components._image import COMPONENTS_IMAGE
 def ingest_data(
     source_uri: str,
     dataset: Output[Dataset],
+    csv_delimiter: str = "",
+    csv_encoding: str = "",
 ) -> NamedTuple("Outputs", [("rows", int), ("content_sha256", str)]):
     """Reads raw data from a URI into a Parquet dataset.
 
+    Fails, naming the file and the problem, on: a missing path, object, bucket or URL (HTTP errors with their
+    status), an empty file, a header without rows, a file that is not in the format its extension says, bytes
+    the encoding cannot decode, a CSV row with another number of fields than the header (a truncated last line),
+    repeated column names, or files of one glob whose columns or column types differ.
+
     Args:
-        source_uri: Where the data is: `sample://house-prices?rows=N&seed=S`, a local path or `file://` URI to a
-            CSV, Parquet or JSON Lines file.
-        dataset: The data as Parquet, with rows, columns, content hash and source in its metadata.
+        source_uri: Where the data is: `sample://house-prices?rows=N&seed=S`; a local path, `file://` URI or local
+            glob (`data/*.csv`); `gs://bucket/path/file.csv` or `gs://bucket/prefix/*.csv`; or an `https://` /
+            `http://` URL. Formats by extension: CSV (`.csv`, `.tsv`, `.csv.gz`), Parquet (`.parquet`, `.pq`),
+            JSON Lines (`.jsonl`, `.ndjson`). A glob's files are read in name order and concatenated only when
+            they have the same columns with compatible types. Credentials come from the environment (Application
+            Default Credentials for `gs://`), never from parameters.
+        dataset: The data as Parquet, with rows, columns, content hash, source, bytes read and the files read
+            in its metadata.
+        csv_delimiter: CSV field delimiter, one character (or `tab`); empty detects it among `,` `;` tab `|`
+            (a `.tsv` file is tab-separated).
+        csv_encoding: CSV text encoding (a Python codec name such as `latin-1` or `cp1252`); empty means UTF-8,
+            with or without a byte-order mark.
 
     Returns:
         rows: Number of rows read.
         content_sha256: sha256 of the data itself (format independent), recorded as lineage with the model.
     """
     from components._common.datasets import write_dataset
-    from components.ingest_data.logic import ingest
+    from components.ingest_data.logic import read_source
 
-    info = write_dataset(ingest(source_uri), dataset.path)
-    dataset.metadata.update({**info, "source": source_uri})
-    print(f"ingested {info['rows']} rows x {info['columns']} columns from {source_uri}")
+    ingested = read_source(source_uri, csv_delimiter=csv_delimiter, csv_encoding=csv_encoding)
+    info = write_dataset(ingested.frame, dataset.path)
+    dataset.metadata.update({**info, "source": source_uri, **ingested.metadata()})
+    print(
+        f"ingested {info['rows']} rows x {info['columns']} columns from {source_uri} "
+        f"({len(ingested.files)} file(s), {ingested.bytes} bytes)"
+    )
     return (info["rows"], info["content_sha256"])

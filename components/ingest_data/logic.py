@@ -1,65 +1,142 @@
 """Reads a dataset from a URI into a DataFrame.
 
-Supported sources: ``sample://house-prices?rows=N&seed=S`` (built-in generator), local paths and ``file://``
-URIs to CSV, Parquet or JSON Lines files (chosen by extension).
+Sources: ``sample://house-prices?rows=N&seed=S`` (built-in generator); a local path, ``file://`` URI or local glob
+(``data/*.csv``); ``gs://bucket/path/file.csv`` or ``gs://bucket/prefix/*.csv``; an ``https://`` or ``http://``
+URL. Formats by extension: CSV (``.csv``, ``.tsv``, gzipped ``.csv.gz`` / ``.tsv.gz``), Parquet (``.parquet``,
+``.pq``), JSON Lines (``.jsonl``, ``.ndjson``, optionally gzipped). Several files (a glob) are read in name order
+and concatenated only when they all have the same columns with compatible types.
+
+sources.py fetches the files (credentials from the environment only), formats.py reads and checks each one.
 """
 
 from __future__ import annotations
 
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pandas as pd
 
-READERS = {
-    ".csv": lambda path: pd.read_csv(path),
-    ".parquet": lambda path: pd.read_parquet(path),
-    ".pq": lambda path: pd.read_parquet(path),
-    ".jsonl": lambda path: pd.read_json(path, lines=True),
-    ".ndjson": lambda path: pd.read_json(path, lines=True),
-}
+from components.ingest_data.errors import IngestError
+from components.ingest_data.formats import CsvOptions, read_file
+from components.ingest_data.sources import source_files
+
+__all__ = ["CsvOptions", "IngestError", "Ingested", "combine", "house_prices", "ingest", "read_file", "read_source"]
+
 SAMPLE_DATASETS = ("house-prices",)
-SUPPORTED_SOURCES = "sample://house-prices?rows=N&seed=S, a local path or file:// URI"
+FILE_SCHEMES = ("", "file", "gs", "http", "https")
+SUPPORTED_SOURCES = (
+    "sample://house-prices?rows=N&seed=S, a local path, file:// URI or glob, gs://bucket/path (or a glob), "
+    "or an http(s):// URL"
+)
+MAX_LISTED_FILES = 1000  # file names recorded in the dataset's metadata; file_count is always exact
+KINDS = {  # pandas.api.types.infer_dtype -> what a column holds; anything else is text
+    "boolean": "booleans",
+    "integer": "numbers",
+    "floating": "numbers",
+    "mixed-integer-float": "numbers",
+    "decimal": "numbers",
+    "complex": "numbers",
+    "datetime64": "timestamps",
+    "datetime": "timestamps",
+    "date": "dates",
+    "timedelta64": "durations",
+    "timedelta": "durations",
+}
+NO_VALUES = "no values"  # an all-missing column fits any kind
 
 
-class IngestError(ValueError):
-    """The source cannot be read; the message names the URI or file."""
+@dataclass(frozen=True)
+class Ingested:
+    """What was read: the data, the files it came from (in order) and how many bytes they hold."""
+
+    frame: pd.DataFrame
+    files: list[str] = field(default_factory=list)  # local paths, gs:// URIs or URLs; empty for sample://
+    bytes: int = 0  # as stored: the compressed size of a .gz file, 0 for sample://
+
+    def metadata(self) -> dict:
+        """The lineage the component records next to rows, columns and the content hash."""
+        return {"bytes": self.bytes, "file_count": len(self.files), "files": self.files[:MAX_LISTED_FILES]}
 
 
-def ingest(source_uri: str) -> pd.DataFrame:
-    """Returns the dataset at ``source_uri``; raises IngestError naming the problem."""
+def ingest(source_uri: str, *, csv_delimiter: str = "", csv_encoding: str = "") -> pd.DataFrame:
+    """Returns the dataset at ``source_uri``; raises IngestError naming the problem. See ``read_source``."""
+    return read_source(source_uri, csv_delimiter=csv_delimiter, csv_encoding=csv_encoding).frame
+
+
+def read_source(source_uri: str, *, csv_delimiter: str = "", csv_encoding: str = "") -> Ingested:
+    """Reads every file behind ``source_uri`` (one file, or a glob's matches in name order) into one DataFrame.
+
+    ``csv_delimiter``: one character, or empty to detect it among ``, ; TAB |`` (a ``.tsv`` file is
+    tab-separated); ``csv_encoding``: empty for UTF-8 (a byte-order mark is allowed), or a Python codec name.
+    Both apply to CSV files only. Remote files are downloaded to a temporary directory, each deleted once read.
+    """
     if not source_uri or not source_uri.strip():
         raise IngestError(f"source_uri is empty; expected {SUPPORTED_SOURCES}")
+    source_uri = source_uri.strip()
+    options = CsvOptions.parse(csv_delimiter, csv_encoding)
     parsed = urlparse(source_uri)
-    if parsed.scheme == "sample":
-        return _sample(parsed.netloc, parse_qs(parsed.query))
-    if parsed.scheme == "file":
-        return read_file(Path(unquote(parsed.path)))
-    if parsed.scheme == "":
-        return read_file(Path(source_uri))
-    raise IngestError(f"unsupported source scheme {parsed.scheme!r} in {source_uri!r}; supported: {SUPPORTED_SOURCES}")
+    scheme = parsed.scheme.lower()
+    if scheme == "sample":
+        return Ingested(_sample(parsed.netloc, parse_qs(parsed.query)))
+    if scheme not in FILE_SCHEMES:
+        raise IngestError(
+            f"unsupported source scheme {parsed.scheme!r} in {source_uri!r}; supported: {SUPPORTED_SOURCES}"
+        )
+    frames: list[pd.DataFrame] = []
+    names: list[str] = []
+    size = 0
+    with tempfile.TemporaryDirectory(prefix="ingest-") as workdir:
+        for source in source_files(source_uri, Path(workdir)):
+            frames.append(read_file(source.path, source.name, options))
+            names.append(source.name)
+            size += source.size
+            if source.path.parent == Path(workdir):
+                source.path.unlink()  # a download: free the disk before fetching the next one
+    return Ingested(combine(frames, names, source_uri), names, size)
 
 
-def read_file(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise IngestError(f"input file {str(path)!r} does not exist")
-    if not path.is_file():
-        raise IngestError(f"input path {str(path)!r} is not a file")
-    if path.stat().st_size == 0:
-        raise IngestError(f"input file {str(path)!r} is empty (0 bytes)")
-    reader = READERS.get(path.suffix.lower())
-    if reader is None:
-        raise IngestError(f"input file {str(path)!r} has unsupported extension; supported: {sorted(READERS)}")
-    try:
-        frame = reader(path)
-    except (ValueError, OSError, pd.errors.ParserError) as error:
-        raise IngestError(f"cannot read {str(path)!r} as {path.suffix.lower()[1:]}: {error}") from error
-    if frame.columns.size == 0:
-        raise IngestError(f"input file {str(path)!r} has no columns")
-    if frame.empty:
-        raise IngestError(f"input file {str(path)!r} has a header but no data rows")
-    return frame
+def combine(frames: list[pd.DataFrame], names: list[str], source: str) -> pd.DataFrame:
+    """Concatenates the files' frames in order; raises naming the first file whose columns differ from the first
+    file's (missing or extra names) or whose column holds another kind of value (numbers, text, booleans, ...).
+
+    Columns may come in another order (the first file's order is kept); integers and floats are both numbers, and
+    a column without any value fits every kind.
+    """
+    if len(frames) == 1:
+        return frames[0]
+    first, first_name = frames[0], names[0]
+    kinds = {column: (_kind(first[column]), first_name) for column in first.columns}
+    for frame, name in zip(frames[1:], names[1:], strict=True):
+        missing = [column for column in first.columns if column not in frame.columns]
+        extra = [column for column in frame.columns if column not in kinds]
+        if missing or extra:
+            how = "; ".join(
+                [f"missing column(s) {missing}"] * bool(missing) + [f"extra column(s) {extra}"] * bool(extra)
+            )
+            raise IngestError(
+                f"{name!r} does not have the columns of {first_name!r}: {how}; every file of {source!r} must have "
+                "the same columns"
+            )
+        for column in first.columns:
+            kind = _kind(frame[column])
+            known, known_in = kinds[column]
+            if known == NO_VALUES:
+                kinds[column] = (kind, name)
+            elif kind not in (known, NO_VALUES):
+                raise IngestError(
+                    f"column {column!r} holds {kind} in {name!r} but {known} in {known_in!r}; every file of "
+                    f"{source!r} must have the same column types"
+                )
+    return pd.concat([frame[list(first.columns)] for frame in frames], ignore_index=True)
+
+
+def _kind(column: pd.Series) -> str:
+    if column.isna().all():
+        return NO_VALUES
+    return KINDS.get(pd.api.types.infer_dtype(column, skipna=True), "text")
 
 
 def _sample(name: str, query: dict[str, list[str]]) -> pd.DataFrame:

@@ -196,7 +196,7 @@ def test_unsupported_extension_lists_the_supported_ones(tmp_path, name):
 
 @pytest.mark.parametrize(
     ("uri", "scheme"),
-    [("s3://bucket/houses.csv", "s3"), ("https://example.com/houses.csv", "https"), ("gs://b/h.parquet", "gs")],
+    [("s3://bucket/houses.csv", "s3"), ("ftp://example.com/houses.csv", "ftp"), ("hdfs://namenode/h.parquet", "hdfs")],
 )
 def test_unsupported_scheme_is_named(uri, scheme):
     with pytest.raises(IngestError, match=rf"unsupported source scheme '{scheme}' in '{uri}'"):
