@@ -53,6 +53,7 @@ NAMED_DELIMITERS = {"tab": "\t", "\\t": "\t"}  # a tab is hard to type into a pi
 SNIFF_CHARS = 64 * 1024  # decoded characters csv.Sniffer looks at
 SAMPLE_CHARS = 1024 * 1024  # decoded characters kept for the header; a longer first line is refused
 READ_CHUNK = 1024 * 1024
+CSV_CHUNK_ROWS = 1_000_000  # rows pandas parses at a time; a smaller file is read in one go
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
 UTF8_BOM = codecs.BOM_UTF8
@@ -164,7 +165,7 @@ def _read_csv(path: Path, name: str, options: CsvOptions, default_delimiter: str
         )
     _check_row_shapes(path, name, compression, options.codec, delimiter, len(header), scan)
     try:
-        return pd.read_csv(
+        return _read_csv_values(
             path,
             sep=delimiter,
             encoding=options.codec,
@@ -177,6 +178,30 @@ def _read_csv(path: Path, name: str, options: CsvOptions, default_delimiter: str
         if "EOF inside string" in message:
             message = f"the file ends inside a quoted value, so it looks truncated ({message})"
         raise IngestError(f"cannot read {name!r} as csv: {message}") from error
+
+
+def _read_csv_values(path: Path, **options) -> pd.DataFrame:
+    """``pd.read_csv(path, **options)`` (with ``low_memory=False``), at a fraction of its peak memory and time.
+
+    The file is read in chunks of CSV_CHUNK_ROWS rows. When every chunk infers the same dtypes, reading the file
+    whole infers them too (it tries the same conversions, in the same order, on all the values), so the chunks
+    put together are the frame it returns. Otherwise, or on any error, the file is read whole, as before.
+    """
+    chunks: list[pd.DataFrame] = []
+    try:
+        with pd.read_csv(path, chunksize=CSV_CHUNK_ROWS, **options) as reader:
+            for chunk in reader:
+                if chunks and not chunk.dtypes.equals(chunks[0].dtypes):
+                    chunks = []
+                    break
+                chunks.append(chunk)
+    except (ValueError, OSError, EOFError, zlib.error, pd.errors.ParserError):
+        chunks = []  # reading the file whole raises the error, with its usual message
+    if len(chunks) == 1:
+        return chunks[0]
+    if chunks:
+        return pd.concat(chunks, ignore_index=True)
+    return pd.read_csv(path, **options)
 
 
 @dataclass(frozen=True)

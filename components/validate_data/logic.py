@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from components._common.scoring import CLASSIFICATION, REGRESSION, TASKS
@@ -40,27 +41,54 @@ class Validation:
 
 def infer_schema(frame: pd.DataFrame) -> dict:
     """Per column: feature type, pandas dtype, null count and fraction, and range or category domain."""
+    return _infer_schema(frame)[0]
+
+
+def _infer_schema(frame: pd.DataFrame) -> tuple[dict, dict[str, pd.Series]]:
+    """The schema, and the present values of each categorical column (for the mixed-type check)."""
     types = {feature["name"]: feature["type"] for feature in infer_feature_types(frame)}
     columns = []
+    present: dict[str, pd.Series] = {}
     for name in frame.columns:
         values = frame[name]
-        non_null = values.dropna()
+        missing = values.isna()
+        nulls = int(missing.sum())
         column = {
             "name": str(name),
             "type": types[str(name)],
             "dtype": str(values.dtype),
-            "nulls": int(values.isna().sum()),
-            "null_fraction": float(values.isna().mean()) if len(values) else 0.0,
-            "distinct": int(non_null.nunique()),
+            "nulls": nulls,
+            "null_fraction": nulls / len(values) if len(values) else 0.0,
         }
-        if column["type"] == NUMERIC and len(non_null):
-            column["min"] = float(non_null.min())
-            column["max"] = float(non_null.max())
-        elif column["type"] != NUMERIC:
-            counts = non_null.astype(str).value_counts()
+        if column["type"] == NUMERIC:  # nunique, min and max skip missing values themselves
+            column["distinct"] = _distinct_numbers(values, missing)
+            if nulls < len(values):
+                column["min"] = float(values.min())
+                column["max"] = float(values.max())
+        else:
+            non_null = present[str(name)] = values[~missing]
+            counts = _as_text(non_null).value_counts()
+            # Only when every value is a string is a value its own text, so distinct texts are distinct values.
+            column["distinct"] = len(counts) if _all_strings(non_null) else int(non_null.nunique())
             column["categories"] = counts.index[:MAX_LISTED_CATEGORIES].tolist()
         columns.append(column)
-    return {"rows": len(frame), "columns": columns}
+    return {"rows": len(frame), "columns": columns}, present
+
+
+def _distinct_numbers(values: pd.Series, missing: pd.Series) -> int:
+    """``values.nunique()``; for a numpy column by sorting, faster than hashing millions of distinct floats."""
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iuf":
+        return len(np.unique(values.to_numpy()[~missing.to_numpy()]))
+    return int(values.nunique())
+
+
+def _all_strings(values: pd.Series) -> bool:
+    """Every value (none missing) is a Python string: then ``astype(str)`` changes nothing."""
+    return values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) in ("string", "empty")
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    return values if _all_strings(values) else values.astype(str)
 
 
 def resolve_task(target: pd.Series, task: str) -> str:
@@ -78,7 +106,7 @@ def resolve_task(target: pd.Series, task: str) -> str:
 
 def validate(frame: pd.DataFrame, target: str, task: str = AUTO) -> Validation:
     """Checks ``frame`` for training on ``target``; returns the schema, the resolved task and any problems."""
-    schema = infer_schema(frame)
+    schema, present = _infer_schema(frame)
     problems: list[str] = []
     if frame.empty:
         problems.append("the dataset has no rows")
@@ -95,7 +123,7 @@ def validate(frame: pd.DataFrame, target: str, task: str = AUTO) -> Validation:
         if len(frame) and column["nulls"] == len(frame) and name != target:
             problems.append(f"column {name!r} has no values (all {len(frame)} are missing)")
         elif column["type"] != NUMERIC and name != target:
-            problems += _mixed_type_problems(frame[name], name)
+            problems += _mixed_type_problems(frame[name], name, present=present.get(name))
     return Validation(schema=schema, task=resolved, problems=problems)
 
 
@@ -103,7 +131,7 @@ def _target_problems(values: pd.Series, target: str, task: str) -> list[str]:
     labelled = values.dropna()
     if labelled.empty:
         return [f"target column {target!r} has no values"]
-    distinct = labelled.nunique()
+    distinct = _distinct_numbers(labelled, labelled.isna())
     if distinct == 1:
         return [
             f"target column {target!r} has a single value ({labelled.iloc[0]!r}) in {len(labelled)} rows: "
@@ -121,20 +149,35 @@ def _target_problems(values: pd.Series, target: str, task: str) -> list[str]:
     return []
 
 
-def _mixed_type_problems(values: pd.Series, name: str) -> list[str]:
-    """A text column in which most values are numbers is a numeric column with typos, not a category."""
-    present = values.dropna()
+def _mixed_type_problems(values: pd.Series, name: str, present: pd.Series | None = None) -> list[str]:
+    """A text column in which most values are numbers is a numeric column with typos, not a category.
+
+    ``present``: ``values.dropna()`` when already known.
+    """
+    present = values.dropna() if present is None else present
     if present.empty or pd.api.types.is_bool_dtype(present.dtype):
         return []
-    as_numbers = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
-    numeric_share = float(as_numbers.notna().mean())
+    is_number = _is_number(present)
+    numeric_share = float(is_number.mean())
     if 0.5 <= numeric_share < 1.0:
-        bad = present[as_numbers.isna()]
+        bad = present[~is_number]
         return [
             f"column {name!r} mixes numbers and text: {len(bad)} of {len(present)} values are not numbers, "
             f"e.g. {bad.astype(str).unique()[:3].tolist()}"
         ]
     return []
+
+
+def _is_number(present: pd.Series) -> np.ndarray:
+    """Per value (none missing): its text, stripped, parses as a number.
+
+    A column of strings holds few distinct values, each parsed once; anything else is parsed value by value.
+    """
+    if _all_strings(present):
+        codes, uniques = pd.factorize(present)
+        parsed = pd.to_numeric(pd.Series(uniques, dtype=object).str.strip(), errors="coerce")
+        return parsed.notna().to_numpy()[codes]
+    return pd.to_numeric(present.astype(str).str.strip(), errors="coerce").notna().to_numpy()
 
 
 def render_report(validation: Validation, target: str) -> str:
