@@ -18,7 +18,8 @@ def validate_data(
     """Infers the data's schema and stops the run when a model cannot be trained on it.
 
     Fails, naming the column, on: no rows, a missing target column, a target without values or with a single
-    value, a regression task on a text target, a column without values, a text column that mixes in numbers.
+    value, a regression task on a text target, a column without values, a text column that mixes in numbers, an
+    infinite number.
 
     Args:
         dataset: The ingested data.

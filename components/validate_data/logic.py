@@ -5,6 +5,7 @@ Every problem is reported with the column it concerns; the step fails when any i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,6 +125,10 @@ def validate(frame: pd.DataFrame, target: str, task: str = AUTO) -> Validation:
             problems.append(f"column {name!r} has no values (all {len(frame)} are missing)")
         elif column["type"] != NUMERIC and name != target:
             problems += _mixed_type_problems(frame[name], name, present=present.get(name))
+        elif math.isinf(column.get("min", 0.0)) or math.isinf(column.get("max", 0.0)):
+            # The schema's range shows it at no cost; scikit-learn would only fail later, inside training.
+            infinite = int(np.isinf(frame[name].to_numpy(dtype="float64", na_value=np.nan)).sum())
+            problems.append(f"column {name!r} has {infinite} infinite value(s); leave a value empty when it is unknown")
     return Validation(schema=schema, task=resolved, problems=problems)
 
 

@@ -238,3 +238,24 @@ def test_report_of_passing_data_has_no_problem_section(houses):
     assert "## Problems" not in report
     for column in houses.columns:
         assert f"| {column} |" in report
+
+
+@pytest.mark.parametrize("column", ["size", "price"])
+def test_infinite_numbers_stop_the_run_naming_the_column(column):
+    frame = pd.DataFrame({"size": [50.0, 60.0, 70.0, 80.0], "price": [1.0, 2.0, 3.0, 4.5]})
+    frame.loc[1, column] = np.inf
+    frame.loc[2, column] = -np.inf
+
+    problems = validate(frame, "price").problems
+
+    assert problems == [f"column {column!r} has 2 infinite value(s); leave a value empty when it is unknown"]
+
+
+def test_inf_written_in_a_csv_is_caught(tmp_path):
+    # pandas reads the text "inf" as a float infinity; training would only fail inside scikit-learn.
+    path = tmp_path / "houses.csv"
+    path.write_text("size,price\n50,100\ninf,200\n70,300\n")
+
+    problems = validate(pd.read_csv(path), "price").problems
+
+    assert problems == ["column 'size' has 1 infinite value(s); leave a value empty when it is unknown"]
