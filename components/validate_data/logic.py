@@ -124,7 +124,7 @@ def validate(frame: pd.DataFrame, target: str, task: str = AUTO) -> Validation:
         if len(frame) and column["nulls"] == len(frame) and name != target:
             problems.append(f"column {name!r} has no values (all {len(frame)} are missing)")
         elif column["type"] != NUMERIC and name != target:
-            problems += _mixed_type_problems(frame[name], name, present=present.get(name))
+            problems += _mixed_type_problems(present[name], name)
         elif math.isinf(column.get("min", 0.0)) or math.isinf(column.get("max", 0.0)):
             # The schema's range shows it at no cost; scikit-learn would only fail later, inside training.
             infinite = int(np.isinf(frame[name].to_numpy(dtype="float64", na_value=np.nan)).sum())
@@ -154,12 +154,11 @@ def _target_problems(values: pd.Series, target: str, task: str) -> list[str]:
     return []
 
 
-def _mixed_type_problems(values: pd.Series, name: str, present: pd.Series | None = None) -> list[str]:
+def _mixed_type_problems(present: pd.Series, name: str) -> list[str]:
     """A text column in which most values are numbers is a numeric column with typos, not a category.
 
-    ``present``: ``values.dropna()`` when already known.
+    ``present``: the column's values without the missing ones.
     """
-    present = values.dropna() if present is None else present
     if present.empty or pd.api.types.is_bool_dtype(present.dtype):
         return []
     is_number = _is_number(present)
