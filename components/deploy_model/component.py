@@ -79,7 +79,6 @@ def deploy_model(
         endpoint = deploy_local(
             model_name,
             model_version,
-            model_uri,
             sha256,
             rows,
             expected,

@@ -185,7 +185,6 @@ def smoke_test(predictions_url: str, rows: pd.DataFrame, expected: np.ndarray, t
 def deploy_local(
     model_name: str,
     model_version: str,
-    model_uri: str,
     model_sha256: str,
     smoke_rows: pd.DataFrame,
     expected_predictions: np.ndarray,

@@ -29,7 +29,7 @@ def champion_v1(mlflow_state, regression_bundle, free_ports):
     http_port, metrics_port = free_ports(2)
     register("", "houses", bundle.directory, SCORES, True, "approved", pipeline_job_id="run-1")
     rows = test[bundle.feature_names].head(3)
-    deploy_local("houses", "1", "", bundle.card["sha256"], rows, bundle.predict(rows), "", http_port, metrics_port)
+    deploy_local("houses", "1", bundle.card["sha256"], rows, bundle.predict(rows), "", http_port, metrics_port)
     yield bundle, rows, http_port, metrics_port
     local_server.stop_all(mlflow_state / "serving")
 
@@ -57,7 +57,7 @@ def test_a_version_whose_server_refuses_to_start_is_rolled_back(mlflow_state, ch
     with pytest.raises(
         DeploymentError, match=r"(?s)deploying houses v2 failed: .*digest mismatch.*restored the previous"
     ):
-        deploy_local("houses", "2", "", bundle.card["sha256"], rows, bundle.predict(rows), "", http_port, metrics_port)
+        deploy_local("houses", "2", bundle.card["sha256"], rows, bundle.predict(rows), "", http_port, metrics_port)
 
     assert str(registry.version_by_alias(registry.connect(""), "houses", registry.CHAMPION).version) == "1"
     assert _served_sha256(http_port) == bundle.card["sha256"]
@@ -69,7 +69,7 @@ def test_a_version_that_answers_wrongly_is_rolled_back(mlflow_state, champion_v1
     wrong = bundle.predict(rows) + 1.0
 
     with pytest.raises(DeploymentError, match=r"(?s)smoke test: served predictions .* differ .*restored the previous"):
-        deploy_local("houses", "2", "", bundle.card["sha256"], rows, wrong, "", http_port, metrics_port)
+        deploy_local("houses", "2", bundle.card["sha256"], rows, wrong, "", http_port, metrics_port)
 
     assert str(registry.version_by_alias(registry.connect(""), "houses", registry.CHAMPION).version) == "1"
     [server] = local_server.running(mlflow_state / "serving")
