@@ -220,8 +220,7 @@ class ModelServer:
             array = np.asarray(values, dtype="float64").reshape(shape)
         except (TypeError, ValueError) as error:
             raise RequestError(f"data.tensor.values must all be numbers: {error}", "BAD_VALUE") from error
-        if len(set(names)) != len(names):
-            raise RequestError(f"duplicate column(s) in data.names {names}", "BAD_FEATURES")
+        _check_unique(names)
         return {name: array[:, position] for position, name in enumerate(names)}
 
     def _response(self, parsed: ParsedRequest, predictions: np.ndarray, probabilities: np.ndarray | None) -> dict:
@@ -342,9 +341,7 @@ def _records_to_rows(records) -> tuple[list[str], list]:
 def _columns(names: list[str], rows: list) -> dict[str, Sequence]:
     """The request's values by column (the rows transposed), refusing nested values; one pass over the types of
     each column, so checking costs little next to the model."""
-    if len(set(names)) != len(names):
-        duplicated = sorted({name for name in names if names.count(name) > 1})
-        raise RequestError(f"duplicate column(s) {duplicated}", "BAD_FEATURES")
+    _check_unique(names)
     # itemgetter per column transposes 10,000 rows five times faster than zip(*rows); lengths are checked already.
     columns = {name: tuple(map(operator.itemgetter(position), rows)) for position, name in enumerate(names)}
     for name, values in columns.items():
@@ -356,6 +353,13 @@ def _columns(names: list[str], rows: list) -> dict[str, Sequence]:
                 "BAD_VALUE",
             )
     return columns
+
+
+def _check_unique(names: list[str]) -> None:
+    # Columns become a dict by name: a repeated name would silently drop a column.
+    if len(set(names)) != len(names):
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        raise RequestError(f"duplicate column(s) {duplicated}", "BAD_FEATURES")
 
 
 def _missing_values(features: pd.DataFrame, columns: dict[str, Sequence]) -> dict[str, int]:
