@@ -20,7 +20,7 @@ import sys
 import warnings
 from pathlib import Path
 
-STATE_DIR_ENV = "KFP_MLOPS_STATE_DIR"
+from components._common.registry import STATE_DIR_ENV
 
 
 def parse_arguments(pairs: list[str]) -> dict:
