@@ -2,7 +2,9 @@
 
 A bundle is a directory holding ``model.joblib`` (a fitted scikit-learn Pipeline, preprocessing included, so
 serving takes raw features) and ``model.json`` (the model card: features and their types, target, task,
-classes, library versions, the sha256 of model.joblib, data hash and metrics).
+classes, library versions, the sha256 of model.joblib, data hash and metrics) and JSON documents that travel
+with the model, each digest-checked on loading: ``schema.json``, the data contract (``model_bundle.schema``), and
+``reference_profile.json``, the training data's distribution.
 
 This package needs only numpy, pandas and joblib, so that both runtimes (the kfp one and the Seldon one,
 which can never share an environment) import the same code: features are coerced in serving exactly the
@@ -28,15 +30,20 @@ from model_bundle.features import (
     coerce_features,
     infer_feature_types,
 )
+from model_bundle.schema import PROFILE_FILE, SCHEMA_FILE, SchemaViolation, check_request
 
 __all__ = [
     "CARD_FILE",
     "CATEGORICAL",
     "MODEL_FILE",
     "NUMERIC",
+    "PROFILE_FILE",
+    "SCHEMA_FILE",
     "Bundle",
     "BundleError",
     "FeatureError",
+    "SchemaViolation",
+    "check_request",
     "coerce_columns",
     "coerce_features",
     "file_sha256",

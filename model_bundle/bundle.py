@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ import joblib
 import pandas as pd
 
 from model_bundle.features import coerce_features
+from model_bundle.schema import SCHEMA_FILE
 
 MODEL_FILE = "model.joblib"
 CARD_FILE = "model.json"
@@ -32,6 +33,12 @@ class Bundle:
     model: Any
     card: dict
     directory: Path
+    documents: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def schema(self) -> dict | None:
+        """The data contract of the training data (``schema.json``), or None for a model saved without one."""
+        return self.documents.get(SCHEMA_FILE)
 
     @property
     def features(self) -> list[dict[str, str]]:
@@ -64,17 +71,28 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def save(directory: str | Path, model: Any, card: dict) -> dict:
-    """Writes ``model`` and its card into ``directory``; returns the card as written (with sha256 and versions)."""
+def save(directory: str | Path, model: Any, card: dict, documents: dict[str, dict] | None = None) -> dict:
+    """Writes ``model``, its card and ``documents`` into ``directory``; returns the card as written.
+
+    ``documents``: JSON files that travel with the model, by file name (``schema.json``: the data contract); the
+    card records each one's sha256, so they are verified on loading like the model itself.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model_path = directory / MODEL_FILE
     joblib.dump(model, model_path)
+    digests = {}
+    for name, document in (documents or {}).items():
+        if Path(name).name != name or name in (MODEL_FILE, CARD_FILE) or not name.endswith(".json"):
+            raise BundleError(f"document name {name!r} must be a plain *.json file name other than {CARD_FILE}")
+        (directory / name).write_text(json.dumps(document, indent=2, sort_keys=True, default=_json_default) + "\n")
+        digests[name] = file_sha256(directory / name)
     written = {
         **card,
         "format_version": FORMAT_VERSION,
         "model_file": MODEL_FILE,
         "sha256": file_sha256(model_path),
+        "documents": digests,
         "library_versions": library_versions(),
     }
     (directory / CARD_FILE).write_text(json.dumps(written, indent=2, sort_keys=True, default=_json_default) + "\n")
@@ -127,7 +145,19 @@ def load(directory: str | Path, expected_sha256: str | None = None) -> Bundle:
                 f"{model_path} was written by {name} {trained_with} but this runtime has {runtime[name]}; "
                 "the pins in requirements.txt and images/serving/requirements.txt must match"
             )
-    return Bundle(model=joblib.load(model_path), card=card, directory=directory)
+    documents = {name: _read_document(directory / name, digest) for name, digest in card.get("documents", {}).items()}
+    return Bundle(model=joblib.load(model_path), card=card, directory=directory, documents=documents)
+
+
+def _read_document(path: Path, expected_sha256: str) -> dict:
+    if not path.is_file():
+        raise BundleError(f"{path} is listed in the model card but does not exist")
+    actual = file_sha256(path)
+    if actual != expected_sha256:
+        raise BundleError(
+            f"sha256 digest mismatch for {path}: its card records {expected_sha256}, found {actual}; refusing to load"
+        )
+    return json.loads(path.read_text())
 
 
 def _json_default(value: Any) -> Any:

@@ -30,6 +30,10 @@ def training_pipeline(
     test_fraction: float = 0.2,
     seed: int = 42,
     drop_duplicates: bool = True,
+    coerce_mixed_types: bool = False,
+    outliers: str = "keep",
+    outlier_factor: float = 3.0,
+    schema_policy: dict = {},  # noqa: B006
     thresholds: dict = {},  # noqa: B006
     min_improvement: float = 0.0,
     tracking_uri: str = "",
@@ -55,6 +59,12 @@ def training_pipeline(
         test_fraction: Share of rows held out for evaluation and the gate.
         seed: Seed of the split and of the estimator.
         drop_duplicates: Drop rows that repeat another row exactly.
+        coerce_mixed_types: In a text column that is mostly numbers, set the other values missing (instead of
+            stopping the run).
+        outliers: `keep`, `clip` or `drop` numbers outside `[Q1 - k*IQR, Q3 + k*IQR]` of each numeric feature.
+        outlier_factor: `k` of the outlier fences.
+        schema_policy: Per schema check against the champion's schema (`columns`, `types`, `nulls`, `domain`,
+            `range`, `uniqueness`): `fail`, `warn` or `ignore`. Columns and types fail by default, the rest warn.
         thresholds: Absolute metric bounds the challenger must meet, e.g. `{"r2": 0.6}`.
         min_improvement: Required gain of the primary metric (r2 / f1_macro) over the champion.
         tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store.
@@ -68,7 +78,16 @@ def training_pipeline(
             --image-tag).
     """
     ingest = ingest_data(source_uri=data_uri, csv_delimiter=csv_delimiter, csv_encoding=csv_encoding)
-    validate = validate_data(dataset=ingest.outputs["dataset"], target=target, task=task)
+    validate = validate_data(
+        dataset=ingest.outputs["dataset"],
+        target=target,
+        task=task,
+        model_name=model_name,
+        tracking_uri=tracking_uri,
+        schema_policy=schema_policy,
+        coerce_mixed_types=coerce_mixed_types,
+    )
+    validate.set_caching_options(False)  # compares with the registry's current champion
     prepare = prepare_data(
         dataset=ingest.outputs["dataset"],
         target=target,
@@ -76,9 +95,14 @@ def training_pipeline(
         test_fraction=test_fraction,
         seed=seed,
         drop_duplicates=drop_duplicates,
+        coerce_mixed_types=coerce_mixed_types,
+        outliers=outliers,
+        outlier_factor=outlier_factor,
     )
     train = train_model(
         train=prepare.outputs["train"],
+        schema=validate.outputs["schema"],
+        reference_profile=prepare.outputs["reference_profile"],
         target=target,
         task=validate.outputs["task"],
         model_type=model_type,
@@ -130,4 +154,4 @@ def training_pipeline(
         )
         deploy.set_caching_options(False)
     use_local_images(ingest, validate, prepare, train, evaluate, gate, register, deploy)
-    use_registry_credentials(gate, register, deploy)
+    use_registry_credentials(validate, gate, register, deploy)

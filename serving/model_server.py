@@ -3,7 +3,9 @@
 Start it with ``seldon-core-microservice serving.model_server.ModelServer`` and graph parameters
 ``model_uri`` (the bundle directory; ``/mnt/models`` where the storage initializer puts it),
 ``model_sha256`` (the digest recorded at training; the server refuses to load other bytes) and optionally
-``max_rows`` (largest batch accepted, default 100000).
+``max_rows`` (largest batch accepted, default 100000) and ``schema_checks`` (which checks of the model's data
+contract, ``schema.json``, requests are held to: a comma-separated subset of ``nulls,domain,range``, or
+``none``; default ``domain``: a category the model never saw is refused).
 
 Requests (``POST /api/v1.0/predictions``), any column order:
 - by column name: ``{"data": {"names": ["size_sqm", ...], "ndarray": [[120.5, ...], ...]}}``;
@@ -106,10 +108,17 @@ def _invalid_json(error: json.JSONDecodeError):
 class ModelServer:
     model_error_handler = _http_hooks
 
-    def __init__(self, model_uri: str = DEFAULT_MODEL_URI, model_sha256: str = "", max_rows: int = 100_000):
+    def __init__(
+        self,
+        model_uri: str = DEFAULT_MODEL_URI,
+        model_sha256: str = "",
+        max_rows: int = 100_000,
+        schema_checks: str = ",".join(model_bundle.schema.DEFAULT_REQUEST_CHECKS),
+    ):
         self.model_uri = model_uri
         self.model_sha256 = model_sha256
         self.max_rows = int(max_rows)
+        self.schema_checks = model_bundle.schema.parse_request_checks(schema_checks)
         self.bundle: model_bundle.Bundle | None = None
         self._bucket_edges: np.ndarray | None = None
         self._bucket_labels: list[str] = []
@@ -148,6 +157,10 @@ class ModelServer:
             parsed = self._parse(request)
             try:
                 features = model_bundle.coerce_columns(parsed.columns, self.bundle.features)
+                # The same data contract validate_data holds datasets to (model_bundle.schema).
+                model_bundle.check_request(self.bundle.schema, features, self.schema_checks)
+            except model_bundle.SchemaViolation as error:
+                raise RequestError(str(error), "SCHEMA_VIOLATION") from error
             except model_bundle.FeatureError as error:
                 raise RequestError(str(error), "BAD_FEATURES") from error
             missing = _missing_values(features, parsed.columns)

@@ -19,12 +19,15 @@ def local_state_dir() -> Path:
     return Path(os.environ.get(STATE_DIR_ENV, "local_state")).resolve()
 
 
+def local_store() -> Path:
+    return local_state_dir() / "mlflow.db"
+
+
 def resolve_tracking_uri(tracking_uri: str) -> str:
     if tracking_uri:
         return tracking_uri
-    state = local_state_dir()
-    state.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{state / 'mlflow.db'}"
+    local_state_dir().mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{local_store()}"
 
 
 def connect(tracking_uri: str):
@@ -75,3 +78,32 @@ def download_version(model_version, destination: str | Path) -> Path:
     destination = Path(destination)
     destination.mkdir(parents=True, exist_ok=True)
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_version.source, dst_path=str(destination)))
+
+
+def champion_schema(tracking_uri: str, model_name: str) -> tuple[dict | None, str]:
+    """The data contract (``schema.json``) registered with ``model_name``'s champion, and what it is.
+
+    ``(None, "")`` when there is no champion yet (cold start) or the champion was registered without a schema.
+    """
+    import json
+    import tempfile
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from model_bundle import SCHEMA_FILE
+
+    if not tracking_uri and not local_store().exists():
+        return None, ""  # no local registry yet: reading must not create one
+    champion = version_by_alias(connect(tracking_uri), model_name, CHAMPION)
+    if champion is None:
+        return None, ""
+    with tempfile.TemporaryDirectory() as workdir:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{champion.source}/{SCHEMA_FILE}", dst_path=workdir
+            )
+        except (MlflowException, OSError):
+            return None, ""
+        schema = json.loads(Path(path).read_text())
+    return schema, f"the schema of {model_name} version {champion.version} (the champion)"

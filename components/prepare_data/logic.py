@@ -1,21 +1,51 @@
-"""Cleans the validated data by explicit policy and splits it into train and test sets."""
+"""Cleans the validated data by explicit, logged policy, splits it into train and test sets, and profiles the
+training rows as the reference for drift detection.
+
+The policies, in the order they apply:
+1. rows without a target are dropped (always);
+2. ``coerce_mixed_types``: in a text column that is mostly numbers (see validate_data), values that are not
+   numbers become missing and the column numeric;
+3. ``outliers``: ``keep`` (default), ``clip`` or ``drop`` numbers outside the fences
+   ``[Q1 - k * IQR, Q3 + k * IQR]`` of each numeric feature (``k`` = ``outlier_factor``; a feature whose IQR is 0
+   is left alone);
+4. ``drop_duplicates``: rows repeating another row exactly are dropped.
+Each policy's effect (rows or values changed, per column, with examples) is in ``Preparation.cleaning``.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from components._common.scoring import CLASSIFICATION, check_task
+from components.validate_data.logic import coerce_mixed_columns, is_mostly_numbers
+from model_bundle import NUMERIC, infer_feature_types
 
 MIN_ROWS = 10
+OUTLIER_POLICIES = ("keep", "clip", "drop")
+PROFILE_BINS = 10  # quantile bins of a numeric feature in the reference profile
+PROFILE_CATEGORIES = 50  # most frequent categories listed in the reference profile; the rest share "other"
+QUANTILES = {"min": 0.0, "p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95, "max": 1.0}
 
 
 class PreparationError(ValueError):
     """The data cannot be split as asked; the message names the parameter, column or class."""
+
+
+@dataclass(frozen=True)
+class CleaningStep:
+    """What one policy did: ``rows`` dropped or ``values`` changed, in which column, with examples."""
+
+    policy: str
+    setting: str
+    column: str = ""
+    rows: int = 0
+    values: int = 0
+    detail: str = ""
 
 
 @dataclass
@@ -24,6 +54,7 @@ class Preparation:
     test: pd.DataFrame
     dropped_missing_target: int
     dropped_duplicates: int
+    cleaning: list[CleaningStep] = field(default_factory=list)
 
 
 def _duplicated(frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
@@ -56,8 +87,11 @@ def prepare(
     test_fraction: float = 0.2,
     seed: int = 42,
     drop_duplicates: bool = True,
+    coerce_mixed_types: bool = False,
+    outliers: str = "keep",
+    outlier_factor: float = 3.0,
 ) -> Preparation:
-    """Drops rows without a target (and exact duplicate rows when asked), then splits train/test.
+    """Cleans ``frame`` by the policies of the module docstring, then splits train/test.
 
     Classification splits are stratified, so every class is in both sets in proportion. The split is
     deterministic for a given ``seed``.
@@ -65,22 +99,34 @@ def prepare(
     check_task(task)
     if not 0.0 < test_fraction < 1.0:
         raise PreparationError(f"parameter test_fraction must be between 0 and 1 (exclusive), got {test_fraction}")
+    if outliers not in OUTLIER_POLICIES:
+        raise PreparationError(f"parameter outliers must be one of {list(OUTLIER_POLICIES)}, got {outliers!r}")
+    if not outlier_factor > 0:
+        raise PreparationError(f"parameter outlier_factor must be a positive number, got {outlier_factor}")
     if target not in frame.columns:
         raise PreparationError(f"target column {target!r} not found; columns are {list(frame.columns)}")
 
     # Rows are kept by position and taken from ``frame`` once, by the split: no intermediate copies of the data.
     kept = np.flatnonzero(frame[target].notna().to_numpy())
     dropped_missing_target = len(frame) - len(kept)
-    labelled = len(kept)
+    cleaning = [CleaningStep("missing_target", "drop", target, rows=dropped_missing_target)]
+    if coerce_mixed_types:
+        frame, coerced = _coerce_mixed(frame, target)
+        cleaning += coerced
+    if outliers != "keep":
+        frame, kept, steps = _handle_outliers(frame, target, kept, outliers, outlier_factor)
+        cleaning += steps
+    usable = len(kept)
     if drop_duplicates:
         kept = kept[~_duplicated(frame, kept)]
-    dropped_duplicates = labelled - len(kept)
+    dropped_duplicates = usable - len(kept)
+    cleaning.append(CleaningStep("duplicates", "drop" if drop_duplicates else "keep", rows=dropped_duplicates))
     if len(kept) < MIN_ROWS:
+        dropped = ", ".join(f"{step.rows} by {step.policy}" for step in cleaning if step.rows)
         raise PreparationError(
-            f"only {len(kept)} usable rows remain after dropping {dropped_missing_target} without target "
-            f"{target!r} and {dropped_duplicates} duplicates; at least {MIN_ROWS} are needed"
+            f"only {len(kept)} usable rows of {len(frame)} remain after cleaning ({dropped or 'none dropped'}) on "
+            f"target {target!r}; at least {MIN_ROWS} are needed"
         )
-
     stratify = None
     if task == CLASSIFICATION:
         labels = frame[target].take(kept).astype(str)
@@ -113,4 +159,118 @@ def prepare(
         test=test,
         dropped_missing_target=dropped_missing_target,
         dropped_duplicates=dropped_duplicates,
+        cleaning=cleaning,
     )
+
+
+def _coerce_mixed(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, list[CleaningStep]]:
+    """Text feature columns that are mostly numbers become numeric; their other values become missing."""
+    mixed = [
+        name
+        for name in frame.columns
+        if name != target and frame[name].dtype == object and is_mostly_numbers(frame[name].dropna())
+    ]
+    if not mixed:
+        return frame, []
+    coerced = coerce_mixed_columns(frame, mixed)
+    steps = []
+    for name in mixed:
+        lost = frame[name].notna() & coerced[name].isna()
+        examples = frame.loc[lost, name].astype(str).unique()[:3].tolist()
+        steps.append(
+            CleaningStep(
+                "coerce_mixed_types",
+                "coerce",
+                name,
+                values=int(lost.sum()),
+                detail=f"not numbers, set missing: {examples}",
+            )
+        )
+    return coerced, steps
+
+
+def _handle_outliers(
+    frame: pd.DataFrame, target: str, kept: np.ndarray, policy: str, factor: float
+) -> tuple[pd.DataFrame, np.ndarray, list[CleaningStep]]:
+    """Clips or drops numbers outside each numeric feature's IQR fences, computed over the labelled rows."""
+    numeric = [f["name"] for f in infer_feature_types(frame, exclude=[target]) if f["type"] == NUMERIC]
+    steps, clipped, outside_any = [], {}, np.zeros(len(kept), dtype=bool)
+    for name in numeric:
+        values = frame[name].to_numpy(dtype="float64", na_value=np.nan)
+        q1, q3 = np.nanquantile(values[kept], [0.25, 0.75]) if np.isfinite(values[kept]).any() else (np.nan, np.nan)
+        spread = q3 - q1
+        if not spread > 0:
+            continue
+        low, high = q1 - factor * spread, q3 + factor * spread
+        outside = (values < low) | (values > high)
+        count = int(outside[kept].sum())
+        if not count:
+            continue
+        examples = np.unique(values[kept][outside[kept]])[[0, -1]].tolist()
+        detail = f"outside [{low:.6g}, {high:.6g}], e.g. {examples[0]:.6g} .. {examples[-1]:.6g}"
+        if policy == "clip":
+            clipped[name] = np.clip(values, low, high)
+            steps.append(CleaningStep("outliers", "clip", name, values=count, detail=detail))
+        else:
+            outside_any |= outside[kept]
+            steps.append(CleaningStep("outliers", "drop", name, rows=count, detail=detail))
+    if clipped:
+        frame = frame.assign(**clipped)
+    if outside_any.any():
+        # A row outside in several columns is counted in each column but dropped once.
+        steps.append(CleaningStep("outliers", "drop", "", rows=int(outside_any.sum()), detail="rows dropped in all"))
+        kept = kept[~outside_any]
+    return frame, kept, steps
+
+
+def render_cleaning_report(prepared: Preparation) -> str:
+    """A Markdown report for the KFP UI: every policy, its setting and what it changed."""
+    lines = [
+        "# Data preparation",
+        "",
+        f"{len(prepared.train)} training rows, {len(prepared.test)} test rows.",
+        "",
+        "| policy | setting | column | rows dropped | values changed | detail |",
+        "|---|---|---|---|---|---|",
+    ]
+    for step in prepared.cleaning:
+        lines.append(
+            f"| {step.policy} | {step.setting} | {step.column} | {step.rows} | {step.values} | {step.detail} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def profile(frame: pd.DataFrame, target: str) -> dict:
+    """The distribution of each column of the training rows: the reference later data is compared with.
+
+    Numeric columns: count, missing fraction, mean, standard deviation, quantiles and a histogram over
+    ``PROFILE_BINS`` quantile bins (bin edges and the fraction of rows in each). Categorical columns: the
+    fraction of rows per category (the ``PROFILE_CATEGORIES`` most frequent; the rest as ``other``).
+    """
+    types = {f["name"]: f["type"] for f in infer_feature_types(frame)}
+    columns = {}
+    for name in frame.columns:
+        values = frame[name]
+        present = values.dropna()
+        entry = {
+            "type": types[str(name)],
+            "count": len(present),
+            "null_fraction": float(values.isna().mean()) if len(values) else 0.0,
+        }
+        if types[str(name)] == NUMERIC and len(present):
+            numbers = present.to_numpy(dtype="float64")
+            edges = np.unique(np.quantile(numbers, np.linspace(0, 1, PROFILE_BINS + 1)))
+            counts = np.histogram(numbers, bins=edges)[0] if len(edges) > 1 else np.array([len(numbers)])
+            entry |= {
+                "mean": float(numbers.mean()),
+                "std": float(numbers.std()),
+                "quantiles": dict(zip(QUANTILES, np.quantile(numbers, list(QUANTILES.values())).tolist(), strict=True)),
+                "bin_edges": edges.tolist(),
+                "bin_fractions": (counts / len(numbers)).tolist(),
+            }
+        elif len(present):
+            shares = present.astype(str).value_counts(normalize=True)
+            entry["category_fractions"] = shares.iloc[:PROFILE_CATEGORIES].to_dict()
+            entry["other_fraction"] = float(shares.iloc[PROFILE_CATEGORIES:].sum())
+        columns[str(name)] = entry
+    return {"rows": len(frame), "target": target, "columns": columns}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components._common import registry
-from model_bundle import read_card
+from model_bundle import SCHEMA_FILE, read_card
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ def register(
     tags = {
         "model_sha256": card["sha256"],
         "data_content_sha256": card.get("data_content_sha256", ""),
+        # The data contract travels in the model directory; its digest names the schema version.
+        "schema_sha256": card.get("documents", {}).get(SCHEMA_FILE, ""),
         "gate.approved": str(approved).lower(),
         "gate.decision": decision[:5000],
         "kfp.pipeline_job_id": pipeline_job_id,

@@ -1,5 +1,5 @@
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Metrics, Model, Output
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
 from components._image import COMPONENTS_IMAGE
 
@@ -7,6 +7,8 @@ from components._image import COMPONENTS_IMAGE
 @dsl.component(base_image=COMPONENTS_IMAGE, install_kfp_package=False)
 def train_model(
     train: Input[Dataset],
+    schema: Input[Artifact],
+    reference_profile: Input[Artifact],
     target: str,
     task: str,
     model: Output[Model],
@@ -20,18 +22,25 @@ def train_model(
 
     Args:
         train: The training rows.
+        schema: The data contract from validate_data, stored with the model as `schema.json`: the reference of
+            later validations and what the model server holds requests to.
+        reference_profile: The training rows' profile from prepare_data, stored with the model as
+            `reference_profile.json`: the reference for drift detection.
         target: Name of the column to predict.
         task: `regression` or `classification`.
-        model: The model directory: `model.joblib` (the fitted Pipeline) and `model.json` (its model card).
+        model: The model directory: `model.joblib` (the fitted Pipeline), `model.json` (its model card),
+            `schema.json` and `reference_profile.json`.
         metrics: Training-set scores, fit time and row count.
         model_type: `hist_gradient_boosting`, `random_forest` or `linear` (Ridge / LogisticRegression).
         hyperparameters: Estimator parameters, e.g. `{"max_depth": 6}`; unknown names fail the step.
         seed: Random state of the estimator (unless given in hyperparameters).
         data_content_sha256: Hash of the ingested data, recorded in the model card as lineage.
     """
+    import json
+
     from components._common.datasets import read_dataset
     from components.train_model.logic import train as fit
-    from model_bundle import save
+    from model_bundle import PROFILE_FILE, SCHEMA_FILE, save
 
     pipeline, card = fit(
         read_dataset(train.path),
@@ -41,7 +50,11 @@ def train_model(
         hyperparameters=hyperparameters,
         seed=seed,
     )
-    card = save(model.path, pipeline, {**card, "data_content_sha256": data_content_sha256})
+    documents = {}
+    for name, artifact in ((SCHEMA_FILE, schema), (PROFILE_FILE, reference_profile)):
+        with open(artifact.path) as stream:
+            documents[name] = json.load(stream)
+    card = save(model.path, pipeline, {**card, "data_content_sha256": data_content_sha256}, documents)
     model.metadata.update({"sha256": card["sha256"], "task": task, "estimator": card["estimator"]})
     for name, value in card["training_scores"].items():
         metrics.log_metric(f"train_{name}", value)

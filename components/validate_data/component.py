@@ -14,21 +14,36 @@ def validate_data(
     report: Output[Markdown],
     metrics: Output[Metrics],
     task: str = "auto",
+    model_name: str = "",
+    tracking_uri: str = "",
+    schema_policy: dict = {},  # noqa: B006 (KFP needs a literal default; never mutated)
+    coerce_mixed_types: bool = False,
 ) -> NamedTuple("Outputs", [("task", str)]):
-    """Infers the data's schema and stops the run when a model cannot be trained on it.
+    """Infers the data's schema, compares it with the champion's, and stops the run when a model cannot be trained
+    on the data or a schema check whose policy is `fail` finds a difference.
 
-    Fails, naming the column, on: no rows, a missing target column, a target without values or with a single
-    value, a regression task on a text target, a column without values, a text column that mixes in numbers, an
-    infinite number.
+    Data checks (always fail), naming the column: no rows, a missing target column, a target without values or
+    with a single value, a regression task on a text target, no feature column, a column without values, a text
+    column that mixes in numbers, an infinite number. Schema checks against the champion's schema: `columns`
+    (missing or new), `types`, `nulls`, `domain` (unseen categories), `range`, `uniqueness`.
 
     Args:
         dataset: The ingested data.
         target: Name of the column to predict.
-        schema: The inferred schema as JSON (per column: type, dtype, missing values, range or categories).
-        report: Markdown report with the verdict, every problem and the schema.
-        metrics: Rows, columns and the fraction of missing values per column.
+        schema: The inferred schema as JSON (per column: type, kind, missing values, range or domain, uniqueness);
+            it travels with the trained model and becomes the reference when that model is champion.
+        report: Markdown report: every check with its result, each problem and warning with counts and
+            examples, and the schema.
+        metrics: Rows, columns, problems, warnings and the fraction of missing values per column.
         task: `regression`, `classification` or `auto` (text, booleans and up to 20 integer labels are
             classification).
+        model_name: Registered model whose champion's schema the data is compared with; empty skips the schema
+            checks, as does a model without a champion (cold start).
+        tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store.
+        schema_policy: Per schema check, `fail`, `warn` or `ignore`, e.g. `{"domain": "fail"}`. Defaults:
+            columns and types fail; nulls, domain, range and uniqueness warn.
+        coerce_mixed_types: A text column that is mostly numbers is a warning, and prepare_data sets its other
+            values missing, instead of a failure.
 
     Returns:
         task: The resolved task, `regression` or `classification`.
@@ -36,17 +51,31 @@ def validate_data(
     import json
 
     from components._common.datasets import read_dataset
+    from components._common.registry import champion_schema
     from components.validate_data.logic import render_report, validate
 
-    validation = validate(read_dataset(dataset.path), target=target, task=task)
+    reference, reference_name = champion_schema(tracking_uri, model_name) if model_name else (None, "")
+    validation = validate(
+        read_dataset(dataset.path),
+        target=target,
+        task=task,
+        reference=reference,
+        reference_name=reference_name,
+        policy=schema_policy,
+        coerce_mixed_types=coerce_mixed_types,
+    )
     with open(schema.path, "w") as stream:
         json.dump(validation.schema, stream, indent=2)
     with open(report.path, "w") as stream:
         stream.write(render_report(validation, target))
     metrics.log_metric("rows", validation.schema["rows"])
     metrics.log_metric("columns", len(validation.schema["columns"]))
+    metrics.log_metric("problems", len(validation.failures))
+    metrics.log_metric("warnings", len(validation.warnings))
     for column in validation.schema["columns"]:
         metrics.log_metric(f"null_fraction.{column['name']}", round(column["null_fraction"], 6))
+    for warning in validation.warnings:
+        print(f"warning [{warning.check}] {warning.message}")
     validation.raise_for_problems()
-    print(f"validation passed: task {validation.task}")
+    print(f"validation passed: task {validation.task}; {reference_name or 'no reference schema'}")
     return (validation.task,)

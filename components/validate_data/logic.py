@@ -1,95 +1,79 @@
-"""Infers a dataset's schema, resolves the task and checks that a model can be trained on the data.
+"""Infers a dataset's schema, resolves the task, checks that a model can be trained on the data, and compares
+the data with a reference schema (the champion's) under a per-check policy.
 
-Every problem is reported with the column it concerns; the step fails when any is found.
+Every problem names its column and its check; the step fails when a data check fails or a schema check whose
+policy is ``fail`` finds a difference. Schema checks whose policy is ``warn`` are reported and let the run go on.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from components._common.scoring import CLASSIFICATION, REGRESSION, TASKS
-from model_bundle import NUMERIC, infer_feature_types
+from model_bundle import NUMERIC
+from model_bundle import schema as schema_contract
+from model_bundle.schema import FAIL, WARN, Finding
 
 AUTO = "auto"
 # An integer target with at most this many distinct values is taken for class labels when task=auto.
 MAX_AUTO_CLASSES = 20
 MAX_CLASSES = 100
-MAX_LISTED_CATEGORIES = 50
+
+# Data checks: whatever the policy, data failing them cannot be trained on.
+ROWS = "rows"
+TARGET = "target"
+FEATURES = "features"
+VALUES = "values"  # a column without any value
+MIXED_TYPES = "mixed_types"  # a text column that is mostly numbers
+INFINITE = "infinite"
+DATA_CHECKS = (ROWS, TARGET, FEATURES, VALUES, MIXED_TYPES, INFINITE)
 
 
 class DataValidationError(ValueError):
-    """The data cannot be trained on; the message lists every problem with its column."""
+    """The data cannot be trained on; the message lists every problem with its column and check."""
 
 
 @dataclass
 class Validation:
     schema: dict
     task: str
-    problems: list[str] = field(default_factory=list)
+    issues: list[Finding] = field(default_factory=list)  # data checks that failed: always stop the run
+    findings: list[Finding] = field(default_factory=list)  # differences from the reference schema
+    policy: dict[str, str] = field(default_factory=lambda: dict(schema_contract.DEFAULT_POLICY))
+    reference: str = ""  # what the data was compared with; empty when there was no reference schema
+    coerced: list[Finding] = field(default_factory=list)  # mixed columns prepare_data will coerce
+
+    @property
+    def failures(self) -> list[Finding]:
+        return self.issues + [finding for finding in self.findings if self.policy[finding.check] == FAIL]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return self.coerced + [finding for finding in self.findings if self.policy[finding.check] == WARN]
+
+    @property
+    def problems(self) -> list[str]:
+        return [finding.message for finding in self.failures]
 
     @property
     def passed(self) -> bool:
-        return not self.problems
+        return not self.failures
 
     def raise_for_problems(self) -> None:
-        if self.problems:
-            raise DataValidationError("data validation failed:\n- " + "\n- ".join(self.problems))
+        if self.failures:
+            lines = [f"[{finding.check}] {finding.message}" for finding in self.failures]
+            raise DataValidationError("data validation failed:\n- " + "\n- ".join(lines))
 
 
-def infer_schema(frame: pd.DataFrame) -> dict:
-    """Per column: feature type, pandas dtype, null count and fraction, and range or category domain."""
-    return _infer_schema(frame)[0]
-
-
-def _infer_schema(frame: pd.DataFrame) -> tuple[dict, dict[str, pd.Series]]:
-    """The schema, and the present values of each categorical column (for the mixed-type check)."""
-    types = {feature["name"]: feature["type"] for feature in infer_feature_types(frame)}
-    columns = []
-    present: dict[str, pd.Series] = {}
-    for name in frame.columns:
-        values = frame[name]
-        missing = values.isna()
-        nulls = int(missing.sum())
-        column = {
-            "name": str(name),
-            "type": types[str(name)],
-            "dtype": str(values.dtype),
-            "nulls": nulls,
-            "null_fraction": nulls / len(values) if len(values) else 0.0,
-        }
-        if column["type"] == NUMERIC:  # nunique, min and max skip missing values themselves
-            column["distinct"] = _distinct_numbers(values, missing)
-            if nulls < len(values):
-                column["min"] = float(values.min())
-                column["max"] = float(values.max())
-        else:
-            non_null = present[str(name)] = values[~missing]
-            counts = _as_text(non_null).value_counts()
-            # Only when every value is a string is a value its own text, so distinct texts are distinct values.
-            column["distinct"] = len(counts) if _all_strings(non_null) else int(non_null.nunique())
-            column["categories"] = counts.index[:MAX_LISTED_CATEGORIES].tolist()
-        columns.append(column)
-    return {"rows": len(frame), "columns": columns}, present
-
-
-def _distinct_numbers(values: pd.Series, missing: pd.Series) -> int:
-    """``values.nunique()``; for a numpy column by sorting, faster than hashing millions of distinct floats."""
-    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iuf":
-        return len(np.unique(values.to_numpy()[~missing.to_numpy()]))
-    return int(values.nunique())
-
-
-def _all_strings(values: pd.Series) -> bool:
-    """Every value (none missing) is a Python string: then ``astype(str)`` changes nothing."""
-    return values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) in ("string", "empty")
-
-
-def _as_text(values: pd.Series) -> pd.Series:
-    return values if _all_strings(values) else values.astype(str)
+def infer_schema(frame: pd.DataFrame, target: str | None = None) -> dict:
+    """The data contract of ``frame`` (``model_bundle.schema``): per column its type, missing values, range or
+    categories, and uniqueness."""
+    return schema_contract.infer(frame, target)
 
 
 def resolve_task(target: pd.Series, task: str) -> str:
@@ -105,79 +89,124 @@ def resolve_task(target: pd.Series, task: str) -> str:
     return CLASSIFICATION if is_integral and values.nunique() <= MAX_AUTO_CLASSES else REGRESSION
 
 
-def validate(frame: pd.DataFrame, target: str, task: str = AUTO) -> Validation:
-    """Checks ``frame`` for training on ``target``; returns the schema, the resolved task and any problems."""
-    schema, present = _infer_schema(frame)
-    problems: list[str] = []
-    if frame.empty:
-        problems.append("the dataset has no rows")
-    if target not in frame.columns:
-        problems.append(f"target column {target!r} not found; columns are {[str(c) for c in frame.columns]}")
-        return Validation(schema=schema, task=task, problems=problems)
-    if frame.columns.size < 2:
-        problems.append(f"no feature columns: the dataset has only the target column {target!r}")
+def validate(
+    frame: pd.DataFrame,
+    target: str,
+    task: str = AUTO,
+    reference: Mapping | None = None,
+    reference_name: str = "the reference schema",
+    policy: Mapping[str, str] | None = None,
+    coerce_mixed_types: bool = False,
+) -> Validation:
+    """Checks ``frame`` for training on ``target`` and, given a ``reference`` schema, compares it with that.
 
-    resolved = resolve_task(frame[target], task)
-    problems += _target_problems(frame[target], target, resolved)
+    ``policy`` maps schema checks to ``fail``, ``warn`` or ``ignore`` (``model_bundle.schema.DEFAULT_POLICY`` for
+    the others). With ``coerce_mixed_types``, a text column that is mostly numbers is a warning (prepare_data sets
+    its other values missing) instead of a failure.
+    """
+    resolved_policy = schema_contract.check_policy(policy or {})
+    schema, present = schema_contract.infer_with_values(frame, target)
+    validation = Validation(schema=schema, task=task, policy=resolved_policy)
+    issues = validation.issues
+    if frame.empty:
+        issues.append(Finding(ROWS, "", "the dataset has no rows"))
+    if target not in frame.columns:
+        columns = [str(c) for c in frame.columns]
+        issues.append(Finding(TARGET, target, f"target column {target!r} not found; columns are {columns}"))
+        return validation
+    if frame.columns.size < 2:
+        issues.append(
+            Finding(FEATURES, target, f"no feature columns: the dataset has only the target column {target!r}")
+        )
+
+    validation.task = resolve_task(frame[target], task)
+    issues += _target_problems(frame[target], target, validation.task)
     for column in schema["columns"]:
         name = column["name"]
         if len(frame) and column["nulls"] == len(frame) and name != target:
-            problems.append(f"column {name!r} has no values (all {len(frame)} are missing)")
+            issues.append(Finding(VALUES, name, f"column {name!r} has no values (all {len(frame)} are missing)"))
         elif column["type"] != NUMERIC and name != target:
-            problems += _mixed_type_problems(present[name], name)
+            mixed = _mixed_type_problem(present[name], name)
+            if mixed and coerce_mixed_types:
+                message = f"{mixed.message}; prepare_data sets them missing (coerce_mixed_types)"
+                validation.coerced.append(Finding(MIXED_TYPES, name, message, mixed.count, mixed.examples))
+            elif mixed:
+                issues.append(mixed)
         elif math.isinf(column.get("min", 0.0)) or math.isinf(column.get("max", 0.0)):
             # The schema's range shows it at no cost; scikit-learn would only fail later, inside training.
             infinite = int(np.isinf(frame[name].to_numpy(dtype="float64", na_value=np.nan)).sum())
-            problems.append(f"column {name!r} has {infinite} infinite value(s); leave a value empty when it is unknown")
-    return Validation(schema=schema, task=resolved, problems=problems)
+            message = f"column {name!r} has {infinite} infinite value(s); leave a value empty when it is unknown"
+            issues.append(Finding(INFINITE, name, message, infinite))
+    if validation.coerced:
+        # The schema describes the data as prepare_data delivers it to training: these columns as numbers.
+        frame = coerce_mixed_columns(frame, [finding.column for finding in validation.coerced])
+        validation.schema = schema = schema_contract.infer(frame, target)
+    if reference is not None:
+        validation.reference = reference_name
+        findings = schema_contract.compare(reference, schema, frame)
+        validation.findings = [finding for finding in findings if resolved_policy[finding.check] != "ignore"]
+    return validation
 
 
-def _target_problems(values: pd.Series, target: str, task: str) -> list[str]:
+def _target_problems(values: pd.Series, target: str, task: str) -> list[Finding]:
     labelled = values.dropna()
     if labelled.empty:
-        return [f"target column {target!r} has no values"]
-    distinct = _distinct_numbers(labelled, labelled.isna())
+        return [Finding(TARGET, target, f"target column {target!r} has no values")]
+    distinct = schema_contract.distinct_count(labelled, labelled.isna())
     if distinct == 1:
-        return [
+        message = (
             f"target column {target!r} has a single value ({labelled.iloc[0]!r}) in {len(labelled)} rows: "
             "there is nothing to learn"
-        ]
+        )
+        return [Finding(TARGET, target, message)]
     is_numeric = pd.api.types.is_numeric_dtype(labelled.dtype) and not pd.api.types.is_bool_dtype(labelled.dtype)
     if task == REGRESSION and not is_numeric:
         examples = labelled.astype(str).unique()[:3].tolist()
-        return [f"task=regression needs a numeric target, but column {target!r} holds text such as {examples}"]
+        message = f"task=regression needs a numeric target, but column {target!r} holds text such as {examples}"
+        return [Finding(TARGET, target, message, examples=tuple(examples))]
     if task == CLASSIFICATION and distinct > MAX_CLASSES:
-        return [
+        message = (
             f"target column {target!r} has {distinct} distinct values, more than {MAX_CLASSES} classes; "
             "use task=regression for a continuous target"
-        ]
+        )
+        return [Finding(TARGET, target, message, distinct)]
     return []
 
 
-def _mixed_type_problems(present: pd.Series, name: str) -> list[str]:
+def _mixed_type_problem(present: pd.Series, name: str) -> Finding | None:
     """A text column in which most values are numbers is a numeric column with typos, not a category.
 
     ``present``: the column's values without the missing ones.
     """
+    if not is_mostly_numbers(present):
+        return None
+    bad = present[~parses_as_number(present)]
+    examples = bad.astype(str).unique()[:3].tolist()
+    message = (
+        f"column {name!r} mixes numbers and text: {len(bad)} of {len(present)} values are not numbers, e.g. {examples}"
+    )
+    return Finding(MIXED_TYPES, name, message, len(bad), tuple(examples))
+
+
+def coerce_mixed_columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame`` with ``columns`` converted to numbers; values that are not numbers become missing."""
+    converted = {name: pd.to_numeric(frame[name].astype("string").str.strip(), errors="coerce") for name in columns}
+    return frame.assign(**{name: values.astype("float64") for name, values in converted.items()})
+
+
+def is_mostly_numbers(present: pd.Series) -> bool:
+    """At least half, but not all, of a text column's present values are numbers: numbers with typos."""
     if present.empty or pd.api.types.is_bool_dtype(present.dtype):
-        return []
-    is_number = _is_number(present)
-    numeric_share = float(is_number.mean())
-    if 0.5 <= numeric_share < 1.0:
-        bad = present[~is_number]
-        return [
-            f"column {name!r} mixes numbers and text: {len(bad)} of {len(present)} values are not numbers, "
-            f"e.g. {bad.astype(str).unique()[:3].tolist()}"
-        ]
-    return []
+        return False
+    return 0.5 <= float(parses_as_number(present).mean()) < 1.0
 
 
-def _is_number(present: pd.Series) -> np.ndarray:
+def parses_as_number(present: pd.Series) -> np.ndarray:
     """Per value (none missing): its text, stripped, parses as a number.
 
     A column of strings holds few distinct values, each parsed once; anything else is parsed value by value.
     """
-    if _all_strings(present):
+    if present.dtype == object and pd.api.types.infer_dtype(present, skipna=False) == "string":
         codes, uniques = pd.factorize(present)
         parsed = pd.to_numeric(pd.Series(uniques, dtype=object).str.strip(), errors="coerce")
         return parsed.notna().to_numpy()[codes]
@@ -185,22 +214,46 @@ def _is_number(present: pd.Series) -> np.ndarray:
 
 
 def render_report(validation: Validation, target: str) -> str:
-    """A Markdown report for the KFP UI: the verdict, each problem, and the inferred schema."""
+    """A Markdown report for the KFP UI: the verdict, every check with its result, each failure and warning with
+    counts and examples, and the inferred schema."""
     schema = validation.schema
-    verdict = "passed" if validation.passed else f"failed with {len(validation.problems)} problem(s)"
+    failures, warnings = validation.failures, validation.warnings
+    verdict = "passed" if validation.passed else f"failed with {len(failures)} problem(s)"
+    if warnings:
+        verdict += f", {len(warnings)} warning(s)"
+    reference = (
+        f"Compared with {validation.reference}."
+        if validation.reference
+        else "No reference schema (no champion yet): the schema checks did not run; this schema becomes the "
+        "reference when this model is champion."
+    )
     lines = [
         f"# Data validation {verdict}",
         "",
-        f"{schema['rows']} rows, {len(schema['columns'])} columns; target `{target}`, task `{validation.task}`.",
+        f"{schema['rows']} rows, {len(schema['columns'])} columns; target `{target}`, task `{validation.task}`. "
+        + reference,
         "",
+        "## Checks",
+        "",
+        "| check | policy | result |",
+        "|---|---|---|",
     ]
-    if validation.problems:
-        lines += ["## Problems", ""] + [f"- {problem}" for problem in validation.problems] + [""]
+    for check in DATA_CHECKS:
+        policy = "warn (coerce_mixed_types)" if check == MIXED_TYPES and validation.coerced else "fail"
+        lines.append(f"| {check} | {policy} | {_result(check, failures, warnings)} |")
+    for check in schema_contract.CHECKS:
+        policy = validation.policy[check]
+        result = _result(check, failures, warnings) if validation.reference and policy != "ignore" else "not run"
+        lines.append(f"| {check} | {policy} | {result} |")
+    lines.append("")
+    for title, group in (("Problems", failures), ("Warnings", warnings)):
+        if group:
+            lines += [f"## {title}", ""] + [f"- **{finding.check}**: {finding.message}" for finding in group] + [""]
     lines += [
         "## Schema",
         "",
-        "| column | type | dtype | missing | distinct | range / categories |",
-        "|---|---|---|---|---|---|",
+        "| column | type | kind | dtype | missing | distinct | unique | range / categories |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for column in schema["columns"]:
         if "min" in column:
@@ -209,7 +262,17 @@ def render_report(validation: Validation, target: str) -> str:
             shown = column.get("categories", [])[:8]
             domain = ", ".join(shown) + (" ..." if column["distinct"] > len(shown) else "")
         lines.append(
-            f"| {column['name']} | {column['type']} | {column['dtype']} | {column['nulls']} "
-            f"({column['null_fraction']:.1%}) | {column['distinct']} | {domain} |"
+            f"| {column['name']} | {column['type']} | {column['kind']} | {column['dtype']} | {column['nulls']} "
+            f"({column['null_fraction']:.1%}) | {column['distinct']} | {'yes' if column['unique'] else ''} | {domain} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _result(check: str, failures: list[Finding], warnings: list[Finding]) -> str:
+    failed = [finding.column or "the dataset" for finding in failures if finding.check == check]
+    warned = [finding.column for finding in warnings if finding.check == check]
+    if failed:
+        return f"**failed**: {', '.join(failed)}"
+    if warned:
+        return f"warning: {', '.join(warned)}"
+    return "passed"

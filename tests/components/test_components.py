@@ -14,7 +14,7 @@ from components.prepare_data import prepare_data
 from components.train_model import train_model
 from components.validate_data import validate_data
 from components.validate_data.logic import DataValidationError
-from model_bundle import load
+from model_bundle import PROFILE_FILE, load
 
 
 def _artifact(kind, tmp_path, name):
@@ -63,22 +63,40 @@ def test_validate_writes_its_report_before_failing(ingested, tmp_path):
     assert "target column 'nope' not found" in Path(report.path).read_text()
 
 
-def test_prepare_then_train_produces_a_loadable_model_directory(ingested, tmp_path):
+def test_validate_prepare_then_train_produce_a_model_directory_with_its_contract(ingested, tmp_path):
     dataset, _, content_sha256 = ingested
+    schema = _artifact(dsl.Artifact, tmp_path, "schema")
+    validate_data.python_func(
+        dataset=dataset,
+        target="energy_label",
+        schema=schema,
+        report=_artifact(dsl.Markdown, tmp_path, "report"),
+        metrics=_artifact(dsl.Metrics, tmp_path, "validate_metrics"),
+    )
     train = _artifact(dsl.Dataset, tmp_path, "train")
     test = _artifact(dsl.Dataset, tmp_path, "test")
+    profile = _artifact(dsl.Artifact, tmp_path, "profile")
+    cleaning = _artifact(dsl.Markdown, tmp_path, "cleaning")
+    prepare_metrics = _artifact(dsl.Metrics, tmp_path, "prepare_metrics")
     prepare_data.python_func(
         dataset=dataset,
         target="energy_label",
         task="classification",
         train=train,
         test=test,
-        metrics=_artifact(dsl.Metrics, tmp_path, "prepare_metrics"),
+        reference_profile=profile,
+        cleaning_report=cleaning,
+        metrics=prepare_metrics,
+        outliers="clip",
     )
+    assert "| duplicates | drop |" in Path(cleaning.path).read_text()
+    assert prepare_metrics.metadata["missing_target.energy_label.rows"] == 0
     model = _artifact(dsl.Model, tmp_path, "model")
     metrics = _artifact(dsl.Metrics, tmp_path, "train_metrics")
     train_model.python_func(
         train=train,
+        schema=schema,
+        reference_profile=profile,
         target="energy_label",
         task="classification",
         model=model,
@@ -91,4 +109,6 @@ def test_prepare_then_train_produces_a_loadable_model_directory(ingested, tmp_pa
     assert bundle.card["hyperparameters"] == {"max_iter": 20.0}
     assert model.metadata["sha256"] == bundle.card["sha256"]
     assert "train_accuracy" in metrics.metadata
+    assert bundle.schema == json.loads(Path(schema.path).read_text())
+    assert bundle.documents[PROFILE_FILE]["rows"] == len(read_dataset(train.path))
     assert len(bundle.predict(read_dataset(test.path).drop(columns=["energy_label"]))) == len(read_dataset(test.path))

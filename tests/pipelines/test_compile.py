@@ -140,7 +140,7 @@ def test_cluster_compile_references_the_built_images_and_never_pulls_them(tmp_pa
     assert {executor["imagePullPolicy"] for executor in platform.values()} == {"IfNotPresent"}
     # The registry's S3 credentials reach exactly the steps that use the registry, and never block a pod.
     with_secret = {name for name, executor in platform.items() if "secretAsEnv" in executor}
-    assert with_secret == {"exec-gate-model", "exec-register-model", "exec-deploy-model"}
+    assert with_secret == {"exec-validate-data", "exec-gate-model", "exec-register-model", "exec-deploy-model"}
     assert all(secret["optional"] for name in with_secret for secret in platform[name]["secretAsEnv"])
     for component in (tmp_path / "components").glob("*.yaml"):
         assert "0.1.0-abc1234" in component.read_text(), component.name

@@ -9,7 +9,7 @@ import pytest
 from components.ingest_data import formats
 from components.ingest_data.formats import read_file
 from components.prepare_data.logic import _duplicated
-from components.validate_data.logic import _mixed_type_problems, infer_schema
+from components.validate_data.logic import _mixed_type_problem, infer_schema
 
 
 @pytest.mark.parametrize(
@@ -57,6 +57,6 @@ def test_schema_and_mixed_types_of_text_and_non_text_objects():
     schema = {column["name"]: column for column in infer_schema(frame)["columns"]}
     assert schema["s"]["distinct"] == 3 and schema["s"]["categories"][0] == "1"
     assert schema["m"]["distinct"] == int(frame["m"].dropna().nunique())
-    assert _mixed_type_problems(frame["s"].dropna(), "s") == [
+    assert _mixed_type_problem(frame["s"].dropna(), "s").message == (
         "column 's' mixes numbers and text: 1 of 4 values are not numbers, e.g. ['x']"
-    ]
+    )

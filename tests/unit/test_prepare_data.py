@@ -108,7 +108,8 @@ def test_too_few_rows_is_reported_with_the_counts():
 
     with pytest.raises(
         PreparationError,
-        match=r"only 5 usable rows remain after dropping 1 without target 'y' and 1 duplicates; at least 10",
+        match=r"only 5 usable rows of 7 remain after cleaning \(1 by missing_target, 1 by duplicates\) on target "
+        r"'y'; at least 10",
     ):
         prepare(frame, target="y", task="regression")
 

@@ -194,6 +194,9 @@ def test_schema_describes_each_column():
         "name": "size",
         "type": "numeric",
         "dtype": "float64",
+        "kind": "float",
+        "nullable": True,
+        "unique": False,
         "nulls": 1,
         "null_fraction": 0.25,
         "distinct": 3,
@@ -221,12 +224,15 @@ def test_report_lists_the_problems_and_the_schema():
     assert report.startswith(f"# Data validation failed with {len(validation.problems)} problem(s)\n")
     assert "4 rows, 3 columns; target `label`, task `classification`." in report
     assert "## Problems" in report
-    for problem in validation.problems:
-        assert f"- {problem}" in report
+    for finding in validation.failures:
+        assert f"- **{finding.check}**: {finding.message}" in report
+    assert "| values | fail | **failed**: garden |" in report
+    assert "| target | fail | **failed**: label |" in report
+    assert "| range | warn | not run |" in report  # no reference schema
     assert "## Schema" in report
-    assert "| size | numeric | float64 | 1 (25.0%) | 3 | 50 .. 150 |" in report
-    assert "| garden | categorical | object | 4 (100.0%) | 0 |  |" in report
-    assert "| label | categorical | object | 0 (0.0%) | 1 | A |" in report
+    assert "| size | numeric | float | float64 | 1 (25.0%) | 3 |  | 50 .. 150 |" in report
+    assert "| garden | categorical | empty | object | 4 (100.0%) | 0 |  |  |" in report
+    assert "| label | categorical | string | object | 0 (0.0%) | 1 |  | A |" in report
 
 
 def test_report_of_passing_data_has_no_problem_section(houses):

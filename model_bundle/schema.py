@@ -1,0 +1,326 @@
+"""The data contract: what a model's training data looked like, checked again on new data and on requests.
+
+``validate_data`` infers a schema from the data a model is trained on; it travels in the model directory
+(``schema.json``), is registered with the model, and is the reference later data is compared with
+(``compare``: whole datasets, findings grouped by check class) and requests are held to (``check_request``, in
+the model server). One module for both runtimes, so a column is judged the same way in a batch and in a request.
+
+Per column the schema records: the feature type (numeric or categorical, as the model treats it), the kind of
+values (integer, float, boolean, string, datetime, mixed or empty), missing values, distinct values and whether
+every value is unique, the range of numbers and, for a categorical column with at most ``MAX_DOMAIN`` distinct
+values, its closed domain of categories (as the strings the model sees).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from model_bundle.features import NUMERIC, FeatureError, infer_feature_types
+
+SCHEMA_FILE = "schema.json"
+# The training rows' distribution (prepare_data), the reference of drift detection; kept beside the schema.
+PROFILE_FILE = "reference_profile.json"
+SCHEMA_FORMAT = 1
+# A categorical column with at most this many distinct values has a closed domain: other values are findings.
+MAX_DOMAIN = 50
+MAX_EXAMPLES = 5
+
+# Check classes, each with its own policy. What each one compares with the reference schema:
+COLUMNS = "columns"  # columns missing from the data, or new in it
+TYPES = "types"  # a column's feature type or kind of values changed (integer <-> float is not a change)
+NULLS = "nulls"  # missing values where the reference had none, or a missing-value rate up by NULL_RATE_TOLERANCE
+DOMAIN = "domain"  # categories outside a closed domain
+RANGE = "range"  # numbers outside the reference's [min, max]
+UNIQUENESS = "uniqueness"  # repeated values in a column whose every value was unique (an identifier)
+CHECKS = (COLUMNS, TYPES, NULLS, DOMAIN, RANGE, UNIQUENESS)
+
+FAIL, WARN, IGNORE = "fail", "warn", "ignore"
+POLICIES = (FAIL, WARN, IGNORE)
+# A changed set of columns or types breaks the model; the other differences are worth a look, not a stop.
+DEFAULT_POLICY = {COLUMNS: FAIL, TYPES: FAIL, NULLS: WARN, DOMAIN: WARN, RANGE: WARN, UNIQUENESS: WARN}
+NULL_RATE_TOLERANCE = 0.05
+# What the model server holds each request to unless told otherwise.
+DEFAULT_REQUEST_CHECKS = (DOMAIN,)
+REQUEST_CHECKS = (NULLS, DOMAIN, RANGE)
+
+# Kinds of values that may replace each other without a "types" finding.
+_COMPATIBLE_KINDS = ({"integer", "float"},)
+
+
+class SchemaViolation(FeatureError):
+    """A request breaks the model's data contract; the message names the column and the check."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One difference between data and its reference schema."""
+
+    check: str
+    column: str
+    message: str
+    count: int = 0
+    examples: tuple = ()
+
+
+def infer(frame: pd.DataFrame, target: str | None = None) -> dict:
+    """The schema of ``frame``: rows, target and one entry per column (see the module docstring)."""
+    return infer_with_values(frame, target)[0]
+
+
+def infer_with_values(frame: pd.DataFrame, target: str | None = None) -> tuple[dict, dict[str, pd.Series]]:
+    """The schema, and the present (non-missing) values of each categorical column, which callers check further."""
+    types = {feature["name"]: feature["type"] for feature in infer_feature_types(frame)}
+    columns = []
+    present: dict[str, pd.Series] = {}
+    for name in frame.columns:
+        values = frame[name]
+        missing = values.isna()
+        nulls = int(missing.sum())
+        column = {
+            "name": str(name),
+            "type": types[str(name)],
+            "dtype": str(values.dtype),
+            "nullable": nulls > 0,
+            "nulls": nulls,
+            "null_fraction": nulls / len(values) if len(values) else 0.0,
+        }
+        if column["type"] == NUMERIC:  # nunique, min and max skip missing values themselves
+            column["kind"] = "integer" if pd.api.types.is_integer_dtype(values.dtype) else "float"
+            column["distinct"] = distinct_count(values, missing)
+            if nulls < len(values):
+                column["min"] = float(values.min())
+                column["max"] = float(values.max())
+        else:
+            non_null = present[str(name)] = values[~missing]
+            column["kind"] = _kind(non_null)
+            counts = as_text(non_null, column["kind"]).value_counts()
+            # Only when every value is a string is a value its own text, so distinct texts are distinct values.
+            column["distinct"] = len(counts) if column["kind"] == "string" else int(non_null.nunique())
+            column["categories"] = counts.index[:MAX_DOMAIN].tolist()
+            column["domain"] = sorted(counts.index.tolist()) if 0 < len(counts) <= MAX_DOMAIN else None
+        present_count = len(values) - nulls
+        # Only whole numbers and text can be identifiers; distinct measurements are no contract.
+        column["unique"] = (
+            column["kind"] in ("integer", "string") and present_count > 1 and column["distinct"] == present_count
+        )
+        columns.append(column)
+    return {"format_version": SCHEMA_FORMAT, "rows": len(frame), "target": target, "columns": columns}, present
+
+
+def _kind(present: pd.Series) -> str:
+    """The kind of the present values of a non-numeric column."""
+    if pd.api.types.is_bool_dtype(present.dtype):
+        return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(present.dtype):
+        return "datetime"
+    inferred = pd.api.types.infer_dtype(present, skipna=False)
+    return {
+        "string": "string",
+        "empty": "empty",
+        "boolean": "boolean",
+        "datetime": "datetime",
+        "datetime64": "datetime",
+        "date": "datetime",
+        "integer": "integer",
+        "floating": "float",
+        "mixed-integer-float": "float",
+    }.get(inferred, "mixed")
+
+
+def distinct_count(values: pd.Series, missing: pd.Series) -> int:
+    """``values.nunique()``; for a numpy column by sorting, faster than hashing millions of distinct floats."""
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iuf":
+        return len(np.unique(values.to_numpy()[~missing.to_numpy()]))
+    return int(values.nunique())
+
+
+def as_text(present: pd.Series, kind: str) -> pd.Series:
+    """Categorical values as the model sees them: their strings (a Python string stays as it is)."""
+    return present if kind in ("string", "empty") else present.astype(str)
+
+
+def column_map(schema: Mapping) -> dict[str, dict]:
+    return {column["name"]: column for column in schema["columns"]}
+
+
+def check_policy(policy: Mapping[str, str]) -> dict[str, str]:
+    """``DEFAULT_POLICY`` updated with ``policy``; raises ValueError naming an unknown check or action."""
+    unknown = sorted(set(policy) - set(CHECKS))
+    if unknown:
+        raise ValueError(f"parameter schema_policy names unknown check(s) {unknown}; checks are {list(CHECKS)}")
+    bad = {check: action for check, action in policy.items() if action not in POLICIES}
+    if bad:
+        raise ValueError(f"parameter schema_policy: each check takes one of {list(POLICIES)}, got {bad}")
+    return {**DEFAULT_POLICY, **policy}
+
+
+def compare(reference: Mapping, current: Mapping, frame: pd.DataFrame) -> list[Finding]:
+    """Every difference of ``frame`` (whose schema is ``current``) from the ``reference`` schema, column by column.
+
+    Counts and examples come from ``frame``: how many values are outside a domain or a range, and which.
+    """
+    expected, found = column_map(reference), column_map(current)
+    findings = [
+        Finding(COLUMNS, name, f"column {name!r} of the reference schema is missing")
+        for name in expected
+        if name not in found
+    ]
+    findings += [
+        Finding(COLUMNS, name, f"column {name!r} is new: the reference schema does not have it")
+        for name in found
+        if name not in expected
+    ]
+    for name, was in expected.items():
+        now = found.get(name)
+        if now is not None:
+            findings += _column_findings(name, was, now, frame[name])
+    return findings
+
+
+def _column_findings(name: str, was: Mapping, now: Mapping, values: pd.Series) -> list[Finding]:
+    findings = []
+    if _type_changed(was, now):
+        findings.append(
+            Finding(
+                TYPES,
+                name,
+                f"column {name!r} was {was['type']} ({was['kind']}) in the reference schema, now {now['type']} "
+                f"({now['kind']})",
+            )
+        )
+        return findings  # ranges and domains of another type say nothing more
+    if now["nulls"] and (not was["nullable"] or now["null_fraction"] > was["null_fraction"] + NULL_RATE_TOLERANCE):
+        findings.append(
+            Finding(
+                NULLS,
+                name,
+                f"column {name!r} has {now['nulls']} missing value(s) ({now['null_fraction']:.1%}); the reference "
+                f"had {was['null_fraction']:.1%}",
+                count=now["nulls"],
+            )
+        )
+    present = values[values.notna()]
+    if was["type"] == NUMERIC and "min" in was and len(present):
+        outside = _outside_range(present, was["min"], was["max"])
+        if outside.any():
+            examples = _extremes(present[outside])
+            findings.append(
+                Finding(
+                    RANGE,
+                    name,
+                    f"column {name!r} has {int(outside.sum())} value(s) outside the reference range "
+                    f"[{was['min']:g}, {was['max']:g}], e.g. {list(examples)}",
+                    count=int(outside.sum()),
+                    examples=examples,
+                )
+            )
+    elif was.get("domain") is not None and len(present):
+        unseen = _outside_domain(as_text(present, now["kind"]), was["domain"])
+        if len(unseen):
+            examples = tuple(unseen.index[:MAX_EXAMPLES].tolist())
+            findings.append(
+                Finding(
+                    DOMAIN,
+                    name,
+                    f"column {name!r} has {int(unseen.sum())} value(s) in {len(unseen)} categor(ies) outside the "
+                    f"reference domain of {len(was['domain'])}, e.g. {list(examples)}",
+                    count=int(unseen.sum()),
+                    examples=examples,
+                )
+            )
+    if was["unique"] and not now["unique"] and len(present) > 1:
+        repeated = int(present.duplicated().sum())
+        findings.append(
+            Finding(
+                UNIQUENESS,
+                name,
+                f"column {name!r} was unique in the reference schema but repeats {repeated} value(s)",
+                count=repeated,
+            )
+        )
+    return findings
+
+
+def _type_changed(was: Mapping, now: Mapping) -> bool:
+    if was["type"] != now["type"]:
+        return True
+    kinds = {was["kind"], now["kind"]}
+    return len(kinds) > 1 and "empty" not in kinds and kinds not in _COMPATIBLE_KINDS
+
+
+def _outside_range(present: pd.Series, low: float, high: float) -> np.ndarray:
+    numbers = present.to_numpy(dtype="float64")
+    return (numbers < low) | (numbers > high)
+
+
+def _extremes(values: pd.Series) -> tuple:
+    """A few of ``values``, the most extreme first (lowest and highest alternate)."""
+    ordered = values.sort_values().tolist()
+    picked = []
+    while ordered and len(picked) < MAX_EXAMPLES:
+        picked.append(ordered.pop(0))
+        if ordered and len(picked) < MAX_EXAMPLES:
+            picked.append(ordered.pop())
+    return tuple(picked)
+
+
+def _outside_domain(texts: pd.Series, domain: Iterable[str]) -> pd.Series:
+    """Counts of each value not in ``domain``, most frequent first."""
+    counts = texts.value_counts()
+    return counts[~counts.index.isin(list(domain))]
+
+
+def check_request(schema: Mapping | None, features: pd.DataFrame, checks: Iterable[str]) -> None:
+    """Holds a request's coerced feature columns to ``schema``; raises SchemaViolation naming the column.
+
+    ``checks``: which of ``REQUEST_CHECKS`` apply (nulls: missing values in a column that had none; domain:
+    categories outside a closed domain; range: numbers outside the training range). Feature columns and their
+    types are already enforced by the coercion; without a schema nothing more is checked. Requests are small, so
+    this works on Python sets and numpy arrays rather than pandas' per-call machinery.
+    """
+    if schema is None:
+        return
+    checks = set(checks)
+    for name, column in column_map(schema).items():
+        if name not in features.columns:
+            continue
+        values = features[name].to_numpy()
+        missing = pd.isna(values)
+        if NULLS in checks and not column["nullable"] and missing.any():
+            raise SchemaViolation(
+                f"column {name!r} has {int(missing.sum())} missing value(s), but it had none in training (check "
+                f"{NULLS!r})"
+            )
+        present = values[~missing] if missing.any() else values
+        if DOMAIN in checks and column.get("domain") is not None and len(present):
+            unseen = set(present.tolist()).difference(column["domain"])
+            if unseen:
+                raise SchemaViolation(
+                    f"column {name!r} has value(s) {sorted(unseen)[:MAX_EXAMPLES]} outside its domain "
+                    f"{column['domain']} (check {DOMAIN!r})"
+                )
+        if RANGE in checks and column["type"] == NUMERIC and "min" in column and len(present):
+            outside = _outside_range(pd.Series(present), column["min"], column["max"])
+            if outside.any():
+                raise SchemaViolation(
+                    f"column {name!r} has value(s) {list(_extremes(pd.Series(present[outside])))} outside its "
+                    f"training range [{column['min']:g}, {column['max']:g}] (check {RANGE!r})"
+                )
+
+
+def parse_request_checks(text: str) -> tuple[str, ...]:
+    """The model server's ``schema_checks`` parameter: comma-separated checks, or ``none``."""
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if names == ("none",):
+        return ()
+    unknown = sorted(set(names) - set(REQUEST_CHECKS))
+    if unknown:
+        raise ValueError(
+            f"parameter schema_checks names unknown check(s) {unknown}; use a comma-separated subset of "
+            f"{list(REQUEST_CHECKS)} or 'none'"
+        )
+    return names
