@@ -102,10 +102,15 @@ def infer_with_values(frame: pd.DataFrame, target: str | None = None) -> tuple[d
             column["distinct"] = len(counts) if column["kind"] == "string" else int(non_null.nunique())
             column["categories"] = counts.index[:MAX_DOMAIN].tolist()
             column["domain"] = sorted(counts.index.tolist()) if 0 < len(counts) <= MAX_DOMAIN else None
+            # Measured over the distinct values only: cheap, and a label's length says whether it is a label.
+            column["max_length"] = int(counts.index.str.len().max()) if len(counts) else 0
         present_count = len(values) - nulls
         # Only whole numbers and text can be identifiers; distinct measurements are no contract.
         column["unique"] = (
-            column["kind"] in ("integer", "string") and present_count > 1 and column["distinct"] == present_count
+            name != target
+            and column["kind"] in ("integer", "string")
+            and present_count > 1
+            and column["distinct"] == present_count
         )
         columns.append(column)
     return {"format_version": SCHEMA_FORMAT, "rows": len(frame), "target": target, "columns": columns}, present
@@ -232,8 +237,8 @@ def _column_findings(name: str, was: Mapping, now: Mapping, values: pd.Series) -
                     examples=examples,
                 )
             )
-    if was["unique"] and not now["unique"] and len(present) > 1:
-        repeated = int(present.duplicated().sum())
+    repeated = int(present.duplicated().sum()) if was["unique"] and not now["unique"] else 0
+    if repeated:
         findings.append(
             Finding(
                 UNIQUENESS,

@@ -33,7 +33,8 @@ def _train_bundle(
 ) -> tuple[model_bundle.Bundle, pd.DataFrame]:
     prepared = prepare(frame, target=target, task=task, seed=1)
     pipeline, card = train(prepared.train, target=target, task=task, seed=1)
-    model_bundle.save(directory, pipeline, card)
+    # As the pipeline does: the data contract of the whole dataset travels with the model.
+    model_bundle.save(directory, pipeline, card, {model_bundle.SCHEMA_FILE: model_bundle.schema.infer(frame, target)})
     return model_bundle.load(directory), prepared.test
 
 

@@ -31,7 +31,9 @@ FEATURES = "features"
 VALUES = "values"  # a column without any value
 MIXED_TYPES = "mixed_types"  # a text column that is mostly numbers
 INFINITE = "infinite"
-DATA_CHECKS = (ROWS, TARGET, FEATURES, VALUES, MIXED_TYPES, INFINITE)
+TEXT_LENGTH = "text_length"  # a category longer than MAX_TEXT_LENGTH: a broken quote or a document, not a label
+DATA_CHECKS = (ROWS, TARGET, FEATURES, VALUES, MIXED_TYPES, INFINITE, TEXT_LENGTH)
+MAX_TEXT_LENGTH = 10_000
 
 
 class DataValidationError(ValueError):
@@ -126,6 +128,12 @@ def validate(
         if len(frame) and column["nulls"] == len(frame) and name != target:
             issues.append(Finding(VALUES, name, f"column {name!r} has no values (all {len(frame)} are missing)"))
         elif column["type"] != NUMERIC and name != target:
+            if column["max_length"] > MAX_TEXT_LENGTH:
+                message = (
+                    f"column {name!r} holds a value of {column['max_length']} characters, more than "
+                    f"{MAX_TEXT_LENGTH}: a category is a short label (a broken quote can swallow many lines)"
+                )
+                issues.append(Finding(TEXT_LENGTH, name, message, column["max_length"]))
             mixed = _mixed_type_problem(present[name], name)
             if mixed and coerce_mixed_types:
                 message = f"{mixed.message}; prepare_data sets them missing (coerce_mixed_types)"

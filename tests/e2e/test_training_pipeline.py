@@ -5,16 +5,19 @@ Runs real steps in subprocesses, a real MLflow SQLite registry and a real Seldon
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 import requests
 
+import model_bundle
 from components._common import registry
 from components.deploy_model.logic import smoke_payload
 from serving import local_server
@@ -95,6 +98,31 @@ def test_two_runs_register_two_versions_and_a_worse_model_never_replaces_the_cha
     # The rejected model was not deployed: the server still serves the champion's exact bytes.
     assert requests.get(f"http://127.0.0.1:{ports['serving_port']}/health/status", timeout=30).json() == served_sha
     assert served_sha["jsonData"]["sha256"] == client.get_model_version(MODEL_NAME, "2").tags["model_sha256"]
+
+    # The champion's schema is registered with it: its digest is a tag, the file is among the version's artifacts.
+    champion = client.get_model_version(MODEL_NAME, "2")
+    schema_file = Path(mlflow.artifacts.download_artifacts(f"{champion.source}/schema.json", dst_path=str(state_dir)))
+    assert champion.tags["schema_sha256"] == model_bundle.file_sha256(schema_file)
+    assert {column["name"] for column in json.loads(schema_file.read_text())["columns"]} >= {"size_sqm", "price"}
+
+    # New data is held to it: a renamed column stops the run at validation, naming the column and the check.
+    renamed = state_dir / "renamed.csv"
+    pd.read_csv(houses_csv).rename(columns={"size_sqm": "area_sqm"}).to_csv(renamed, index=False)
+    changed = run_training(state_dir, f"data_uri={renamed}", *deploy)
+    assert changed.returncode == 1
+    assert "Inner task failed: 'validate-data'" in changed.stderr
+    assert "[columns] column 'size_sqm' of the reference schema is missing" in changed.stdout
+    assert "[columns] column 'area_sqm' is new" in changed.stdout
+    assert champion_version(state_dir) == "2"
+
+    # And so are requests: a category the champion never saw is refused with a 4xx naming the column.
+    unseen = rows.head(1).assign(neighbourhood="Atlantis")
+    refused = requests.post(
+        predictions_url, data=smoke_payload(unseen), headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["status"]["reason"] == "SCHEMA_VIOLATION"
+    assert "column 'neighbourhood' has value(s) ['Atlantis'] outside its domain" in refused.json()["status"]["info"]
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ EXPECTED_COMPONENTS = {
     "deploy_model",
 }
 # Steps with side effects or that read live state must never be served from the cache.
-UNCACHED_TASKS = {"gate-model", "register-model", "deploy-model"}
+UNCACHED_TASKS = {"validate-data", "gate-model", "register-model", "deploy-model"}
 
 
 @pytest.fixture(scope="module")

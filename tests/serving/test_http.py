@@ -241,6 +241,10 @@ def _malformed_requests(bundle, row: list, row_with_null: list, max_rows: int) -
             {"json": {"data": {"names": names, "tensor": {"shape": [1, len(names)], "values": [0.0] * len(names)}}}},
             ["tensor", "categorical"],
         ),
+        "category_outside_the_schema_domain": (
+            body(names, [["Atlantis" if i == categorical else value for i, value in enumerate(row)]]),
+            [names[categorical], "Atlantis", "outside its domain", "check 'domain'"],
+        ),
         "probabilities_from_a_regressor": (
             {"json": {**_body(names, [row]), "meta": {"tags": {"probabilities": True}}}},
             ["probabilities", "regressor"],
@@ -270,6 +274,7 @@ MALFORMED = [
     "over_the_row_limit",
     "records_with_different_keys",
     "tensor_for_a_model_with_categories",
+    "category_outside_the_schema_domain",
     "probabilities_from_a_regressor",
 ]
 
