@@ -122,7 +122,7 @@ def run_step(step: str, csv_path: Path, work: Path) -> dict:
         rows = len(pd.read_csv(csv_path))
     elif step == "ingest":
         ingested = read_source(str(csv_path))
-        info = write_dataset(ingested.frame, work / "dataset.parquet")
+        info = write_dataset(ingested.table, work / "dataset.parquet")
         rows = info["rows"]
     elif step == "validate":
         validation = validate(read_dataset(work / "dataset.parquet"), target=TARGET, task="auto")

@@ -85,6 +85,8 @@ def champion_schema(tracking_uri: str, model_name: str) -> tuple[dict | None, st
 
     ``(None, "")`` when there is no champion yet (cold start) or the champion was registered without a schema.
     """
+    if not tracking_uri and not local_store().exists():
+        return None, ""  # no local registry yet: reading must not create one (nor pay for importing MLflow)
     import json
     import tempfile
 
@@ -93,8 +95,6 @@ def champion_schema(tracking_uri: str, model_name: str) -> tuple[dict | None, st
 
     from model_bundle import SCHEMA_FILE
 
-    if not tracking_uri and not local_store().exists():
-        return None, ""  # no local registry yet: reading must not create one
     champion = version_by_alias(connect(tracking_uri), model_name, CHAMPION)
     if champion is None:
         return None, ""

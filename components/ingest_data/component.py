@@ -42,7 +42,7 @@ def ingest_data(
     from components.ingest_data.logic import read_source
 
     ingested = read_source(source_uri, csv_delimiter=csv_delimiter, csv_encoding=csv_encoding)
-    info = write_dataset(ingested.frame, dataset.path)
+    info = write_dataset(ingested.table, dataset.path)
     dataset.metadata.update({**info, "source": source_uri, **ingested.metadata()})
     print(
         f"ingested {info['rows']} rows x {info['columns']} columns from {source_uri} "

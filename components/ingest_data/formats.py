@@ -1,14 +1,13 @@
-"""Reads one local file into a DataFrame; the format comes from the file name's extension.
+"""Reads one local file into an Arrow table; the format comes from the file name's extension.
 
-pandas repairs some broken CSV silently: a row with too few fields is padded with missing values (which is how a
-truncated last line looks), a first data row with one field too many turns the first column into the index, and
-duplicate header names become ``a`` and ``a.1``. A CSV file is therefore read in three passes:
-
-1. a decoding pass that finds the exact byte offset of the first byte the encoding cannot decode, and keeps the
-   first characters to detect the delimiter (``csv.Sniffer``) and check the header (no duplicate names);
-2. a row-shape pass (pyarrow, fast) that requires every row to have as many fields as the header, then names the
-   line of the first one that does not (a short last line without a final newline is reported as truncated);
-3. pandas, for the values and their dtypes.
+CSV is parsed by pyarrow (multi-threaded, column types fixed by one inference over the whole file), with the
+conversions ``pandas.read_csv`` makes by default: the same missing-value tokens (``NA``, ``null``, ``None``, an
+empty field, ...), ``True``/``False`` as booleans, whole numbers as integers, and dates and times kept as text.
+What pandas would repair silently is refused instead, naming the line: a row with another number of fields than
+the header (a truncated last line), a value whose quote never closes, repeated header names. Bytes the encoding
+cannot decode are reported with their exact offset: the file's first characters are decoded up front (for the
+header and delimiter detection) and, when the parser finds invalid text, the whole file is scanned for the
+first bad byte.
 
 Gzip is recognised by its magic bytes, not only by a ``.gz`` extension: an HTTP server may already have
 decompressed a ``.csv.gz``.
@@ -53,7 +52,14 @@ NAMED_DELIMITERS = {"tab": "\t", "\\t": "\t"}  # a tab is hard to type into a pi
 SNIFF_CHARS = 64 * 1024  # decoded characters csv.Sniffer looks at
 SAMPLE_CHARS = 1024 * 1024  # decoded characters kept for the header; a longer first line is refused
 READ_CHUNK = 1024 * 1024
-CSV_CHUNK_ROWS = 1_000_000  # rows pandas parses at a time; a smaller file is read in one go
+CSV_BLOCK_BYTES = 16 * 1024 * 1024  # bytes pyarrow parses per block and thread
+# pandas.read_csv's default missing-value tokens and booleans, so a CSV file reads as users expect from pandas.
+PANDAS_NA_VALUES = [
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
+    "NULL", "NaN", "None", "n/a", "nan", "null",
+]  # fmt: skip
+PANDAS_TRUE_VALUES = ["True", "TRUE", "true"]
+PANDAS_FALSE_VALUES = ["False", "FALSE", "false"]
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
 UTF8_BOM = codecs.BOM_UTF8
@@ -116,7 +122,7 @@ def unsupported_extension(name: str) -> IngestError:
     return IngestError(f"input file {name!r} has unsupported extension; supported: {sorted(EXTENSIONS)}")
 
 
-def read_file(path: Path, name: str | None = None, options: CsvOptions | None = None) -> pd.DataFrame:
+def read_file(path: Path, name: str | None = None, options: CsvOptions | None = None) -> pa.Table:
     """Reads the local file ``path``; errors call it ``name`` (the path itself, a ``gs://`` URI or a URL)."""
     name = str(path) if name is None else name
     options = options or CsvOptions()
@@ -131,28 +137,34 @@ def read_file(path: Path, name: str | None = None, options: CsvOptions | None = 
         raise unsupported_extension(name)
     file_format = EXTENSIONS[suffix]
     if file_format in ("csv", "tsv"):
-        frame = _read_csv(path, name, options, default_delimiter="\t" if file_format == "tsv" else "")
+        table = _read_csv(path, name, options, default_delimiter="\t" if file_format == "tsv" else "")
     elif file_format == "parquet":
-        frame = _read_parquet(path, name)
+        table = _read_parquet(path, name)
     else:
-        frame = _read_json_lines(path, name)
-    duplicated = sorted({str(column) for column in frame.columns[frame.columns.duplicated()]})
+        table = _read_json_lines(path, name)
+    names = table.column_names
+    duplicated = sorted({column for column in names if names.count(column) > 1})
     if duplicated:
         raise IngestError(f"input file {name!r} has duplicate column names {duplicated}; names must be unique")
-    if frame.columns.size == 0:
+    if table.num_columns == 0:
         raise IngestError(f"input file {name!r} has no columns")
-    if frame.empty:
+    if table.num_rows == 0:
         what = "a header" if file_format in ("csv", "tsv") else "columns"
         raise IngestError(f"input file {name!r} has {what} but no data rows")
-    return frame
+    return table
 
 
 # --- CSV ---------------------------------------------------------------------------------------------------------
 
 
-def _read_csv(path: Path, name: str, options: CsvOptions, default_delimiter: str) -> pd.DataFrame:
+def _read_csv(path: Path, name: str, options: CsvOptions, default_delimiter: str) -> pa.Table:
     compression = "gzip" if _is_gzip(path) else None
-    scan = _scan_text(path, name, compression, options.codec, explicit=bool(options.encoding), hint=CSV_ENCODING_HINT)
+    # UTF-8 is checked by the parser and only scanned for an exact offset when it fails; another encoding is
+    # decoded by Python anyway, so the file is scanned up front.
+    whole = options.codec != "utf-8-sig"
+    scan = _scan_text(
+        path, name, compression, options.codec, explicit=bool(options.encoding), hint=CSV_ENCODING_HINT, whole=whole
+    )
     if scan.size == 0:
         raise IngestError(f"input file {name!r} is empty (0 bytes after gzip decompression)")
     delimiter = options.delimiter or default_delimiter or _sniff(scan)
@@ -163,57 +175,98 @@ def _read_csv(path: Path, name: str, options: CsvOptions, default_delimiter: str
         raise IngestError(
             f"input file {name!r} repeats column name(s) in its header: {listed}; column names must be unique"
         )
-    _check_row_shapes(path, name, compression, options.codec, delimiter, len(header), scan)
+    table = _parse_csv(path, name, compression, options, delimiter, len(header), scan)
+    _check_quotes_close(path, name, compression, options.codec, delimiter)
+    return table
+
+
+def _parse_csv(
+    path: Path, name: str, compression: str | None, options: CsvOptions, delimiter: str, width: int, scan: _Scan
+) -> pa.Table:
+    """The whole file through pyarrow's CSV reader; every row must have ``width`` fields."""
+    invalid: list[pa_csv.InvalidRow] = []
+
+    def stop_at_first(row: pa_csv.InvalidRow) -> str:
+        invalid.append(row)
+        return "error"
+
+    codec = options.codec
+    read_options = pa_csv.ReadOptions(encoding="utf8" if codec == "utf-8-sig" else codec, block_size=CSV_BLOCK_BYTES)
+    parse_options = pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=stop_at_first)
+    convert_options = pa_csv.ConvertOptions(
+        null_values=PANDAS_NA_VALUES,
+        strings_can_be_null=True,
+        true_values=PANDAS_TRUE_VALUES,
+        false_values=PANDAS_FALSE_VALUES,
+    )
     try:
-        return _read_csv_values(
-            path,
-            sep=delimiter,
-            encoding=options.codec,
-            compression=compression,
-            index_col=False,  # never turn the first column into the index
-            low_memory=False,  # one dtype per column, inferred from all of it
-        )
-    except (ValueError, OSError, EOFError, zlib.error, pd.errors.ParserError) as error:
-        message = _one_line(error)
-        if "EOF inside string" in message:
-            message = f"the file ends inside a quoted value, so it looks truncated ({message})"
-        raise IngestError(f"cannot read {name!r} as csv: {message}") from error
+        with pa.input_stream(str(path), compression=compression) as stream:
+            table = pa_csv.read_csv(stream, read_options, parse_options, convert_options)
+        # Like pandas, dates and times stay text (pyarrow would parse ISO ones): read those columns again as strings.
+        temporal = [field.name for field in table.schema if pa.types.is_temporal(field.type)]
+        if temporal:
+            as_text = pa_csv.ConvertOptions(
+                include_columns=temporal,
+                column_types=dict.fromkeys(temporal, pa.string()),
+                null_values=PANDAS_NA_VALUES,
+                strings_can_be_null=True,
+            )
+            with pa.input_stream(str(path), compression=compression) as stream:
+                texts = pa_csv.read_csv(stream, read_options, parse_options, as_text)
+            for column in temporal:
+                table = table.set_column(table.schema.get_field_index(column), column, texts[column])
+    except (pa.ArrowException, OSError, EOFError, zlib.error) as error:
+        if invalid:
+            raise _row_shape_error(path, name, compression, codec, delimiter, width, invalid[0], scan) from None
+        if not scan.whole:  # the parser met invalid UTF-8: name the first bad byte's offset and line
+            _scan_text(path, name, compression, codec, explicit=bool(options.encoding), hint=CSV_ENCODING_HINT)
+        if compression:
+            raise IngestError(f"cannot read {name!r}: its gzip data is corrupt or truncated ({error})") from error
+        raise IngestError(f"cannot read {name!r} as csv: {_one_line(error)}") from error
+    # A column without any value is all floats' NaN in pandas; pyarrow types it null.
+    for position, column in enumerate(table.schema):
+        if pa.types.is_null(column.type):
+            table = table.set_column(position, column.name, table.column(position).cast(pa.float64()))
+    return table
 
 
-def _read_csv_values(path: Path, **options) -> pd.DataFrame:
-    """``pd.read_csv(path, **options)`` (with ``low_memory=False``), at a fraction of its peak memory and time.
-
-    The file is read in chunks of CSV_CHUNK_ROWS rows. When every chunk infers the same dtypes, reading the file
-    whole infers them too (it tries the same conversions, in the same order, on all the values), so the chunks
-    put together are the frame it returns. Otherwise, or on any error, the file is read whole, as before.
-    """
-    chunks: list[pd.DataFrame] = []
-    try:
-        with pd.read_csv(path, chunksize=CSV_CHUNK_ROWS, **options) as reader:
-            for chunk in reader:
-                if chunks and not chunk.dtypes.equals(chunks[0].dtypes):
-                    chunks = []
-                    break
-                chunks.append(chunk)
-    except (ValueError, OSError, EOFError, zlib.error, pd.errors.ParserError):
-        chunks = []  # reading the file whole raises the error, with its usual message
-    if len(chunks) == 1:
-        return chunks[0]
-    if chunks:
-        return pd.concat(chunks, ignore_index=True)
-    return pd.read_csv(path, **options)
+def _check_quotes_close(path: Path, name: str, compression: str | None, codec: str, delimiter: str) -> None:
+    """pyarrow takes a quote that never closes as a value running to the end of the file; pandas calls it "EOF
+    inside string". In valid CSV quotes come in pairs, so only a file with an odd number of quote characters is
+    read again by the strict csv module, which tells a stray quote inside a value from one that never closes."""
+    quotes = 0
+    with _open_binary(path, compression) as stream:
+        for chunk in iter(lambda: stream.read(READ_CHUNK * 16), b""):
+            quotes += chunk.count(b'"')
+    if quotes % 2 == 0:
+        return
+    with _open_text(path, compression, codec) as stream:
+        reader = csv.reader(stream, delimiter=delimiter, strict=True)
+        start = 1  # the line the record being read starts on
+        try:
+            for _ in reader:
+                start = reader.line_num + 1
+        except csv.Error as error:
+            raise IngestError(
+                f"input file {name!r}: the quoted value in the record starting on line {start} never closes "
+                f"({error}); the file ends inside it, so it looks truncated"
+            ) from None
 
 
 @dataclass(frozen=True)
 class _Scan:
     sample: str  # the first SAMPLE_CHARS decoded characters (without a byte-order mark)
     complete: bool  # the sample is the whole file
-    size: int  # bytes after decompression
-    final_newline: bool  # the file ends with a line break
+    size: int  # bytes after decompression (of the part scanned, unless ``whole``)
+    final_newline: bool  # the file ends with a line break (known when ``whole`` or ``complete``)
+    whole: bool  # the whole file was decoded, so every byte decodes
 
 
-def _scan_text(path: Path, name: str, compression: str | None, codec: str, explicit: bool, hint: str) -> _Scan:
-    """Decodes the whole file once; raises naming the byte offset of the first byte ``codec`` cannot decode.
+def _scan_text(
+    path: Path, name: str, compression: str | None, codec: str, explicit: bool, hint: str, whole: bool = True
+) -> _Scan:
+    """Decodes the file (``whole``) or its first SAMPLE_CHARS characters; raises naming the byte offset of the
+    first byte ``codec`` cannot decode.
 
     ``explicit``: the user chose the encoding; otherwise the message ends with ``hint``.
     """
@@ -243,11 +296,20 @@ def _scan_text(path: Path, name: str, compression: str | None, codec: str, expli
                 offset += len(chunk)
                 newlines += chunk.count(b"\n")
                 last = chunk[-1:] or last
+                if not whole and kept >= SAMPLE_CHARS:
+                    break
     except (OSError, EOFError, zlib.error) as error:
         if compression:
             raise IngestError(f"cannot read {name!r}: its gzip data is corrupt or truncated ({error})") from error
         raise IngestError(f"cannot read {name!r}: {error}") from error
-    return _Scan(sample="".join(parts), complete=kept < SAMPLE_CHARS, size=offset, final_newline=last in (b"\n", b"\r"))
+    complete = kept < SAMPLE_CHARS
+    return _Scan(
+        sample="".join(parts),
+        complete=complete,
+        size=offset,
+        final_newline=last in (b"\n", b"\r"),
+        whole=whole or complete,
+    )
 
 
 def _decode_error(
@@ -293,44 +355,6 @@ def _header(scan: _Scan, name: str, delimiter: str) -> list[str]:
     raise IngestError(f"cannot read {name!r} as csv: it holds only blank lines, no header")
 
 
-def _check_row_shapes(
-    path: Path, name: str, compression: str | None, codec: str, delimiter: str, width: int, scan: _Scan
-) -> None:
-    """Every row must have ``width`` fields; raises naming the line of the first one that does not."""
-    invalid: list[pa_csv.InvalidRow] = []
-
-    def stop_at_first(row: pa_csv.InvalidRow) -> str:
-        invalid.append(row)
-        return "error"
-
-    columns = [f"c{index}" for index in range(width)]
-    stream = pa.input_stream(str(path), compression=compression)
-    try:
-        reader = pa_csv.open_csv(  # reads the first block at once: errors can come from here
-            stream,
-            read_options=pa_csv.ReadOptions(
-                column_names=columns,  # the header is row 1 and is checked like any row
-                encoding="utf8" if codec == "utf-8-sig" else codec,
-                block_size=16 * 1024 * 1024,
-            ),
-            parse_options=pa_csv.ParseOptions(
-                delimiter=delimiter, newlines_in_values=True, invalid_row_handler=stop_at_first
-            ),
-            convert_options=pa_csv.ConvertOptions(
-                include_columns=columns[:1], column_types={columns[0]: pa.string()}, check_utf8=False
-            ),
-        )
-        for _ in reader:
-            pass
-    except (pa.ArrowException, OSError):
-        if not invalid:
-            return  # not a row-shape problem; pandas, which reads the values, decides
-    finally:
-        stream.close()
-    if invalid:
-        raise _row_shape_error(path, name, compression, codec, delimiter, width, invalid[0], scan)
-
-
 def _row_shape_error(
     path: Path,
     name: str,
@@ -358,6 +382,8 @@ def _row_shape_error(
     message = f"input file {name!r}: {where} has {fields} field(s) but the header has {width}"
     if fields > width:
         return IngestError(f"{message} (a value containing the delimiter {delimiter!r} must be quoted)")
+    if not scan.whole:
+        scan = _scan_text(path, name, compression, codec, explicit=True, hint="")
     if is_last and not scan.final_newline:
         return IngestError(f"{message}; the file ends in the middle of that line, so it looks truncated")
     return IngestError(f"{message} (a truncated or malformed row)")
@@ -366,7 +392,7 @@ def _row_shape_error(
 # --- Parquet -----------------------------------------------------------------------------------------------------
 
 
-def _read_parquet(path: Path, name: str) -> pd.DataFrame:
+def _read_parquet(path: Path, name: str) -> pa.Table:
     head = _head(path, 32)
     if not head.startswith(PARQUET_MAGIC):
         raise IngestError(
@@ -381,8 +407,8 @@ def _read_parquet(path: Path, name: str) -> pd.DataFrame:
             f"cannot read {name!r} as parquet: it is not a complete Parquet file "
             f"(it does not end with {PARQUET_MAGIC.decode()!r}, so it looks truncated)"
         )
-    try:  # the file alone, not pandas' dataset reader (which fails on repeated column names)
-        return pq.ParquetFile(path).read().to_pandas()
+    try:  # the file alone, not a dataset reader (which fails on repeated column names)
+        return pq.ParquetFile(path).read()
     except (pa.ArrowException, OSError, ValueError) as error:
         raise IngestError(f"cannot read {name!r} as parquet: {_one_line(error)}") from error
 
@@ -397,7 +423,7 @@ def _preview(head: bytes) -> str:
 # --- JSON Lines --------------------------------------------------------------------------------------------------
 
 
-def _read_json_lines(path: Path, name: str) -> pd.DataFrame:
+def _read_json_lines(path: Path, name: str) -> pa.Table:
     compression = "gzip" if _is_gzip(path) else None
     scan = _scan_text(path, name, compression, "utf-8-sig", explicit=False, hint="JSON Lines files must be UTF-8")
     if scan.size == 0:
@@ -422,7 +448,22 @@ def _read_json_lines(path: Path, name: str) -> pd.DataFrame:
         raise _json_lines_error(path, name, compression, scan) or IngestError(
             f"cannot read {name!r} as JSON Lines: every line must be a JSON object"
         )
+    return pa.Table.from_pandas(_mixed_columns_as_text(frame), preserve_index=False)
+
+
+def _mixed_columns_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """A column whose JSON values are of several kinds (numbers and strings, say) cannot be stored in one Parquet
+    column: its present values become their text, and validation then sees, and names, the mixture."""
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) in ("mixed", "mixed-integer"):
+            present = values.notna()
+            frame[column] = values.where(~present, values[present].map(_json_text))
     return frame
+
+
+def _json_text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _json_lines_error(path: Path, name: str, compression: str | None, scan: _Scan) -> IngestError | None:

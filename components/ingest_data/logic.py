@@ -1,4 +1,4 @@
-"""Reads a dataset from a URI into a DataFrame.
+"""Reads a dataset from a URI into an Arrow table.
 
 Sources: ``sample://house-prices?rows=N&seed=S`` (built-in generator); a local path, ``file://`` URI or local glob
 (``data/*.csv``); ``gs://bucket/path/file.csv`` or ``gs://bucket/prefix/*.csv``; an ``https://`` or ``http://``
@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from components.ingest_data.errors import IngestError
 from components.ingest_data.formats import CsvOptions, read_file
@@ -52,13 +54,18 @@ NO_VALUES = "no values"  # an all-missing column fits any kind
 class Ingested:
     """What was read: the data, the files it came from (in order) and how many bytes they hold."""
 
-    frame: pd.DataFrame
+    table: pa.Table
     files: list[str] = field(default_factory=list)  # local paths, gs:// URIs or URLs; empty for sample://
     bytes: int = 0  # as stored: the compressed size of a .gz file, 0 for sample://
 
     def metadata(self) -> dict:
         """The lineage the component records next to rows, columns and the content hash."""
         return {"bytes": self.bytes, "file_count": len(self.files), "files": self.files[:MAX_LISTED_FILES]}
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The data as pandas, as every later step reads it from the Parquet dataset."""
+        return self.table.to_pandas()
 
 
 def ingest(source_uri: str, *, csv_delimiter: str = "", csv_encoding: str = "") -> pd.DataFrame:
@@ -80,33 +87,34 @@ def read_source(source_uri: str, *, csv_delimiter: str = "", csv_encoding: str =
     parsed = urlparse(source_uri)
     scheme = parsed.scheme.lower()
     if scheme == "sample":
-        return Ingested(_sample(parsed.netloc, parse_qs(parsed.query)))
+        return Ingested(pa.Table.from_pandas(_sample(parsed.netloc, parse_qs(parsed.query)), preserve_index=False))
     if scheme not in FILE_SCHEMES:
         raise IngestError(
             f"unsupported source scheme {parsed.scheme!r} in {source_uri!r}; supported: {SUPPORTED_SOURCES}"
         )
-    frames: list[pd.DataFrame] = []
+    tables: list[pa.Table] = []
     names: list[str] = []
     size = 0
     with tempfile.TemporaryDirectory(prefix="ingest-") as workdir:
         for source in source_files(source_uri, Path(workdir)):
-            frames.append(read_file(source.path, source.name, options))
+            tables.append(read_file(source.path, source.name, options))
             names.append(source.name)
             size += source.size
             if source.path.parent == Path(workdir):
                 source.path.unlink()  # a download: free the disk before fetching the next one
-    return Ingested(combine(frames, names, source_uri), names, size)
+    return Ingested(combine(tables, names, source_uri), names, size)
 
 
-def combine(frames: list[pd.DataFrame], names: list[str], source: str) -> pd.DataFrame:
+def combine(tables: list[pa.Table], names: list[str], source: str) -> pa.Table:
     """Concatenates the files' frames in order; raises naming the first file whose columns differ from the first
     file's (missing or extra names) or whose column holds another kind of value (numbers, text, booleans, ...).
 
     Columns may come in another order (the first file's order is kept); integers and floats are both numbers, and
     a column without any value fits every kind.
     """
-    if len(frames) == 1:
-        return frames[0]
+    if len(tables) == 1:
+        return tables[0]
+    frames = [table.to_pandas() for table in tables]
     first, first_name = frames[0], names[0]
     kinds = {column: (_kind(first[column]), first_name) for column in first.columns}
     for frame, name in zip(frames[1:], names[1:], strict=True):
@@ -130,7 +138,8 @@ def combine(frames: list[pd.DataFrame], names: list[str], source: str) -> pd.Dat
                     f"column {column!r} holds {kind} in {name!r} but {known} in {known_in!r}; every file of "
                     f"{source!r} must have the same column types"
                 )
-    return pd.concat([frame[list(first.columns)] for frame in frames], ignore_index=True)
+    combined = pd.concat([frame[list(first.columns)] for frame in frames], ignore_index=True)
+    return pa.Table.from_pandas(combined, preserve_index=False)
 
 
 def _kind(column: pd.Series) -> str:

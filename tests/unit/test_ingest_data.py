@@ -106,7 +106,7 @@ def test_reads_csv(tmp_path, small_houses, suffix):
     path = tmp_path / f"houses{suffix}"
     small_houses.to_csv(path, index=False)
 
-    assert_same_data(read_file(path), small_houses)
+    assert_same_data(read_file(path).to_pandas(), small_houses)
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".pq"])

@@ -263,7 +263,13 @@ def test_unclosed_quote_at_the_end_is_reported_as_truncation(tmp_path):
     path = tmp_path / "quote.csv"
     path.write_text('a,b\n1,"x\n2,y\n')
 
-    fails(path, r"cannot read .* as csv: the file ends inside a quoted value, so it looks truncated")
+    fails(path, r"the quoted value in the record starting on line 2 never closes .* so it looks truncated")
+
+
+def test_a_stray_quote_inside_a_value_is_text_not_an_unclosed_quote(tmp_path):
+    path = tmp_path / "heights.csv"
+    path.write_text('name,height\nAnn,5\'11"\nBo,6\'1"\nCy,5\'9"\n')
+    assert ingest(str(path))["height"].tolist() == ["5'11\"", "6'1\"", "5'9\""]
 
 
 def test_first_line_longer_than_the_sample_is_refused(tmp_path, monkeypatch):
