@@ -268,7 +268,7 @@ def test_unclosed_quote_at_the_end_is_reported_as_truncation(tmp_path):
 
 def test_a_stray_quote_inside_a_value_is_text_not_an_unclosed_quote(tmp_path):
     path = tmp_path / "heights.csv"
-    path.write_text('name,height\nAnn,5\'11"\nBo,6\'1"\nCy,5\'9"\n')
+    path.write_text("name,height\nAnn,5'11\"\nBo,6'1\"\nCy,5'9\"\n")
     assert ingest(str(path))["height"].tolist() == ["5'11\"", "6'1\"", "5'9\""]
 
 
