@@ -5,8 +5,8 @@
 Generates (once; cached in --data-dir, by row count) a CSV of numeric, integer and categorical columns with
 missing values and a numeric target, then runs each measurement in its own process, so each peak RSS is that
 step's alone: (a) pyarrow.csv.read_csv, the floor; (b) pandas.read_csv with defaults; (c) ingest (read_source,
-then write_dataset to Parquet); (d) validate on that Parquet; (e) prepare, writing train and test Parquet. Prints a
-table, the two goals and, last, one JSON line.
+then write_dataset to Parquet); (d) validate on that Parquet; (e) prepare, writing train and test Parquet and
+profiling the training rows. Prints a table, the two goals and, last, one JSON line.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def run_step(step: str, csv_path: Path, work: Path) -> dict:
     elif step == "validate":
         from components.validate_data.logic import validate
     elif step == "prepare":
-        from components.prepare_data.logic import prepare
+        from components.prepare_data.logic import prepare, profile
 
     result: dict = {}
     started = time.perf_counter()
@@ -136,6 +136,7 @@ def run_step(step: str, csv_path: Path, work: Path) -> dict:
         del frame
         write_dataset(prepared.train, work / "train.parquet")
         write_dataset(prepared.test, work / "test.parquet")
+        profile(prepared.train, TARGET)  # the reference profile, as the component records it
         result["dropped_missing_target"] = prepared.dropped_missing_target
         result["dropped_duplicates"] = prepared.dropped_duplicates
     else:

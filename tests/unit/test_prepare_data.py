@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.prepare_data.logic import PreparationError, prepare
+from components.prepare_data.logic import PreparationError, prepare, profile, render_cleaning_report
 
 
 def labelled_frame(labels: list[str]) -> pd.DataFrame:
@@ -146,3 +146,61 @@ def test_numeric_class_labels_are_stratified():
     prepared = prepare(frame, target="label", task="classification", test_fraction=0.2, seed=2)
 
     assert prepared.test["label"].value_counts().to_dict() == {0: 3, 1: 3}
+
+
+def test_profile_describes_each_column_as_numpy_and_pandas_do(houses):
+    profiled = profile(houses, "price")
+
+    assert profiled["rows"] == len(houses) and profiled["target"] == "price"
+    size = profiled["columns"]["size_sqm"]
+    values = houses["size_sqm"].dropna().to_numpy()
+    assert size["count"] == len(values)
+    assert size["quantiles"]["p25"] == pytest.approx(np.quantile(values, 0.25))
+    assert size["quantiles"]["max"] == values.max()
+    counts, edges = np.histogram(values, bins=np.unique(np.quantile(values, np.linspace(0, 1, 11))))
+    assert size["bin_edges"] == pytest.approx(edges.tolist())
+    assert size["bin_fractions"] == pytest.approx((counts / len(values)).tolist())
+    labels = profiled["columns"]["energy_label"]["category_fractions"]
+    assert labels == pytest.approx(houses["energy_label"].value_counts(normalize=True).to_dict())
+    assert profiled["columns"]["renovated"]["category_fractions"].keys() == {"True", "False"}  # as the model sees them
+
+
+def test_profile_of_many_rows_samples_quantiles_deterministically():
+    frame = pd.DataFrame({"x": np.random.default_rng(4).normal(size=300_000), "y": np.arange(300_000.0)})
+    first, second = profile(frame, "y"), profile(frame, "y")
+
+    assert first == second
+    x = first["columns"]["x"]
+    assert x["sampled"] == 200_000 and x["count"] == 300_000
+    assert x["quantiles"]["p50"] == pytest.approx(0.0, abs=0.01)
+    assert sum(x["bin_fractions"]) == pytest.approx(1.0)
+
+
+def test_outliers_are_clipped_or_dropped_and_logged():
+    sizes = [float(s) for s in range(50, 80)] + [5000.0]
+    frame = pd.DataFrame({"size": sizes, "price": [s * 10 for s in range(len(sizes))]})
+
+    clipped = prepare(frame, "price", "regression", outliers="clip")
+    dropped = prepare(frame, "price", "regression", outliers="drop")
+
+    both = pd.concat([clipped.train, clipped.test])
+    assert len(both) == 31 and both["size"].max() < 200
+    assert any(s.policy == "outliers" and s.column == "size" and s.values == 1 for s in clipped.cleaning)
+    assert len(dropped.train) + len(dropped.test) == 30
+    assert 5000.0 not in pd.concat([dropped.train, dropped.test])["size"].tolist()
+    report = render_cleaning_report(dropped)
+    assert "| outliers | drop | size | 1 | 0 |" in report
+    with pytest.raises(PreparationError, match=r"parameter outliers must be one of \['keep', 'clip', 'drop'\]"):
+        prepare(frame, "price", "regression", outliers="trim")
+
+
+def test_mixed_columns_are_coerced_only_when_asked():
+    frame = pd.DataFrame({"size": [str(s) for s in range(50, 70)] + ["big"], "price": [float(p) for p in range(21)]})
+
+    kept = prepare(frame, "price", "regression")
+    coerced = prepare(frame, "price", "regression", coerce_mixed_types=True)
+
+    assert pd.concat([kept.train, kept.test])["size"].dtype == object
+    assert pd.concat([coerced.train, coerced.test])["size"].isna().sum() == 1
+    step = next(s for s in coerced.cleaning if s.policy == "coerce_mixed_types")
+    assert (step.column, step.values) == ("size", 1) and "'big'" in step.detail

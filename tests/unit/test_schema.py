@@ -173,3 +173,10 @@ def test_document_names_are_plain_json_files(tmp_path, regression_bundle):
     for name in ("../escape.json", "model.json", "notes.txt"):
         with pytest.raises(model_bundle.BundleError, match="must be a plain"):
             model_bundle.save(tmp_path / "model", bundle.model, bundle.card, {name: {}})
+
+
+@pytest.mark.parametrize("repeats", [1, 1000])
+def test_distinct_count_equals_nunique_for_many_and_few_distinct_values(repeats):
+    values = pd.Series(np.repeat(np.random.default_rng(2).normal(size=60_000 // repeats), repeats))
+    values[::7] = np.nan
+    assert contract.distinct_count(values, values.isna()) == values.nunique()
