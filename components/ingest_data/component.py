@@ -18,7 +18,8 @@ def ingest_data(
     Fails, naming the file and the problem, on: a missing path, object, bucket or URL (HTTP errors with their
     status), an empty file, a header without rows, a file that is not in the format its extension says, bytes
     the encoding cannot decode, a CSV row with another number of fields than the header (a truncated last line),
-    repeated column names, or files of one glob whose columns or column types differ.
+    a CSV quote that never closes, repeated column names, or files of one glob whose columns or column types
+    differ. CSV values are parsed as `pandas.read_csv` parses them by default (dates stay text).
 
     Args:
         source_uri: Where the data is: `sample://house-prices?rows=N&seed=S`; a local path, `file://` URI or local
