@@ -17,7 +17,7 @@ import pandas as pd
 from components._common.scoring import CLASSIFICATION, REGRESSION, TASKS
 from model_bundle import NUMERIC
 from model_bundle import schema as schema_contract
-from model_bundle.schema import FAIL, WARN, Finding
+from model_bundle.schema import FAIL, IGNORE, WARN, Finding
 
 AUTO = "auto"
 # An integer target with at most this many distinct values is taken for class labels when task=auto.
@@ -152,7 +152,7 @@ def validate(
     if reference is not None:
         validation.reference = reference_name
         findings = schema_contract.compare(reference, schema, frame)
-        validation.findings = [finding for finding in findings if resolved_policy[finding.check] != "ignore"]
+        validation.findings = [finding for finding in findings if resolved_policy[finding.check] != IGNORE]
     return validation
 
 
@@ -197,9 +197,11 @@ def _mixed_type_problem(present: pd.Series, name: str) -> Finding | None:
 
 
 def coerce_mixed_columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """``frame`` with ``columns`` converted to numbers; values that are not numbers become missing."""
+    """``frame`` with ``columns`` converted to numbers; values that are not finite numbers become missing."""
     converted = {name: pd.to_numeric(frame[name].astype("string").str.strip(), errors="coerce") for name in columns}
-    return frame.assign(**{name: values.astype("float64") for name, values in converted.items()})
+    return frame.assign(
+        **{name: values.astype("float64").replace([np.inf, -np.inf], np.nan) for name, values in converted.items()}
+    )
 
 
 def is_mostly_numbers(present: pd.Series) -> bool:
@@ -251,7 +253,7 @@ def render_report(validation: Validation, target: str) -> str:
         lines.append(f"| {check} | {policy} | {_result(check, failures, warnings)} |")
     for check in schema_contract.CHECKS:
         policy = validation.policy[check]
-        result = _result(check, failures, warnings) if validation.reference and policy != "ignore" else "not run"
+        result = _result(check, failures, warnings) if validation.reference and policy != IGNORE else "not run"
         lines.append(f"| {check} | {policy} | {result} |")
     lines.append("")
     for title, group in (("Problems", failures), ("Warnings", warnings)):

@@ -195,12 +195,15 @@ def test_outliers_are_clipped_or_dropped_and_logged():
 
 
 def test_mixed_columns_are_coerced_only_when_asked():
-    frame = pd.DataFrame({"size": [str(s) for s in range(50, 70)] + ["big"], "price": [float(p) for p in range(21)]})
+    frame = pd.DataFrame(
+        {"size": [str(s) for s in range(50, 69)] + ["1e999", "big"], "price": [float(p) for p in range(21)]}
+    )
 
     kept = prepare(frame, "price", "regression")
     coerced = prepare(frame, "price", "regression", coerce_mixed_types=True)
 
     assert pd.concat([kept.train, kept.test])["size"].dtype == object
-    assert pd.concat([coerced.train, coerced.test])["size"].isna().sum() == 1
+    sizes = pd.concat([coerced.train, coerced.test])["size"]
+    assert sizes.isna().sum() == 2 and np.isfinite(sizes.dropna()).all()  # text and infinity both become missing
     step = next(s for s in coerced.cleaning if s.policy == "coerce_mixed_types")
-    assert (step.column, step.values) == ("size", 1) and "'big'" in step.detail
+    assert (step.column, step.values) == ("size", 2) and "'big'" in step.detail
