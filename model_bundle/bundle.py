@@ -132,11 +132,7 @@ def load(directory: str | Path, expected_sha256: str | None = None) -> Bundle:
         raise BundleError(
             f"sha256 digest mismatch for {model_path}: expected {expected_sha256}, found {actual}; refusing to load"
         )
-    if actual != card["sha256"]:
-        raise BundleError(
-            f"sha256 digest mismatch for {model_path}: its card records {card['sha256']}, found {actual}; "
-            "refusing to load"
-        )
+    _check_recorded_digest(model_path, actual, card["sha256"])
     runtime = library_versions()
     for name in VERSION_LOCKED_LIBRARIES:
         trained_with = card["library_versions"].get(name)
@@ -152,12 +148,15 @@ def load(directory: str | Path, expected_sha256: str | None = None) -> Bundle:
 def _read_document(path: Path, expected_sha256: str) -> dict:
     if not path.is_file():
         raise BundleError(f"{path} is listed in the model card but does not exist")
-    actual = file_sha256(path)
-    if actual != expected_sha256:
-        raise BundleError(
-            f"sha256 digest mismatch for {path}: its card records {expected_sha256}, found {actual}; refusing to load"
-        )
+    _check_recorded_digest(path, file_sha256(path), expected_sha256)
     return json.loads(path.read_text())
+
+
+def _check_recorded_digest(path: Path, actual: str, recorded: str) -> None:
+    if actual != recorded:
+        raise BundleError(
+            f"sha256 digest mismatch for {path}: its card records {recorded}, found {actual}; refusing to load"
+        )
 
 
 def _json_default(value: Any) -> Any:

@@ -199,22 +199,24 @@ def _handle_outliers(
     steps, clipped, outside_any = [], {}, np.zeros(len(kept), dtype=bool)
     for name in numeric:
         values = frame[name].to_numpy(dtype="float64", na_value=np.nan)
-        q1, q3 = np.nanquantile(values[kept], [0.25, 0.75]) if np.isfinite(values[kept]).any() else (np.nan, np.nan)
+        labelled = values[kept]
+        q1, q3 = np.nanquantile(labelled, [0.25, 0.75]) if np.isfinite(labelled).any() else (np.nan, np.nan)
         spread = q3 - q1
         if not spread > 0:
             continue
         low, high = q1 - factor * spread, q3 + factor * spread
         outside = (values < low) | (values > high)
-        count = int(outside[kept].sum())
+        outside_labelled = outside[kept]
+        count = int(outside_labelled.sum())
         if not count:
             continue
-        examples = np.unique(values[kept][outside[kept]])[[0, -1]].tolist()
+        examples = np.unique(labelled[outside_labelled])[[0, -1]].tolist()
         detail = f"outside [{low:.6g}, {high:.6g}], e.g. {examples[0]:.6g} .. {examples[-1]:.6g}"
         if policy == "clip":
             clipped[name] = np.clip(values, low, high)
             steps.append(CleaningStep("outliers", "clip", name, values=count, detail=detail))
         else:
-            outside_any |= outside[kept]
+            outside_any |= outside_labelled
             steps.append(CleaningStep("outliers", "drop", name, rows=count, detail=detail))
     if clipped:
         frame = frame.assign(**clipped)
