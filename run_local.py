@@ -36,6 +36,32 @@ def parse_arguments(pairs: list[str]) -> dict:
     return arguments
 
 
+def fix_loop_inputs_of_kfp_local() -> None:
+    """Makes kfp.local 2.17 pass a step's outputs into a dsl.ParallelFor body as they are.
+
+    Its iteration builder replaces *every* task-output parameter of a loop with the loop item (it assumes the
+    only one is the list iterated over), so inside the loop `validate.outputs["task"]` would arrive as a
+    candidate configuration. Clusters are not affected: the compiled YAML is right. This keeps those inputs
+    as the original spec has them, except the items of the loop itself.
+    """
+    from kfp.local.orchestrator import task_spec_utils
+
+    build = task_spec_utils.create_parameter_loop_iteration_task_spec
+    if getattr(build, "keeps_task_outputs", False):
+        return
+
+    def build_keeping_task_outputs(original_task_spec, loop_item, loop_task_name):
+        iteration = build(original_task_spec, loop_item, loop_task_name)
+        items = original_task_spec.parameter_iterator.items.input_parameter
+        for name, spec in original_task_spec.inputs.parameters.items():
+            if spec.HasField("task_output_parameter") and name != items:
+                iteration.inputs.parameters[name].CopyFrom(spec)
+        return iteration
+
+    build_keeping_task_outputs.keeps_task_outputs = True
+    task_spec_utils.create_parameter_loop_iteration_task_spec = build_keeping_task_outputs
+
+
 def run(pipeline_name: str, arguments: dict, state_dir: Path) -> None:
     """Runs ``pipeline_name`` with ``arguments``; raises RuntimeError naming the failed step."""
     os.environ[STATE_DIR_ENV] = str(state_dir)  # read by the steps (registry, local serving)
@@ -52,6 +78,10 @@ def run(pipeline_name: str, arguments: dict, state_dir: Path) -> None:
         raise ValueError(f"unknown parameter(s) {unknown} for pipeline {pipeline_name!r}; accepted: {sorted(accepted)}")
     # kfp.local ignores base_image locally but warns when its name lacks "python"; ours is a Python image.
     warnings.filterwarnings("ignore", message=".*non-Python base image.*", category=RuntimeWarning)
+    fix_loop_inputs_of_kfp_local()
+    # kfp.local trains two loop iterations at once; OpenMP estimators (HistGradientBoosting) that each take every
+    # core then slow each other down many times over, so each step gets its share of the cores.
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(state_dir / "pipeline_root"))
     pipeline(**arguments)
 

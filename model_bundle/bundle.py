@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import numpy as np
 import pandas as pd
 
 from model_bundle.features import coerce_features
@@ -55,6 +56,24 @@ class Bundle:
     def predict(self, features: pd.DataFrame):
         """Predictions for raw feature columns, coerced exactly as in training (raises FeatureError)."""
         return self.model.predict(coerce_features(features, self.features))
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Class probabilities for raw feature columns (coerced as in ``predict``): one row per row of ``features``,
+        one column per class of ``card["classes"]``, in that order.
+
+        Raises BundleError for a regression model, or an estimator without class probabilities.
+        """
+        name = f"model {self.directory} ({self.card.get('estimator', type(self.model).__name__)})"
+        if self.task != "classification":
+            raise BundleError(f"{name} is a {self.task} model; only a classifier has class probabilities")
+        if not hasattr(self.model, "predict_proba"):
+            raise BundleError(f"{name} has no predict_proba: its estimator gives no class probabilities")
+        # Probability columns follow the fitted model's classes_; the card promises its own order to callers.
+        fitted = [str(label) for label in self.model.classes_]
+        listed = [str(label) for label in self.card["classes"]]
+        if fitted != listed:
+            raise BundleError(f"{name} has classes {fitted} but its card lists {listed}")
+        return self.model.predict_proba(coerce_features(features, self.features))
 
 
 def file_sha256(path: str | Path) -> str:

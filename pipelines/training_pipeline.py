@@ -2,21 +2,32 @@
 
 from kfp import dsl
 
-from components._image import SERVING_IMAGE
+from components._image import COMPONENTS_IMAGE, SERVING_IMAGE
 from components.deploy_model import deploy_model
 from components.evaluate_model import evaluate_model
 from components.gate_model import gate_model
 from components.ingest_data import ingest_data
 from components.prepare_data import prepare_data
 from components.register_model import register_model
+from components.select_model import select_model
 from components.train_model import train_model
 from components.validate_data import validate_data
 from pipelines._kubernetes import use_local_images, use_registry_credentials
 
+# Three kinds of model, one pod each on a cluster: boosting, bagging and a linear baseline.
+DEFAULT_CANDIDATES = [
+    {"model_type": "hist_gradient_boosting", "hyperparameters": {}},
+    {"model_type": "random_forest", "hyperparameters": {"n_estimators": 100, "min_samples_leaf": 2}},
+    {"model_type": "linear", "hyperparameters": {}},
+]
+# Candidates training at once on a cluster (a compile-time setting in KFP): bounds the pods of one run.
+MAX_PARALLEL_TRAINING = 4
+
 
 @dsl.pipeline(
     name="training-pipeline",
-    description="Ingest, validate, prepare, train, evaluate, gate against the champion, register, deploy to Seldon.",
+    description="Ingest, validate, prepare, train candidates in parallel, select, evaluate, gate against the champion, "
+    "register, deploy to Seldon.",
 )
 def training_pipeline(
     data_uri: str = "sample://house-prices?rows=2000&seed=7",
@@ -25,9 +36,9 @@ def training_pipeline(
     target: str = "price",
     task: str = "auto",
     model_name: str = "house-prices",
-    model_type: str = "hist_gradient_boosting",
-    hyperparameters: dict = {},  # noqa: B006 (KFP needs a literal default; never mutated)
+    candidates: list = DEFAULT_CANDIDATES,
     test_fraction: float = 0.2,
+    validation_fraction: float = 0.2,
     seed: int = 42,
     drop_duplicates: bool = True,
     coerce_mixed_types: bool = False,
@@ -36,6 +47,8 @@ def training_pipeline(
     schema_policy: dict = {},  # noqa: B006
     thresholds: dict = {},  # noqa: B006
     min_improvement: float = 0.0,
+    slice_column: str = "",
+    gate_policy: dict = {},  # noqa: B006
     tracking_uri: str = "",
     deploy_target: str = "none",
     namespace: str = "models",
@@ -54,10 +67,12 @@ def training_pipeline(
         target: Column to predict.
         task: `regression`, `classification` or `auto`.
         model_name: Registered model name in MLflow.
-        model_type: `hist_gradient_boosting`, `random_forest` or `linear`.
-        hyperparameters: Estimator parameters, e.g. `{"max_depth": 6}`.
+        candidates: Configurations to train, each `{"model_type": ..., "hyperparameters": {...}}` with model type
+            `hist_gradient_boosting`, `random_forest` or `linear`; they train in parallel and the best validation
+            score (r2 / f1_macro) goes on.
         test_fraction: Share of rows held out for evaluation and the gate.
-        seed: Seed of the split and of the estimator.
+        validation_fraction: Share of the training rows held out to compare the candidates.
+        seed: Seed of the splits and of the estimators.
         drop_duplicates: Drop rows that repeat another row exactly.
         coerce_mixed_types: In a text column that is mostly numbers, set the other values missing (instead of
             stopping the run).
@@ -67,6 +82,11 @@ def training_pipeline(
             `range`, `uniqueness`): `fail`, `warn` or `ignore`. Columns and types fail by default, the rest warn.
         thresholds: Absolute metric bounds the challenger must meet, e.g. `{"r2": 0.6}`.
         min_improvement: Required gain of the primary metric (r2 / f1_macro) over the champion.
+        slice_column: Column whose slices get their own scores in the evaluation report and must not get worse
+            than under the champion (the gate's slice guard); empty for none.
+        gate_policy: The gate's statistics and policies, e.g. `{"confidence": 0.95, "min_test_rows": 100,
+            "cold_start": "approve", "incompatible_champion": "reject", "ties": "keep_champion"}`
+            (see gate_model).
         tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store.
         deploy_target: `kubernetes` (SeldonDeployment in `namespace`), `local` (serve on this machine) or `none`
             (render the SeldonDeployment only).
@@ -99,46 +119,58 @@ def training_pipeline(
         outliers=outliers,
         outlier_factor=outlier_factor,
     )
-    train = train_model(
-        train=prepare.outputs["train"],
-        schema=validate.outputs["schema"],
-        reference_profile=prepare.outputs["reference_profile"],
-        target=target,
-        task=validate.outputs["task"],
-        model_type=model_type,
-        hyperparameters=hyperparameters,
-        seed=seed,
-        data_content_sha256=ingest.outputs["content_sha256"],
-    )
+    with dsl.ParallelFor(candidates, parallelism=MAX_PARALLEL_TRAINING, name="candidates") as candidate:
+        train = train_model(
+            train=prepare.outputs["train"],
+            schema=validate.outputs["schema"],
+            reference_profile=prepare.outputs["reference_profile"],
+            target=target,
+            task=validate.outputs["task"],
+            candidate=candidate,
+            seed=seed,
+            validation_fraction=validation_fraction,
+            data_content_sha256=ingest.outputs["content_sha256"],
+        )
+    select = select_model(models=dsl.Collected(train.outputs["model"]))
     evaluate = evaluate_model(
-        model=train.outputs["model"], train=prepare.outputs["train"], test=prepare.outputs["test"]
+        model=select.outputs["model"],
+        train=prepare.outputs["train"],
+        test=prepare.outputs["test"],
+        slice_column=slice_column,
     )
     gate = gate_model(
+        model=select.outputs["model"],
         test=prepare.outputs["test"],
-        target=target,
-        task=validate.outputs["task"],
         model_name=model_name,
-        challenger_scores=evaluate.outputs["scores"],
         baseline_scores=evaluate.outputs["baseline_scores"],
         thresholds=thresholds,
         min_improvement=min_improvement,
+        slice_column=slice_column,
+        gate_policy=gate_policy,
         tracking_uri=tracking_uri,
     )
     gate.set_caching_options(False)  # reads the registry's current champion
     # Every challenger is registered (with the gate's decision) so the registry explains each candidate.
     register = register_model(
-        model=train.outputs["model"],
+        model=select.outputs["model"],
         model_name=model_name,
         scores=evaluate.outputs["scores"],
         approved=gate.outputs["Output"],
         gate_reasons=gate.outputs["reasons"],
+        evaluation_report=evaluate.outputs["report"],
+        validation_report=validate.outputs["report"],
+        cleaning_report=prepare.outputs["cleaning_report"],
+        selection_report=select.outputs["leaderboard"],
+        data_uri=data_uri,
+        components_image=COMPONENTS_IMAGE,
+        serving_image=serving_image,
         tracking_uri=tracking_uri,
         pipeline_job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
     )
     register.set_caching_options(False)
     with dsl.If(gate.outputs["Output"] == True, name="challenger-approved"):  # noqa: E712 (a KFP condition, not Python)
         deploy = deploy_model(
-            model=train.outputs["model"],
+            model=select.outputs["model"],
             test=prepare.outputs["test"],
             model_name=model_name,
             model_version=register.outputs["model_version"],
@@ -153,5 +185,5 @@ def training_pipeline(
             pipeline_job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         )
         deploy.set_caching_options(False)
-    use_local_images(ingest, validate, prepare, train, evaluate, gate, register, deploy)
+    use_local_images(ingest, validate, prepare, train, select, evaluate, gate, register, deploy)
     use_registry_credentials(validate, gate, register, deploy)

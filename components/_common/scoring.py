@@ -15,13 +15,16 @@ HIGHER_IS_BETTER = {
     "r2": True,
     "rmse": False,
     "mae": False,
+    "mape": False,
     "accuracy": True,
     "balanced_accuracy": True,
     "f1_macro": True,
+    "roc_auc": True,
+    "log_loss": False,
 }
 METRICS_BY_TASK = {
-    REGRESSION: ("r2", "rmse", "mae"),
-    CLASSIFICATION: ("accuracy", "balanced_accuracy", "f1_macro"),
+    REGRESSION: ("r2", "rmse", "mae", "mape"),
+    CLASSIFICATION: ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"),
 }
 
 
@@ -31,8 +34,17 @@ def check_task(task: str) -> str:
     return task
 
 
-def score(task: str, y_true, y_pred) -> dict[str, float]:
-    """Every metric of ``task`` for predictions ``y_pred`` against ``y_true``."""
+def score(task: str, y_true, y_pred, probabilities=None, classes=None) -> dict[str, float]:
+    """Every metric of ``task`` for predictions ``y_pred`` against ``y_true``; every value is a finite number.
+
+    ``mape`` is a fraction (0.1 is 10%); a true value of 0 makes it huge (scikit-learn divides by a tiny epsilon).
+    The probability metrics of a classifier, ``roc_auc`` and ``log_loss``, need ``probabilities`` (one row per
+    label, one column per entry of ``classes``). A metric that is undefined on these labels is left out rather than
+    NaN (NaN breaks JSON and KFP metrics): ``roc_auc`` when ``y_true`` holds a single class, ``log_loss`` when
+    ``y_true`` holds a label outside ``classes`` (the model gives it no probability).
+    ``roc_auc`` is one-vs-rest: binary, that of ``classes[1]``; multiclass, the macro average over the classes
+    present in ``y_true`` (an absent class has no positives, hence no ROC AUC).
+    """
     check_task(task)
     if task == REGRESSION:
         y_true = np.asarray(y_true, dtype="float64")
@@ -41,14 +53,51 @@ def score(task: str, y_true, y_pred) -> dict[str, float]:
             "r2": float(metrics.r2_score(y_true, y_pred)),
             "rmse": float(metrics.root_mean_squared_error(y_true, y_pred)),
             "mae": float(metrics.mean_absolute_error(y_true, y_pred)),
+            "mape": float(metrics.mean_absolute_percentage_error(y_true, y_pred)),
         }
     y_true = np.asarray(y_true).astype(str)
     y_pred = np.asarray(y_pred).astype(str)
-    return {
+    scores = {
         "accuracy": float(metrics.accuracy_score(y_true, y_pred)),
         "balanced_accuracy": float(metrics.balanced_accuracy_score(y_true, y_pred)),
         "f1_macro": float(metrics.f1_score(y_true, y_pred, average="macro", zero_division=0)),
     }
+    if probabilities is None:
+        return scores
+    classes, probabilities = _check_probabilities(y_true, probabilities, classes)
+    by_class = roc_auc_by_class(y_true, probabilities, classes)
+    if by_class:
+        scores["roc_auc"] = by_class[classes[1]] if len(classes) == 2 else float(np.mean(list(by_class.values())))
+    if np.isin(y_true, classes).all():
+        # log_loss reads probability columns in sorted label order, whatever the order of ``labels``.
+        order = np.argsort(classes)
+        scores["log_loss"] = float(metrics.log_loss(y_true, probabilities[:, order], labels=np.asarray(classes)[order]))
+    return scores
+
+
+def roc_auc_by_class(y_true, probabilities, classes) -> dict[str, float]:
+    """One-vs-rest ROC AUC of each class of ``classes`` that ``y_true`` holds, when it holds at least two."""
+    y_true = np.asarray(y_true).astype(str)
+    probabilities = np.asarray(probabilities, dtype="float64")
+    by_class = {}
+    for column, label in enumerate(classes):
+        positive = y_true == label
+        if positive.any() and not positive.all():
+            by_class[label] = float(metrics.roc_auc_score(positive, probabilities[:, column]))
+    return by_class if len(by_class) >= 2 else {}
+
+
+def _check_probabilities(y_true: np.ndarray, probabilities, classes) -> tuple[list[str], np.ndarray]:
+    if classes is None:
+        raise ValueError("score: probabilities need the classes their columns stand for")
+    classes = [str(label) for label in classes]
+    probabilities = np.asarray(probabilities, dtype="float64")
+    if probabilities.shape != (len(y_true), len(classes)):
+        raise ValueError(
+            f"score: probabilities have shape {probabilities.shape}, expected ({len(y_true)}, {len(classes)}): "
+            f"one row per label and one column per class of {classes}"
+        )
+    return classes, probabilities
 
 
 def improvement(metric: str, challenger: float, reference: float) -> float:
@@ -58,9 +107,19 @@ def improvement(metric: str, challenger: float, reference: float) -> float:
     return challenger - reference if HIGHER_IS_BETTER[metric] else reference - challenger
 
 
+def predictions(bundle, features) -> tuple[np.ndarray, np.ndarray | None]:
+    """A loaded bundle's predictions for ``features`` and, for a classifier that has them, its class probabilities
+    (columns in ``bundle.card["classes"]`` order); None otherwise."""
+    predicted = np.asarray(bundle.predict(features))
+    if bundle.task == CLASSIFICATION and hasattr(bundle.model, "predict_proba"):
+        return predicted, bundle.predict_proba(features)
+    return predicted, None
+
+
 def score_bundle(bundle, frame, target: str) -> dict[str, float]:
     """Scores a loaded model bundle on ``frame`` (features plus ``target``) with the metrics of its task.
 
     Raises model_bundle.FeatureError when the frame lacks a column the model needs.
     """
-    return score(bundle.task, frame[target], bundle.predict(frame.drop(columns=[target])))
+    predicted, probabilities = predictions(bundle, frame.drop(columns=[target]))
+    return score(bundle.task, frame[target], predicted, probabilities, bundle.card.get("classes"))

@@ -1,7 +1,7 @@
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 from components._image import COMPONENTS_IMAGE
 
@@ -13,6 +13,8 @@ def evaluate_model(
     test: Input[Dataset],
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
+    report: Output[HTML],
+    slice_column: str = "",
 ) -> NamedTuple("Outputs", [("scores", dict), ("baseline_scores", dict)]):
     """Scores the model on the held-out test set, and a constant-prediction baseline beside it.
 
@@ -20,9 +22,15 @@ def evaluate_model(
         model: The trained model directory.
         train: The training rows (only the target is read, to fit the baseline).
         test: The held-out rows.
-        metrics: Test scores (regression: r2, rmse, mae; classification: accuracy, balanced_accuracy, f1_macro)
-            and the baseline's scores prefixed `baseline_`.
-        classification_metrics: Confusion matrix for classifiers (empty for regression).
+        metrics: Test scores (regression: r2, rmse, mae, mape; classification: accuracy, balanced_accuracy,
+            f1_macro and, for a model with class probabilities, roc_auc and log_loss), the baseline's scores
+            prefixed `baseline_`, and test_rows. A metric undefined on the test set is left out.
+        classification_metrics: Confusion matrix and ROC curve (binary: the positive class, the second of the
+            model's classes; multiclass: micro-averaged one-vs-rest) for classifiers; empty for regression.
+        report: Self-contained HTML page: metrics beside the baseline; plots (regression: predicted vs actual,
+            residuals; classification: confusion matrix, ROC curves, calibration); per-slice metrics.
+        slice_column: Feature column whose values split the test rows into slices scored separately (missing
+            values form their own slice; slices under 30 rows are listed, not scored); empty for no slices.
 
     Returns:
         scores: The test scores by metric name.
@@ -30,9 +38,11 @@ def evaluate_model(
     """
     from components._common.datasets import read_dataset
     from components.evaluate_model.logic import evaluate
+    from components.evaluate_model.report import render_report
     from model_bundle import load
 
-    evaluation = evaluate(load(model.path), read_dataset(train.path), read_dataset(test.path))
+    bundle = load(model.path)
+    evaluation = evaluate(bundle, read_dataset(train.path), read_dataset(test.path), slice_column)
     for name, value in evaluation.scores.items():
         metrics.log_metric(name, value)
     for name, value in evaluation.baseline_scores.items():
@@ -40,5 +50,10 @@ def evaluate_model(
     metrics.log_metric("test_rows", evaluation.test_rows)
     if evaluation.confusion_matrix is not None:
         classification_metrics.log_confusion_matrix(evaluation.classes, evaluation.confusion_matrix)
+    if evaluation.roc_curve is not None:
+        curve = evaluation.roc_curve
+        classification_metrics.log_roc_curve(curve.fpr, curve.tpr, curve.thresholds)
+    with open(report.path, "w", encoding="utf-8") as stream:
+        stream.write(render_report(evaluation, bundle.card))
     print(f"test scores {evaluation.scores}; baseline {evaluation.baseline_scores}")
     return (evaluation.scores, evaluation.baseline_scores)

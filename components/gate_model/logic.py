@@ -1,20 +1,28 @@
-"""Decides whether a challenger may replace the champion: absolute checks, then the champion on the same data.
+"""Decides whether a challenger may replace the champion, so that noise, a broken slice or a changed schema
+never promotes a model.
 
-A challenger is approved only when every check passes:
-1. each configured threshold holds (``{"r2": 0.6}`` is a floor, ``{"rmse": 40000}`` a ceiling: the direction
+The challenger is approved only when every check passes:
+1. the test set has at least ``min_test_rows`` rows (fewer cannot tell two models apart);
+2. each configured threshold holds (``{"r2": 0.6}`` is a floor, ``{"rmse": 40000}`` a ceiling: the direction
    follows the metric);
-2. it beats the constant-prediction baseline on the primary metric;
-3. when a champion exists, it scores at least ``min_improvement`` better than the champion on the primary
-   metric, both scored on this run's test set. A champion that cannot be scored on it (for instance its columns
-   are gone) blocks promotion: the difference must be looked at by a person.
-With no champion (cold start) checks 1 and 2 decide.
+3. it beats the constant-prediction baseline on the primary metric;
+4. against the champion, both models scored on this run's test set (the champion is re-scored, never trusted
+   from its own run): the gain on the primary metric is at least ``min_improvement`` and its paired bootstrap
+   confidence interval lies above zero. A difference within noise is a tie, decided by the ``ties`` policy;
+5. with a ``slice_column``, no slice of at least ``min_slice_rows`` rows is worse than under the champion by
+   more than ``max_slice_regression``.
+Explicit policies decide the cases without a fair comparison: ``cold_start`` (no champion yet) and
+``incompatible_champion`` (the champion predicts another target or task, or needs columns or types this data no
+longer has). A champion whose files cannot be loaded always blocks promotion: a person must look.
 """
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 
+import numpy as np
 import pandas as pd
 
 from components._common import registry
@@ -23,15 +31,109 @@ from components._common.scoring import (
     METRICS_BY_TASK,
     PRIMARY_METRIC,
     improvement,
-    score_bundle,
+    predictions,
+    score,
 )
+
+APPROVE, REJECT = "approve", "reject"
+KEEP_CHAMPION, PROMOTE_CHALLENGER = "keep_champion", "promote_challenger"
+MISSING_SLICE = "(missing)"
+# Resampled rows held in memory at once (8 bytes each): bounds the bootstrap's memory on large test sets.
+BOOTSTRAP_CHUNK_CELLS = 4_000_000
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """How strict the gate is; every field can be set through the pipeline parameter ``gate_policy``."""
+
+    confidence: float = 0.95  # of the bootstrap interval of the gain over the champion
+    bootstrap_samples: int = 1000
+    min_test_rows: int = 100
+    cold_start: str = APPROVE  # no champion yet: `approve` on the absolute checks, or `reject` (a person promotes)
+    incompatible_champion: str = REJECT  # champion cannot be compared fairly: `reject`, or `approve` on the rest
+    ties: str = KEEP_CHAMPION  # gain within noise: `keep_champion`, or `promote_challenger` (fresher data wins)
+    min_slice_rows: int = 30  # smaller slices are too noisy to judge
+    max_slice_regression: float = 0.02  # how much worse than the champion a slice may be
+    seed: int = 0  # of the bootstrap resampling: the same data always gets the same decision
+
+    @classmethod
+    def from_mapping(cls, values: Mapping) -> GatePolicy:
+        """The policy from a parameter dict; unknown keys and invalid values raise naming the key."""
+        known = {item.name: item.type for item in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"parameter gate_policy has unknown key(s) {unknown}; known keys: {sorted(known)}")
+        converted = {}
+        for key, value in values.items():
+            kind = type(getattr(cls(), key))
+            if kind is int and isinstance(value, float) and value.is_integer():
+                value = int(value)  # KFP passes dict numbers as floats
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise ValueError(f"parameter gate_policy[{key!r}] must be a {kind.__name__}, got {value!r}")
+            converted[key] = value
+        policy = cls(**converted)
+        policy.check()
+        return policy
+
+    def check(self) -> None:
+        choices = {
+            "cold_start": (APPROVE, REJECT),
+            "incompatible_champion": (APPROVE, REJECT),
+            "ties": (KEEP_CHAMPION, PROMOTE_CHALLENGER),
+        }
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"parameter gate_policy[{key!r}] must be one of {allowed}, got {getattr(self, key)!r}")
+        if not 0.5 <= self.confidence < 1:
+            raise ValueError(f"parameter gate_policy['confidence'] must be in [0.5, 1), got {self.confidence}")
+        for key in ("bootstrap_samples", "min_test_rows", "min_slice_rows"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"parameter gate_policy[{key!r}] must be at least 1, got {getattr(self, key)}")
+        if self.max_slice_regression < 0:
+            raise ValueError(
+                f"parameter gate_policy['max_slice_regression'] must be >= 0, got {self.max_slice_regression}"
+            )
+
+
+@dataclass
+class Scored:
+    """A model's predictions on the gate's test set and its scores there."""
+
+    predictions: np.ndarray
+    scores: dict[str, float]
 
 
 @dataclass
 class Champion:
+    """The registry's champion as the gate found it: absent, unloadable, incompatible, or scored."""
+
     version: str | None = None
-    scores: dict[str, float] | None = None
-    problem: str | None = None
+    scored: Scored | None = None
+    problem: str | None = None  # its files could not be loaded
+    incompatibility: str | None = None  # it cannot be compared fairly on this data
+
+
+@dataclass(frozen=True)
+class Interval:
+    gain: float  # challenger minus champion on the primary metric (positive: the challenger is better)
+    low: float
+    high: float
+    confidence: float
+    samples: int
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    value: str
+    rows: int
+    challenger: float | None = None
+    champion: float | None = None
+
+    @property
+    def judged(self) -> bool:
+        return self.champion is not None
 
 
 @dataclass
@@ -40,10 +142,13 @@ class GateDecision:
     primary_metric: str
     challenger_score: float
     champion: Champion
+    test_rows: int
     reasons: list[str] = field(default_factory=list)
+    interval: Interval | None = None
+    slices: list[SliceResult] = field(default_factory=list)
 
 
-def check_thresholds(task: str, thresholds: dict) -> None:
+def check_thresholds(task: str, thresholds: Mapping) -> None:
     allowed = METRICS_BY_TASK[task]
     unknown = sorted(set(thresholds) - set(allowed))
     if unknown:
@@ -55,55 +160,259 @@ def check_thresholds(task: str, thresholds: dict) -> None:
 
 def decide(
     task: str,
-    challenger_scores: dict[str, float],
-    baseline_scores: dict[str, float],
+    y_true: pd.Series,
+    challenger: Scored,
+    baseline_scores: Mapping[str, float],
     champion: Champion,
-    thresholds: dict | None = None,
+    thresholds: Mapping | None = None,
     min_improvement: float = 0.0,
+    policy: GatePolicy | None = None,
+    slices: pd.Series | None = None,
 ) -> GateDecision:
+    """The gate's decision for ``challenger`` (scored on the test rows whose truth is ``y_true``).
+
+    ``slices`` holds the slice column's value of each test row, for the per-slice guard.
+    """
     thresholds = thresholds or {}
+    policy = policy or GatePolicy()
     check_thresholds(task, thresholds)
     primary = PRIMARY_METRIC[task]
+    y_true = np.asarray(y_true)
+    decision = GateDecision(
+        approved=False,
+        primary_metric=primary,
+        challenger_score=challenger.scores[primary],
+        champion=champion,
+        test_rows=len(y_true),
+    )
     passed, failed = [], []
 
+    enough_rows = len(y_true) >= policy.min_test_rows
+    (passed if enough_rows else failed).append(
+        f"test set: {len(y_true)} rows"
+        + ("" if enough_rows else f", fewer than min_test_rows={policy.min_test_rows}: too few to tell models apart")
+    )
+
     for metric, bound in sorted(thresholds.items()):
-        value = challenger_scores[metric]
+        value = challenger.scores.get(metric)
+        if value is None:
+            failed.append(f"threshold: {metric} could not be computed on this test set")
+            continue
         holds = value >= bound if HIGHER_IS_BETTER[metric] else value <= bound
         sign = ">=" if HIGHER_IS_BETTER[metric] else "<="
         (passed if holds else failed).append(
             f"threshold: {metric} {value:.4g} {'' if holds else 'not '}{sign} {bound:g}"
         )
 
-    challenger = challenger_scores[primary]
-    over_baseline = improvement(primary, challenger, baseline_scores[primary])
+    over_baseline = improvement(primary, decision.challenger_score, baseline_scores[primary])
     (passed if over_baseline > 0 else failed).append(
-        f"baseline: {primary} {challenger:.4g} vs constant prediction {baseline_scores[primary]:.4g}"
+        f"baseline: {primary} {decision.challenger_score:.4g} vs constant prediction {baseline_scores[primary]:.4g}"
         + ("" if over_baseline > 0 else " (no better than predicting a constant)")
     )
 
-    if champion.problem:
-        failed.append(f"champion v{champion.version}: cannot be compared on this test set: {champion.problem}")
-    elif champion.scores is None:
-        passed.append("champion: none registered yet (cold start): the absolute checks decide")
-    else:
-        gain = improvement(primary, challenger, champion.scores[primary])
-        holds = gain >= min_improvement
-        (passed if holds else failed).append(
-            f"champion v{champion.version}: {primary} {challenger:.4g} vs {champion.scores[primary]:.4g} "
-            f"(improvement {gain:+.4g}, required {min_improvement:+.4g})"
+    if champion.version is None:
+        if policy.cold_start == APPROVE:
+            passed.append("champion: none registered yet (cold start): the checks above decide")
+        else:
+            failed.append("champion: none registered yet (cold start) and policy cold_start=reject: a person promotes")
+    elif champion.problem:
+        failed.append(
+            f"champion v{champion.version}: its files cannot be loaded ({champion.problem}); restore them or move "
+            f"the alias `{registry.CHAMPION}` to a version that loads"
         )
+    elif champion.incompatibility:
+        message = f"champion v{champion.version}: not comparable on this data ({champion.incompatibility})"
+        if policy.incompatible_champion == APPROVE:
+            passed.append(f"{message}; policy incompatible_champion=approve: the checks above decide")
+        else:
+            failed.append(f"{message}; policy incompatible_champion=reject: a person decides")
+    else:
+        decision.interval = paired_bootstrap(
+            primary, y_true, challenger.predictions, champion.scored.predictions, policy
+        )
+        verdict, holds = _compare(decision.interval, min_improvement, policy.ties)
+        interval = decision.interval
+        (passed if holds else failed).append(
+            f"champion v{champion.version}: {primary} {decision.challenger_score:.4g} vs "
+            f"{champion.scored.scores[primary]:.4g}, gain {interval.gain:+.4g} "
+            f"({interval.confidence:.0%} CI [{interval.low:+.4g}, {interval.high:+.4g}], required "
+            f"{min_improvement:+.4g}): {verdict}"
+        )
+        if slices is not None:
+            decision.slices = slice_results(primary, task, y_true, challenger, champion.scored, slices, policy)
+            for result in decision.slices:
+                if (
+                    result.judged
+                    and improvement(primary, result.challenger, result.champion) < -policy.max_slice_regression
+                ):
+                    failed.append(
+                        f"slice {slices.name}={result.value} ({result.rows} rows): {primary} {result.challenger:.4g} "
+                        f"vs champion {result.champion:.4g}, worse by more than "
+                        f"max_slice_regression={policy.max_slice_regression:g}"
+                    )
 
-    return GateDecision(
-        approved=not failed,
-        primary_metric=primary,
-        challenger_score=challenger,
-        champion=champion,
-        reasons=[f"FAILED {reason}" for reason in failed] + [f"passed {reason}" for reason in passed],
-    )
+    decision.approved = not failed
+    decision.reasons = [f"FAILED {reason}" for reason in failed] + [f"passed {reason}" for reason in passed]
+    return decision
 
 
-def score_champion(tracking_uri: str, model_name: str, test: pd.DataFrame, target: str) -> Champion:
-    """Loads the registry's champion of ``model_name`` and scores it on ``test``; a failure becomes a problem."""
+def _compare(interval: Interval, min_improvement: float, ties: str) -> tuple[str, bool]:
+    """What the interval says of the challenger, and whether that approves it."""
+    if interval.high < 0:
+        return "significantly worse", False
+    if interval.gain < min_improvement:
+        return "gain below the required improvement", False
+    if interval.low <= 0:
+        holds = ties == PROMOTE_CHALLENGER
+        return f"no significant difference (a tie; policy ties={ties})", holds
+    return "significantly better", True
+
+
+def paired_bootstrap(
+    metric: str, y_true: np.ndarray, challenger: np.ndarray, champion: np.ndarray, policy: GatePolicy
+) -> Interval:
+    """Percentile interval of ``metric``'s gain, both models rescored on the same resamples of the test rows.
+
+    Pairing (one resample, both models) cancels what the two share, such as a hard test set, so only the
+    difference between the models is left to vary.
+    """
+    rng = np.random.default_rng(policy.seed)
+    rows = len(y_true)
+    chunk = max(1, min(policy.bootstrap_samples, BOOTSTRAP_CHUNK_CELLS // max(rows, 1)))
+    gains = []
+    for start in range(0, policy.bootstrap_samples, chunk):
+        size = min(chunk, policy.bootstrap_samples - start)
+        counts = np.stack([np.bincount(rng.integers(0, rows, rows), minlength=rows) for _ in range(size)])
+        gains.append(
+            improvement_vector(
+                metric,
+                metric_on_resamples(metric, y_true, challenger, counts),
+                metric_on_resamples(metric, y_true, champion, counts),
+            )
+        )
+    gains = np.concatenate(gains)
+    alpha = 1 - policy.confidence
+    low, high = np.quantile(gains, [alpha / 2, 1 - alpha / 2])
+    point = improvement(metric, *(_one(metric, y_true, p) for p in (challenger, champion)))
+    return Interval(float(point), float(low), float(high), policy.confidence, policy.bootstrap_samples)
+
+
+def improvement_vector(metric: str, challenger: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    return challenger - reference if HIGHER_IS_BETTER[metric] else reference - challenger
+
+
+def _one(metric: str, y_true: np.ndarray, predictions: np.ndarray) -> float:
+    return float(metric_on_resamples(metric, y_true, predictions, np.ones((1, len(y_true))))[0])
+
+
+def metric_on_resamples(metric: str, y_true: np.ndarray, predictions: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``metric`` on each resample at once; row ``i`` of ``counts`` says how often each test row is drawn.
+
+    Equal to scikit-learn's metric on the resampled rows (tested), computed from weighted sums so a thousand
+    resamples cost a few matrix products instead of a thousand metric calls.
+    """
+    counts = np.asarray(counts, dtype="float64")
+    if metric == "r2":
+        y = np.asarray(y_true, dtype="float64")
+        errors = (y - np.asarray(predictions, dtype="float64")) ** 2
+        sums = counts @ np.column_stack([y, y**2, errors])
+        total = counts.sum(axis=1)
+        spread = sums[:, 1] - sums[:, 0] ** 2 / total
+        residual = sums[:, 2]
+        # scikit-learn's convention for constant truth: 1 when predicted exactly, else 0.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = 1 - residual / spread
+        constant = np.isclose(spread, 0.0, atol=1e-12 * np.maximum(1.0, sums[:, 1]))
+        return np.where(constant, np.where(np.isclose(residual, 0.0), 1.0, 0.0), r2)
+    if metric == "f1_macro":
+        y = np.asarray(y_true).astype(str)
+        predicted = np.asarray(predictions).astype(str)
+        labels = np.union1d(y, predicted)
+        truth = y[:, None] == labels[None, :]
+        guess = predicted[:, None] == labels[None, :]
+        true_positive = counts @ (truth & guess)
+        false_positive = counts @ (~truth & guess)
+        false_negative = counts @ (truth & ~guess)
+        denominator = 2 * true_positive + false_positive + false_negative
+        # A label drawn neither as truth nor as prediction is not a label of that resample (as in scikit-learn).
+        present = denominator > 0
+        per_label = np.divide(2 * true_positive, denominator, out=np.zeros_like(denominator), where=present)
+        return per_label.sum(axis=1) / present.sum(axis=1)
+    raise ValueError(f"the gate compares r2 or f1_macro, not {metric!r}")
+
+
+def slice_results(
+    metric: str,
+    task: str,
+    y_true: np.ndarray,
+    challenger: Scored,
+    champion: Scored,
+    slices: pd.Series,
+    policy: GatePolicy,
+) -> list[SliceResult]:
+    """Both models' ``metric`` on each slice, largest slice first; slices under ``min_slice_rows`` are not judged."""
+    values = slices.astype(object).where(slices.notna(), MISSING_SLICE).astype(str).to_numpy()
+    results = []
+    names, sizes = np.unique(values, return_counts=True)
+    for name, rows in sorted(zip(names, sizes, strict=True), key=lambda item: (-item[1], item[0])):
+        if rows < policy.min_slice_rows:
+            results.append(SliceResult(str(name), int(rows)))
+            continue
+        mask = values == name
+        results.append(
+            SliceResult(
+                str(name),
+                int(rows),
+                challenger=score(task, y_true[mask], challenger.predictions[mask])[metric],
+                champion=score(task, y_true[mask], champion.predictions[mask])[metric],
+            )
+        )
+    return results
+
+
+def slices_of(test: pd.DataFrame, slice_column: str) -> pd.Series | None:
+    """The slice column of ``test``, None without one; a column the test set lacks raises naming it."""
+    if not slice_column:
+        return None
+    if slice_column not in test.columns:
+        raise ValueError(f"parameter slice_column: column {slice_column!r} is not in the test set {list(test.columns)}")
+    return test[slice_column]
+
+
+def measure(bundle, test: pd.DataFrame) -> Scored:
+    """The bundle's predictions and scores on ``test`` (raises model_bundle.FeatureError for missing columns)."""
+    target = bundle.card["target"]
+    predicted, probabilities = predictions(bundle, test.drop(columns=[target]))
+    scores = score(bundle.task, test[target], predicted, probabilities, bundle.card.get("classes"))
+    return Scored(predictions=predicted, scores=scores)
+
+
+def incompatibility(champion, challenger, test: pd.DataFrame) -> str | None:
+    """Why ``champion`` cannot be compared fairly with ``challenger`` on ``test``, or None when it can."""
+    from model_bundle.schema import TYPES, compare
+
+    for key in ("target", "task"):
+        if champion.card[key] != challenger.card[key]:
+            return f"it predicts {key} {champion.card[key]!r}, the challenger {challenger.card[key]!r}"
+    missing = [name for name in champion.feature_names if name not in test.columns]
+    if missing:
+        return f"it needs column(s) {missing} that this data does not have"
+    if champion.schema and challenger.schema:
+        needed = set(champion.feature_names)
+        changed = [
+            finding.message
+            for finding in compare(champion.schema, challenger.schema, test)
+            if finding.check == TYPES and finding.column in needed
+        ]
+        if changed:
+            return "; ".join(changed)
+    return None
+
+
+def load_champion(tracking_uri: str, model_name: str, challenger, test: pd.DataFrame) -> Champion:
+    """The registry's champion of ``model_name``, checked against ``challenger`` and scored on ``test``."""
+    from mlflow.exceptions import MlflowException
+
     from model_bundle import BundleError, FeatureError, load
 
     client = registry.connect(tracking_uri)
@@ -114,22 +423,49 @@ def score_champion(tracking_uri: str, model_name: str, test: pd.DataFrame, targe
     with tempfile.TemporaryDirectory() as workdir:
         try:
             bundle = load(registry.download_version(version, workdir), expected_sha256=version.tags.get("model_sha256"))
-            if bundle.card["target"] != target:
-                champion.problem = f"it predicts {bundle.card['target']!r}, this run predicts {target!r}"
-            else:
-                champion.scores = score_bundle(bundle, test, target)
-        except (BundleError, FeatureError, OSError) as error:
+        except (BundleError, MlflowException, OSError) as error:
             champion.problem = str(error)
+            return champion
+        champion.incompatibility = incompatibility(bundle, challenger, test)
+        if champion.incompatibility is None:
+            try:
+                champion.scored = measure(bundle, test)
+            except FeatureError as error:
+                champion.incompatibility = str(error)
     return champion
 
 
 def render_reasons(decision: GateDecision) -> str:
+    """The decision as Markdown: the verdict, every check with its numbers, the interval and the slices."""
     verdict = "approved" if decision.approved else "rejected"
     lines = [
         f"# Challenger {verdict}",
         "",
-        f"Primary metric `{decision.primary_metric}`: {decision.challenger_score:.4g}.",
+        f"Primary metric `{decision.primary_metric}`: {decision.challenger_score:.4g} "
+        f"on {decision.test_rows} test rows.",
         "",
     ]
     lines += [f"- {reason}" for reason in decision.reasons]
+    interval = decision.interval
+    if interval is not None:
+        lines += [
+            "",
+            "## Challenger vs champion",
+            "",
+            f"Paired bootstrap over {interval.samples} resamples of the test rows: gain {interval.gain:+.4g}, "
+            f"{interval.confidence:.0%} confidence interval [{interval.low:+.4g}, {interval.high:+.4g}].",
+        ]
+    if decision.slices:
+        lines += [
+            "",
+            "## Slices",
+            "",
+            f"| slice | rows | challenger {decision.primary_metric} | champion {decision.primary_metric} |",
+            "|---|---:|---:|---:|",
+        ]
+        for result in decision.slices:
+            if result.judged:
+                lines.append(f"| {result.value} | {result.rows} | {result.challenger:.4g} | {result.champion:.4g} |")
+            else:
+                lines.append(f"| {result.value} | {result.rows} | too few rows to judge | |")
     return "\n".join(lines) + "\n"

@@ -1,19 +1,35 @@
-"""Records a trained model in MLflow: a tracking run with its card, scores and files, and a registry version.
+"""Records a pipeline run's model in MLflow: one tracking run with its parameters, scores, reports and lineage,
+and a registry version that MLflow itself can load.
 
 Every challenger is registered, approved or not, so the registry shows every candidate and why it was or was
-not promoted; the new version gets the alias ``challenger``. Only a successful deployment moves ``champion``.
+not promoted; the newest version carries the alias ``challenger``. Only a successful deployment moves
+``champion``. The version's directory is the model bundle (what the model server loads, digest-checked) plus the
+MLflow sklearn flavour (``MLmodel``), so ``mlflow.pyfunc.load_model("models:/NAME@champion")`` works too.
 Registering is idempotent per pipeline run: a retried step finds the version it already created.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import tempfile
 import time
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from components._common import registry
-from model_bundle import SCHEMA_FILE, read_card
+from components._common.scoring import CLASSIFICATION, PRIMARY_METRIC
+from model_bundle import SCHEMA_FILE, load
+
+GIT_SHA_ENV = "KFP_MLOPS_GIT_SHA"  # set in the components image at build time
+MODEL_ARTIFACT = "model"
+REPORTS_ARTIFACT = "reports"
+TEXT_LIMIT = 5000  # MLflow's limit on tag values and descriptions
+ALIAS_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -24,30 +40,59 @@ class RegisteredVersion:
     run_id: str
 
 
+def git_sha() -> str:
+    """The commit of the running code: baked into the image at build time, else asked of git in a checkout."""
+    if os.environ.get(GIT_SHA_ENV):
+        return os.environ[GIT_SHA_ENV]
+    try:
+        completed = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return completed.stdout.strip()
+
+
 def register(
     tracking_uri: str,
     model_name: str,
     model_dir: str | Path,
-    scores: dict[str, float],
+    scores: Mapping[str, float],
     approved: bool,
     decision: str,
     pipeline_job_id: str = "",
+    reports: Mapping[str, str | Path] | None = None,
+    data_uri: str = "",
+    images: Mapping[str, str] | None = None,
 ) -> RegisteredVersion:
+    """Logs the run and registers ``model_dir`` as a new version of ``model_name`` with the alias ``challenger``.
+
+    ``reports`` are files (by artifact name) logged under ``reports/``; ``data_uri`` where the training data came
+    from; ``images`` the container images by role, recorded as lineage tags.
+    """
     from mlflow.entities import Metric, Param
     from mlflow.exceptions import MlflowException
 
     if not model_name:
         raise ValueError("parameter model_name is empty")
-    card = read_card(model_dir)
+    bundle = load(model_dir)  # verifies the files against their digests before anything is recorded
+    card = bundle.card
     client = registry.connect(tracking_uri)
     tags = {
         "model_sha256": card["sha256"],
         "data_content_sha256": card.get("data_content_sha256", ""),
         # The data contract travels in the model directory; its digest names the schema version.
         "schema_sha256": card.get("documents", {}).get(SCHEMA_FILE, ""),
+        "git_sha": git_sha(),
         "gate.approved": str(approved).lower(),
-        "gate.decision": decision[:5000],
+        "gate.decision": decision[:TEXT_LIMIT],
         "kfp.pipeline_job_id": pipeline_job_id,
+        **{f"image.{role}": image for role, image in (images or {}).items()},
     }
     if pipeline_job_id:
         previous = client.search_model_versions(
@@ -60,11 +105,14 @@ def register(
 
     run = client.create_run(
         registry.experiment_id(client, model_name),
-        run_name=f"{model_name}-{card['sha256'][:8]}",
-        tags={**tags, "mlflow.note.content": decision[:5000]},
+        run_name=f"{model_name}-{pipeline_job_id or card['sha256'][:8]}",
+        tags={**tags, "mlflow.note.content": decision[:TEXT_LIMIT]},
     )
     run_id = run.info.run_id
     now = int(time.time() * 1000)
+    metrics = {f"test_{name}": value for name, value in scores.items()}
+    for prefix in ("training", "validation"):
+        metrics.update({f"{prefix}_{name}": value for name, value in (card.get(f"{prefix}_scores") or {}).items()})
     params = {
         "target": card["target"],
         "task": card["task"],
@@ -74,13 +122,25 @@ def register(
         "seed": card.get("seed", ""),
         "training_rows": card.get("training_rows", ""),
         "features": ",".join(feature["name"] for feature in card["features"]),
+        "validation_fraction": card.get("validation_fraction", ""),
+        "data_uri": data_uri,
     }
     client.log_batch(
         run_id,
-        metrics=[Metric(f"test_{name}", float(value), now, 0) for name, value in scores.items()],
-        params=[Param(name, str(value)[:6000]) for name, value in params.items()],
+        metrics=[Metric(name, float(value), now, 0) for name, value in metrics.items()],
+        params=[Param(name, _param_text(value)) for name, value in params.items()],
     )
-    client.log_artifacts(run_id, str(model_dir), artifact_path="model")
+    with tempfile.TemporaryDirectory() as staging:
+        logged = Path(staging) / MODEL_ARTIFACT
+        shutil.copytree(model_dir, logged)
+        add_sklearn_flavour(bundle, logged)
+        client.log_artifacts(run_id, str(logged), artifact_path=MODEL_ARTIFACT)
+        for name, path in (reports or {}).items():
+            copy = Path(staging) / REPORTS_ARTIFACT / name
+            copy.parent.mkdir(exist_ok=True)
+            shutil.copyfile(path, copy)
+        if reports:
+            client.log_artifacts(run_id, str(Path(staging) / REPORTS_ARTIFACT), artifact_path=REPORTS_ARTIFACT)
     client.set_terminated(run_id)
 
     try:
@@ -90,10 +150,93 @@ def register(
             raise
     version = client.create_model_version(
         model_name,
-        source=f"{run.info.artifact_uri}/model",
+        source=f"{run.info.artifact_uri}/{MODEL_ARTIFACT}",
         run_id=run_id,
         tags=tags,
-        description=decision[:5000],
+        description=describe(card, scores, approved, decision),
     )
-    client.set_registered_model_alias(model_name, registry.CHALLENGER, version.version)
+    point_alias_at_newest(client, model_name, registry.CHALLENGER)
     return RegisteredVersion(model_name, str(version.version), version.source, run_id)
+
+
+def point_alias_at_newest(client, model_name: str, alias: str) -> None:
+    """Moves ``alias`` to the newest version of ``model_name``, until the registry agrees.
+
+    Two registrations at the same time may each set the alias to the version they created, the older one last;
+    checking again after setting makes the alias end on the newest version whichever order they ran in.
+    """
+    for _ in range(ALIAS_ATTEMPTS):
+        newest = max(int(found.version) for found in client.search_model_versions(f"name='{model_name}'"))
+        current = registry.version_by_alias(client, model_name, alias)
+        if current is not None and int(current.version) >= newest:
+            return
+        client.set_registered_model_alias(model_name, alias, str(newest))
+    raise RuntimeError(
+        f"alias {alias!r} of {model_name} kept moving: more than {ALIAS_ATTEMPTS} registrations at once?"
+    )
+
+
+def add_sklearn_flavour(bundle, directory: Path) -> None:
+    """Adds MLflow's sklearn flavour (``MLmodel``, the pickled model, environment files) beside the bundle.
+
+    The flavour's model is the bundle's Pipeline behind the same feature coercion the model server applies
+    (categories as text, numbers as float), so MLflow users get the served predictions from raw columns, with
+    ``model_bundle`` shipped as the model's code. The signature names the raw feature columns, every one
+    required, of any type: MLflow's type rules are stricter than the coercion (integers refused for a double).
+    """
+    import mlflow.sklearn
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    import model_bundle
+
+    versions = bundle.card["library_versions"]
+    served = Pipeline(
+        [
+            (
+                "coerce_features",
+                FunctionTransformer(model_bundle.coerce_features, kw_args={"features": bundle.features}),
+            ),
+            ("model", bundle.model),
+        ]
+    )
+    inputs = Schema([ColSpec(AnyType(), feature["name"]) for feature in bundle.features])
+    output = Schema([ColSpec("string" if bundle.task == CLASSIFICATION else "double")])
+    with tempfile.TemporaryDirectory() as workdir:
+        flavour = Path(workdir) / "flavour"
+        with warnings.catch_warnings():
+            # MLflow warns that pickles run code when loaded; so does model.joblib, whose digest is checked.
+            warnings.filterwarnings("ignore", message="Saving scikit-learn models in the pickle")
+            mlflow.sklearn.save_model(
+                served,
+                flavour,
+                serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_PICKLE,
+                signature=ModelSignature(inputs=inputs, outputs=output),
+                code_paths=[str(Path(model_bundle.__file__).parent)],
+                pip_requirements=[
+                    f"{name}=={versions[name]}" for name in ("scikit-learn", "numpy", "pandas", "joblib")
+                ],
+            )
+        for path in flavour.iterdir():
+            if (directory / path.name).exists():
+                raise FileExistsError(f"MLflow's {path.name} would overwrite the bundle's file of that name")
+            shutil.move(str(path), directory / path.name)
+
+
+def describe(card: Mapping, scores: Mapping[str, float], approved: bool, decision: str) -> str:
+    """The version's description in the registry (Markdown): what it is, how good, and the gate's verdict."""
+    metric = PRIMARY_METRIC[card["task"]]
+    summary = (
+        f"{card.get('estimator', 'Model')} predicting `{card['target']}` ({card['task']}), trained on "
+        f"{card.get('training_rows', '?')} rows; test {metric} {scores.get(metric, float('nan')):.4g}; "
+        f"gate {'approved' if approved else 'rejected'}."
+    )
+    return f"{summary}\n\n{decision}"[:TEXT_LIMIT]
+
+
+def _param_text(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text[:6000]  # MLflow's limit on a parameter value

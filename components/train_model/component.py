@@ -13,9 +13,9 @@ def train_model(
     task: str,
     model: Output[Model],
     metrics: Output[Metrics],
-    model_type: str = "hist_gradient_boosting",
-    hyperparameters: dict = {},  # noqa: B006 (KFP needs a literal default; never mutated)
+    candidate: dict = {"model_type": "hist_gradient_boosting", "hyperparameters": {}},  # noqa: B006 (never mutated)
     seed: int = 42,
+    validation_fraction: float = 0.2,
     data_content_sha256: str = "",
 ):
     """Fits a scikit-learn Pipeline (imputation, scaling, one-hot encoding and the estimator) on the train set.
@@ -30,18 +30,23 @@ def train_model(
         task: `regression` or `classification`.
         model: The model directory: `model.joblib` (the fitted Pipeline), `model.json` (its model card),
             `schema.json` and `reference_profile.json`.
-        metrics: Training-set scores, fit time and row count.
-        model_type: `hist_gradient_boosting`, `random_forest` or `linear` (Ridge / LogisticRegression).
-        hyperparameters: Estimator parameters, e.g. `{"max_depth": 6}`; unknown names fail the step.
-        seed: Random state of the estimator (unless given in hyperparameters).
+        metrics: Training-set and validation scores, fit time and row count.
+        candidate: The configuration to train: `model_type` (`hist_gradient_boosting`, `random_forest` or
+            `linear`, i.e. Ridge / LogisticRegression) and `hyperparameters` (estimator parameters, e.g.
+            `{"max_depth": 6}`; unknown names fail the step).
+        seed: Random state of the estimator (unless given in hyperparameters) and of the validation split.
+        validation_fraction: Share of the training rows held out to score the candidate (model selection
+            compares these scores); the model is then refitted on every row. 0 skips validation.
         data_content_sha256: Hash of the ingested data, recorded in the model card as lineage.
     """
     import json
 
     from components._common.datasets import read_dataset
+    from components.train_model.logic import parse_candidate
     from components.train_model.logic import train as fit
     from model_bundle import PROFILE_FILE, SCHEMA_FILE, save
 
+    model_type, hyperparameters = parse_candidate(candidate)
     pipeline, card = fit(
         read_dataset(train.path),
         target=target,
@@ -49,6 +54,7 @@ def train_model(
         model_type=model_type,
         hyperparameters=hyperparameters,
         seed=seed,
+        validation_fraction=validation_fraction,
     )
     documents = {}
     for name, artifact in ((SCHEMA_FILE, schema), (PROFILE_FILE, reference_profile)):
@@ -58,6 +64,8 @@ def train_model(
     model.metadata.update({"sha256": card["sha256"], "task": task, "estimator": card["estimator"]})
     for name, value in card["training_scores"].items():
         metrics.log_metric(f"train_{name}", value)
+    for name, value in (card["validation_scores"] or {}).items():
+        metrics.log_metric(f"validation_{name}", value)
     metrics.log_metric("fit_seconds", card["fit_seconds"])
     metrics.log_metric("training_rows", card["training_rows"])
     print(f"trained {card['estimator']} on {card['training_rows']} rows in {card['fit_seconds']} s")

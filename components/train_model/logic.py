@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from numbers import Integral
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
@@ -18,6 +20,7 @@ from sklearn.ensemble import (
 )
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils._param_validation import Interval
@@ -37,8 +40,26 @@ ESTIMATORS = {
 MAX_CATEGORIES = 50
 
 
+DEFAULT_MODEL_TYPE = "hist_gradient_boosting"
+CANDIDATE_KEYS = ("model_type", "hyperparameters")
+
+
 class TrainingError(ValueError):
     """Training cannot start as configured; the message names the parameter or column."""
+
+
+def parse_candidate(candidate: Mapping) -> tuple[str, dict]:
+    """``(model_type, hyperparameters)`` of a candidate configuration such as
+    ``{"model_type": "random_forest", "hyperparameters": {"n_estimators": 300}}`` (both keys optional)."""
+    if not isinstance(candidate, Mapping):
+        raise TrainingError(f"a candidate must be an object with keys {list(CANDIDATE_KEYS)}, got {candidate!r}")
+    unknown = sorted(set(candidate) - set(CANDIDATE_KEYS))
+    if unknown:
+        raise TrainingError(f"candidate {dict(candidate)} has unknown key(s) {unknown}; known: {list(CANDIDATE_KEYS)}")
+    hyperparameters = candidate.get("hyperparameters") or {}
+    if not isinstance(hyperparameters, Mapping):
+        raise TrainingError(f"candidate {dict(candidate)}: hyperparameters must be an object, got {hyperparameters!r}")
+    return candidate.get("model_type") or DEFAULT_MODEL_TYPE, dict(hyperparameters)
 
 
 def restore_integers(estimator_class: type, hyperparameters: dict) -> dict:
@@ -121,11 +142,17 @@ def train(
     frame: pd.DataFrame,
     target: str,
     task: str,
-    model_type: str = "hist_gradient_boosting",
+    model_type: str = DEFAULT_MODEL_TYPE,
     hyperparameters: dict | None = None,
     seed: int = 42,
+    validation_fraction: float = 0.2,
 ) -> tuple[Pipeline, dict]:
-    """Fits the model on ``frame``; returns it with its model card (everything but file digests and versions)."""
+    """Fits the model on ``frame``; returns it with its model card (everything but file digests and versions).
+
+    With a ``validation_fraction``, a copy of the model is first fitted without that share of the rows and
+    scored on them: the ``validation_scores`` that model selection compares, never the test set's. The model
+    returned is then fitted on every row.
+    """
     hyperparameters = dict(hyperparameters or {})
     if target not in frame.columns:
         raise TrainingError(f"target column {target!r} not found; columns are {list(frame.columns)}")
@@ -139,6 +166,7 @@ def train(
     pipeline = build_pipeline(features, task, model_type, hyperparameters, seed)
     x = coerce_features(labelled.drop(columns=[target]), features)
     y = labelled[target].astype(str) if task == CLASSIFICATION else labelled[target].astype("float64")
+    validation_scores, validation_rows = validate(pipeline, x, y, task, validation_fraction, seed)
     started = time.perf_counter()
     pipeline.fit(x, y)
     fit_seconds = time.perf_counter() - started
@@ -157,6 +185,9 @@ def train(
         "training_rows": len(labelled),
         "fit_seconds": round(fit_seconds, 3),
         "training_scores": score(task, y, pipeline.predict(x)),
+        "validation_fraction": validation_fraction,
+        "validation_rows": validation_rows,
+        "validation_scores": validation_scores,
         "input_example": input_example,
         # Deciles of the training target: the server counts predictions per range to show their distribution.
         "prediction_buckets": (
@@ -165,3 +196,30 @@ def train(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     return pipeline, card
+
+
+def validate(
+    pipeline: Pipeline, x: pd.DataFrame, y: pd.Series, task: str, validation_fraction: float, seed: int
+) -> tuple[dict[str, float] | None, int]:
+    """Scores of a copy of ``pipeline`` fitted without a held-out share of the rows, on those rows.
+
+    Classification holds out a stratified share when every class has at least two rows.
+    """
+    if not validation_fraction:
+        return None, 0
+    if not 0 < validation_fraction < 1:
+        raise TrainingError(f"parameter validation_fraction must be in [0, 1), got {validation_fraction}")
+    held_out = int(np.ceil(len(y) * validation_fraction))
+    if held_out < 1 or len(y) - held_out < 2:
+        raise TrainingError(
+            f"{len(y)} training rows are too few to hold out validation_fraction={validation_fraction}; "
+            "set it to 0 to skip validation"
+        )
+    stratify = None
+    if task == CLASSIFICATION:
+        counts = y.value_counts()
+        if counts.min() >= 2 and held_out >= len(counts) and len(y) - held_out >= len(counts):
+            stratify = y
+    fit_at, held_at = train_test_split(np.arange(len(y)), test_size=held_out, random_state=seed, stratify=stratify)
+    candidate = clone(pipeline).fit(x.iloc[fit_at], y.iloc[fit_at])
+    return score(task, y.iloc[held_at], candidate.predict(x.iloc[held_at])), held_out

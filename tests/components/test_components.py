@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import math
+import re
 from pathlib import Path
 
 import pytest
 from kfp import dsl
 
-from components._common.datasets import read_dataset
+from components._common.datasets import read_dataset, write_dataset
+from components.evaluate_model import evaluate_model
 from components.ingest_data import ingest_data
 from components.prepare_data import prepare_data
+from components.prepare_data.logic import prepare
 from components.train_model import train_model
 from components.validate_data import validate_data
 from components.validate_data.logic import DataValidationError
@@ -101,14 +106,67 @@ def test_validate_prepare_then_train_produce_a_model_directory_with_its_contract
         task="classification",
         model=model,
         metrics=metrics,
-        hyperparameters={"max_iter": 20.0},  # KFP delivers dict numbers as floats
+        # KFP delivers dict numbers as floats
+        candidate={"model_type": "hist_gradient_boosting", "hyperparameters": {"max_iter": 20.0}},
         data_content_sha256=content_sha256,
     )
     bundle = load(model.path)
     assert bundle.card["data_content_sha256"] == content_sha256
     assert bundle.card["hyperparameters"] == {"max_iter": 20.0}
+    assert bundle.card["validation_rows"] > 0
     assert model.metadata["sha256"] == bundle.card["sha256"]
     assert "train_accuracy" in metrics.metadata
+    assert metrics.metadata["validation_f1_macro"] == bundle.card["validation_scores"]["f1_macro"]
     assert bundle.schema == json.loads(Path(schema.path).read_text())
     assert bundle.documents[PROFILE_FILE]["rows"] == len(read_dataset(train.path))
     assert len(bundle.predict(read_dataset(test.path).drop(columns=["energy_label"]))) == len(read_dataset(test.path))
+
+
+@pytest.mark.parametrize(
+    ("fixture", "target", "task", "images"),
+    [
+        ("classification_bundle", "energy_label", "classification", 3),  # confusion matrix, ROC, calibration
+        ("regression_bundle", "price", "regression", 2),  # predicted vs actual, residuals
+    ],
+)
+def test_evaluate_writes_metrics_classification_metrics_and_html_report(
+    request, houses, tmp_path, fixture, target, task, images
+):
+    bundle, test_frame = request.getfixturevalue(fixture)
+    train = _artifact(dsl.Dataset, tmp_path, "train")
+    test = _artifact(dsl.Dataset, tmp_path, "test")
+    write_dataset(prepare(houses, target=target, task=task, seed=1).train, train.path)
+    write_dataset(test_frame, test.path)
+    metrics = _artifact(dsl.Metrics, tmp_path, "metrics")
+    classification_metrics = _artifact(dsl.ClassificationMetrics, tmp_path, "classification_metrics")
+    report = _artifact(dsl.HTML, tmp_path, "report")
+
+    scores, baseline_scores = evaluate_model.python_func(
+        model=dsl.Model(name="model", uri=str(bundle.directory), metadata={}),
+        train=train,
+        test=test,
+        metrics=metrics,
+        classification_metrics=classification_metrics,
+        report=report,
+        slice_column="renovated",
+    )
+
+    baseline = {f"baseline_{name}": value for name, value in baseline_scores.items()}
+    assert metrics.metadata == {**scores, **baseline, "test_rows": len(test_frame)}
+    page = Path(report.path).read_text()
+    encoded = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(encoded) == images
+    assert all(base64.b64decode(image).startswith(b"\x89PNG") for image in encoded)
+    assert "Metrics per value of renovated" in page
+    if task == "regression":
+        assert classification_metrics.metadata == {}
+        return
+    assert {"roc_auc", "log_loss"} <= set(scores)
+    matrix = classification_metrics.metadata["confusionMatrix"]
+    assert [spec["displayName"] for spec in matrix["annotationSpecs"]] == bundle.card["classes"]
+    assert sum(map(sum, (row["row"] for row in matrix["rows"]))) == len(test_frame)
+    roc = classification_metrics.metadata["confidenceMetrics"]
+    assert 2 <= len(roc) <= 200
+    for point in roc:
+        assert set(point) == {"confidenceThreshold", "recall", "falsePositiveRate"}
+        assert all(math.isfinite(value) and 0 <= value <= 1 for value in point.values())

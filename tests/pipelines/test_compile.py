@@ -22,6 +22,7 @@ EXPECTED_COMPONENTS = {
     "validate_data",
     "prepare_data",
     "train_model",
+    "select_model",
     "evaluate_model",
     "gate_model",
     "register_model",

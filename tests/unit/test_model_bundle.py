@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import RidgeClassifier
+from sklearn.pipeline import Pipeline
 
 import model_bundle
 from model_bundle import (
@@ -77,6 +80,51 @@ def test_bundle_exposes_its_card(classification_bundle):
     assert bundle.task == "classification"
     assert bundle.feature_names == [name for name in test.columns if name != "energy_label"]
     assert bundle.features == bundle.card["features"]
+
+
+def test_predict_proba_gives_one_column_per_card_class_in_card_order(classification_bundle):
+    bundle, test = classification_bundle
+    # Raw values as a client sends them: the renovated flag as text is coerced exactly as in predict.
+    features = test.drop(columns=["energy_label"]).astype({"renovated": str})
+
+    probabilities = bundle.predict_proba(features)
+
+    assert probabilities.shape == (len(test), len(bundle.card["classes"]))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    most_probable = np.array(bundle.card["classes"])[probabilities.argmax(axis=1)]
+    np.testing.assert_array_equal(most_probable, bundle.predict(features))
+
+
+def test_predict_proba_of_a_regression_model_is_refused(regression_bundle):
+    bundle, test = regression_bundle
+
+    with pytest.raises(
+        BundleError, match=r"\(HistGradientBoostingRegressor\) is a regression model; only a classifier"
+    ):
+        bundle.predict_proba(test.drop(columns=["price"]))
+
+
+def test_predict_proba_of_an_estimator_without_probabilities_is_refused(classification_bundle):
+    bundle, test = classification_bundle
+    preprocess = bundle.model.named_steps["preprocess"]
+    inputs = preprocess.transform(coerce_features(test.drop(columns=["energy_label"]), bundle.features))
+    ridge = RidgeClassifier().fit(inputs, test["energy_label"].astype(str))
+    without = dataclasses.replace(
+        bundle,
+        model=Pipeline([("preprocess", preprocess), ("estimator", ridge)]),
+        card={**bundle.card, "estimator": "RidgeClassifier"},
+    )
+
+    with pytest.raises(BundleError, match=r"\(RidgeClassifier\) has no predict_proba"):
+        without.predict_proba(test.drop(columns=["energy_label"]))
+
+
+def test_predict_proba_refuses_classes_in_another_order_than_the_card(classification_bundle):
+    bundle, test = classification_bundle
+    reordered = dataclasses.replace(bundle, card={**bundle.card, "classes": bundle.card["classes"][::-1]})
+
+    with pytest.raises(BundleError, match=r"has classes \['A', 'B'.* but its card lists \['G', 'F'"):
+        reordered.predict_proba(test.drop(columns=["energy_label"]))
 
 
 def test_load_with_the_right_expected_digest(bundle_copy):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from components._common import registry
-from components.register_model.logic import register
+from components.register_model.logic import GIT_SHA_ENV, point_alias_at_newest, register
 from model_bundle import BundleError, load
 
 SCORES = {"r2": 0.81, "rmse": 30000.0, "mae": 21000.0}
@@ -70,7 +70,9 @@ def test_run_records_scores_and_card_parameters(mlflow_state, regression_bundle)
     registered = register("", "houses", bundle.directory, SCORES, True, "approved", pipeline_job_id="job-1")
 
     run = registry.connect("").get_run(registered.run_id)
-    assert run.data.metrics == {f"test_{name}": value for name, value in SCORES.items()}
+    test_metrics = {name: value for name, value in run.data.metrics.items() if name.startswith("test_")}
+    assert test_metrics == {f"test_{name}": value for name, value in SCORES.items()}
+    assert run.data.metrics["training_r2"] == bundle.card["training_scores"]["r2"]
     assert run.data.params["target"] == "price"
     assert run.data.params["task"] == "regression"
     assert run.data.params["features"] == ",".join(bundle.feature_names)
@@ -113,3 +115,108 @@ def test_directory_without_card_is_refused(mlflow_state, tmp_path, regression_bu
 
     with pytest.raises(BundleError, match=r"no model card"):
         register("", "houses", model_dir, SCORES, True, "approved")
+
+
+def test_directory_whose_model_does_not_match_its_digest_is_refused(mlflow_state, tmp_path, regression_bundle):
+    bundle, _ = regression_bundle
+    model_dir = shutil.copytree(bundle.directory, tmp_path / "model")
+    with open(model_dir / "model.joblib", "ab") as stream:
+        stream.write(b"tampered")
+
+    with pytest.raises(BundleError, match=r"digest mismatch"):
+        register("", "houses", model_dir, SCORES, True, "approved")
+    assert registry.connect("").search_model_versions("name='houses'") == []
+
+
+def test_mlflow_loads_the_champion_with_the_sklearn_flavour(mlflow_state, regression_bundle):
+    import mlflow
+
+    bundle, test = regression_bundle
+    registered = register("", "houses", bundle.directory, SCORES, True, "approved")
+    registry.connect("").set_registered_model_alias("houses", registry.CHAMPION, registered.version)
+
+    features = test.drop(columns=["price"])
+    pyfunc = mlflow.pyfunc.load_model("models:/houses@champion")
+    sklearn_model = mlflow.sklearn.load_model("models:/houses@champion")
+
+    np.testing.assert_allclose(pyfunc.predict(features), bundle.predict(features))
+    np.testing.assert_allclose(sklearn_model.predict(features), bundle.predict(features))
+    assert [column.name for column in pyfunc.metadata.get_input_schema().inputs] == bundle.feature_names
+    with pytest.raises(mlflow.exceptions.MlflowException, match=r"rooms"):
+        pyfunc.predict(features.drop(columns=["rooms"]))
+
+
+def test_run_holds_reports_lineage_and_a_description(mlflow_state, tmp_path, monkeypatch, regression_bundle):
+    bundle, _ = regression_bundle
+    monkeypatch.setenv(GIT_SHA_ENV, "0123abc")
+    (tmp_path / "gate.md").write_text("# Challenger approved\n")
+    (tmp_path / "evaluation.html").write_text("<html></html>")
+
+    registered = register(
+        "",
+        "houses",
+        bundle.directory,
+        SCORES,
+        True,
+        "# Challenger approved\n",
+        pipeline_job_id="job-3",
+        reports={"gate.md": tmp_path / "gate.md", "evaluation.html": tmp_path / "evaluation.html"},
+        data_uri="gs://bucket/houses.csv",
+        images={"components": "registry/kfp-mlops-components:0.2.0-abc", "serving": "registry/serving:0.2.0-abc"},
+    )
+
+    client = registry.connect("")
+    version = client.get_model_version("houses", registered.version)
+    assert version.tags["git_sha"] == "0123abc"
+    assert version.tags["image.components"] == "registry/kfp-mlops-components:0.2.0-abc"
+    assert version.tags["image.serving"] == "registry/serving:0.2.0-abc"
+    assert version.tags["schema_sha256"] == bundle.card["documents"]["schema.json"]
+    assert version.description.startswith("HistGradientBoostingRegressor predicting `price` (regression), trained on ")
+    assert "test r2 0.81; gate approved.\n\n# Challenger approved" in version.description
+    run = client.get_run(registered.run_id)
+    assert run.data.params["data_uri"] == "gs://bucket/houses.csv"
+    assert run.data.tags["kfp.pipeline_job_id"] == "job-3"
+    reports = sorted(artifact.path for artifact in client.list_artifacts(registered.run_id, "reports"))
+    assert reports == ["reports/evaluation.html", "reports/gate.md"]
+    model_files = {artifact.path.split("/")[-1] for artifact in client.list_artifacts(registered.run_id, "model")}
+    assert {"model.joblib", "model.json", "schema.json", "MLmodel", "model.pkl", "requirements.txt"} <= model_files
+
+
+def _register_at(arguments) -> str:
+    """One registration in its own process, started at a given moment (so two really overlap)."""
+    import os
+    import time
+
+    state, model_dir, start = arguments
+    os.environ[registry.STATE_DIR_ENV] = state
+    while time.time() < start:
+        time.sleep(0.001)
+    return register("", "houses", model_dir, SCORES, True, "approved").version
+
+
+def test_two_registrations_at_the_same_time_get_distinct_versions_and_one_challenger(mlflow_state, regression_bundle):
+    import multiprocessing
+    import time
+
+    bundle, _ = regression_bundle
+    start = time.time() + 10  # both processes import MLflow first, then register at the same moment
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        versions = pool.map(_register_at, [(str(mlflow_state), str(bundle.directory), start)] * 2)
+
+    assert sorted(versions) == ["1", "2"]
+    client = registry.connect("")
+    assert sorted(str(v.version) for v in client.search_model_versions("name='houses'")) == ["1", "2"]
+    assert len({v.run_id for v in client.search_model_versions("name='houses'")}) == 2
+    assert str(registry.version_by_alias(client, "houses", registry.CHALLENGER).version) == "2"
+
+
+def test_alias_set_to_an_older_version_last_is_moved_to_the_newest(mlflow_state, regression_bundle):
+    bundle, _ = regression_bundle
+    register("", "houses", bundle.directory, SCORES, True, "approved")
+    register("", "houses", bundle.directory, SCORES, True, "approved")
+    client = registry.connect("")
+    client.set_registered_model_alias("houses", registry.CHALLENGER, "1")  # the slower of two writers
+
+    point_alias_at_newest(client, "houses", registry.CHALLENGER)
+
+    assert str(registry.version_by_alias(client, "houses", registry.CHALLENGER).version) == "2"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 
+import numpy as np
 import pytest
+from sklearn import metrics
 
 from components._common.scoring import (
     HIGHER_IS_BETTER,
@@ -19,16 +22,17 @@ from model_bundle import FeatureError
 
 
 def test_perfect_regression():
-    assert score("regression", [1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == {"r2": 1.0, "rmse": 0.0, "mae": 0.0}
+    assert score("regression", [1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == {"r2": 1.0, "rmse": 0.0, "mae": 0.0, "mape": 0.0}
 
 
 def test_regression_metrics_by_hand():
-    # Errors -1, 0, 1 around the mean: r2 = 0, rmse = sqrt(2/3), mae = 2/3.
+    # Errors -1, 0, 1 around the mean: r2 = 0, rmse = sqrt(2/3), mae = 2/3, mape = (1/1 + 0/2 + 1/3) / 3 = 4/9.
     scores = score("regression", [1.0, 2.0, 3.0], [2.0, 2.0, 2.0])
 
     assert scores["r2"] == pytest.approx(0.0)
     assert scores["rmse"] == pytest.approx(math.sqrt(2 / 3))
     assert scores["mae"] == pytest.approx(2 / 3)
+    assert scores["mape"] == pytest.approx(4 / 9)
 
 
 def test_regression_accepts_integers_and_strings_of_numbers():
@@ -55,9 +59,89 @@ def test_class_never_predicted_scores_zero_f1():
     assert scores["f1_macro"] == pytest.approx((2 / 3 + 0.0) / 2)
 
 
+# Binary, positive class "b": P(b) per row, and the probability each row's true class gets.
+BINARY_TRUE = ["a", "a", "b", "b"]
+BINARY_P_B = [0.1, 0.6, 0.4, 0.8]
+BINARY_PROBABILITIES = [[1 - p, p] for p in BINARY_P_B]
+
+
+def test_binary_probability_metrics_by_hand():
+    scores = score("classification", BINARY_TRUE, ["a", "b", "a", "b"], BINARY_PROBABILITIES, ["a", "b"])
+
+    # Positive/negative pairs (0.4, 0.1), (0.4, 0.6), (0.8, 0.1), (0.8, 0.6): 3 of 4 ranked right.
+    assert scores["roc_auc"] == pytest.approx(0.75)
+    assert scores["log_loss"] == pytest.approx(-np.mean(np.log([0.9, 0.4, 0.4, 0.8])))
+    assert scores["roc_auc"] == pytest.approx(metrics.roc_auc_score([0, 0, 1, 1], BINARY_P_B))
+
+
+def test_probability_columns_follow_the_given_class_order():
+    # The same probabilities with the columns and classes listed the other way round.
+    reversed_columns = [row[::-1] for row in BINARY_PROBABILITIES]
+
+    scores = score("classification", BINARY_TRUE, BINARY_TRUE, reversed_columns, ["b", "a"])
+
+    assert scores["log_loss"] == pytest.approx(-np.mean(np.log([0.9, 0.4, 0.4, 0.8])))
+    assert scores["roc_auc"] == pytest.approx(0.75)
+
+
+def test_multiclass_probability_metrics_equal_scikit_learn_one_vs_rest_macro():
+    rng = np.random.default_rng(0)
+    classes = ["x", "y", "z"]
+    y_true = rng.choice(classes, size=60)
+    probabilities = rng.dirichlet([1.0, 1.0, 1.0], size=60)
+    y_pred = np.array(classes)[probabilities.argmax(axis=1)]
+
+    scores = score("classification", y_true, y_pred, probabilities, classes)
+
+    assert scores["roc_auc"] == pytest.approx(
+        metrics.roc_auc_score(y_true, probabilities, multi_class="ovr", average="macro", labels=classes)
+    )
+    assert scores["log_loss"] == pytest.approx(metrics.log_loss(y_true, probabilities, labels=classes))
+
+
+def test_multiclass_roc_auc_averages_the_classes_present():
+    # Class "z" is absent: no positives, no ROC AUC of its own (scikit-learn's macro average would be NaN).
+    # "x" and "y" each rank all 4 of their positive/negative pairs right.
+    probabilities = [[0.5, 0.3, 0.2], [0.2, 0.7, 0.1], [0.6, 0.1, 0.3], [0.3, 0.6, 0.1]]
+
+    scores = score("classification", ["x", "y", "x", "y"], ["x", "y", "x", "y"], probabilities, ["x", "y", "z"])
+
+    assert scores["roc_auc"] == pytest.approx((1.0 + 1.0) / 2)
+    scores = score("classification", ["x", "y", "y", "x"], ["x", "y", "x", "y"], probabilities, ["x", "y", "z"])
+    # "x" (rows 0, 3: 0.5, 0.3) against "y" rows (0.2, 0.6): 2 of 4 pairs; "y" (0.7, 0.1) against (0.3, 0.6): 2 of 4.
+    assert scores["roc_auc"] == pytest.approx(0.5)
+
+
+def test_roc_auc_is_left_out_when_the_test_set_holds_one_class():
+    scores = score("classification", ["b", "b"], ["b", "a"], [[0.2, 0.8], [0.7, 0.3]], ["a", "b"])
+
+    assert "roc_auc" not in scores
+    assert scores["log_loss"] == pytest.approx(-np.mean(np.log([0.8, 0.3])))
+    json.dumps(scores, allow_nan=False)  # every value a finite number
+
+
+def test_log_loss_is_left_out_for_a_label_the_model_does_not_know():
+    probabilities = [[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]]
+
+    scores = score("classification", ["a", "b", "new"], ["a", "b", "a"], probabilities, ["a", "b"])
+
+    assert "log_loss" not in scores
+    assert scores["roc_auc"] == pytest.approx(1.0)  # "new" is a negative for "b": 0.8 ranks above 0.1 and 0.5
+
+
+def test_probabilities_must_match_the_labels_and_classes():
+    with pytest.raises(ValueError, match=r"probabilities need the classes"):
+        score("classification", ["a", "b"], ["a", "b"], [[1.0, 0.0], [0.0, 1.0]])
+    with pytest.raises(ValueError, match=r"shape \(2, 3\), expected \(2, 2\)"):
+        score("classification", ["a", "b"], ["a", "b"], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], ["a", "b"])
+
+
 def test_every_task_scores_its_metrics():
     assert set(score("regression", [1.0, 2.0], [1.0, 2.5])) == set(METRICS_BY_TASK["regression"])
-    assert set(score("classification", ["a", "b"], ["a", "b"])) == set(METRICS_BY_TASK["classification"])
+    assert set(score("classification", BINARY_TRUE, BINARY_TRUE, BINARY_PROBABILITIES, ["a", "b"])) == set(
+        METRICS_BY_TASK["classification"]
+    )
+    assert set(score("classification", ["a", "b"], ["a", "b"])) == {"accuracy", "balanced_accuracy", "f1_macro"}
     for task, metric in PRIMARY_METRIC.items():
         assert metric in METRICS_BY_TASK[task]
         assert HIGHER_IS_BETTER[metric]
@@ -73,6 +157,9 @@ def test_every_task_scores_its_metrics():
         ("rmse", 10.0, 12.0, 2.0),
         ("rmse", 12.0, 10.0, -2.0),
         ("mae", 3.0, 5.0, 2.0),
+        ("mape", 0.1, 0.3, 0.2),
+        ("roc_auc", 0.7, 0.5, 0.2),
+        ("log_loss", 0.9, 0.6, -0.3),
     ],
 )
 def test_improvement_follows_the_metric_direction(metric, challenger, reference, expected):
@@ -98,6 +185,23 @@ def test_score_bundle_scores_the_test_rows(regression_bundle):
 
     assert scores == score("regression", test["price"], bundle.predict(test.drop(columns=["price"])))
     assert scores["r2"] > 0.5
+
+
+def test_score_bundle_gives_a_classifier_its_probability_metrics(classification_bundle):
+    bundle, test = classification_bundle
+    features = test.drop(columns=["energy_label"])
+
+    scores = score_bundle(bundle, test, "energy_label")
+
+    expected = score(
+        "classification",
+        test["energy_label"],
+        bundle.predict(features),
+        bundle.predict_proba(features),
+        bundle.card["classes"],
+    )
+    assert scores == expected
+    assert set(scores) == set(METRICS_BY_TASK["classification"])
 
 
 def test_score_bundle_names_a_missing_feature(regression_bundle):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import Ridge
 
-from components.train_model.logic import TrainingError, restore_integers, train
+from components.train_model.logic import TrainingError, parse_candidate, restore_integers, train
 
 EXPECTED_FEATURES = [
     {"name": "size_sqm", "type": "numeric"},
@@ -39,8 +40,10 @@ def test_regression_card_describes_the_model(regression_bundle):
     assert card["estimator"] == "HistGradientBoostingRegressor"
     assert card["seed"] == 1
     assert card["training_rows"] > 0
-    assert set(card["training_scores"]) == {"r2", "rmse", "mae"}
+    assert set(card["training_scores"]) == {"r2", "rmse", "mae", "mape"}
     assert card["training_scores"]["r2"] > 0.5
+    assert set(card["validation_scores"]) == {"r2", "rmse", "mae", "mape"}
+    assert card["validation_rows"] == math.ceil(card["training_rows"] * 0.2)
     predictions = bundle.predict(test.drop(columns=["price"]))
     assert predictions.dtype.kind == "f"
     assert len(predictions) == len(test)
@@ -232,3 +235,64 @@ def test_restore_integers_does_not_change_its_argument():
 
     assert given == {"min_samples_leaf": 2.0}
     assert isinstance(given["min_samples_leaf"], float)
+
+
+# --- candidates and validation -----------------------------------------------------------------------------------
+
+
+def test_validation_scores_come_from_rows_the_scored_copy_never_saw(small):
+    _, card = train(
+        small, "price", "regression", model_type="random_forest", hyperparameters={"n_estimators": 20}
+    )
+
+    # A forest nearly memorises its own rows: scores on seen rows are far better than on held-out ones.
+    assert card["validation_scores"]["r2"] < card["training_scores"]["r2"] - 0.05
+    assert card["validation_rows"] == math.ceil(len(small) * 0.2)
+    assert card["training_rows"] == len(small)  # the returned model is refitted on every row
+
+
+def test_validation_is_reproducible_and_can_be_skipped(small):
+    _, first = train(small, "price", "regression", model_type="linear", seed=3)
+    _, second = train(small, "price", "regression", model_type="linear", seed=3)
+    _, skipped = train(small, "price", "regression", model_type="linear", validation_fraction=0.0)
+
+    assert first["validation_scores"] == second["validation_scores"]
+    assert (skipped["validation_scores"], skipped["validation_rows"]) == (None, 0)
+
+
+def test_classification_validation_is_stratified(small):
+    _, card = train(small, "energy_label", "classification", model_type="linear", validation_fraction=0.3)
+
+    assert set(card["validation_scores"]) == {"accuracy", "balanced_accuracy", "f1_macro"}
+
+
+@pytest.mark.parametrize("fraction", [1.0, -0.1])
+def test_validation_fraction_out_of_range_is_named(small, fraction):
+    with pytest.raises(TrainingError, match=r"parameter validation_fraction must be in \[0, 1\)"):
+        train(small, "price", "regression", validation_fraction=fraction)
+
+
+def test_too_few_rows_to_hold_out_are_named(small):
+    with pytest.raises(TrainingError, match=r"2 training rows are too few to hold out validation_fraction=0.5"):
+        train(small.head(2), "price", "regression", model_type="linear", validation_fraction=0.5)
+
+
+def test_candidate_configuration_is_parsed():
+    assert parse_candidate({"model_type": "random_forest", "hyperparameters": {"n_estimators": 5}}) == (
+        "random_forest",
+        {"n_estimators": 5},
+    )
+    assert parse_candidate({}) == ("hist_gradient_boosting", {})
+
+
+@pytest.mark.parametrize(
+    ("candidate", "message"),
+    [
+        ({"model": "linear"}, r"unknown key\(s\) \['model'\]; known: \['model_type', 'hyperparameters'\]"),
+        ({"hyperparameters": [1]}, r"hyperparameters must be an object, got \[1\]"),
+        ("linear", r"a candidate must be an object with keys"),
+    ],
+)
+def test_bad_candidate_is_named(candidate, message):
+    with pytest.raises(TrainingError, match=message):
+        parse_candidate(candidate)

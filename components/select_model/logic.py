@@ -1,0 +1,90 @@
+"""Model selection: the candidate with the best validation score on the primary metric wins.
+
+Candidates are compared on their validation scores (rows held out of the training set), never on the test set:
+the test set stays untouched for the gate's comparison with the champion.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from components._common.scoring import PRIMARY_METRIC, improvement
+
+
+class SelectionError(ValueError):
+    """The candidates cannot be compared; the message names the candidate."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    index: int
+    model_type: str
+    hyperparameters: dict
+    validation_score: float
+    training_rows: int
+    fit_seconds: float
+
+
+@dataclass(frozen=True)
+class Selection:
+    metric: str
+    winner: Candidate
+    ranking: list[Candidate]  # best first
+
+
+def select(cards: Sequence[dict]) -> Selection:
+    """Ranks the candidates' model cards by validation score; the first of equals (in candidate order) wins."""
+    if not cards:
+        raise SelectionError("no candidate models to select from: parameter candidates is empty")
+    tasks = {card["task"] for card in cards}
+    targets = {card["target"] for card in cards}
+    if len(tasks) > 1 or len(targets) > 1:
+        raise SelectionError(f"candidates predict different things (tasks {sorted(tasks)}, targets {sorted(targets)})")
+    metric = PRIMARY_METRIC[cards[0]["task"]]
+    candidates = []
+    for index, card in enumerate(cards):
+        scores = card.get("validation_scores")
+        if not scores or metric not in scores:
+            raise SelectionError(
+                f"candidate {index} ({card.get('model_type')}) has no validation {metric}: train it with a "
+                "validation_fraction above 0"
+            )
+        candidates.append(
+            Candidate(
+                index=index,
+                model_type=card.get("model_type", ""),
+                hyperparameters=card.get("hyperparameters", {}),
+                validation_score=float(scores[metric]),
+                training_rows=card.get("training_rows", 0),
+                fit_seconds=card.get("fit_seconds", 0.0),
+            )
+        )
+    best = candidates[0]
+    for candidate in candidates[1:]:
+        if improvement(metric, candidate.validation_score, best.validation_score) > 0:
+            best = candidate
+    ranking = sorted(
+        candidates, key=lambda c: (-improvement(metric, c.validation_score, best.validation_score), c.index)
+    )
+    return Selection(metric=metric, winner=best, ranking=ranking)
+
+
+def render_leaderboard(selection: Selection) -> str:
+    """The candidates as a Markdown table, best first."""
+    lines = [
+        f"# Model selection: candidate {selection.winner.index} ({selection.winner.model_type}) wins",
+        "",
+        f"Ranked by validation `{selection.metric}` (rows held out of the training set).",
+        "",
+        f"| rank | candidate | model type | hyperparameters | validation {selection.metric} | fit seconds |",
+        "|---:|---:|---|---|---:|---:|",
+    ]
+    for rank, candidate in enumerate(selection.ranking, start=1):
+        lines.append(
+            f"| {rank} | {candidate.index} | {candidate.model_type} | "
+            f"`{json.dumps(candidate.hyperparameters, sort_keys=True)}` | {candidate.validation_score:.4g} | "
+            f"{candidate.fit_seconds:.3g} |"
+        )
+    return "\n".join(lines) + "\n"

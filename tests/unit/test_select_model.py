@@ -1,0 +1,64 @@
+"""select_model: the best validation score wins, ties go to the earlier candidate, the leaderboard shows why."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.select_model.logic import SelectionError, render_leaderboard, select
+
+
+def card(model_type: str, score: float | None, task: str = "regression", target: str = "price") -> dict:
+    metric = "r2" if task == "regression" else "f1_macro"
+    return {
+        "task": task,
+        "target": target,
+        "model_type": model_type,
+        "hyperparameters": {"alpha": 1.0} if model_type == "linear" else {},
+        "validation_scores": None if score is None else {metric: score, "other": 0.0},
+        "training_rows": 100,
+        "fit_seconds": 0.5,
+    }
+
+
+def test_the_best_validation_score_wins():
+    selection = select([card("linear", 0.71), card("random_forest", 0.84), card("hist_gradient_boosting", 0.80)])
+
+    assert selection.metric == "r2"
+    assert selection.winner.index == 1
+    assert [candidate.index for candidate in selection.ranking] == [1, 2, 0]
+
+
+def test_classifiers_are_compared_on_f1_macro():
+    selection = select([card("linear", 0.6, "classification"), card("random_forest", 0.5, "classification")])
+
+    assert (selection.metric, selection.winner.index) == ("f1_macro", 0)
+
+
+def test_equal_scores_go_to_the_earlier_candidate():
+    assert select([card("linear", 0.8), card("random_forest", 0.8)]).winner.index == 0
+
+
+def test_candidate_without_validation_scores_is_named():
+    with pytest.raises(SelectionError, match=r"candidate 1 \(random_forest\) has no validation r2"):
+        select([card("linear", 0.8), card("random_forest", None)])
+
+
+def test_candidates_of_different_targets_cannot_be_compared():
+    with pytest.raises(SelectionError, match=r"candidates predict different things"):
+        select([card("linear", 0.8), card("linear", 0.8, target="rent")])
+
+
+def test_no_candidates_is_named():
+    with pytest.raises(SelectionError, match=r"parameter candidates is empty"):
+        select([])
+
+
+def test_leaderboard_ranks_the_candidates_best_first():
+    board = render_leaderboard(select([card("linear", 0.71), card("random_forest", 0.84)]))
+
+    assert board.startswith("# Model selection: candidate 1 (random_forest) wins\n")
+    rows = [line for line in board.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")]
+    assert rows == [
+        "| 1 | 1 | random_forest | `{}` | 0.84 | 0.5 |",
+        '| 2 | 0 | linear | `{"alpha": 1.0}` | 0.71 | 0.5 |',
+    ]
