@@ -22,8 +22,9 @@ EOF_USAGE
 
 build() {
     local dockerfile=$1 image=$2
+    shift 2
     log "building $image ($dockerfile)"
-    docker build -f "$REPO_ROOT/$dockerfile" -t "$image" "$REPO_ROOT" ||
+    docker build -f "$REPO_ROOT/$dockerfile" -t "$image" "$@" "$REPO_ROOT" ||
         die "docker build of $image failed" "read the build output above; both images build from the repository root"
 }
 
@@ -52,7 +53,9 @@ main() {
     require_docker_daemon
     cluster_exists ||
         die "there is no kind cluster named '$CLUSTER_NAME'" "make cluster (creates it, installs KFP and Seldon, then builds the images)"
-    build images/components/Dockerfile "$COMPONENTS_IMAGE"
+    # The commit goes into the components image: every model registered from it names the code it came from.
+    build images/components/Dockerfile "$COMPONENTS_IMAGE" \
+        --build-arg GIT_SHA="$(git -C "$REPO_ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"
     build images/serving/Dockerfile "$SERVING_IMAGE"
     log "loading both images into kind cluster '$CLUSTER_NAME'"
     if ! kind load docker-image "$COMPONENTS_IMAGE" "$SERVING_IMAGE" --name "$CLUSTER_NAME"; then

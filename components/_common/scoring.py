@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from sklearn import metrics
 
 REGRESSION = "regression"
@@ -22,10 +23,18 @@ HIGHER_IS_BETTER = {
     "roc_auc": True,
     "log_loss": False,
 }
+# Slices of the test set (by one column's value): fewer rows than this are listed, never judged or scored.
+MIN_SLICE_ROWS = 30
+MISSING_SLICE = "(missing)"
 METRICS_BY_TASK = {
     REGRESSION: ("r2", "rmse", "mae", "mape"),
     CLASSIFICATION: ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"),
 }
+
+
+def slice_labels(column: pd.Series) -> pd.Series:
+    """The slice of each row: the column's value as text, missing values as MISSING_SLICE."""
+    return column.astype(object).where(column.notna(), MISSING_SLICE).astype(str)
 
 
 def check_task(task: str) -> str:

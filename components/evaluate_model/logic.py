@@ -10,13 +10,9 @@ from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import confusion_matrix, roc_curve
 from sklearn.preprocessing import label_binarize
 
-from components._common.scoring import CLASSIFICATION, predictions, score
+from components._common.scoring import CLASSIFICATION, MIN_SLICE_ROWS, predictions, score, slice_labels
 from model_bundle import Bundle
 
-MISSING_SLICE = "(missing)"
-# Metrics on fewer rows vary too much to be read (and R2 or ROC AUC may be undefined): such slices are listed
-# with their row count but not scored. The same floor as the gate's default min_slice_rows.
-MIN_SLICE_ROWS = 30
 # More slices do not fit a readable table; the smaller ones are reported together as one remainder.
 MAX_SLICES = 50
 # Enough points for a smooth curve in the KFP UI, few enough for the artifact's metadata.
@@ -153,12 +149,11 @@ def _score_slice(evaluation: Evaluation, name: str, mask: np.ndarray) -> Slice:
 
 
 def _slice_values(test: pd.DataFrame, target: str, slice_column: str) -> pd.Series:
-    """The slice column as text per test row (as the gate labels slices), missing values as MISSING_SLICE."""
+    """The slice column's label per test row (as the gate labels slices)."""
     features = [str(name) for name in test.columns if name != target]
     if slice_column not in features:
         raise ValueError(
             f"parameter slice_column: {slice_column!r} is not a feature column of the test set; "
             f"feature columns are {features}"
         )
-    column = test[slice_column]
-    return column.astype(object).where(column.notna(), MISSING_SLICE).astype(str)
+    return slice_labels(test[slice_column])

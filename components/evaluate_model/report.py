@@ -13,22 +13,26 @@ import io
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import roc_curve
 
 from components._common.scoring import (
     CLASSIFICATION,
     HIGHER_IS_BETTER,
     METRICS_BY_TASK,
+    MIN_SLICE_ROWS,
     REGRESSION,
     improvement,
     roc_auc_by_class,
 )
-from components.evaluate_model.logic import MAX_SLICES, MIN_SLICE_ROWS, Evaluation
+from components.evaluate_model.logic import MAX_SLICES, Evaluation
 
 # Scatter plots show a random sample of at most this many rows; the fixed seed keeps reports reproducible.
 MAX_SCATTER_POINTS = 5000
 SAMPLE_SEED = 0
 CALIBRATION_BINS = 10
+# matplotlib's default x-axis tick count assumes short labels: six-digit values (prices) then overlap.
+SCATTER_X_TICKS = 5
 METRIC_LABELS = {
     "r2": "R²",
     "rmse": "RMSE",
@@ -155,6 +159,7 @@ def _regression_plots(evaluation: Evaluation) -> list[tuple[str, bytes, str]]:
     low, high = min(actual.min(), predicted.min()), max(actual.max(), predicted.max())
     axes.plot([low, high], [low, high], color="black", linewidth=1, label="predicted = actual")
     axes.set(xlabel=f"actual {target}", ylabel=f"predicted {target}")
+    axes.xaxis.set_major_locator(MaxNLocator(nbins=SCATTER_X_TICKS))
     axes.legend(loc="upper left")
 
     residuals = Figure(figsize=(5.5, 4.5))
@@ -162,6 +167,7 @@ def _regression_plots(evaluation: Evaluation) -> list[tuple[str, bytes, str]]:
     axes.scatter(predicted, actual - predicted, s=8, alpha=0.4, edgecolors="none")
     axes.axhline(0, color="black", linewidth=1)
     axes.set(xlabel=f"predicted {target}", ylabel="residual (actual − predicted)")
+    axes.xaxis.set_major_locator(MaxNLocator(nbins=SCATTER_X_TICKS))
     return [
         ("Predicted vs actual", _png(versus), f"Points on the line are exact predictions. {note}"),
         ("Residuals vs predicted", _png(residuals), f"A pattern or funnel shape means systematic error. {note}"),

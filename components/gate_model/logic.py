@@ -29,15 +29,16 @@ from components._common import registry
 from components._common.scoring import (
     HIGHER_IS_BETTER,
     METRICS_BY_TASK,
+    MIN_SLICE_ROWS,
     PRIMARY_METRIC,
     improvement,
     predictions,
     score,
+    slice_labels,
 )
 
 APPROVE, REJECT = "approve", "reject"
 KEEP_CHAMPION, PROMOTE_CHALLENGER = "keep_champion", "promote_challenger"
-MISSING_SLICE = "(missing)"
 # Resampled rows held in memory at once (8 bytes each): bounds the bootstrap's memory on large test sets.
 BOOTSTRAP_CHUNK_CELLS = 4_000_000
 
@@ -52,7 +53,7 @@ class GatePolicy:
     cold_start: str = APPROVE  # no champion yet: `approve` on the absolute checks, or `reject` (a person promotes)
     incompatible_champion: str = REJECT  # champion cannot be compared fairly: `reject`, or `approve` on the rest
     ties: str = KEEP_CHAMPION  # gain within noise: `keep_champion`, or `promote_challenger` (fresher data wins)
-    min_slice_rows: int = 30  # smaller slices are too noisy to judge
+    min_slice_rows: int = MIN_SLICE_ROWS  # smaller slices are too noisy to judge
     max_slice_regression: float = 0.02  # how much worse than the champion a slice may be
     seed: int = 0  # of the bootstrap resampling: the same data always gets the same decision
 
@@ -351,7 +352,7 @@ def slice_results(
     policy: GatePolicy,
 ) -> list[SliceResult]:
     """Both models' ``metric`` on each slice, largest slice first; slices under ``min_slice_rows`` are not judged."""
-    values = slices.astype(object).where(slices.notna(), MISSING_SLICE).astype(str).to_numpy()
+    values = slice_labels(slices).to_numpy()
     results = []
     names, sizes = np.unique(values, return_counts=True)
     for name, rows in sorted(zip(names, sizes, strict=True), key=lambda item: (-item[1], item[0])):

@@ -13,9 +13,11 @@ from kfp import dsl
 
 from components._common.datasets import read_dataset, write_dataset
 from components.evaluate_model import evaluate_model
+from components.gate_model import gate_model
 from components.ingest_data import ingest_data
 from components.prepare_data import prepare_data
 from components.prepare_data.logic import prepare
+from components.select_model import select_model
 from components.train_model import train_model
 from components.validate_data import validate_data
 from components.validate_data.logic import DataValidationError
@@ -170,3 +172,53 @@ def test_evaluate_writes_metrics_classification_metrics_and_html_report(
     for point in roc:
         assert set(point) == {"confidenceThreshold", "recall", "falsePositiveRate"}
         assert all(math.isfinite(value) and 0 <= value <= 1 for value in point.values())
+
+
+def test_select_passes_on_a_copy_of_the_best_candidate_with_a_leaderboard(houses, tmp_path):
+    from components.train_model.logic import train
+    from model_bundle import read_card, save
+
+    models = []
+    for index, hyperparameters in enumerate(({"max_iter": 2, "max_depth": 1}, {"max_iter": 50})):
+        pipeline, card = train(houses, "price", "regression", hyperparameters=hyperparameters, seed=1)
+        candidate = _artifact(dsl.Model, tmp_path, f"candidate-{index}")
+        save(candidate.path, pipeline, card)
+        models.append(candidate)
+    model = _artifact(dsl.Model, tmp_path, "model")
+    leaderboard = _artifact(dsl.Markdown, tmp_path, "leaderboard")
+    metrics = _artifact(dsl.Metrics, tmp_path, "metrics")
+
+    select_model.python_func(models=models, model=model, leaderboard=leaderboard, metrics=metrics)
+
+    assert read_card(model.path) == read_card(models[1].path)
+    assert load(model.path).card["hyperparameters"] == {"max_iter": 50}
+    assert Path(leaderboard.path).read_text().startswith("# Model selection: candidate 1 (hist_gradient_boosting) wins")
+    assert metrics.metadata["winner_index"] == 1
+    assert metrics.metadata["candidates"] == 2
+
+
+def test_gate_writes_its_reasons_and_metrics_and_returns_the_decision(mlflow_state, regression_bundle, tmp_path):
+    bundle, test_frame = regression_bundle
+    test = _artifact(dsl.Dataset, tmp_path, "test")
+    write_dataset(test_frame, test.path)
+    reasons = _artifact(dsl.Markdown, tmp_path, "reasons")
+    metrics = _artifact(dsl.Metrics, tmp_path, "metrics")
+
+    approved = gate_model.python_func(
+        model=dsl.Model(name="model", uri=str(bundle.directory), metadata={}),
+        test=test,
+        model_name="houses",
+        baseline_scores={"r2": -0.01, "rmse": 1e6, "mae": 1e6, "mape": 1.0},
+        reasons=reasons,
+        metrics=metrics,
+        thresholds={"r2": 0.5},
+        slice_column="neighbourhood",
+        gate_policy={"cold_start": "reject", "min_test_rows": 50.0},  # KFP delivers dict numbers as floats
+    )
+
+    assert approved is False
+    report = Path(reasons.path).read_text()
+    assert report.startswith("# Challenger rejected\n")
+    assert "- FAILED champion: none registered yet (cold start) and policy cold_start=reject" in report
+    assert metrics.metadata["approved"] == 0
+    assert metrics.metadata["challenger_r2"] > 0.5

@@ -62,14 +62,32 @@ def served(tmp_path_factory, free_ports):
     local_server.stop_all(state_dir / "serving")
 
 
-def test_two_runs_register_two_versions_and_a_worse_model_never_replaces_the_champion(served, houses_csv):
+def executor_output(run_dir: Path, task: str) -> dict:
+    """What a step reported to KFP: its output parameters and its output artifacts with their metadata."""
+    return json.loads((run_dir / task / "executor_output.json").read_text())
+
+
+def latest_run_dir(state_dir: Path) -> Path:
+    return max((state_dir / "pipeline_root").glob("training-pipeline-*"), key=lambda path: path.name)
+
+
+def candidates(*configurations: tuple[str, dict]) -> str:
+    return "candidates=" + json.dumps(
+        [{"model_type": kind, "hyperparameters": params} for kind, params in configurations]
+    )
+
+
+def test_a_degraded_model_never_replaces_the_champion_and_the_best_of_three_candidates_does(served, houses_csv):
     state_dir, ports = served
     deploy = ["deploy_target=local", f"serving_port={ports['serving_port']}", f"metrics_port={ports['metrics_port']}"]
     predictions_url = f"http://127.0.0.1:{ports['serving_port']}/api/v1.0/predictions"
 
-    first = run_training(state_dir, f"data_uri={SAMPLE}", *deploy)
+    # 1. A good model (a short boosting run) on an empty registry: cold start, deployed, champion.
+    first = run_training(
+        state_dir, f"data_uri={SAMPLE}", candidates(("hist_gradient_boosting", {"max_iter": 20})), *deploy
+    )
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr
-    assert "cold start" in first.stdout
+    assert "passed champion: none registered yet (cold start)" in first.stdout
     assert champion_version(state_dir) == "1"
 
     rows = pd.read_csv(houses_csv).drop(columns=["price"]).head(3)
@@ -80,27 +98,73 @@ def test_two_runs_register_two_versions_and_a_worse_model_never_replaces_the_cha
     assert len(response.json()["data"]["ndarray"]) == 3
     metrics = requests.get(f"http://127.0.0.1:{ports['metrics_port']}/metrics", timeout=30).text
     assert re.search(r'^model_requests_total\{.*outcome="ok".*\} [1-9]', metrics, re.MULTILINE), metrics[:2000]
-
-    second = run_training(state_dir, f"data_uri={SAMPLE}", *deploy)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr
-    # The second gate scored the first run's champion on its own test set.
-    assert re.search(r"passed champion v1: r2 [0-9.]+ vs [0-9.]+", second.stdout), second.stdout[-3000:]
-    assert champion_version(state_dir) == "2"
     served_sha = requests.get(f"http://127.0.0.1:{ports['serving_port']}/health/status", timeout=30).json()
 
-    degraded = run_training(state_dir, f"data_uri={SAMPLE}", 'hyperparameters={"max_iter": 2, "max_depth": 1}', *deploy)
+    # 2. A deliberately degraded configuration: registered (so the registry explains it), never deployed.
+    degraded = run_training(
+        state_dir,
+        f"data_uri={SAMPLE}",
+        candidates(("hist_gradient_boosting", {"max_iter": 2, "max_depth": 1})),
+        *deploy,
+    )
     assert degraded.returncode == 0, degraded.stdout[-3000:] + degraded.stderr
-    assert re.search(r"FAILED champion v2: r2 [0-9.]+ vs [0-9.]+", degraded.stdout), degraded.stdout[-3000:]
+    assert re.search(r"FAILED champion v1: r2 [0-9.]+ vs [0-9.]+, gain -[0-9.]+ \(95% CI \[-", degraded.stdout)
+    assert "significantly worse" in degraded.stdout
     client = registry_client(state_dir)
-    assert str(client.get_model_version_by_alias(MODEL_NAME, registry.CHALLENGER).version) == "3"
-    assert client.get_model_version(MODEL_NAME, "3").tags["gate.approved"] == "false"
-    assert champion_version(state_dir) == "2"
-    # The rejected model was not deployed: the server still serves the champion's exact bytes.
+    assert str(client.get_model_version_by_alias(MODEL_NAME, registry.CHALLENGER).version) == "2"
+    assert client.get_model_version(MODEL_NAME, "2").tags["gate.approved"] == "false"
+    assert champion_version(state_dir) == "1"
+    # The champion is still served, byte for byte.
     assert requests.get(f"http://127.0.0.1:{ports['serving_port']}/health/status", timeout=30).json() == served_sha
-    assert served_sha["jsonData"]["sha256"] == client.get_model_version(MODEL_NAME, "2").tags["model_sha256"]
+    assert served_sha["jsonData"]["sha256"] == client.get_model_version(MODEL_NAME, "1").tags["model_sha256"]
+
+    # 3. Three candidates train in the loop; the best by validation score is the one evaluated, gated, deployed.
+    better = run_training(
+        state_dir,
+        f"data_uri={SAMPLE}",
+        candidates(("linear", {}), ("hist_gradient_boosting", {}), ("random_forest", {"n_estimators": 50})),
+        *deploy,
+    )
+    assert better.returncode == 0, better.stdout[-3000:] + better.stderr
+    run_dir = latest_run_dir(state_dir)
+    cards = [
+        model_bundle.read_card(run_dir / f"for-loop-1-iteration-{index}" / "train-model" / "model")
+        for index in range(3)
+    ]
+    assert [card["model_type"] for card in cards] == ["linear", "hist_gradient_boosting", "random_forest"]
+    best = max(range(3), key=lambda index: cards[index]["validation_scores"]["r2"])
+    assert f"# Model selection: candidate {best} ({cards[best]['model_type']}) wins" in better.stdout
+    assert "significantly better" in better.stdout
+    assert champion_version(state_dir) == "3"
+    champion = registry_client(state_dir).get_model_version(MODEL_NAME, "3")
+    assert champion.tags["model_sha256"] == cards[best]["sha256"]
+    assert champion.tags["deployment.endpoint"] == predictions_url
+    served_now = requests.get(f"http://127.0.0.1:{ports['serving_port']}/health/status", timeout=30).json()
+    assert served_now["jsonData"]["sha256"] == cards[best]["sha256"]
+
+    # What the KFP UI shows for the run, and what MLflow keeps of it.
+    evaluation = executor_output(run_dir, "evaluate-model")
+    assert evaluation["artifacts"]["metrics"]["artifacts"][0]["metadata"]["test_rows"] == 120
+    report = (run_dir / "evaluate-model" / "report").read_text()
+    assert report.count('src="data:image/png;base64,') == 2  # predicted vs actual, residuals
+    gate_metrics = executor_output(run_dir, "gate-model")["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+    assert gate_metrics["approved"] == 1 and gate_metrics["gain_ci_low"] > 0
+    assert (run_dir / "select-model" / "leaderboard").read_text().count("\n| ") == 4  # header and three candidates
+    run_id = champion.run_id
+    reports = {a.path for a in registry_client(state_dir).list_artifacts(run_id, "reports")}
+    assert reports == {
+        f"reports/{name}" for name in ("gate.md", "evaluation.html", "validation.md", "cleaning.md", "selection.md")
+    }
+    mlflow.set_tracking_uri(f"sqlite:///{state_dir / 'mlflow.db'}")
+    mlflow.set_registry_uri(f"sqlite:///{state_dir / 'mlflow.db'}")
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
+    test_rows = pd.read_parquet(run_dir / "prepare-data" / "test").drop(columns=["price"]).head(5)
+    served_predictions = requests.post(
+        predictions_url, data=smoke_payload(test_rows), headers={"Content-Type": "application/json"}, timeout=30
+    ).json()["data"]["ndarray"]
+    np.testing.assert_allclose(pyfunc.predict(test_rows), np.ravel(served_predictions), rtol=1e-9)
 
     # The champion's schema is registered with it: its digest is a tag, the file is among the version's artifacts.
-    champion = client.get_model_version(MODEL_NAME, "2")
     schema_file = Path(mlflow.artifacts.download_artifacts(f"{champion.source}/schema.json", dst_path=str(state_dir)))
     assert champion.tags["schema_sha256"] == model_bundle.file_sha256(schema_file)
     assert {column["name"] for column in json.loads(schema_file.read_text())["columns"]} >= {"size_sqm", "price"}
@@ -113,7 +177,7 @@ def test_two_runs_register_two_versions_and_a_worse_model_never_replaces_the_cha
     assert "Inner task failed: 'validate-data'" in changed.stderr
     assert "[columns] column 'size_sqm' of the reference schema is missing" in changed.stdout
     assert "[columns] column 'area_sqm' is new" in changed.stdout
-    assert champion_version(state_dir) == "2"
+    assert champion_version(state_dir) == "3"
 
     # And so are requests: a category the champion never saw is refused with a 4xx naming the column.
     unseen = rows.head(1).assign(neighbourhood="Atlantis")
@@ -161,17 +225,36 @@ def test_bad_input_stops_the_run_at_the_first_step_that_can_see_it(tmp_path, hou
 def test_any_csv_with_mixed_columns_trains_and_renders_a_deployment(tmp_path, target, task, metric):
     """Not the sample: numeric and text columns, gaps, a text target and a numeric one."""
     path = tmp_path / "flats.csv"
-    _flats(rows=400, seed=4).to_csv(path, index=False)
+    _flats(rows=600, seed=4).to_csv(path, index=False)
     completed = run_training(
-        tmp_path / "state", f"data_uri={path}", f"target={target}", f"model_name=flats-{task}", "deploy_target=none"
+        tmp_path / "state",
+        f"data_uri={path}",
+        f"target={target}",
+        f"model_name=flats-{task}",
+        "deploy_target=none",
+        "slice_column=city",
+        candidates(("hist_gradient_boosting", {"max_iter": 50})),
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr
     assert f"validation passed: task {task}" in completed.stdout
     assert f"Primary metric `{metric}`" in completed.stdout
     assert f"rendered the SeldonDeployment for flats-{task} v1" in completed.stdout
-    manifests = list((tmp_path / "state" / "pipeline_root").glob("*/deploy-model/manifest"))
-    assert len(manifests) == 1
-    assert f"name: flats-{task}" in manifests[0].read_text()
+    run_dir = latest_run_dir(tmp_path / "state")
+    assert f"name: flats-{task}" in (run_dir / "deploy-model" / "manifest").read_text()
+
+    report = (run_dir / "evaluate-model" / "report").read_text()
+    for city in ("Lyon", "Porto", "Graz", "Turku"):
+        assert f"<td>{city}</td>" in report  # per-slice scores
+    curves = executor_output(run_dir, "evaluate-model")["artifacts"]["classification_metrics"]["artifacts"][0]
+    if task == "classification":
+        matrix = curves["metadata"]["confusionMatrix"]
+        assert [category["displayName"] for category in matrix["annotationSpecs"]] == ["long", "short"]
+        assert sum(map(sum, (row["row"] for row in matrix["rows"]))) == 120
+        roc = curves["metadata"]["confidenceMetrics"]
+        assert 2 <= len(roc) <= 200
+        assert all(0 <= point["falsePositiveRate"] <= 1 and 0 <= point["recall"] <= 1 for point in roc)
+    else:
+        assert curves["metadata"] == {}
 
 
 def _flats(rows: int, seed: int) -> pd.DataFrame:

@@ -105,6 +105,46 @@ def test_deploy_runs_only_when_the_gate_approves(build_dir):
     assert set(body) == {"deploy-model"}
 
 
+def test_candidates_train_in_a_parallel_for_and_the_best_is_selected_from_all(build_dir):
+    spec = _documents(build_dir / "training_pipeline.yaml")[0]
+    root = spec["root"]["dag"]["tasks"]
+    loop = next(task for task in root.values() if "parameterIterator" in task)
+    assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--candidates"
+    assert loop["iteratorPolicy"]["parallelismLimit"] == 4
+    body = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+    assert set(body) == {"train-model"}
+    item = loop["parameterIterator"]["itemInput"]
+    assert body["train-model"]["inputs"]["parameters"]["candidate"]["componentInputParameter"] == item
+    selected = root["select-model"]["inputs"]["artifacts"]["models"]["taskOutputArtifact"]
+    assert selected["producerTask"] == next(name for name, task in root.items() if task is loop)
+    assert spec["components"]["comp-select-model"]["inputDefinitions"]["artifacts"]["models"]["isArtifactList"]
+    defaults = spec["root"]["inputDefinitions"]["parameters"]["candidates"]["defaultValue"]
+    assert [candidate["model_type"] for candidate in defaults] == ["hist_gradient_boosting", "random_forest", "linear"]
+    # Everything after selection works on the winner only.
+    for step in ("evaluate-model", "gate-model", "register-model"):
+        model = root[step]["inputs"]["artifacts"]["model"]["taskOutputArtifact"]
+        assert model == {"outputArtifactKey": "model", "producerTask": "select-model"}, step
+
+
+@pytest.mark.parametrize(
+    ("component", "output", "schema_title"),
+    [
+        ("evaluate-model", "metrics", "system.Metrics"),
+        ("evaluate-model", "classification_metrics", "system.ClassificationMetrics"),
+        ("evaluate-model", "report", "system.HTML"),
+        ("gate-model", "reasons", "system.Markdown"),
+        ("gate-model", "metrics", "system.Metrics"),
+        ("select-model", "leaderboard", "system.Markdown"),
+        ("validate-data", "report", "system.Markdown"),
+        ("prepare-data", "cleaning_report", "system.Markdown"),
+    ],
+)
+def test_reports_are_artifacts_of_the_types_the_kfp_ui_renders(build_dir, component, output, schema_title):
+    spec = _documents(build_dir / "training_pipeline.yaml")[0]
+    outputs = spec["components"][f"comp-{component}"]["outputDefinitions"]["artifacts"]
+    assert outputs[output]["artifactType"]["schemaTitle"] == schema_title
+
+
 def test_pipeline_defaults_run_on_the_sample_data(build_dir):
     spec = _documents(build_dir / "training_pipeline.yaml")[0]
     parameters = spec["root"]["inputDefinitions"]["parameters"]
@@ -137,6 +177,10 @@ def test_cluster_compile_references_the_built_images_and_never_pulls_them(tmp_pa
     assert images == {"registry.local:5000/ml/kfp-mlops-components:0.1.0-abc1234"}
     serving = spec["root"]["inputDefinitions"]["parameters"]["serving_image"]["defaultValue"]
     assert serving == "registry.local:5000/ml/kfp-mlops-serving:0.1.0-abc1234"
+    # Each registered version records the images it was made with.
+    register = spec["root"]["dag"]["tasks"]["register-model"]["inputs"]["parameters"]
+    assert register["components_image"]["runtimeValue"]["constant"] == next(iter(images))
+    assert register["serving_image"]["componentInputParameter"] == "serving_image"
     assert set(platform) == set(spec["deploymentSpec"]["executors"])
     assert {executor["imagePullPolicy"] for executor in platform.values()} == {"IfNotPresent"}
     # The registry's S3 credentials reach exactly the steps that use the registry, and never block a pod.

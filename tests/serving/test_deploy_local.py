@@ -3,7 +3,8 @@ never becomes the champion, and the model served before keeps being served."""
 
 from __future__ import annotations
 
-import shutil
+from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import requests
@@ -48,11 +49,10 @@ def test_successful_deploy_serves_the_registered_files_and_moves_champion(mlflow
 
 def test_a_version_whose_server_refuses_to_start_is_rolled_back(mlflow_state, champion_v1, tmp_path):
     bundle, rows, http_port, metrics_port = champion_v1
-    tampered = tmp_path / "model"
-    shutil.copytree(bundle.directory, tampered)
-    with open(tampered / "model.joblib", "ab") as stream:
+    registered = register("", "houses", bundle.directory, SCORES, True, "approved", pipeline_job_id="run-2")
+    # The stored files change after registration (register itself refuses a model that fails its digest).
+    with open(Path(urlparse(registered.source).path) / "model.joblib", "ab") as stream:
         stream.write(b"tampered")
-    register("", "houses", tampered, SCORES, True, "approved", pipeline_job_id="run-2")
 
     with pytest.raises(
         DeploymentError, match=r"(?s)deploying houses v2 failed: .*digest mismatch.*restored the previous"

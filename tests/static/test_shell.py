@@ -189,7 +189,8 @@ def _install_steps(components_image: str, serving_image: str, build: bool = True
     ]
     if build:
         steps += [
-            f"docker build -f {REPO_ROOT}/images/components/Dockerfile -t {components_image} {REPO_ROOT}",
+            f"docker build -f {REPO_ROOT}/images/components/Dockerfile -t {components_image} --build-arg GIT_SHA= "
+            f"{REPO_ROOT}",
             f"docker build -f {REPO_ROOT}/images/serving/Dockerfile -t {serving_image} {REPO_ROOT}",
             f"kind load docker-image {components_image} {serving_image} --name {CLUSTER}",
         ]

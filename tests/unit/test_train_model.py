@@ -241,9 +241,7 @@ def test_restore_integers_does_not_change_its_argument():
 
 
 def test_validation_scores_come_from_rows_the_scored_copy_never_saw(small):
-    _, card = train(
-        small, "price", "regression", model_type="random_forest", hyperparameters={"n_estimators": 20}
-    )
+    _, card = train(small, "price", "regression", model_type="random_forest", hyperparameters={"n_estimators": 20})
 
     # A forest nearly memorises its own rows: scores on seen rows are far better than on held-out ones.
     assert card["validation_scores"]["r2"] < card["training_scores"]["r2"] - 0.05
