@@ -41,7 +41,10 @@ def run_once(state_dir: Path, arguments: list[str]) -> tuple[float, dict[str, fl
 
 
 def step_seconds(log: str) -> dict[str, float]:
-    """Seconds per step: from the previous step's end (or the pipeline start) to this step's end."""
+    """Seconds per step: from the previous step's end (or the pipeline start) to this step's end.
+
+    A step that runs several times (train-model, once per candidate) gets the sum: the wall time of its loop.
+    """
     stamps = [(m.start(), "start", m.group(1)) for m in STARTED.finditer(log)]
     stamps += [(m.start(), m.group(2), m.group(1)) for m in FINISHED.finditer(log)]
     stamps.sort()
@@ -49,7 +52,7 @@ def step_seconds(log: str) -> dict[str, float]:
     for _, name, stamp in stamps:
         moment = datetime.strptime(stamp, "%H:%M:%S.%f")
         if previous is not None and name != "start":
-            seconds[name] = (moment - previous).total_seconds()
+            seconds[name] = seconds.get(name, 0.0) + (moment - previous).total_seconds()
         previous = moment
     return seconds
 
