@@ -38,10 +38,8 @@ ESTIMATORS = {
 }
 # One-hot columns per categorical feature at most; rarer categories share an "infrequent" column.
 MAX_CATEGORIES = 50
-
-
 DEFAULT_MODEL_TYPE = "hist_gradient_boosting"
-CANDIDATE_KEYS = ("model_type", "hyperparameters")
+CANDIDATE_KEYS = ("model_type", "hyperparameters")  # of a candidate configuration
 
 
 class TrainingError(ValueError):
