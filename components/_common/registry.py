@@ -80,10 +80,11 @@ def download_version(model_version, destination: str | Path) -> Path:
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_version.source, dst_path=str(destination)))
 
 
-def champion_schema(tracking_uri: str, model_name: str) -> tuple[dict | None, str]:
-    """The data contract (``schema.json``) registered with ``model_name``'s champion, and what it is.
+def champion_document(tracking_uri: str, model_name: str, file_name: str) -> tuple[dict | None, str]:
+    """A JSON document registered with ``model_name``'s champion (``schema.json``, ``reference_profile.json``),
+    and what it is.
 
-    ``(None, "")`` when there is no champion yet (cold start) or the champion was registered without a schema.
+    ``(None, "")`` when there is no champion yet (cold start) or the champion was registered without that file.
     """
     if not tracking_uri and not local_store().exists():
         return None, ""  # no local registry yet: reading must not create one (nor pay for importing MLflow)
@@ -93,17 +94,13 @@ def champion_schema(tracking_uri: str, model_name: str) -> tuple[dict | None, st
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from model_bundle import SCHEMA_FILE
-
     champion = version_by_alias(connect(tracking_uri), model_name, CHAMPION)
     if champion is None:
         return None, ""
     with tempfile.TemporaryDirectory() as workdir:
         try:
-            path = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"{champion.source}/{SCHEMA_FILE}", dst_path=workdir
-            )
+            path = mlflow.artifacts.download_artifacts(artifact_uri=f"{champion.source}/{file_name}", dst_path=workdir)
         except (MlflowException, OSError):
             return None, ""
-        schema = json.loads(Path(path).read_text())
-    return schema, f"the schema of {model_name} version {champion.version} (the champion)"
+        document = json.loads(Path(path).read_text())
+    return document, f"the {file_name} of {model_name} version {champion.version} (the champion)"

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from components._common import registry
+from components._common.policies import policy_from_mapping
 from components._common.scoring import (
     HIGHER_IS_BETTER,
     METRICS_BY_TASK,
@@ -59,22 +60,8 @@ class GatePolicy:
 
     @classmethod
     def from_mapping(cls, values: Mapping) -> GatePolicy:
-        """The policy from a parameter dict; unknown keys and invalid values raise naming the key."""
-        known = {item.name: item.type for item in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ValueError(f"parameter gate_policy has unknown key(s) {unknown}; known keys: {sorted(known)}")
-        converted = {}
-        for key, value in values.items():
-            kind = type(getattr(cls(), key))
-            if kind is int and isinstance(value, float) and value.is_integer():
-                value = int(value)  # KFP passes dict numbers as floats
-            if kind is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if not isinstance(value, kind) or isinstance(value, bool):
-                raise ValueError(f"parameter gate_policy[{key!r}] must be a {kind.__name__}, got {value!r}")
-            converted[key] = value
-        policy = cls(**converted)
+        """The policy from the parameter ``gate_policy``; unknown keys and invalid values raise naming the key."""
+        policy = policy_from_mapping(cls, values, "gate_policy")
         policy.check()
         return policy
 

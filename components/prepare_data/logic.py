@@ -14,6 +14,7 @@ Each policy's effect (rows or values changed, per column, with examples) is in `
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -31,6 +32,8 @@ OUTLIER_POLICIES = ("keep", "clip", "drop")
 PROFILE_BINS = 10  # quantile bins of a numeric feature in the reference profile
 PROFILE_CATEGORIES = 50  # most frequent categories listed in the reference profile; the rest share "other"
 PROFILE_SAMPLE_ROWS = 200_000  # values of a numeric column its quantiles and histogram are computed from
+# Training rows kept verbatim in the profile: what drift tests compare new data with (summaries cannot be tested).
+REFERENCE_SAMPLE_ROWS = 5_000
 QUANTILES = {"min": 0.0, "p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95, "max": 1.0}
 
 
@@ -252,7 +255,8 @@ def profile(frame: pd.DataFrame, target: str, seed: int = 0) -> dict:
     from a random sample of at most ``PROFILE_SAMPLE_ROWS`` values (seeded: the same data gives the same profile),
     which pins quantiles far below any drift worth seeing at a fraction of the cost of sorting millions.
     Categorical columns: the share of each category (the ``PROFILE_CATEGORIES`` most frequent; the rest as
-    ``other``).
+    ``other``). ``sample``: at most ``REFERENCE_SAMPLE_ROWS`` rows drawn at random (seeded), as ``columns`` and
+    ``data`` (JSON values, missing as null): the reference of detect_drift's statistical tests.
     """
     types = {f["name"]: f["type"] for f in infer_feature_types(frame)}
     sample = np.random.default_rng(seed)
@@ -289,7 +293,9 @@ def profile(frame: pd.DataFrame, target: str, seed: int = 0) -> dict:
             entry["category_fractions"] = shares.iloc[:PROFILE_CATEGORIES].to_dict()
             entry["other_fraction"] = float(shares.iloc[PROFILE_CATEGORIES:].sum())
         columns[str(name)] = entry
-    return {"rows": len(frame), "target": target, "columns": columns}
+    rows = frame.sample(n=min(len(frame), REFERENCE_SAMPLE_ROWS), random_state=seed) if len(frame) else frame
+    sample = json.loads(rows.to_json(orient="split", index=False, date_format="iso"))
+    return {"rows": len(frame), "target": target, "columns": columns, "sample": sample}
 
 
 def _sorted_quantiles(ordered: np.ndarray, probabilities) -> list[float]:

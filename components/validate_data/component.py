@@ -51,10 +51,11 @@ def validate_data(
     import json
 
     from components._common.datasets import read_dataset
-    from components._common.registry import champion_schema
+    from components._common.registry import champion_document
     from components.validate_data.logic import render_report, validate
+    from model_bundle import SCHEMA_FILE
 
-    reference, reference_name = champion_schema(tracking_uri, model_name) if model_name else (None, "")
+    reference, reference_name = champion_document(tracking_uri, model_name, SCHEMA_FILE) if model_name else (None, "")
     validation = validate(
         read_dataset(dataset.path),
         target=target,

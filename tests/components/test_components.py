@@ -12,6 +12,7 @@ import pytest
 from kfp import dsl
 
 from components._common.datasets import read_dataset, write_dataset
+from components.detect_drift import detect_drift
 from components.evaluate_model import evaluate_model
 from components.gate_model import gate_model
 from components.ingest_data import ingest_data
@@ -222,3 +223,37 @@ def test_gate_writes_its_reasons_and_metrics_and_returns_the_decision(mlflow_sta
     assert "- FAILED champion: none registered yet (cold start) and policy cold_start=reject" in report
     assert metrics.metadata["approved"] == 0
     assert metrics.metadata["challenger_r2"] > 0.5
+
+
+def test_detect_drift_compares_a_batch_with_the_champions_training_rows(mlflow_state, tmp_path):
+    from components._common import registry
+    from components.ingest_data.logic import house_prices
+    from components.prepare_data.logic import profile
+    from components.register_model.logic import register
+    from components.train_model.logic import train
+    from model_bundle import save
+
+    training = house_prices(rows=1200, seed=2)
+    pipeline, card = train(training, "price", "regression", model_type="linear")
+    save(tmp_path / "champion", pipeline, card, {PROFILE_FILE: profile(training, "price")})
+    version = register("", "houses", tmp_path / "champion", {"r2": 0.5}, True, "approved").version
+    registry.connect("").set_registered_model_alias("houses", registry.CHAMPION, version)
+    shifted = house_prices(rows=400, seed=9)
+    for column in ("size_sqm", "age_years", "distance_to_center_km", "rooms"):
+        shifted[column] *= 1.6
+    dataset = _artifact(dsl.Dataset, tmp_path, "batch")
+    write_dataset(shifted, dataset.path)
+    report = _artifact(dsl.HTML, tmp_path, "report")
+    summary = _artifact(dsl.Markdown, tmp_path, "summary")
+    metrics = _artifact(dsl.Metrics, tmp_path, "metrics")
+
+    drifted = detect_drift.python_func(
+        dataset=dataset, model_name="houses", report=report, summary=summary, metrics=metrics
+    )
+
+    assert drifted is True
+    assert Path(summary.path).read_text().startswith("# Drift detected\n")
+    assert "<html" in Path(report.path).read_text()[:2000].lower()
+    assert metrics.metadata["dataset_drift"] == 1
+    assert metrics.metadata["drifted_features"] >= 4
+    assert set(metrics.metadata) >= {f"drift_score.{feature['name']}" for feature in card["features"]}

@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.prepare_data.logic import PreparationError, prepare, profile, render_cleaning_report
+from components.prepare_data.logic import (
+    REFERENCE_SAMPLE_ROWS,
+    PreparationError,
+    prepare,
+    profile,
+    render_cleaning_report,
+)
 
 
 def labelled_frame(labels: list[str]) -> pd.DataFrame:
@@ -174,6 +180,24 @@ def test_profile_of_many_rows_samples_quantiles_deterministically():
     assert x["sampled"] == 200_000 and x["count"] == 300_000
     assert x["quantiles"]["p50"] == pytest.approx(0.0, abs=0.01)
     assert sum(x["bin_fractions"]) == pytest.approx(1.0)
+    # The drift tests' reference: a seeded sample of whole rows, as JSON.
+    assert first["sample"]["columns"] == ["x", "y"]
+    assert len(first["sample"]["data"]) == REFERENCE_SAMPLE_ROWS
+    rows = pd.DataFrame(first["sample"]["data"], columns=first["sample"]["columns"])
+    assert rows["y"].isin(frame["y"]).all() and rows["y"].is_unique
+
+
+def test_profile_keeps_every_row_of_a_small_training_set_with_missing_values_as_null():
+    frame = pd.DataFrame({"city": ["Lyon", None, "Graz"], "area": [50.5, 61.0, np.nan], "y": [1.0, 2.0, 3.0]})
+
+    sample = profile(frame, "y", seed=3)["sample"]
+
+    assert sample["columns"] == ["city", "area", "y"]
+    assert sorted(map(tuple, sample["data"]), key=lambda row: row[2]) == [
+        ("Lyon", 50.5, 1.0),
+        (None, 61.0, 2.0),
+        ("Graz", None, 3.0),
+    ]
 
 
 def test_outliers_are_clipped_or_dropped_and_logged():

@@ -1,0 +1,265 @@
+"""Detects drift of new data from the champion's training rows with Evidently's statistical tests.
+
+Each feature gets a test chosen by its type and the size of the reference sample, Evidently's own rule made
+explicit so that every test gets the threshold of its kind:
+- up to ``LARGE_REFERENCE`` reference rows, tests with a p-value: Kolmogorov-Smirnov for numbers, chi-square for
+  categories (a z-test for two categories); a feature drifts when p < ``alpha``, divided by the number of such
+  tests under the ``bonferroni`` correction (many features tested at once would otherwise flag some by chance);
+- above it, where any p-value test flags differences too small to matter, distances: the Wasserstein distance
+  normed by the reference's standard deviation for numbers, the Jensen-Shannon distance for categories; a feature
+  drifts when the distance reaches ``distance_threshold``.
+The data drifts when at least ``drift_share`` of the features drift. Categories never seen in the reference are
+listed for each feature (the category tests count them too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from components._common.policies import policy_from_mapping
+from model_bundle import CATEGORICAL, NUMERIC
+
+LARGE_REFERENCE = 1000  # Evidently's limit between p-value tests and distances
+P_VALUE_TESTS = {"ks": "Kolmogorov-Smirnov", "chisquare": "chi-square", "z": "z-test for two proportions"}
+DISTANCE_TESTS = {"wasserstein": "Wasserstein distance (normed)", "jensenshannon": "Jensen-Shannon distance"}
+BONFERRONI, NO_CORRECTION = "bonferroni", "none"
+MAX_UNSEEN_LISTED = 5
+
+
+class DriftError(ValueError):
+    """Drift cannot be measured as asked; the message names the column, document or parameter."""
+
+
+@dataclass(frozen=True)
+class DriftPolicy:
+    """When a feature, and the data, drift; every field can be set through the parameter ``drift_policy``."""
+
+    drift_share: float = 0.5  # share of the features that must drift for the data to drift (Evidently's default)
+    alpha: float = 0.05  # significance of the p-value tests, before the correction
+    correction: str = BONFERRONI  # or `none`
+    distance_threshold: float = 0.1  # of the distances (large reference samples)
+    min_rows: int = 30  # a smaller batch cannot show drift reliably: it is refused
+
+    @classmethod
+    def from_mapping(cls, values: Mapping) -> DriftPolicy:
+        policy = policy_from_mapping(cls, values, "drift_policy")
+        if not 0 < policy.drift_share <= 1:
+            raise DriftError(f"parameter drift_policy['drift_share'] must be in (0, 1], got {policy.drift_share}")
+        if not 0 < policy.alpha < 1:
+            raise DriftError(f"parameter drift_policy['alpha'] must be in (0, 1), got {policy.alpha}")
+        if policy.correction not in (BONFERRONI, NO_CORRECTION):
+            raise DriftError(
+                f"parameter drift_policy['correction'] must be {BONFERRONI!r} or {NO_CORRECTION!r}, got "
+                f"{policy.correction!r}"
+            )
+        if not 0 < policy.distance_threshold <= 1:
+            raise DriftError(
+                f"parameter drift_policy['distance_threshold'] must be in (0, 1], got {policy.distance_threshold}"
+            )
+        if policy.min_rows < 1:
+            raise DriftError(f"parameter drift_policy['min_rows'] must be at least 1, got {policy.min_rows}")
+        return policy
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    column: str
+    feature_type: str
+    test: str
+    score: float  # a p-value or a distance, as the test says
+    threshold: float
+    drifted: bool
+    unseen_categories: tuple[str, ...] = ()
+    unseen_share: float = 0.0
+
+    @property
+    def is_p_value(self) -> bool:
+        return self.test in P_VALUE_TESTS
+
+
+@dataclass
+class DriftResult:
+    features: list[FeatureDrift]
+    reference_rows: int
+    current_rows: int
+    policy: DriftPolicy
+    snapshot: object = field(default=None, repr=False)  # Evidently's report, for its HTML
+
+    @property
+    def drifted_features(self) -> list[str]:
+        return [feature.column for feature in self.features if feature.drifted]
+
+    @property
+    def drifted_share(self) -> float:
+        return len(self.drifted_features) / len(self.features)
+
+    @property
+    def dataset_drift(self) -> bool:
+        return self.drifted_share >= self.policy.drift_share
+
+
+def reference_sample(profile: Mapping) -> pd.DataFrame:
+    """The training rows kept in a reference profile (``reference_profile.json``) as a frame."""
+    sample = profile.get("sample")
+    if not sample or not sample.get("data"):
+        raise DriftError(
+            "the reference profile holds no sample of training rows (a model trained before samples were kept): "
+            "train a new champion to monitor it"
+        )
+    return pd.DataFrame(sample["data"], columns=sample["columns"])
+
+
+def champion_reference(tracking_uri: str, model_name: str) -> tuple[pd.DataFrame, list[dict]]:
+    """The champion's reference sample and its features (names and types from its model card)."""
+    from components._common.registry import champion_document
+    from model_bundle import CARD_FILE, PROFILE_FILE
+
+    profile, _ = champion_document(tracking_uri, model_name, PROFILE_FILE)
+    card, _ = champion_document(tracking_uri, model_name, CARD_FILE)
+    if profile is None or card is None:
+        raise DriftError(
+            f"model {model_name!r} has no champion with a reference profile in the registry: train and deploy one "
+            "before monitoring it"
+        )
+    return reference_sample(profile), card["features"]
+
+
+def choose_test(feature_type: str, reference: pd.Series) -> str:
+    """The test of one feature, by its type and the reference sample's size (see the module docstring)."""
+    small = len(reference) <= LARGE_REFERENCE
+    if feature_type == NUMERIC:
+        return "ks" if small else "wasserstein"
+    if small:
+        return "z" if reference.nunique(dropna=True) == 2 else "chisquare"
+    return "jensenshannon"
+
+
+def detect(
+    reference: pd.DataFrame, current: pd.DataFrame, features: Sequence[Mapping[str, str]], policy: DriftPolicy
+) -> DriftResult:
+    """Tests every feature of the model (``features``: names and types from its card) of ``current`` against
+    ``reference``; raises DriftError naming a missing column or a batch too small to test."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    names = [feature["name"] for feature in features]
+    for frame, what in ((reference, "the reference sample"), (current, "the new data")):
+        missing = [name for name in names if name not in frame.columns]
+        if missing:
+            raise DriftError(f"{what} lacks feature column(s) {missing} of the model")
+    if len(current) < policy.min_rows:
+        raise DriftError(
+            f"the new data has {len(current)} rows, fewer than drift_policy['min_rows']={policy.min_rows}: too few "
+            "to test for drift"
+        )
+    types = {feature["name"]: feature["type"] for feature in features}
+    reference, current = (_typed(frame[names], types) for frame in (reference, current))
+    tests = {name: choose_test(types[name], reference[name].dropna()) for name in names}
+    p_value_tests = sum(test in P_VALUE_TESTS for test in tests.values())
+    alpha = policy.alpha / p_value_tests if policy.correction == BONFERRONI and p_value_tests else policy.alpha
+    thresholds = {name: alpha if test in P_VALUE_TESTS else policy.distance_threshold for name, test in tests.items()}
+
+    definition = DataDefinition(
+        numerical_columns=[name for name in names if types[name] == NUMERIC],
+        categorical_columns=[name for name in names if types[name] == CATEGORICAL],
+    )
+    snapshot = Report(
+        [
+            DataDriftPreset(
+                columns=names,
+                drift_share=policy.drift_share,
+                per_column_method=tests,
+                per_column_threshold=thresholds,
+            )
+        ]
+    ).run(
+        Dataset.from_pandas(current, data_definition=definition),
+        Dataset.from_pandas(reference, data_definition=definition),
+    )
+    scores = {
+        metric["config"]["column"]: float(metric["value"])
+        for metric in snapshot.dict()["metrics"]
+        if metric["config"]["type"].endswith(":ValueDrift")
+    }
+    results = []
+    for name in names:
+        score, test, threshold = scores[name], tests[name], thresholds[name]
+        unseen, unseen_share = _unseen(reference[name], current[name]) if types[name] == CATEGORICAL else ((), 0.0)
+        results.append(
+            FeatureDrift(
+                column=name,
+                feature_type=types[name],
+                test=test,
+                score=score,
+                threshold=threshold,
+                drifted=score < threshold if test in P_VALUE_TESTS else score >= threshold,
+                unseen_categories=unseen,
+                unseen_share=unseen_share,
+            )
+        )
+    return DriftResult(results, len(reference), len(current), policy, snapshot)
+
+
+def _typed(frame: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame:
+    """Numbers as float, categories as text (missing kept missing): both frames typed alike for the tests."""
+    columns = {}
+    for name, values in frame.items():
+        if types[name] == NUMERIC:
+            columns[name] = pd.to_numeric(values, errors="raise").astype("float64")
+        else:
+            columns[name] = (
+                values.astype(object)
+                .where(values.notna(), None)
+                .map(lambda value: None if value is None else str(value))
+            )
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def _unseen(reference: pd.Series, current: pd.Series) -> tuple[tuple[str, ...], float]:
+    present = current.dropna()
+    unseen = present[~present.isin(set(reference.dropna()))]
+    if unseen.empty:
+        return (), 0.0
+    listed = tuple(unseen.value_counts().index[:MAX_UNSEEN_LISTED].tolist())
+    return listed, len(unseen) / len(present)
+
+
+def render_summary(result: DriftResult) -> str:
+    """The decision as Markdown: verdict, policy and one row per feature."""
+    policy = result.policy
+    verdict = "Drift detected" if result.dataset_drift else "No drift"
+    lines = [
+        f"# {verdict}",
+        "",
+        f"{len(result.drifted_features)} of {len(result.features)} features drifted ({result.drifted_share:.0%}); "
+        f"the data drifts from {policy.drift_share:.0%} (`drift_share`). {result.current_rows} new rows against "
+        f"{result.reference_rows} reference rows (a sample of the champion's training rows).",
+        "",
+        f"p-value tests drift below alpha {policy.alpha:g}"
+        + (" divided by their number (Bonferroni)" if policy.correction == BONFERRONI else "")
+        + f"; distances from {policy.distance_threshold:g}.",
+        "",
+        "| feature | type | test | score | threshold | drifted | unseen categories |",
+        "|---|---|---|---:|---:|---|---|",
+    ]
+    for feature in sorted(result.features, key=lambda item: (not item.drifted, item.column)):
+        name = P_VALUE_TESTS.get(feature.test) or DISTANCE_TESTS[feature.test]
+        unseen = (
+            f"{list(feature.unseen_categories)} ({feature.unseen_share:.1%} of rows)"
+            if feature.unseen_categories
+            else ""
+        )
+        kind = "p-value" if feature.is_p_value else "distance"
+        lines.append(
+            f"| {feature.column} | {feature.feature_type} | {name} | {kind} {_number(feature.score)} | "
+            f"{_number(feature.threshold)} | {'**yes**' if feature.drifted else 'no'} | {unseen} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    return f"{value:.3g}" if np.isfinite(value) else str(value)

@@ -1,0 +1,85 @@
+"""The monitoring pipeline: a new batch is held to the champion's contract and tested for drift; drift retrains
+through the training pipeline, so a new model still has to pass the same gate before it is served."""
+
+from kfp import dsl
+
+from components._image import SERVING_IMAGE
+from components.detect_drift import detect_drift
+from components.ingest_data import ingest_data
+from components.validate_data import validate_data
+from pipelines._kubernetes import use_local_images, use_registry_credentials
+from pipelines.training_pipeline import DEFAULT_CANDIDATES, training_pipeline
+
+
+@dsl.pipeline(
+    name="monitoring-pipeline",
+    description="Validate a new batch against the champion, detect drift, and on drift retrain through the gate.",
+)
+def monitoring_pipeline(
+    batch_uri: str,
+    retrain_data_uri: str,
+    target: str = "price",
+    model_name: str = "house-prices",
+    drift_policy: dict = {},  # noqa: B006 (KFP needs a literal default; never mutated)
+    schema_policy: dict = {},  # noqa: B006
+    candidates: list = DEFAULT_CANDIDATES,
+    gate_policy: dict = {},  # noqa: B006
+    tracking_uri: str = "",
+    deploy_target: str = "none",
+    namespace: str = "models",
+    serving_port: int = 9000,
+    metrics_port: int = 6000,
+    serving_image: str = SERVING_IMAGE,
+):
+    """Checks `batch_uri` against the champion of `model_name`; when its data drifted, retrains on `retrain_data_uri`.
+
+    Args:
+        batch_uri: The new batch (with its target, as labels arrive), in any form ingest_data reads.
+        retrain_data_uri: What a retraining run trains on, the new data included: typically a glob over the
+            training data and the batches, e.g. `gs://bucket/houses/*.csv`.
+        target: Column to predict.
+        model_name: Registered model whose champion is the reference.
+        drift_policy: detect_drift's policy, e.g. `{"drift_share": 0.3}` (see detect_drift).
+        schema_policy: validate_data's policy per schema check, e.g. `{"domain": "fail"}`.
+        candidates: The retraining run's candidate configurations (see the training pipeline).
+        gate_policy: The retraining run's gate policy (see gate_model).
+        tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store.
+        deploy_target: `kubernetes`, `local` or `none`, for an approved retrained model.
+        namespace: Kubernetes namespace of the SeldonDeployment.
+        serving_port: HTTP port of the local model server.
+        metrics_port: Metrics port of the local model server.
+        serving_image: Model server image of the SeldonDeployment.
+    """
+    ingest = ingest_data(source_uri=batch_uri)
+    validate = validate_data(
+        dataset=ingest.outputs["dataset"],
+        target=target,
+        model_name=model_name,
+        tracking_uri=tracking_uri,
+        schema_policy=schema_policy,
+    )
+    validate.set_caching_options(False)  # compares with the registry's current champion
+    drift = detect_drift(
+        dataset=ingest.outputs["dataset"],
+        model_name=model_name,
+        drift_policy=drift_policy,
+        tracking_uri=tracking_uri,
+    ).after(validate)
+    drift.set_caching_options(False)  # compares with the registry's current champion
+    with dsl.If(drift.outputs["Output"] == True, name="data-drifted"):  # noqa: E712 (a KFP condition, not Python)
+        training_pipeline(
+            data_uri=retrain_data_uri,
+            target=target,
+            model_name=model_name,
+            candidates=candidates,
+            schema_policy=schema_policy,
+            gate_policy=gate_policy,
+            tracking_uri=tracking_uri,
+            deploy_target=deploy_target,
+            namespace=namespace,
+            serving_port=serving_port,
+            metrics_port=metrics_port,
+            serving_image=serving_image,
+        )
+    use_local_images(ingest, validate, drift)
+    use_registry_credentials(validate, drift)

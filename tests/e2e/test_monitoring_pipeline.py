@@ -1,0 +1,101 @@
+"""The monitoring pipeline end to end under kfp.local, in both branches: a batch like the training data retrains
+nothing; a drifted batch retrains through the training pipeline's gate and the approved model is served."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from components._common import registry
+from components.ingest_data.logic import house_prices
+from serving import local_server
+
+pytestmark = pytest.mark.e2e
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODEL_NAME = "house-prices"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def run(pipeline: str, state_dir: Path, *arguments: str) -> subprocess.CompletedProcess:
+    completed = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "run_local.py"), pipeline, "--state-dir", str(state_dir), *arguments],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=900,
+    )
+    completed.stdout = ANSI.sub("", completed.stdout)
+    return completed
+
+
+def versions(state_dir: Path) -> list[str]:
+    client = registry.connect(f"sqlite:///{state_dir / 'mlflow.db'}")
+    return sorted(str(version.version) for version in client.search_model_versions(f"name='{MODEL_NAME}'"))
+
+
+def champion(state_dir: Path) -> str:
+    client = registry.connect(f"sqlite:///{state_dir / 'mlflow.db'}")
+    return str(registry.version_by_alias(client, MODEL_NAME, registry.CHAMPION).version)
+
+
+@pytest.fixture
+def data(tmp_path) -> dict[str, Path]:
+    """Training data, a batch from the same market, and one from a shifted market (big, new, central homes)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    house_prices(rows=1500, seed=21).to_csv(folder / "houses-1.csv", index=False)
+    same = tmp_path / "batch-same.csv"
+    house_prices(rows=400, seed=22).to_csv(same, index=False)
+    market = house_prices(rows=6000, seed=23)
+    shifted = market[
+        (market.size_sqm > market.size_sqm.median())
+        & (market.age_years < market.age_years.median())
+        & (market.distance_to_center_km < market.distance_to_center_km.median())
+    ].head(600)
+    shifted.to_csv(folder / "houses-2.csv", index=False)  # lands beside the training data, labelled
+    return {"training": folder / "houses-1.csv", "same": same, "shifted": folder / "houses-2.csv"}
+
+
+def test_no_drift_retrains_nothing_and_drift_retrains_through_the_gate(tmp_path, data, free_ports):
+    state_dir = tmp_path / "state"
+    serving_port, metrics_port = free_ports(2)
+    deploy = ["deploy_target=local", f"serving_port={serving_port}", f"metrics_port={metrics_port}"]
+    monitor = ["monitoring", state_dir, f"retrain_data_uri={data['training'].parent}/houses-*.csv", *deploy]
+    try:
+        trained = run(
+            "training",
+            state_dir,
+            f"data_uri={data['training']}",
+            'candidates=[{"model_type": "hist_gradient_boosting", "hyperparameters": {"max_iter": 20}}]',
+            *deploy,
+        )
+        assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr
+        assert champion(state_dir) == "1"
+
+        calm = run(*monitor, f"batch_uri={data['same']}")
+        assert calm.returncode == 0, calm.stdout[-3000:] + calm.stderr
+        assert "# No drift" in calm.stdout
+        assert "train-model" not in calm.stdout  # the retraining branch never ran
+        assert versions(state_dir) == ["1"]
+
+        drifted = run(*monitor, f"batch_uri={data['shifted']}")
+        assert drifted.returncode == 0, drifted.stdout[-3000:] + drifted.stderr
+        assert "# Drift detected" in drifted.stdout
+        assert re.search(r"passed champion v1: r2 [0-9.]+ vs [0-9.]+, gain \+", drifted.stdout), drifted.stdout[-3000:]
+        assert versions(state_dir) == ["1", "2"]
+        assert champion(state_dir) == "2"
+        status = requests.get(f"http://127.0.0.1:{serving_port}/health/status", timeout=30).json()
+        client = registry.connect(f"sqlite:///{state_dir / 'mlflow.db'}")
+        assert status["jsonData"]["sha256"] == client.get_model_version(MODEL_NAME, "2").tags["model_sha256"]
+
+        run_dir = max((state_dir / "pipeline_root").glob("monitoring-pipeline-*"), key=lambda path: path.name)
+        assert "<html" in (run_dir / "detect-drift" / "report").read_text()[:2000].lower()
+        assert (run_dir / "detect-drift" / "summary").read_text().startswith("# Drift detected")
+    finally:
+        local_server.stop_all(state_dir / "serving")
