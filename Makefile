@@ -6,13 +6,16 @@ STATE_DIR ?= local_state
 BUILD_DIR ?= build
 PORT ?= 9000
 METRICS_PORT ?= 6000
+# monitor-demo serves beside `make demo`'s server, in its own state directory (STATE_DIR/monitor-demo).
+MONITOR_PORT ?= 9001
+MONITOR_METRICS_PORT ?= 6001
 PYTEST_ARGS ?=
 
 PY := $(VENV)/bin/python
 PIP_QUIET := --quiet --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo stop serve status compile test lint format lock clean distclean
+.PHONY: help venv demo monitor-demo stop serve status compile test lint format lock clean distclean
 
 help:  ## list the targets
 	@grep -hE '^[a-z.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +40,9 @@ demo: venv compile  ## train locally end to end and serve the model on PORT (met
 	@$(PY) -m serving.local_server --state-dir $(STATE_DIR) status
 	@echo "metrics: curl -s http://127.0.0.1:$(METRICS_PORT)/metrics | grep ^model_"
 	@echo "stop:    make stop"
+
+monitor-demo: venv compile  ## serve a champion, replay a shifted market, detect drift, retrain, serve (MONITOR_PORT)
+	$(PY) monitor_demo.py --state-dir $(STATE_DIR) --port $(MONITOR_PORT) --metrics-port $(MONITOR_METRICS_PORT)
 
 stop: $(VENV)/.installed  ## stop the local model server(s)
 	$(PY) -m serving.local_server --state-dir $(STATE_DIR) stop

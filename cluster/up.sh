@@ -27,7 +27,8 @@ waiting for each step:
   3. the project's images: cluster/images.sh builds and loads them into kind (skipped with BUILD_IMAGES=0; then
      run \`make images\` yourself, which needs the cluster from steps 1-2, before MLflow can start)
   4. cluster/manifests/: namespace models, its RBAC for kubeflow:pipeline-runner, the rclone Secret, MLflow
-  5. with PROMETHEUS=1: kube-prometheus-stack $PROMETHEUS_CHART_VERSION (namespace monitoring) and the Seldon PodMonitor
+  5. with PROMETHEUS=1: kube-prometheus-stack $PROMETHEUS_CHART_VERSION (namespace monitoring), the Seldon PodMonitor,
+     the models' alert rules and the Grafana dashboard (cluster/monitoring/)
 Re-running it on an existing cluster re-applies everything and waits again.
 
 Needs: docker (daemon running), kind v0.20.0, kubectl, helm 3, git, and about 4 CPUs / 8 GiB for Docker.
@@ -130,16 +131,23 @@ apply_manifests() {
 
 install_prometheus() {
     log "installing kube-prometheus-stack $PROMETHEUS_CHART_VERSION (namespace monitoring)"
-    # podMonitorSelectorNilUsesHelmValues=false: select every PodMonitor, not only those labelled with the release.
+    # ...SelectorNilUsesHelmValues=false: select every PodMonitor and PrometheusRule, not only the release's.
     helm upgrade --install kube-prometheus-stack kube-prometheus-stack \
         --repo https://prometheus-community.github.io/helm-charts --version "$PROMETHEUS_CHART_VERSION" \
         --kube-context "$KUBE_CONTEXT" -n monitoring --create-namespace \
         --set prometheus.prometheusSpec.podMonitorSelectorNilUsesHelmValues=false \
+        --set prometheus.prometheusSpec.ruleSelectorNilUsesHelmValues=false \
         --wait --timeout 10m ||
         die "kube-prometheus-stack is not ready after 10m" \
             "kubectl --context $KUBE_CONTEXT -n monitoring get pods" \
             "helm --kube-context $KUBE_CONTEXT -n monitoring status kube-prometheus-stack"
-    kctl apply -f "$CLUSTER_DIR/monitoring/podmonitor.yaml"
+    kctl apply -f "$CLUSTER_DIR/monitoring/"
+    # Grafana's sidecar loads every ConfigMap labelled grafana_dashboard in its namespace.
+    local dashboard
+    dashboard="$(kctl -n monitoring create configmap kfp-mlops-dashboard \
+        --from-file="$CLUSTER_DIR/monitoring/dashboards/kfp-mlops.json" --dry-run=client -o yaml)"
+    kctl apply -f - <<<"$dashboard"
+    kctl -n monitoring label --overwrite configmap kfp-mlops-dashboard grafana_dashboard=1
 }
 
 summary() {

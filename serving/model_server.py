@@ -31,7 +31,9 @@ Custom metrics (on the metrics port, path /metrics locally, /prometheus in a clu
 - ``model_prediction_seconds``: histogram of the time per request in this class (parsing included);
 - ``model_missing_values_total{feature}``: missing input values, per feature;
 - ``model_predicted_class_total{class}``: predicted labels (classifiers);
-- ``model_predicted_value_total{bucket}``: predictions per range of the training target's deciles (regressors).
+- ``model_predicted_value_total{bucket}``: predictions per range of the training target's deciles (regressors);
+- ``model_feature_values_total{feature, bin}`` and ``model_feature_drift{feature}``: the requests' values per
+  training decile or category, and how far their recent distribution is from training (see feature_monitor).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from flask import Blueprint, jsonify, request
 from seldon_core.utils import json_to_seldon_message, seldon_message_to_json
 
 import model_bundle
+from serving.feature_monitor import FeatureMonitor
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +125,7 @@ class ModelServer:
         self.bundle: model_bundle.Bundle | None = None
         self._bucket_edges: np.ndarray | None = None
         self._bucket_labels: list[str] = []
+        self._feature_monitor: FeatureMonitor | None = None
 
     def load(self) -> None:
         """Verifies and loads the bundle (once per worker); any failure stops the server with the reason."""
@@ -131,6 +135,9 @@ class ModelServer:
             # Seldon swallows AttributeError raised by load(); re-raise everything as one clear RuntimeError.
             logger.error("refusing to serve: %s", error)
             raise RuntimeError(f"cannot load model from {self.model_uri}: {error}") from error
+        profile = self.bundle.documents.get(model_bundle.PROFILE_FILE)
+        if profile:
+            self._feature_monitor = FeatureMonitor(profile, self.bundle.features)
         edges = self.bundle.card.get("prediction_buckets")
         if edges:
             self._bucket_edges = np.asarray(edges, dtype="float64")
@@ -173,7 +180,7 @@ class ModelServer:
 
         response = self._response(parsed, predictions, probabilities)
         elapsed_ms = (time.perf_counter() - started) * 1000
-        response["meta"] = {"metrics": self._metrics(missing, predictions, elapsed_ms)}
+        response["meta"] = {"metrics": self._metrics(features, missing, predictions, elapsed_ms)}
         return response
 
     def _parse(self, request: dict) -> ParsedRequest:
@@ -256,7 +263,9 @@ class ModelServer:
             names += [f"probability_{label}" for label in classes]
         return {"data": {"names": names, "ndarray": rows}}
 
-    def _metrics(self, missing: dict[str, int], predictions: np.ndarray, elapsed_ms: float) -> list[dict]:
+    def _metrics(
+        self, features: pd.DataFrame, missing: dict[str, int], predictions: np.ndarray, elapsed_ms: float
+    ) -> list[dict]:
         metrics = [
             {"key": "model_requests", "type": "COUNTER", "value": 1, "tags": {"outcome": "ok", "reason": ""}},
             {"key": "model_prediction_rows", "type": "COUNTER", "value": len(predictions)},
@@ -286,6 +295,8 @@ class ModelServer:
                 }
                 for bucket, count in zip(buckets.tolist(), counts.tolist(), strict=True)
             ]
+        if self._feature_monitor is not None:
+            metrics += self._feature_monitor.observe(features)
         return metrics
 
     def health_status(self) -> dict:

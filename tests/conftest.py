@@ -14,7 +14,7 @@ import pytest
 import model_bundle
 from components._common import registry
 from components.ingest_data.logic import house_prices
-from components.prepare_data.logic import prepare
+from components.prepare_data.logic import prepare, profile
 from components.train_model.logic import train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -33,8 +33,12 @@ def _train_bundle(
 ) -> tuple[model_bundle.Bundle, pd.DataFrame]:
     prepared = prepare(frame, target=target, task=task, seed=1)
     pipeline, card = train(prepared.train, target=target, task=task, seed=1)
-    # As the pipeline does: the data contract of the whole dataset travels with the model.
-    model_bundle.save(directory, pipeline, card, {model_bundle.SCHEMA_FILE: model_bundle.schema.infer(frame, target)})
+    # As the pipeline does: the data contract of the whole dataset and the training rows' profile travel with it.
+    documents = {
+        model_bundle.SCHEMA_FILE: model_bundle.schema.infer(frame, target),
+        model_bundle.PROFILE_FILE: profile(prepared.train, target),
+    }
+    model_bundle.save(directory, pipeline, card, documents)
     return model_bundle.load(directory), prepared.test
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import time
 from collections import Counter
 
@@ -12,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 from threadpoolctl import threadpool_limits
 
 pytestmark = pytest.mark.serving
@@ -315,27 +315,16 @@ def test_malformed_cases_cover_every_request(regression_bundle, max_rows):
 # ---------------------------------------------------------------------------------------------------------------
 # metrics
 
-_SAMPLE = re.compile(r"^(?P<name>[A-Za-z_:][A-Za-z0-9_:]*)(?:\{(?P<labels>.*)\})?\s+(?P<value>\S+)(?:\s+\S+)?$")
-_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def _unescape(value: str) -> str:
-    return re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1], value)
-
 
 def _scrape(server) -> list[tuple[str, dict[str, str], float]]:
     """The samples on the metrics endpoint (Prometheus text format) as (name, labels, value)."""
     response = requests.get(server.metrics_url, timeout=REQUEST_TIMEOUT)
     assert response.status_code == 200, response.text[:1000]
-    samples = []
-    for line in response.text.splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        match = _SAMPLE.match(line)
-        assert match, f"unparseable metrics line: {line!r}"
-        labels = {key: _unescape(value) for key, value in _LABEL.findall(match["labels"] or "")}
-        samples.append((match["name"], labels, float(match["value"])))
-    return samples
+    return [
+        (sample.name, sample.labels, sample.value)
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    ]
 
 
 def _total(samples, name: str, **labels: str) -> float:
@@ -424,6 +413,14 @@ def test_metrics_count_requests_rows_latency_and_classes(served, json_rows):
         for index, count in expected.items():
             assert delta("model_predicted_value_total", bucket=ranges[index]) == count, ranges[index]
         assert delta("model_predicted_value_total") == len(predicted)
+
+    # Live feature signals: every present value of every feature in one training bin, and a drift gauge each.
+    for feature in names:
+        present = int(first[feature].notna().sum() + second[feature].notna().sum())
+        assert delta("model_feature_values_total", feature=feature) == present, feature
+    drift = {labels["feature"]: value for name, labels, value in after if name == "model_feature_drift"}
+    assert set(drift) == set(names)
+    assert all(0.0 <= value <= 1.0 for value in drift.values())
 
 
 def test_metrics_count_a_failed_request_without_waiting_for_a_later_one(regression_server, regression_bundle):

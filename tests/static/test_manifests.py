@@ -25,6 +25,7 @@ KUBERNETES_VERSION = "1.27"
 NOT_BUILT_IN = {
     ("kind.x-k8s.io/v1alpha4", "Cluster"): "kind's own cluster config, never sent to the API server",
     ("monitoring.coreos.com/v1", "PodMonitor"): "CRD of the Prometheus Operator (kube-prometheus-stack)",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "CRD of the Prometheus Operator; promtool checks its rules",
     ("machinelearning.seldon.io/v1", "SeldonDeployment"): "CRD of the Seldon Core operator",
 }
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "StorageClass"}
@@ -89,6 +90,7 @@ def test_the_cluster_directory_has_the_expected_documents():
         ("Namespace", "models"),
         ("PersistentVolumeClaim", "mlflow-db"),
         ("PodMonitor", "seldon-deployments"),
+        ("PrometheusRule", "kfp-mlops-models"),
         ("Role", "seldon-deployer"),
         ("RoleBinding", "seldon-deployer-pipeline-runner"),
         ("Secret", "mlflow-s3-credentials"),

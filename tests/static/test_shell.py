@@ -258,8 +258,14 @@ def test_up_with_prometheus_and_prebuilt_images_from_a_registry(stubs, tmp_path)
             "helm upgrade --install kube-prometheus-stack kube-prometheus-stack"
             " --repo https://prometheus-community.github.io/helm-charts --version 67.8.0"
             f" --kube-context {CONTEXT} -n monitoring --create-namespace"
-            " --set prometheus.prometheusSpec.podMonitorSelectorNilUsesHelmValues=false --wait --timeout 10m",
-            f"kubectl --context {CONTEXT} apply -f {CLUSTER_DIR}/monitoring/podmonitor.yaml",
+            " --set prometheus.prometheusSpec.podMonitorSelectorNilUsesHelmValues=false"
+            " --set prometheus.prometheusSpec.ruleSelectorNilUsesHelmValues=false --wait --timeout 10m",
+            f"kubectl --context {CONTEXT} apply -f {CLUSTER_DIR}/monitoring/",
+            f"kubectl --context {CONTEXT} -n monitoring create configmap kfp-mlops-dashboard"
+            f" --from-file={CLUSTER_DIR}/monitoring/dashboards/kfp-mlops.json --dry-run=client -o yaml",
+            f"kubectl --context {CONTEXT} apply -f -",
+            f"kubectl --context {CONTEXT} -n monitoring label --overwrite configmap kfp-mlops-dashboard"
+            " grafana_dashboard=1",
         ],
     )
     _assert_cluster_calls_are_scoped_and_bounded(calls)

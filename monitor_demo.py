@@ -1,0 +1,133 @@
+"""The monitoring loop on this machine, start to finish (`make monitor-demo`).
+
+1. trains a champion on last year's houses and serves it (the training pipeline, deploy_target=local);
+2. replays this year's market to the server, where big, new, central homes now sell: the server's live
+   `model_feature_drift` gauges rise;
+3. runs the monitoring pipeline on that batch (labelled, as sales close): drift is detected, the training
+   pipeline runs again on both years' data, the retrained model passes the gate against the champion and is served;
+4. prints what happened and where the reports are.
+
+    python monitor_demo.py [--state-dir local_state] [--port 9000] [--metrics-port 6000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+
+import run_local
+from components._common import registry
+from components.deploy_model.logic import smoke_payload
+from components.ingest_data.logic import house_prices
+
+MODEL_NAME = "house-prices"
+REPLAY_ROWS_PER_REQUEST = 50
+
+
+def write_data(folder: Path) -> tuple[Path, Path]:
+    """Last year's sales (the training data) and this year's, drawn from a market of bigger, newer, central homes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    last_year = folder / "houses-2025.csv"
+    house_prices(rows=1500, seed=21).to_csv(last_year, index=False)
+    market = house_prices(rows=6000, seed=23)
+    this_year = market[
+        (market.size_sqm > market.size_sqm.median())
+        & (market.age_years < market.age_years.median())
+        & (market.distance_to_center_km < market.distance_to_center_km.median())
+    ].head(600)
+    batch = folder / "houses-2026.csv"
+    this_year.to_csv(batch, index=False)
+    return last_year, batch
+
+
+def replay(batch: Path, predictions_url: str) -> None:
+    """Sends the batch's rows to the server as requests, as production traffic would arrive."""
+    rows = pd.read_csv(batch).drop(columns=["price"])
+    for start in range(0, len(rows), REPLAY_ROWS_PER_REQUEST):
+        request = urllib.request.Request(
+            predictions_url,
+            data=smoke_payload(rows.iloc[start : start + REPLAY_ROWS_PER_REQUEST]),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+
+
+def live_drift(metrics_url: str) -> dict[str, float]:
+    """The server's model_feature_drift gauge per feature."""
+    with urllib.request.urlopen(metrics_url, timeout=30) as response:
+        text = response.read().decode()
+    return {
+        match["feature"]: float(match["value"])
+        for match in re.finditer(
+            r'^model_feature_drift\{[^}]*feature="(?P<feature>[^"]+)"[^}]*\} (?P<value>\S+)$', text, re.M
+        )
+    }
+
+
+def latest_run(state_dir: Path, pipeline: str) -> Path:
+    return max((state_dir / "pipeline_root").glob(f"{pipeline}-*"), key=lambda path: path.name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--state-dir", type=Path, default=Path("local_state"))
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--metrics-port", type=int, default=6000)
+    args = parser.parse_args(argv)
+    state_dir = (args.state_dir / "monitor-demo").resolve()
+    serving = ["deploy_target=local", f"serving_port={args.port}", f"metrics_port={args.metrics_port}"]
+    predictions_url = f"http://127.0.0.1:{args.port}/api/v1.0/predictions"
+    metrics_url = f"http://127.0.0.1:{args.metrics_port}/metrics"
+    last_year, batch = write_data(state_dir / "data")
+
+    print(f"== 1. training a champion on {last_year.name} and serving it", flush=True)
+    run_local.main(["training", "--state-dir", str(state_dir), f"data_uri={last_year}", *serving])
+    client = registry.connect(f"sqlite:///{state_dir / 'mlflow.db'}")
+    first = registry.version_by_alias(client, MODEL_NAME, registry.CHAMPION)
+    if first is None:
+        print("error: the first model was not deployed", file=sys.stderr)
+        return 1
+
+    print(f"\n== 2. replaying {batch.name} to {predictions_url}", flush=True)
+    replay(batch, predictions_url)
+    print("live drift per feature (model_feature_drift):", json.dumps(live_drift(metrics_url), indent=1))
+
+    print(f"\n== 3. the monitoring pipeline on {batch.name}", flush=True)
+    code = run_local.main(
+        [
+            "monitoring",
+            "--state-dir",
+            str(state_dir),
+            f"batch_uri={batch}",
+            f"retrain_data_uri={batch.parent}/houses-*.csv",
+            *serving,
+        ]
+    )
+    if code:
+        return code
+    champion = registry.version_by_alias(client, MODEL_NAME, registry.CHAMPION)
+    run_dir = latest_run(state_dir, "monitoring-pipeline")
+    print("\n== 4. what happened")
+    print((run_dir / "detect-drift" / "summary").read_text().split("\n\n")[0])
+    verdict = "replaced" if champion.version != first.version else "kept"
+    print(f"champion: v{first.version} -> v{champion.version} ({verdict}), served at {predictions_url}")
+    print(f"drift report (Evidently): {run_dir / 'detect-drift' / 'report'}")
+    print(f"drift summary: {run_dir / 'detect-drift' / 'summary'}")
+    for report in sorted(run_dir.glob("**/evaluate-model/report")):
+        print(f"evaluation report of the retrained model: {report}")
+    for reasons in sorted(run_dir.glob("**/gate-model/reasons")):
+        print(f"gate decision: {reasons}")
+    print(f"registry: .venv/bin/mlflow ui --backend-store-uri sqlite:///{state_dir / 'mlflow.db'}")
+    print(f"stop the server: make stop STATE_DIR={state_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
