@@ -115,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     champion = registry.version_by_alias(client, MODEL_NAME, registry.CHAMPION)
     run_dir = latest_run(state_dir, "monitoring-pipeline")
     print("\n== 4. what happened")
-    print((run_dir / "detect-drift" / "summary").read_text().split("\n\n")[0])
+    print("\n".join((run_dir / "detect-drift" / "summary").read_text().split("\n\n")[:2]))
+    for reasons in sorted(run_dir.glob("**/gate-model/reasons")):
+        print(next((line for line in reasons.read_text().splitlines() if "champion v" in line), ""))
     verdict = "replaced" if champion.version != first.version else "kept"
     print(f"champion: v{first.version} -> v{champion.version} ({verdict}), served at {predictions_url}")
     print(f"drift report (Evidently): {run_dir / 'detect-drift' / 'report'}")
