@@ -148,6 +148,25 @@ def test_reports_are_artifacts_of_the_types_the_kfp_ui_renders(build_dir, compon
     assert outputs[output]["artifactType"]["schemaTitle"] == schema_title
 
 
+def test_monitoring_retrains_through_the_training_pipeline_only_on_drift(build_dir):
+    spec = _documents(build_dir / "monitoring_pipeline.yaml")[0]
+    root = spec["root"]["dag"]["tasks"]
+    assert "validate-data" in root["detect-drift"]["dependentTasks"]  # the contract is checked first
+    for step in ("validate-data", "detect-drift"):  # both read the registry's current champion
+        assert not root[step]["cachingOptions"].get("enableCache", False), step
+    [condition] = [task for task in root.values() if "triggerPolicy" in task]
+    assert (
+        condition["triggerPolicy"]["condition"]
+        == "inputs.parameter_values['pipelinechannel--detect-drift-Output'] == true"
+    )
+    body = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
+    assert list(body) == ["training-pipeline"]
+    nested = spec["components"][body["training-pipeline"]["componentRef"]["name"]]["dag"]["tasks"]
+    assert {"gate-model", "register-model", "select-model"} <= set(nested)
+    retrain_data = body["training-pipeline"]["inputs"]["parameters"]["data_uri"]["componentInputParameter"]
+    assert retrain_data == "pipelinechannel--retrain_data_uri"
+
+
 def test_pipeline_defaults_run_on_the_sample_data(build_dir):
     spec = _documents(build_dir / "training_pipeline.yaml")[0]
     parameters = spec["root"]["inputDefinitions"]["parameters"]
