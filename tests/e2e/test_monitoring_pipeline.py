@@ -3,6 +3,7 @@ nothing; a drifted batch retrains through the training pipeline's gate and the a
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -46,20 +47,14 @@ def champion(state_dir: Path) -> str:
 
 @pytest.fixture
 def data(tmp_path) -> dict[str, Path]:
-    """Training data, a batch from the same market, and one from a shifted market (big, new, central homes)."""
-    folder = tmp_path / "data"
-    folder.mkdir()
-    house_prices(rows=1500, seed=21).to_csv(folder / "houses-1.csv", index=False)
+    """make monitor-demo's data (last year's sales, this year's shifted market) and a batch like last year's."""
+    spec = importlib.util.spec_from_file_location("monitor_demo_under_test", REPO_ROOT / "monitor_demo.py")
+    monitor_demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(monitor_demo)
+    training, shifted = monitor_demo.write_data(tmp_path / "data")
     same = tmp_path / "batch-same.csv"
     house_prices(rows=400, seed=22).to_csv(same, index=False)
-    market = house_prices(rows=6000, seed=23)
-    shifted = market[
-        (market.size_sqm > market.size_sqm.median())
-        & (market.age_years < market.age_years.median())
-        & (market.distance_to_center_km < market.distance_to_center_km.median())
-    ].head(600)
-    shifted.to_csv(folder / "houses-2.csv", index=False)  # lands beside the training data, labelled
-    return {"training": folder / "houses-1.csv", "same": same, "shifted": folder / "houses-2.csv"}
+    return {"training": training, "same": same, "shifted": shifted}
 
 
 def test_no_drift_retrains_nothing_and_drift_retrains_through_the_gate(tmp_path, data, free_ports):
@@ -67,6 +62,7 @@ def test_no_drift_retrains_nothing_and_drift_retrains_through_the_gate(tmp_path,
     serving_port, metrics_port = free_ports(2)
     deploy = ["deploy_target=local", f"serving_port={serving_port}", f"metrics_port={metrics_port}"]
     monitor = ["monitoring", state_dir, f"retrain_data_uri={data['training'].parent}/houses-*.csv", *deploy]
+    assert data["shifted"].parent == data["training"].parent  # retraining includes the new data
     try:
         trained = run(
             "training",
