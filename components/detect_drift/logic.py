@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from components._common.policies import policy_from_mapping
-from model_bundle import CATEGORICAL, NUMERIC
+from model_bundle import CATEGORICAL, NUMERIC, coerce_features
 
 LARGE_REFERENCE = 1000  # Evidently's limit between p-value tests and distances
 P_VALUE_TESTS = {"ks": "Kolmogorov-Smirnov", "chisquare": "chi-square", "z": "z-test for two proportions"}
@@ -157,7 +157,8 @@ def detect(
             "to test for drift"
         )
     types = {feature["name"]: feature["type"] for feature in features}
-    reference, current = (_typed(frame[names], types) for frame in (reference, current))
+    # Typed as the model sees them (numbers as float, categories as text), by the one coercion training uses.
+    reference, current = (coerce_features(frame[names], features) for frame in (reference, current))
     tests = {name: choose_test(types[name], reference[name].dropna()) for name in names}
     p_value_tests = sum(test in P_VALUE_TESTS for test in tests.values())
     alpha = policy.alpha / p_value_tests if policy.correction == BONFERRONI and p_value_tests else policy.alpha
@@ -202,21 +203,6 @@ def detect(
             )
         )
     return DriftResult(results, len(reference), len(current), policy, snapshot)
-
-
-def _typed(frame: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame:
-    """Numbers as float, categories as text (missing kept missing): both frames typed alike for the tests."""
-    columns = {}
-    for name, values in frame.items():
-        if types[name] == NUMERIC:
-            columns[name] = pd.to_numeric(values, errors="raise").astype("float64")
-        else:
-            columns[name] = (
-                values.astype(object)
-                .where(values.notna(), None)
-                .map(lambda value: None if value is None else str(value))
-            )
-    return pd.DataFrame(columns, index=frame.index)
 
 
 def _unseen(reference: pd.Series, current: pd.Series) -> tuple[tuple[str, ...], float]:
