@@ -16,10 +16,10 @@ PIP_QUIET := --quiet --disable-pip-version-check
 UV := $(VENV)/bin/uv pip install --quiet --compile-bytecode
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo monitor-demo stop serve status compile test lint format lock clean distclean
+.PHONY: help venv demo monitor-demo stop serve status compile docs new-component test lint format lock clean distclean
 
 help:  ## list the targets
-	@grep -hE '^[a-z.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 # pip installs only uv (pinned in requirements-dev.txt); uv installs the rest, several times faster. Bytecode is
 # compiled at install (as pip does): every pipeline step is a fresh process importing sklearn, pandas and kfp.
@@ -62,12 +62,21 @@ status: $(VENV)/.installed  ## show the local model server(s)
 compile: $(VENV)/.installed  ## compile every pipeline and component into BUILD_DIR
 	$(PY) compile.py --output-dir $(BUILD_DIR)
 
+docs: $(VENV)/.installed  ## regenerate docs/components.md and docs/pipeline-parameters.md from the code
+	$(PY) docs/reference.py
+
+new-component: $(VENV)/.installed  ## scaffold a component and its tests: make new-component NAME=verb_noun
+	@test -n "$(NAME)" || { echo "usage: make new-component NAME=verb_noun"; exit 2; }
+	$(PY) new_component.py $(NAME)
+	$(PY) docs/reference.py
+
 test: venv  ## run the whole test suite
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed  ## ruff lint and format check
+lint: $(VENV)/.installed  ## ruff lint and format check; the generated docs are current
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) docs/reference.py --check
 
 format: $(VENV)/.installed  ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .

@@ -115,3 +115,32 @@ def mlflow_state(tmp_path, monkeypatch, _empty_mlflow_db) -> Path:
     shutil.copy(_empty_mlflow_db, state / "mlflow.db")
     monkeypatch.setenv(registry.STATE_DIR_ENV, str(state))
     return state
+
+
+# What a fresh clone holds: environments, generated files and caches stay behind.
+_NOT_IN_A_CLONE = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    ".venv-serving",
+    "build",
+    "local_state",
+    "mlruns",
+    "mlartifacts",
+    "__pycache__",
+    "*.pyc",
+    ".pytest_cache",
+    ".ruff_cache",
+    "*.egg-info",
+)
+
+
+@pytest.fixture
+def repository_copy(tmp_path) -> Path:
+    """A copy of the repository's sources in a temporary directory, for tests that change the tree.
+
+    File times are kept (copytree copies them), so make sees the copy's requirement files as no newer than the
+    environments; run make there with ``VENV=<this checkout's .venv>``.
+    """
+    copy = tmp_path / "repository"
+    shutil.copytree(REPO_ROOT, copy, ignore=_NOT_IN_A_CLONE, symlinks=True)
+    return copy

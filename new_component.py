@@ -1,0 +1,233 @@
+"""Scaffolds a component in the project's pattern, with its tests: `make new-component NAME=verb_noun`.
+
+    python new_component.py score_rows
+
+writes
+
+    components/score_rows/__init__.py     exports the component (compile.py and docs/reference.py discover it)
+    components/score_rows/logic.py        the step's decisions in plain Python, no kfp import
+    components/score_rows/component.py    the thin @dsl.component: artifact paths in, logic, artifacts out
+    tests/unit/test_score_rows.py         tests of logic.py
+    tests/components/test_score_rows.py   the component function called with local artifacts
+
+The new component works as generated (a Dataset in, the chosen columns of it out, with Metrics), so it compiles
+and its tests pass before you change anything; docs/writing-a-component.md walks through making it yours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from string import Template
+
+REPO_ROOT = Path(__file__).resolve().parent
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)+")
+
+INIT = Template('''\
+"""$title: a Dataset in, the chosen columns of it out (made by `make new-component`; describe your step here).
+
+The component is in component.py, its decisions in logic.py.
+"""
+
+from components import lazy_component_export
+
+__getattr__ = lazy_component_export(__name__)
+''')
+
+LOGIC = Template('''\
+"""$title: the step's decisions, in plain Python (no kfp import), tested in tests/unit/test_$name.py.
+
+As generated it keeps the chosen columns of a table, in the order given: replace `transform` with your step.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import pandas as pd
+
+
+class ${error}(ValueError):
+    """The step cannot run on its input; the message names the column or parameter at fault."""
+
+
+def transform(frame: pd.DataFrame, columns: Sequence[str] = ()) -> pd.DataFrame:
+    """Returns `columns` of `frame` in that order (every column when `columns` is empty); rows are unchanged."""
+    if not columns:
+        return frame
+    unknown = [column for column in columns if column not in frame.columns]
+    if unknown:
+        raise ${error}(f"parameter columns: {unknown} not in the data; its columns are {list(frame.columns)}")
+    repeated = sorted(column for column, count in Counter(columns).items() if count > 1)
+    if repeated:
+        raise ${error}(f"parameter columns: {repeated} named more than once")
+    return frame[list(columns)]
+''')
+
+COMPONENT = Template('''\
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Output
+
+from components._image import COMPONENTS_IMAGE
+
+
+@dsl.component(base_image=COMPONENTS_IMAGE, install_kfp_package=False)
+def $name(
+    dataset: Input[Dataset],
+    result: Output[Dataset],
+    metrics: Output[Metrics],
+    columns: list = [],  # noqa: B006 (KFP reads the default from the signature and never mutates it)
+) -> int:
+    """Keeps the chosen columns of a dataset, in the order given.
+
+    Args:
+        dataset: The rows to process (Parquet).
+        result: The processed rows (Parquet).
+        metrics: Rows and columns written.
+        columns: Columns to keep, in this order; empty keeps every column.
+
+    Returns:
+        Number of rows written.
+    """
+    from components._common.datasets import read_dataset, write_dataset
+    from components.$name.logic import transform
+
+    processed = transform(read_dataset(dataset.path), columns)
+    result.metadata.update(write_dataset(processed, result.path))
+    metrics.log_metric("rows", len(processed))
+    metrics.log_metric("columns", processed.shape[1])
+    return len(processed)
+''')
+
+UNIT_TEST = Template('''\
+"""$name's logic: plain functions on small in-memory data."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from components.$name.logic import $error, transform
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    return pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"], "c": [0.5, None, 1.5]})
+
+
+def test_keeps_the_chosen_columns_in_the_order_given(frame):
+    result = transform(frame, ["c", "a"])
+
+    assert list(result.columns) == ["c", "a"]
+    pd.testing.assert_frame_equal(result, frame[["c", "a"]])
+
+
+def test_no_columns_keeps_every_column(frame):
+    pd.testing.assert_frame_equal(transform(frame, []), frame)
+
+
+def test_an_unknown_column_is_named(frame):
+    with pytest.raises($error, match=r"\\['price'\\] not in the data"):
+        transform(frame, ["a", "price"])
+
+
+def test_a_repeated_column_is_named(frame):
+    with pytest.raises($error, match=r"\\['a'\\] named more than once"):
+        transform(frame, ["a", "b", "a"])
+''')
+
+COMPONENT_TEST = Template('''\
+"""$name called as the pipeline calls it, with local artifacts (``python_func``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from kfp import dsl
+
+from components._common.datasets import read_dataset, write_dataset
+from components.$name import $name
+
+
+def test_writes_the_result_dataset_and_its_metrics(tmp_path):
+    frame = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+    dataset = dsl.Dataset(name="dataset", uri=str(tmp_path / "dataset"), metadata={})
+    write_dataset(frame, dataset.path)
+    result = dsl.Dataset(name="result", uri=str(tmp_path / "result"), metadata={})
+    metrics = dsl.Metrics(name="metrics", uri=str(tmp_path / "metrics"), metadata={})
+
+    rows = $name.python_func(dataset=dataset, result=result, metrics=metrics, columns=["b"])
+
+    assert rows == 3
+    pd.testing.assert_frame_equal(read_dataset(result.path), frame[["b"]])
+    assert result.metadata["rows"] == 3
+    assert metrics.metadata == {"rows": 3, "columns": 1}
+''')
+
+
+class ScaffoldError(ValueError):
+    """The component cannot be scaffolded; the message names the problem."""
+
+
+def check_name(name: str, root: Path = REPO_ROOT) -> None:
+    """A component name is a new, lowercase `verb_noun` Python identifier (it names the package and the function)."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise ScaffoldError(
+            f"NAME={name!r}: use lowercase verb_noun words joined by underscores, e.g. score_rows or explain_model"
+        )
+    if (root / "components" / name).exists():
+        raise ScaffoldError(f"NAME={name!r}: components/{name}/ already exists")
+
+
+def files(name: str) -> dict[Path, str]:
+    """{path relative to the repository root: content} of a new component named `name`."""
+    values = {
+        "name": name,
+        "title": name.replace("_", " ").capitalize(),
+        "error": "".join(word.capitalize() for word in name.split("_")) + "Error",
+    }
+    return {
+        Path("components", name, "__init__.py"): INIT.substitute(values),
+        Path("components", name, "logic.py"): LOGIC.substitute(values),
+        Path("components", name, "component.py"): COMPONENT.substitute(values),
+        Path("tests", "unit", f"test_{name}.py"): UNIT_TEST.substitute(values),
+        Path("tests", "components", f"test_{name}.py"): COMPONENT_TEST.substitute(values),
+    }
+
+
+def scaffold(name: str, root: Path = REPO_ROOT) -> list[Path]:
+    """Writes the component's files under `root`, refusing to overwrite any file; returns their paths."""
+    check_name(name, root)
+    planned = files(name)
+    existing = [str(path) for path in planned if (root / path).exists()]
+    if existing:
+        raise ScaffoldError(f"NAME={name!r}: {', '.join(existing)} already exist(s); nothing was written")
+    for path, content in planned.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(content, encoding="utf-8")
+    return list(planned)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("name", help="the component's verb_noun name, e.g. score_rows")
+    args = parser.parse_args()
+    try:
+        written = scaffold(args.name)
+    except ScaffoldError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    print(
+        f"\nNext: put your step's decisions in components/{args.name}/logic.py (tests in tests/unit/), its inputs and\n"
+        f"outputs in component.py, wire it into a pipeline in pipelines/, then `make docs compile test`.\n"
+        "Guide: docs/writing-a-component.md"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
