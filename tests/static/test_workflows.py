@@ -1,0 +1,145 @@
+"""The GitHub Actions workflows and the pre-commit hooks, checked offline with the tools made for them.
+
+check-jsonschema validates the workflows against the GitHub workflow schema it bundles; shellcheck checks every
+`run:` step as the runner's bash would run it; pre-commit validates its config and runs the hooks in a copy of the
+repository. Whether the workflows succeed on GitHub is not tested here (no network to GitHub, no Docker).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN = REPO_ROOT / ".venv" / "bin"
+WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
+EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
+
+
+def _load(name: str) -> dict:
+    # PyYAML reads the key `on` as the boolean True (YAML 1.1); GitHub reads it as "on".
+    workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / name).read_text())
+    workflow["on"] = workflow.pop(True)
+    return workflow
+
+
+def _runs(workflow: dict) -> str:
+    return "\n".join(step.get("run", "") for job in workflow["jobs"].values() for step in job.get("steps", []))
+
+
+def _check_jsonschema(*paths: Path) -> subprocess.CompletedProcess:
+    command = [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, paths)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_there_are_a_ci_and_a_release_workflow():
+    assert [path.name for path in WORKFLOWS] == ["ci.yml", "release.yml"]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.name)
+def test_workflow_matches_the_github_workflow_schema(path):
+    result = _check_jsonschema(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_schema_check_catches_a_broken_workflow(tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text("name: broken\non: push\njobs:\n  test:\n    steps:\n      - run: make test\n")  # no runs-on
+
+    result = _check_jsonschema(broken)
+
+    assert result.returncode == 1
+    assert "broken.yml" in result.stdout
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.name)
+def test_every_run_step_passes_shellcheck(path, tmp_path):
+    workflow = yaml.safe_load(path.read_text())
+    for job_name, job in workflow["jobs"].items():
+        for index, step in enumerate(job.get("steps", [])):
+            if "run" not in step:
+                continue
+            # GitHub substitutes ${{ }} expressions before bash sees the script (bash -e {0}).
+            script = tmp_path / f"{job_name}-{index}.sh"
+            script.write_text("#!/usr/bin/env bash\nset -e\n" + EXPRESSION.sub("expression", step["run"]))
+            result = subprocess.run([str(BIN / "shellcheck"), str(script)], capture_output=True, text=True)
+            assert result.returncode == 0, f"{path.name} job {job_name} step {index}:\n{result.stdout}"
+
+
+def test_ci_lints_tests_compiles_uploads_the_pipelines_and_builds_both_images():
+    ci = _load("ci.yml")
+    assert {"push", "pull_request", "workflow_call"} <= set(ci["on"])
+    test_steps = ci["jobs"]["test"]["steps"]
+    runs = _runs({"jobs": {"test": ci["jobs"]["test"]}})
+    assert "bash .ci/run" in runs  # make lint + make test, the project's own CI entry point
+    assert "compile.py --output-dir build" in runs
+    upload = next(step for step in test_steps if step.get("uses", "").startswith("actions/upload-artifact@"))
+    assert upload["with"]["path"] == "build/"
+    python = next(step for step in test_steps if step.get("uses", "").startswith("actions/setup-python@"))
+    requires = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert requires == f">={python['with']['python-version']},<3.12"
+    images = ci["jobs"]["images"]
+    assert images["strategy"]["matrix"]["image"] == ["components", "serving"]
+    assert "images/${{ matrix.image }}/Dockerfile" in _runs({"jobs": {"images": images}})
+
+
+def test_release_runs_ci_then_pushes_versioned_images_and_publishes_the_compiled_yaml():
+    release = _load("release.yml")
+    assert release["on"] == {"push": {"tags": ["v*"]}}
+    assert release["jobs"]["ci"]["uses"] == "./.github/workflows/ci.yml"
+    publish = release["jobs"]["publish"]
+    assert publish["needs"] == "ci"
+    assert publish["permissions"] == {"contents": "write", "packages": "write"}
+    runs = _runs(release)
+    assert '"v$version"' in runs  # the tag must name the project version
+    assert "docker push" in runs
+    assert '--image-registry "$REGISTRY" --image-tag "$VERSION"' in runs
+    assert "gh release create" in runs
+    assert "build/*.yaml build/components/*.yaml" in runs
+    assert "latest" not in runs
+
+
+def test_pre_commit_config_is_valid():
+    result = subprocess.run(
+        [str(BIN / "pre-commit"), "validate-config", ".pre-commit-config.yaml"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pre_commit_hooks_pass_on_the_repository_and_stop_a_bad_change(repository_copy, tmp_path):
+    environment = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "SKIP": ""}
+    (repository_copy / ".venv").symlink_to(REPO_ROOT / ".venv")
+
+    def git(*arguments: str) -> None:
+        subprocess.run(["git", *arguments], cwd=repository_copy, check=True, capture_output=True, env=environment)
+
+    def pre_commit() -> subprocess.CompletedProcess:
+        command = [str(BIN / "pre-commit"), "run", "--all-files", "--color", "never"]
+        return subprocess.run(command, cwd=repository_copy, capture_output=True, text=True, env=environment)
+
+    git("init", "-q")
+    git("add", "-A")
+    clean = pre_commit()
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert clean.stdout.count("Passed") == 3
+
+    logic = repository_copy / "components" / "select_model" / "logic.py"
+    logic.write_text(logic.read_text().replace("import json\n", "import json\nimport os\n"))  # unused import
+    component = repository_copy / "components" / "select_model" / "component.py"
+    component.write_text(component.read_text().replace('"""Passes on', '"""Picks and passes on'))  # stale docs
+    git("add", "-A")
+    dirty = pre_commit()
+    assert dirty.returncode == 1
+    assert re.search(r"ruff check\.+Failed", dirty.stdout)
+    assert "F401" in dirty.stdout
+    assert re.search(r"generated docs are current.*\.+Failed", dirty.stdout)
+    assert "docs/components.md is stale" in dirty.stdout
