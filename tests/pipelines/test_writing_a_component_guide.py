@@ -1,0 +1,66 @@
+"""docs/writing-a-component.md works as written: its worked example, typed into a fresh copy of the repository,
+compiles into the training pipeline, is documented, and passes its tests and the project's."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VENV = REPO_ROOT / ".venv"
+GUIDE = REPO_ROOT / "docs" / "writing-a-component.md"
+# A fenced block the reader is told to put in a file: ```python file=components/... (a diff block: a change to apply)
+FILE_BLOCK = re.compile(r"^```(?P<language>\w+) file=(?P<path>\S+)\n(?P<content>.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def test_the_guide_names_the_files_of_its_example():
+    paths = [block["path"] for block in FILE_BLOCK.finditer(GUIDE.read_text())]
+    assert paths == [
+        "components/explain_model/logic.py",
+        "tests/unit/test_explain_model.py",
+        "components/explain_model/component.py",
+        "components/explain_model/__init__.py",
+        "tests/components/test_explain_model.py",
+        "pipelines/training_pipeline.py",
+    ]
+
+
+def test_the_worked_example_works_as_written(repository_copy):
+    _run(["make", "-s", "new-component", "NAME=explain_model", f"VENV={VENV}"], repository_copy)
+    written = []
+    for block in FILE_BLOCK.finditer(GUIDE.read_text()):
+        if block["language"] == "diff":
+            patch = repository_copy / "guide.patch"
+            patch.write_text(block["content"])
+            _run(["git", "apply", "--verbose", str(patch)], repository_copy)
+            patch.unlink()
+        else:
+            (repository_copy / block["path"]).write_text(block["content"])
+        written.append(block["path"])
+
+    _run(["make", "-s", "docs", f"VENV={VENV}"], repository_copy)
+    assert "## explain_model" in (repository_copy / "docs" / "components.md").read_text()
+    _run([sys.executable, "compile.py", "--output-dir", "build"], repository_copy)
+    training = next(yaml.safe_load_all((repository_copy / "build" / "training_pipeline.yaml").read_text()))
+    assert "explain-model" in training["root"]["dag"]["tasks"]
+    tests = [
+        "tests/unit/test_explain_model.py",
+        "tests/components/test_explain_model.py",
+        "tests/unit/test_docs_reference.py",
+        "tests/pipelines/test_compile.py",
+    ]
+    result = _run([str(VENV / "bin" / "pytest"), "-v", "-p", "no:cacheprovider", *tests], repository_copy)
+    assert "test_explains_a_trained_model_on_its_test_rows PASSED" in result.stdout
+    assert "test_the_feature_the_target_depends_on_ranks_first PASSED" in result.stdout
+    _run([str(VENV / "bin" / "ruff"), "check", *written], repository_copy)
+    _run([str(VENV / "bin" / "ruff"), "format", "--check", *written], repository_copy)
