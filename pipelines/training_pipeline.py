@@ -65,11 +65,12 @@ def training_pipeline(
         csv_delimiter: CSV delimiter (one character or `tab`); empty detects it.
         csv_encoding: CSV encoding, e.g. `latin-1`; empty means UTF-8 (with or without a byte-order mark).
         target: Column to predict.
-        task: `regression`, `classification` or `auto`.
+        task: `regression`, `classification` or `auto` (text, booleans and up to 20 integer labels are classes).
         model_name: Registered model name in MLflow.
         candidates: Configurations to train, each `{"model_type": ..., "hyperparameters": {...}}` with model type
-            `hist_gradient_boosting`, `random_forest` or `linear`; they train in parallel and the best validation
-            score (r2 / f1_macro) goes on.
+            `hist_gradient_boosting`, `random_forest` or `linear` (Ridge / LogisticRegression) and the
+            estimator's own hyperparameter names (an unknown name fails the step); they train in parallel and
+            the best validation score (r2 / f1_macro) goes on.
         test_fraction: Share of rows held out for evaluation and the gate.
         validation_fraction: Share of the training rows held out to compare the candidates.
         seed: Seed of the splits and of the estimators.
