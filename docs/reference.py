@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -179,6 +180,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="only report stale files (exit 1 when any is)")
     args = parser.parse_args()
+    # Document the defaults a plain `make compile` gives, whatever image overrides this shell has set.
+    for variable in ("KFP_MLOPS_IMAGE_REGISTRY", "KFP_MLOPS_IMAGE_TAG"):
+        os.environ.pop(variable, None)
     if args.check:
         stale = stale_files()
         for path in stale:

@@ -1,6 +1,7 @@
 """Kubernetes settings of pipeline tasks (kfp-kubernetes); kfp.local ignores them, a cluster applies them."""
 
 from kfp import kubernetes
+from kfp.dsl import pipeline_context
 
 # Created by `make cluster` (cluster/manifests/mlflow.yaml): S3 credentials with which MLflow's client writes
 # model artifacts to the cluster's object store. Optional, so the pipeline also runs where it does not exist.
@@ -12,10 +13,13 @@ REGISTRY_CREDENTIALS_ENV = {
 }
 
 
-def use_local_images(*tasks) -> None:
-    """IfNotPresent: images loaded into kind with `kind load` are used as they are, never pulled."""
-    for task in tasks:
-        kubernetes.set_image_pull_policy(task, "IfNotPresent")
+def use_local_images() -> None:
+    """Pull policy IfNotPresent for every step of the pipeline being defined: images loaded into kind with
+    `kind load` are used as they are, never pulled. Call it last in the pipeline function: it sees the steps
+    defined before it, inside loops and conditions too, so a step you add needs nothing more."""
+    for task in pipeline_context.Pipeline.get_default_pipeline().tasks.values():
+        if task.container_spec is not None:  # a step, not a nested pipeline (which set its own)
+            kubernetes.set_image_pull_policy(task, "IfNotPresent")
 
 
 def use_registry_credentials(*tasks) -> None:

@@ -81,5 +81,5 @@ def monitoring_pipeline(
             metrics_port=metrics_port,
             serving_image=serving_image,
         )
-    use_local_images(ingest, validate, drift)
+    use_local_images()
     use_registry_credentials(validate, drift)

@@ -186,5 +186,5 @@ def training_pipeline(
             pipeline_job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         )
         deploy.set_caching_options(False)
-    use_local_images(ingest, validate, prepare, train, select, evaluate, gate, register, deploy)
+    use_local_images()
     use_registry_credentials(validate, gate, register, deploy)

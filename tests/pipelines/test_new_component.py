@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,18 +12,22 @@ import pytest
 from new_component import ScaffoldError, check_name, files, scaffold
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-VENV = REPO_ROOT / ".venv"
+# The environment running the tests; make must use it as it is (-o: never rebuild it from the copy's files).
+VENV = Path(sys.executable).parent.parent
+MAKE = ["make", "-s", "-o", f"{VENV}/.installed", f"VENV={VENV}"]
+# Not the settings of a `make test` this suite may run under (its variables would reach the nested make).
+CLEAN_ENVIRONMENT = {key: value for key, value in os.environ.items() if key not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
 NAME = "score_rows"
 
 
 def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, env=CLEAN_ENVIRONMENT)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
     return result
 
 
 def test_a_scaffolded_component_compiles_is_documented_and_passes_its_tests(repository_copy):
-    _run(["make", "new-component", f"NAME={NAME}", f"VENV={VENV}"], repository_copy)
+    _run([*MAKE, "new-component", f"NAME={NAME}"], repository_copy)
 
     for path in files(NAME):
         assert (repository_copy / path).is_file(), path
@@ -75,8 +80,6 @@ def test_nothing_is_written_when_one_of_the_files_exists(tmp_path):
 
 
 def test_make_without_a_name_prints_the_usage():
-    result = subprocess.run(
-        ["make", "-s", "new-component", f"VENV={VENV}"], cwd=REPO_ROOT, capture_output=True, text=True
-    )
+    result = subprocess.run([*MAKE, "new-component"], cwd=REPO_ROOT, capture_output=True, text=True)
     assert result.returncode != 0
     assert "usage: make new-component NAME=verb_noun" in result.stdout

@@ -3,6 +3,7 @@ compiles into the training pipeline, is documented, and passes its tests and the
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -11,14 +12,18 @@ from pathlib import Path
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-VENV = REPO_ROOT / ".venv"
+# The environment running the tests; make must use it as it is (-o: never rebuild it from the copy's files).
+VENV = Path(sys.executable).parent.parent
+MAKE = ["make", "-s", "-o", f"{VENV}/.installed", f"VENV={VENV}"]
+# Not the settings of a `make test` this suite may run under (its variables would reach the nested make).
+CLEAN_ENVIRONMENT = {key: value for key, value in os.environ.items() if key not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
 GUIDE = REPO_ROOT / "docs" / "writing-a-component.md"
 # A fenced block the reader is told to put in a file: ```python file=components/... (a diff block: a change to apply)
 FILE_BLOCK = re.compile(r"^```(?P<language>\w+) file=(?P<path>\S+)\n(?P<content>.*?)^```$", re.MULTILINE | re.DOTALL)
 
 
 def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, env=CLEAN_ENVIRONMENT)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -36,19 +41,27 @@ def test_the_guide_names_the_files_of_its_example():
 
 
 def test_the_worked_example_works_as_written(repository_copy):
-    _run(["make", "-s", "new-component", "NAME=explain_model", f"VENV={VENV}"], repository_copy)
+    _run([*MAKE, "new-component", "NAME=explain_model"], repository_copy)
     written = []
     for block in FILE_BLOCK.finditer(GUIDE.read_text()):
         if block["language"] == "diff":
             patch = repository_copy / "guide.patch"
             patch.write_text(block["content"])
-            _run(["git", "apply", "--verbose", str(patch)], repository_copy)
+            # One line of context each side: the guide's change still applies beside steps you added yourself.
+            applied = subprocess.run(
+                ["git", "apply", "-C1", str(patch)], cwd=repository_copy, capture_output=True, text=True
+            )
+            assert applied.returncode == 0, (
+                f"the guide's change to {block['path']} no longer applies ({applied.stderr.strip()}): update the "
+                "diff in docs/writing-a-component.md. (If you changed that pipeline for a step of your own right "
+                "there, this test guards the guide, not your step.)"
+            )
             patch.unlink()
         else:
             (repository_copy / block["path"]).write_text(block["content"])
         written.append(block["path"])
 
-    _run(["make", "-s", "docs", f"VENV={VENV}"], repository_copy)
+    _run([*MAKE, "docs"], repository_copy)
     assert "## explain_model" in (repository_copy / "docs" / "components.md").read_text()
     _run([sys.executable, "compile.py", "--output-dir", "build"], repository_copy)
     training = next(yaml.safe_load_all((repository_copy / "build" / "training_pipeline.yaml").read_text()))

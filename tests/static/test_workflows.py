@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BIN = REPO_ROOT / ".venv" / "bin"
+BIN = Path(sys.executable).parent  # the test environment's tools (check-jsonschema, shellcheck, pre-commit)
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
 EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
 
@@ -117,7 +118,7 @@ def test_pre_commit_config_is_valid():
 
 def test_pre_commit_hooks_pass_on_the_repository_and_stop_a_bad_change(repository_copy, tmp_path):
     environment = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "SKIP": ""}
-    (repository_copy / ".venv").symlink_to(REPO_ROOT / ".venv")
+    (repository_copy / ".venv").symlink_to(BIN.parent)  # the hooks run .venv/bin/...
 
     def git(*arguments: str) -> None:
         subprocess.run(["git", *arguments], cwd=repository_copy, check=True, capture_output=True, env=environment)
