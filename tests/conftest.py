@@ -138,8 +138,8 @@ _NOT_IN_A_CLONE = shutil.ignore_patterns(
 def repository_copy(tmp_path) -> Path:
     """A copy of the repository's sources in a temporary directory, for tests that change the tree.
 
-    File times are kept (copytree copies them), so make sees the copy's requirement files as no newer than the
-    environments; run make there with ``VENV=<this checkout's .venv>``.
+    File times are kept (copytree copies them). Run make there with ``VENV=<the running .venv>`` and
+    ``-o <that .venv>/.installed``, so make uses that environment as it is and never rebuilds it.
     """
     copy = tmp_path / "repository"
     shutil.copytree(REPO_ROOT, copy, ignore=_NOT_IN_A_CLONE, symlinks=True)
