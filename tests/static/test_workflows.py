@@ -34,8 +34,8 @@ def _runs(workflow: dict) -> str:
     return "\n".join(step.get("run", "") for job in workflow["jobs"].values() for step in job.get("steps", []))
 
 
-def _check_jsonschema(*paths: Path) -> subprocess.CompletedProcess:
-    command = [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, paths)]
+def _check_jsonschema(*paths: Path, schema: str = "vendor.github-workflows") -> subprocess.CompletedProcess:
+    command = [str(BIN / "check-jsonschema"), "--builtin-schema", schema, *map(str, paths)]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
@@ -57,6 +57,14 @@ def test_the_schema_check_catches_a_broken_workflow(tmp_path):
 
     assert result.returncode == 1
     assert "broken.yml" in result.stdout
+
+
+def test_dependabot_config_matches_its_schema_and_keeps_the_actions_current():
+    path = REPO_ROOT / ".github" / "dependabot.yml"
+    result = _check_jsonschema(path, schema="vendor.dependabot")
+    assert result.returncode == 0, result.stdout + result.stderr
+    ecosystems = [update["package-ecosystem"] for update in yaml.safe_load(path.read_text())["updates"]]
+    assert ecosystems == ["github-actions"]  # Python pins move together through `make lock`, never one by one
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.name)
