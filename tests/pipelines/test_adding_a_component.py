@@ -1,0 +1,151 @@
+"""Adding a component, as a user does: `make new-component NAME=...` scaffolds one that compiles, is documented
+and passes its own tests as is; docs/writing-a-component.md works as written (its worked example, typed into a
+fresh copy of the repository, compiles into the training pipeline and passes its tests and the project's)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from new_component import ScaffoldError, check_name, files, scaffold
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# The environment running the tests; make must use it as it is (-o: never rebuild it from the copy's files).
+VENV = Path(sys.executable).parent.parent
+MAKE = ["make", "-s", "-o", f"{VENV}/.installed", f"VENV={VENV}"]
+# Not the settings of a `make test` this suite may run under (its variables would reach the nested make).
+CLEAN_ENVIRONMENT = {key: value for key, value in os.environ.items() if key not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
+NAME = "score_rows"
+GUIDE = REPO_ROOT / "docs" / "writing-a-component.md"
+# A fenced block the reader is told to put in a file: ```python file=components/... (a diff block: a change to apply)
+FILE_BLOCK = re.compile(r"^```(?P<language>\w+) file=(?P<path>\S+)\n(?P<content>.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, env=CLEAN_ENVIRONMENT)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def _pytest(tests: list[str], cwd: Path) -> str:
+    """Runs the tests in the copy, verbosely: returns the output, which names each test PASSED."""
+    return _run([str(VENV / "bin" / "pytest"), "-v", "-p", "no:cacheprovider", *tests], cwd).stdout
+
+
+def _check_style(paths: list[str], cwd: Path) -> None:
+    """The files pass the project's lint and format checks as written."""
+    _run([str(VENV / "bin" / "ruff"), "check", *paths], cwd)
+    _run([str(VENV / "bin" / "ruff"), "format", "--check", *paths], cwd)
+
+
+def test_a_scaffolded_component_compiles_is_documented_and_passes_its_tests(repository_copy):
+    _run([*MAKE, "new-component", f"NAME={NAME}"], repository_copy)
+
+    for path in files(NAME):
+        assert (repository_copy / path).is_file(), path
+    # compile.py discovers it: its own YAML, loadable for reuse.
+    _run([sys.executable, "compile.py", "--output-dir", "build"], repository_copy)
+    assert (repository_copy / "build" / "components" / f"{NAME}.yaml").is_file()
+    # make new-component regenerated the reference, so the stale-docs test passes with the new entry in it.
+    assert f"## {NAME}" in (repository_copy / "docs" / "components.md").read_text()
+    tests = [
+        f"tests/unit/test_{NAME}.py",
+        f"tests/components/test_{NAME}.py",
+        "tests/unit/test_docs_reference.py",
+        "tests/pipelines/test_compile.py::test_component_yaml_loads_for_reuse",
+    ]
+    output = _pytest(tests, repository_copy)
+    assert f"tests/unit/test_{NAME}.py::test_keeps_the_chosen_columns_in_the_order_given PASSED" in output
+    assert f"tests/components/test_{NAME}.py::test_writes_the_result_dataset_and_its_metrics PASSED" in output
+    assert f"test_component_yaml_loads_for_reuse[{NAME}] PASSED" in output
+    # The generated code is in the project's style as is.
+    _check_style([str(path) for path in files(NAME)], repository_copy)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("score", "verb_noun"),
+        ("ScoreRows", "verb_noun"),
+        ("score-rows", "verb_noun"),
+        ("_score_rows", "verb_noun"),
+        ("score_rows_", "verb_noun"),
+        ("2nd_score", "verb_noun"),
+        ("train_model", "components/train_model/ already exists"),
+    ],
+)
+def test_a_bad_or_taken_name_is_refused_naming_the_problem(name, problem):
+    with pytest.raises(ScaffoldError, match=problem):
+        check_name(name, REPO_ROOT)
+
+
+def test_nothing_is_written_when_one_of_the_files_exists(tmp_path):
+    (tmp_path / "tests" / "unit").mkdir(parents=True)
+    (tmp_path / "tests" / "unit" / f"test_{NAME}.py").write_text("# mine\n")
+
+    with pytest.raises(ScaffoldError, match=f"tests/unit/test_{NAME}.py already exist"):
+        scaffold(NAME, tmp_path)
+    assert not (tmp_path / "components").exists()
+    assert (tmp_path / "tests" / "unit" / f"test_{NAME}.py").read_text() == "# mine\n"
+
+
+def test_make_without_a_name_prints_the_usage():
+    result = subprocess.run([*MAKE, "new-component"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "usage: make new-component NAME=verb_noun" in result.stdout
+
+
+def test_the_guide_names_the_files_of_its_example():
+    paths = [block["path"] for block in FILE_BLOCK.finditer(GUIDE.read_text())]
+    assert paths == [
+        "components/explain_model/logic.py",
+        "tests/unit/test_explain_model.py",
+        "components/explain_model/component.py",
+        "components/explain_model/__init__.py",
+        "tests/components/test_explain_model.py",
+        "pipelines/training_pipeline.py",
+    ]
+
+
+def test_the_worked_example_works_as_written(repository_copy):
+    _run([*MAKE, "new-component", "NAME=explain_model"], repository_copy)
+    written = []
+    for block in FILE_BLOCK.finditer(GUIDE.read_text()):
+        if block["language"] == "diff":
+            patch = repository_copy / "guide.patch"
+            patch.write_text(block["content"])
+            # One line of context each side: the guide's change still applies beside steps you added yourself.
+            applied = subprocess.run(
+                ["git", "apply", "-C1", str(patch)], cwd=repository_copy, capture_output=True, text=True
+            )
+            assert applied.returncode == 0, (
+                f"the guide's change to {block['path']} no longer applies ({applied.stderr.strip()}): update the "
+                "diff in docs/writing-a-component.md. (If you changed that pipeline for a step of your own right "
+                "there, this test guards the guide, not your step.)"
+            )
+            patch.unlink()
+        else:
+            (repository_copy / block["path"]).write_text(block["content"])
+        written.append(block["path"])
+
+    _run([*MAKE, "docs"], repository_copy)
+    assert "## explain_model" in (repository_copy / "docs" / "components.md").read_text()
+    _run([sys.executable, "compile.py", "--output-dir", "build"], repository_copy)
+    training = next(yaml.safe_load_all((repository_copy / "build" / "training_pipeline.yaml").read_text()))
+    assert "explain-model" in training["root"]["dag"]["tasks"]
+    tests = [
+        "tests/unit/test_explain_model.py",
+        "tests/components/test_explain_model.py",
+        "tests/unit/test_docs_reference.py",
+        "tests/pipelines/test_compile.py",
+    ]
+    output = _pytest(tests, repository_copy)
+    assert "test_explains_a_trained_model_on_its_test_rows PASSED" in output
+    assert "test_the_feature_the_target_depends_on_ranks_first PASSED" in output
+    _check_style(written, repository_copy)
