@@ -51,6 +51,8 @@ def monitoring_pipeline(
         serving_image: Model server image of the SeldonDeployment.
     """
     ingest = ingest_data(source_uri=batch_uri)
+    # KFP's cache key sees the URI, not the content behind it: a scheduled run must read today's batch.
+    ingest.set_caching_options(False)
     validate = validate_data(
         dataset=ingest.outputs["dataset"],
         target=target,

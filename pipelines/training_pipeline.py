@@ -99,6 +99,8 @@ def training_pipeline(
             --image-tag).
     """
     ingest = ingest_data(source_uri=data_uri, csv_delimiter=csv_delimiter, csv_encoding=csv_encoding)
+    # KFP's cache key sees the URI, not the content behind it: a rerun on an updated file must read it again.
+    ingest.set_caching_options(False)
     validate = validate_data(
         dataset=ingest.outputs["dataset"],
         target=target,
