@@ -38,12 +38,13 @@ $(SERVING_VENV)/.installed: images/serving/requirements.txt pyproject.toml $(VEN
 
 venv: $(VENV)/.installed $(SERVING_VENV)/.installed  ## create .venv (pipelines) and .venv-serving (model server)
 
-demo: venv compile  ## train locally end to end and serve the model on PORT (metrics on METRICS_PORT)
+# run_local ends a deploy_target=local run with the champion served on PORT, and prints its curl: a re-run whose
+# gate keeps the champion deploys nothing, so the running server stays or the champion is started from the registry.
+demo: venv compile  ## train locally end to end and serve the champion on PORT (metrics on METRICS_PORT)
 	$(PY) run_local.py training --state-dir $(STATE_DIR) deploy_target=local \
 		serving_port=$(PORT) metrics_port=$(METRICS_PORT)
-	@$(PY) -m serving.local_server --state-dir $(STATE_DIR) status
 	@echo "metrics: curl -s http://127.0.0.1:$(METRICS_PORT)/metrics | grep ^model_"
-	@echo "stop:    make stop"
+	@echo "stop:    make stop$(if $(filter local_state,$(STATE_DIR)),, STATE_DIR=$(STATE_DIR))"
 
 monitor-demo: venv compile  ## serve a champion, replay a shifted market, detect drift, retrain, serve (MONITOR_PORT)
 	$(PY) monitor_demo.py --state-dir $(STATE_DIR) --port $(MONITOR_PORT) --metrics-port $(MONITOR_METRICS_PORT)

@@ -8,11 +8,15 @@ booleans, objects), anything else as a string, e.g.
 
 Artifacts go under local_state/pipeline_root, the MLflow registry is local_state/mlflow.db
 (change the directory with --state-dir or $KFP_MLOPS_STATE_DIR).
+
+With deploy_target=local a run ends with the champion of model_name served on serving_port, whether this run
+deployed a new one or its gate kept the champion (then the server already running it stays, or it is started).
 """
 
 from __future__ import annotations
 
 import argparse
+import builtins
 import inspect
 import json
 import os
@@ -62,8 +66,11 @@ def fix_loop_inputs_of_kfp_local() -> None:
     task_spec_utils.create_parameter_loop_iteration_task_spec = build_keeping_task_outputs
 
 
-def run(pipeline_name: str, arguments: dict, state_dir: Path) -> None:
-    """Runs ``pipeline_name`` with ``arguments``; raises RuntimeError naming the failed step."""
+def run(pipeline_name: str, arguments: dict, state_dir: Path) -> dict:
+    """Runs ``pipeline_name`` with ``arguments``; raises RuntimeError naming the failed step.
+
+    Returns the arguments the run used: ``arguments`` over the pipeline's defaults.
+    """
     os.environ[STATE_DIR_ENV] = str(state_dir)  # read by the steps (registry, local serving)
     from kfp import local
 
@@ -83,7 +90,34 @@ def run(pipeline_name: str, arguments: dict, state_dir: Path) -> None:
     # core then slow each other down many times over, so each step gets its share of the cores.
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(state_dir / "pipeline_root"))
-    pipeline(**arguments)
+    printing = builtins.print
+    try:
+        pipeline(**arguments)
+    finally:
+        # kfp.local indents print() while a step runs; loop iterations running at once restore it out of order
+        # and can leave it indenting everything printed after the run.
+        builtins.print = printing
+    defaults = {name: p.default for name, p in accepted.items() if p.default is not inspect.Parameter.empty}
+    return {**defaults, **arguments}
+
+
+def serve_champion(arguments: dict):
+    """The champion of ``model_name`` served on ``serving_port``, after a run with ``deploy_target=local``.
+
+    The deploy step runs only when the gate approves a challenger; when the gate keeps the champion nothing would
+    start a server for it (after ``make stop``, say). Raises NoChampionError when no version has become the
+    champion, DeploymentError when the champion cannot be served.
+    """
+    from components.deploy_model.logic import serve_champion_locally
+
+    # MLflow's progress bar for copying a local version's files would only push the curl example up the screen.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    return serve_champion_locally(
+        arguments["model_name"],
+        arguments.get("tracking_uri", ""),
+        http_port=int(arguments["serving_port"]),
+        metrics_port=int(arguments["metrics_port"]),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_intermixed_args(argv)
     state_dir = args.state_dir.resolve()
     try:
-        run(args.pipeline, parse_arguments(args.arguments), state_dir)
+        used = run(args.pipeline, parse_arguments(args.arguments), state_dir)
     except (ValueError, RuntimeError) as error:
         print(f"\nerror: {error}", file=sys.stderr)
         return 1
@@ -104,6 +138,26 @@ def main(argv: list[str] | None = None) -> int:
         f"\npipeline {args.pipeline!r} succeeded; artifacts under {state_dir / 'pipeline_root'}, "
         f"registry at {state_dir / 'mlflow.db'}"
     )
+    if used.get("deploy_target") != "local":
+        return 0
+    from components.deploy_model.logic import DeploymentError, NoChampionError
+    from serving import local_server
+
+    try:
+        served = serve_champion(used)
+    except NoChampionError as note:
+        # A gate may rightly approve nothing (e.g. thresholds on a first run): the run itself succeeded.
+        print(f"nothing to serve: {note}")
+        return 0
+    except DeploymentError as error:
+        print(f"\nerror: serving the champion: {error}", file=sys.stderr)
+        return 1
+    champion = f"{served.model_name} v{served.version}, the champion,"
+    if served.started:
+        print(f"{champion} was not served on port {served.server.http_port}: started it")
+    else:
+        print(f"{champion} is served on port {served.server.http_port}")
+    print(local_server.describe(served.server))
     return 0
 
 

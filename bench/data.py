@@ -111,7 +111,8 @@ def run_step(step: str, csv_path: Path, work: Path) -> dict:
     elif step == "validate":
         from components.validate_data.logic import validate
     elif step == "prepare":
-        from components.prepare_data.logic import prepare, profile
+        from components.prepare_data.logic import prepare
+        from model_bundle.profile import build_profile
 
     result: dict = {}
     started = time.perf_counter()
@@ -136,7 +137,7 @@ def run_step(step: str, csv_path: Path, work: Path) -> dict:
         del frame
         write_dataset(prepared.train, work / "train.parquet")
         write_dataset(prepared.test, work / "test.parquet")
-        profile(prepared.train, TARGET)  # the reference profile, as the component records it
+        build_profile(prepared.train, TARGET)  # the reference profile, as the component records it
         result["dropped_missing_target"] = prepared.dropped_missing_target
         result["dropped_duplicates"] = prepared.dropped_duplicates
     else:

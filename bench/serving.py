@@ -26,8 +26,8 @@ whether each holds, and, last, one JSON line.
 prints requests, errors, req/s, p50/p99/max ms and a JSON last line; exits 1 if any request failed.
 
 Request rows are real rows of held-out data (``house_prices(rows=10000, seed=8)``), in the model card's feature
-order, with the values the model saw in training (``coerce_features``: "True" rather than true, missing as null):
-the hand-written server does no coercion and would silently mispredict JSON booleans. Single-row requests cycle
+order, typed as the model types them (``coerce_features``: "True" rather than true, missing as null); the model
+types its own raw input too, so the hand-written server predicts the same from raw JSON. Single-row requests cycle
 through complete rows; warm-up answers must be 200 and equal raw predict, or the bench aborts. Batches include
 rows with missing values; the table counts the predictions in the 1k batch that differ from raw predict.
 
@@ -116,7 +116,7 @@ def build_model(model_dir: Path, rows: int, model_type: str) -> model_bundle.Bun
     frame = house_prices(rows=rows, seed=7)
     pipeline, card = train(frame, TARGET, "regression", model_type=model_type)
     written = model_bundle.save(model_dir, pipeline, card)
-    return model_bundle.load(model_dir, expected_sha256=written["sha256"])
+    return model_bundle.load(model_dir, expected_sha256=written.sha256)
 
 
 def json_rows(frame: pd.DataFrame) -> list[list]:
@@ -472,7 +472,7 @@ def run_comparison(args: argparse.Namespace, bundle: model_bundle.Bundle, work: 
     raw = measure_raw(bundle, work)
     (fastapi_port,) = free_ports(1)
     fastapi_process = None
-    with seldon_server(bundle.directory, bundle.card["sha256"], temp / "state", args.workers) as seldon:
+    with seldon_server(bundle.directory, bundle.card.sha256, temp / "state", args.workers) as seldon:
         try:
             fastapi_process = start_fastapi(bundle.directory, fastapi_port, args.workers, temp / "fastapi.log")
             servers = [
@@ -491,7 +491,7 @@ def run_comparison(args: argparse.Namespace, bundle: model_bundle.Bundle, work: 
 
 
 def run_load_test(args: argparse.Namespace, bundle: model_bundle.Bundle, work: Workload, temp: Path) -> dict:
-    with seldon_server(bundle.directory, bundle.card["sha256"], temp / "state", args.workers) as seldon:
+    with seldon_server(bundle.directory, bundle.card.sha256, temp / "state", args.workers) as seldon:
         server = Server("seldon", seldon.predictions_url, seldon_predictions)
         asyncio.run(warm_up_and_check(server, work))
         run = asyncio.run(closed_loop(server.url, work.single_bodies, args.load_concurrency, args.load_seconds))

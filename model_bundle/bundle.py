@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import platform
@@ -14,13 +15,10 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from model_bundle.features import coerce_features
+from model_bundle.card import CARD_FILE, CLASSIFICATION, FORMAT_VERSION, MODEL_FILE, CardError, ModelCard
+from model_bundle.features import FeatureError
 from model_bundle.schema import SCHEMA_FILE
 
-MODEL_FILE = "model.joblib"
-CARD_FILE = "model.json"
-FORMAT_VERSION = 1
-REQUIRED_CARD_KEYS = ("format_version", "sha256", "task", "target", "features", "library_versions")
 # A pickled scikit-learn model is only trusted by the exact version that wrote it.
 VERSION_LOCKED_LIBRARIES = ("scikit-learn",)
 
@@ -29,10 +27,14 @@ class BundleError(RuntimeError):
     """A model bundle is missing, malformed or fails its integrity check; the message names the file."""
 
 
+class BundleFormatError(BundleError):
+    """A model bundle written in another format version: intact, but this code cannot use it as it is."""
+
+
 @dataclass(frozen=True)
 class Bundle:
     model: Any
-    card: dict
+    card: ModelCard
     directory: Path
     documents: dict[str, dict] = field(default_factory=dict)
 
@@ -43,37 +45,57 @@ class Bundle:
 
     @property
     def features(self) -> list[dict[str, str]]:
-        return self.card["features"]
+        return self.card.features
 
     @property
     def feature_names(self) -> list[str]:
-        return [feature["name"] for feature in self.card["features"]]
+        return self.card.feature_names
 
     @property
     def task(self) -> str:
-        return self.card["task"]
+        return self.card.task
+
+    @property
+    def excluded_columns(self) -> dict[str, str]:
+        """Columns of the training data the model does not use, with why."""
+        return self.card.excluded_columns
+
+    @property
+    def non_feature_columns(self) -> list[str]:
+        """The training table's other columns (target, excluded): a request may send whole rows, these are ignored."""
+        return [self.card.target, *self.card.excluded_columns]
 
     def predict(self, features: pd.DataFrame):
-        """Predictions for raw feature columns, coerced exactly as in training (raises FeatureError)."""
-        return self.model.predict(coerce_features(features, self.features))
+        """Predictions for raw feature columns: the model types its own input, so this is ``model.predict``.
+
+        Other columns are ignored; a missing feature column raises FeatureError naming it.
+        """
+        return self.model.predict(self._with_features(features))
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        """Class probabilities for raw feature columns (coerced as in ``predict``): one row per row of ``features``,
-        one column per class of ``card["classes"]``, in that order.
+        """Class probabilities for raw feature columns (as in ``predict``): one row per row of ``features``,
+        one column per class of ``card.classes``, in that order.
 
         Raises BundleError for a regression model, or an estimator without class probabilities.
         """
-        name = f"model {self.directory} ({self.card.get('estimator', type(self.model).__name__)})"
-        if self.task != "classification":
+        name = f"model {self.directory} ({self.card.estimator or type(self.model).__name__})"
+        if self.task != CLASSIFICATION:
             raise BundleError(f"{name} is a {self.task} model; only a classifier has class probabilities")
         if not hasattr(self.model, "predict_proba"):
             raise BundleError(f"{name} has no predict_proba: its estimator gives no class probabilities")
         # Probability columns follow the fitted model's classes_; the card promises its own order to callers.
         fitted = [str(label) for label in self.model.classes_]
-        listed = [str(label) for label in self.card["classes"]]
+        listed = [str(label) for label in self.card.classes]
         if fitted != listed:
             raise BundleError(f"{name} has classes {fitted} but its card lists {listed}")
-        return self.model.predict_proba(coerce_features(features, self.features))
+        return self.model.predict_proba(self._with_features(features))
+
+    def _with_features(self, frame: pd.DataFrame) -> pd.DataFrame:
+        # scikit-learn would say "columns are missing" in a ValueError; callers tell a missing column by its type.
+        missing = [name for name in self.feature_names if name not in frame.columns]
+        if missing:
+            raise FeatureError(f"missing column(s) {missing}; the model expects {self.feature_names}")
+        return frame
 
 
 def file_sha256(path: str | Path) -> str:
@@ -90,8 +112,9 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def save(directory: str | Path, model: Any, card: dict, documents: dict[str, dict] | None = None) -> dict:
-    """Writes ``model``, its card and ``documents`` into ``directory``; returns the card as written.
+def save(directory: str | Path, model: Any, card: ModelCard, documents: dict[str, dict] | None = None) -> ModelCard:
+    """Writes ``model``, its card and ``documents`` into ``directory``; returns the card as written (with the
+    digests, library versions and format version filled in).
 
     ``documents``: JSON files that travel with the model, by file name (``schema.json``: the data contract); the
     card records each one's sha256, so they are verified on loading like the model itself.
@@ -106,19 +129,22 @@ def save(directory: str | Path, model: Any, card: dict, documents: dict[str, dic
             raise BundleError(f"document name {name!r} must be a plain *.json file name other than {CARD_FILE}")
         (directory / name).write_text(json.dumps(document, indent=2, sort_keys=True, default=_json_default) + "\n")
         digests[name] = file_sha256(directory / name)
-    written = {
-        **card,
-        "format_version": FORMAT_VERSION,
-        "model_file": MODEL_FILE,
-        "sha256": file_sha256(model_path),
-        "documents": digests,
-        "library_versions": library_versions(),
-    }
-    (directory / CARD_FILE).write_text(json.dumps(written, indent=2, sort_keys=True, default=_json_default) + "\n")
+    written = dataclasses.replace(
+        card,
+        format_version=FORMAT_VERSION,
+        model_file=MODEL_FILE,
+        sha256=file_sha256(model_path),
+        documents=digests,
+        library_versions=library_versions(),
+    )
+    written.check(str(directory / CARD_FILE))
+    (directory / CARD_FILE).write_text(
+        json.dumps(written.to_json(), indent=2, sort_keys=True, default=_json_default) + "\n"
+    )
     return written
 
 
-def read_card(directory: str | Path) -> dict:
+def read_card(directory: str | Path) -> ModelCard:
     card_path = Path(directory) / CARD_FILE
     if not card_path.is_file():
         raise BundleError(f"no model card: {card_path} does not exist")
@@ -126,14 +152,15 @@ def read_card(directory: str | Path) -> dict:
         card = json.loads(card_path.read_text())
     except json.JSONDecodeError as error:
         raise BundleError(f"model card {card_path} is not valid JSON: {error}") from error
-    missing = [key for key in REQUIRED_CARD_KEYS if key not in card]
-    if missing:
-        raise BundleError(f"model card {card_path} lacks required key(s) {missing}")
-    if card["format_version"] != FORMAT_VERSION:
-        raise BundleError(
-            f"model card {card_path} has format_version {card['format_version']}, expected {FORMAT_VERSION}"
+    if isinstance(card, dict) and "format_version" in card and card["format_version"] != FORMAT_VERSION:
+        raise BundleFormatError(
+            f"model card {card_path} has format_version {card['format_version']}, expected {FORMAT_VERSION}: "
+            "the model was written by another release of this project; train it again"
         )
-    return card
+    try:
+        return ModelCard.from_json(card, f"model card {card_path}")
+    except (CardError, TypeError) as error:
+        raise BundleError(str(error)) from error
 
 
 def load(directory: str | Path, expected_sha256: str | None = None) -> Bundle:
@@ -151,16 +178,16 @@ def load(directory: str | Path, expected_sha256: str | None = None) -> Bundle:
         raise BundleError(
             f"sha256 digest mismatch for {model_path}: expected {expected_sha256}, found {actual}; refusing to load"
         )
-    _check_recorded_digest(model_path, actual, card["sha256"])
+    _check_recorded_digest(model_path, actual, card.sha256)
     runtime = library_versions()
     for name in VERSION_LOCKED_LIBRARIES:
-        trained_with = card["library_versions"].get(name)
+        trained_with = card.library_versions.get(name)
         if trained_with != runtime[name]:
             raise BundleError(
                 f"{model_path} was written by {name} {trained_with} but this runtime has {runtime[name]}; "
                 "the pins in requirements.txt and images/serving/requirements.txt must match"
             )
-    documents = {name: _read_document(directory / name, digest) for name, digest in card.get("documents", {}).items()}
+    documents = {name: _read_document(directory / name, digest) for name, digest in card.documents.items()}
     return Bundle(model=joblib.load(model_path), card=card, directory=directory, documents=documents)
 
 

@@ -9,6 +9,10 @@ Per column the schema records: the feature type (numeric or categorical, as the 
 values (integer, float, boolean, string, datetime, mixed or empty), missing values, distinct values and whether
 every value is unique, the range of numbers and, for a categorical column with at most ``MAX_DOMAIN`` distinct
 values, its closed domain of categories (as the strings the model sees).
+
+Each column also has a ``role``: ``feature`` (the model's input), ``target``, or ``excluded`` (in the data but not a
+feature, e.g. an identifier or a column named in ``exclude_columns``), the latter with ``excluded_because``, a short
+reason. The model trains on the feature columns only; comparisons ignore excluded columns (see ``compare``).
 """
 
 from __future__ import annotations
@@ -22,8 +26,6 @@ import pandas as pd
 from model_bundle.features import NUMERIC, FeatureError, infer_feature_types
 
 SCHEMA_FILE = "schema.json"
-# The training rows' distribution (prepare_data), the reference of drift detection; kept beside the schema.
-PROFILE_FILE = "reference_profile.json"
 SCHEMA_FORMAT = 1
 # A categorical column with at most this many distinct values has a closed domain: other values are findings.
 MAX_DOMAIN = 50
@@ -48,6 +50,10 @@ NULL_RATE_TOLERANCE = 0.05
 DEFAULT_REQUEST_CHECKS = (DOMAIN,)
 REQUEST_CHECKS = (NULLS, DOMAIN, RANGE)
 
+# Column roles. Excluded columns stay in the data (and in the schema, described like the others) but are no feature.
+FEATURE, TARGET, EXCLUDED = "feature", "target", "excluded"
+ROLES = (FEATURE, TARGET, EXCLUDED)
+
 # Kinds of values that may replace each other without a "types" finding.
 _COMPATIBLE_KINDS = ({"integer", "float"},)
 
@@ -67,12 +73,17 @@ class Finding:
     examples: tuple = ()
 
 
-def infer(frame: pd.DataFrame, target: str | None = None) -> dict:
-    """The schema of ``frame``: rows, target and one entry per column (see the module docstring)."""
-    return infer_with_values(frame, target)[0]
+def infer(frame: pd.DataFrame, target: str | None = None, excluded: Mapping[str, str] | None = None) -> dict:
+    """The schema of ``frame``: rows, target and one entry per column (see the module docstring).
+
+    ``excluded``: columns that are no features, each with the reason recorded as its ``excluded_because``.
+    """
+    return infer_with_values(frame, target, excluded)[0]
 
 
-def infer_with_values(frame: pd.DataFrame, target: str | None = None) -> tuple[dict, dict[str, pd.Series]]:
+def infer_with_values(
+    frame: pd.DataFrame, target: str | None = None, excluded: Mapping[str, str] | None = None
+) -> tuple[dict, dict[str, pd.Series]]:
     """The schema, and the present (non-missing) values of each categorical column, which callers check further."""
     types = {feature["name"]: feature["type"] for feature in infer_feature_types(frame)}
     columns = []
@@ -113,8 +124,43 @@ def infer_with_values(frame: pd.DataFrame, target: str | None = None) -> tuple[d
             and present_count > 1
             and column["distinct"] == present_count
         )
+        column["role"] = TARGET if name == target else FEATURE
         columns.append(column)
-    return {"format_version": SCHEMA_FORMAT, "rows": len(frame), "target": target, "columns": columns}, present
+    schema = {"format_version": SCHEMA_FORMAT, "rows": len(frame), "target": target, "columns": columns}
+    return with_excluded(schema, excluded or {}), present
+
+
+def with_excluded(schema: Mapping, reasons: Mapping[str, str]) -> dict:
+    """``schema`` with the columns of ``reasons`` (name -> why) excluded from the features.
+
+    Raises ValueError naming a column the schema does not have, or the target.
+    """
+    names = [column["name"] for column in schema["columns"]]
+    unknown = [name for name in reasons if name not in names]
+    if unknown:
+        raise ValueError(f"cannot exclude column(s) {unknown}: not in the data; columns are {names}")
+    if schema.get("target") in reasons:
+        raise ValueError(f"cannot exclude the target column {schema['target']!r}")
+    columns = []
+    for column in schema["columns"]:
+        column = {key: value for key, value in column.items() if key != "excluded_because"}
+        if column["name"] in reasons:
+            column.update(role=EXCLUDED, excluded_because=str(reasons[column["name"]]))
+        elif column.get("role") == EXCLUDED:
+            column["role"] = FEATURE
+        columns.append(column)
+    return {**schema, "columns": columns}
+
+
+def excluded_columns(schema: Mapping | None) -> dict[str, str]:
+    """The excluded columns of ``schema``, name -> why, in column order; {} for a schema without roles (older)."""
+    if not schema:
+        return {}
+    return {
+        column["name"]: column.get("excluded_because", "")
+        for column in schema["columns"]
+        if column.get("role") == EXCLUDED
+    }
 
 
 def kind_of(present: pd.Series) -> str:
@@ -172,9 +218,21 @@ def check_policy(policy: Mapping[str, str]) -> dict[str, str]:
 def compare(reference: Mapping, current: Mapping, frame: pd.DataFrame) -> list[Finding]:
     """Every difference of ``frame`` (whose schema is ``current``) from the ``reference`` schema, column by column.
 
-    Counts and examples come from ``frame``: how many values are outside a domain or a range, and which.
+    Counts and examples come from ``frame``: how many values are outside a domain or a range, and which. A column
+    excluded in either schema is no feature of either model, so it is never missing, new or changed; only the
+    uniqueness check still applies to it when both have it, since that check is about identifiers, which are
+    excluded: a unique identifier that now repeats values tells of duplicated or wrongly joined records.
     """
     expected, found = column_map(reference), column_map(current)
+    excluded = set(excluded_columns(reference)) | set(excluded_columns(current))
+    uniqueness = [
+        finding
+        for name in excluded
+        if name in expected and name in found
+        for finding in _uniqueness_findings(name, expected[name], found[name], frame[name])
+    ]
+    expected = {name: column for name, column in expected.items() if name not in excluded}
+    found = {name: column for name, column in found.items() if name not in excluded}
     findings = [
         Finding(COLUMNS, name, f"column {name!r} of the reference schema is missing")
         for name in expected
@@ -189,7 +247,7 @@ def compare(reference: Mapping, current: Mapping, frame: pd.DataFrame) -> list[F
         now = found.get(name)
         if now is not None:
             findings += _column_findings(name, was, now, frame[name])
-    return findings
+    return findings + uniqueness
 
 
 def _column_findings(name: str, was: Mapping, now: Mapping, values: pd.Series) -> list[Finding]:
@@ -243,17 +301,17 @@ def _column_findings(name: str, was: Mapping, now: Mapping, values: pd.Series) -
                     examples=examples,
                 )
             )
-    repeated = int(present.duplicated().sum()) if was["unique"] and not now["unique"] else 0
-    if repeated:
-        findings.append(
-            Finding(
-                UNIQUENESS,
-                name,
-                f"column {name!r} was unique in the reference schema but repeats {repeated} value(s)",
-                count=repeated,
-            )
-        )
-    return findings
+    return findings + _uniqueness_findings(name, was, now, present)
+
+
+def _uniqueness_findings(name: str, was: Mapping, now: Mapping, values: pd.Series) -> list[Finding]:
+    if not (was["unique"] and not now["unique"]):
+        return []
+    repeated = int(values[values.notna()].duplicated().sum())
+    if not repeated:
+        return []
+    message = f"column {name!r} was unique in the reference schema but repeats {repeated} value(s)"
+    return [Finding(UNIQUENESS, name, message, count=repeated)]
 
 
 def _type_changed(was: Mapping, now: Mapping) -> bool:
@@ -297,7 +355,7 @@ def check_request(schema: Mapping | None, features: pd.DataFrame, checks: Iterab
         return
     checks = set(checks)
     for name, column in column_map(schema).items():
-        if name not in features.columns:
+        if name not in features.columns or column.get("role") == EXCLUDED:
             continue
         values = features[name].to_numpy()
         missing = pd.isna(values)

@@ -22,6 +22,8 @@ def monitoring_pipeline(
     model_name: str = "house-prices",
     drift_policy: dict = {},  # noqa: B006 (KFP needs a literal default; never mutated)
     schema_policy: dict = {},  # noqa: B006
+    exclude_columns: list = [],  # noqa: B006
+    column_policy: dict = {},  # noqa: B006
     candidates: list = DEFAULT_CANDIDATES,
     gate_policy: dict = {},  # noqa: B006
     tracking_uri: str = "",
@@ -41,6 +43,10 @@ def monitoring_pipeline(
         model_name: Registered model whose champion is the reference.
         drift_policy: detect_drift's policy, e.g. `{"drift_share": 0.3}` (see detect_drift).
         schema_policy: validate_data's policy per schema check, e.g. `{"domain": "fail"}`.
+        exclude_columns: Columns that are no features (see the training pipeline), for the batch's validation and
+            the retraining run.
+        column_policy: validate_data's policy for identifier columns and suspected target leakage, e.g.
+            `{"leakage": "warn"}`, for the batch's validation and the retraining run.
         candidates: The retraining run's candidate configurations (see the training pipeline).
         gate_policy: The retraining run's gate policy (see gate_model).
         tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store.
@@ -59,6 +65,8 @@ def monitoring_pipeline(
         model_name=model_name,
         tracking_uri=tracking_uri,
         schema_policy=schema_policy,
+        exclude_columns=exclude_columns,
+        column_policy=column_policy,
     )
     validate.set_caching_options(False)  # compares with the registry's current champion
     drift = detect_drift(
@@ -75,6 +83,8 @@ def monitoring_pipeline(
             model_name=model_name,
             candidates=candidates,
             schema_policy=schema_policy,
+            exclude_columns=exclude_columns,
+            column_policy=column_policy,
             gate_policy=gate_policy,
             tracking_uri=tracking_uri,
             deploy_target=deploy_target,

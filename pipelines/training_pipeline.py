@@ -45,6 +45,8 @@ def training_pipeline(
     outliers: str = "keep",
     outlier_factor: float = 3.0,
     schema_policy: dict = {},  # noqa: B006
+    exclude_columns: list = [],  # noqa: B006
+    column_policy: dict = {},  # noqa: B006
     thresholds: dict = {},  # noqa: B006
     min_improvement: float = 0.0,
     slice_column: str = "",
@@ -81,6 +83,11 @@ def training_pipeline(
         outlier_factor: `k` of the outlier fences.
         schema_policy: Per schema check against the champion's schema (`columns`, `types`, `nulls`, `domain`,
             `range`, `uniqueness`): `fail`, `warn` or `ignore`. Columns and types fail by default, the rest warn.
+        exclude_columns: Columns that are no features, e.g. identifiers or values only known after the target;
+            the model neither trains on them nor needs them in requests. An unknown name stops the run.
+        column_policy: Identifier columns (`identifiers`: `exclude`, `fail` or `keep`) and suspected target
+            leakage (`leakage`: `fail`, `warn` or `ignore`); by default identifiers are excluded with a warning and
+            leakage stops the run naming the `exclude_columns` to rerun with (see validate_data).
         thresholds: Absolute metric bounds the challenger must meet, e.g. `{"r2": 0.6}`.
         min_improvement: Required gain of the primary metric (r2 / f1_macro) over the champion.
         slice_column: Column whose slices get their own scores in the evaluation report and must not get worse
@@ -109,6 +116,8 @@ def training_pipeline(
         tracking_uri=tracking_uri,
         schema_policy=schema_policy,
         coerce_mixed_types=coerce_mixed_types,
+        exclude_columns=exclude_columns,
+        column_policy=column_policy,
     )
     validate.set_caching_options(False)  # compares with the registry's current champion
     prepare = prepare_data(

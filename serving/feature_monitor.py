@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from model_bundle.profile import category_shares, numeric_bins
+
 HALF_LIFE_ROWS = 1000
 BELOW, ABOVE, OTHER = "below", "above", "(other)"
 
@@ -48,24 +50,15 @@ class FeatureMonitor:
     def __init__(self, profile: Mapping, features: Sequence[Mapping[str, str]]):
         self.decay = 0.5 ** (1 / HALF_LIFE_ROWS)
         self.features: list[_Feature] = []
-        columns = profile.get("columns", {})
         for feature in features:
-            entry = columns.get(feature["name"], {})
-            if "bin_edges" in entry and len(entry["bin_edges"]) > 1:
-                edges = np.asarray(entry["bin_edges"], dtype="float64")
+            name = feature["name"]
+            if (bins := numeric_bins(profile, name)) is not None:
+                edges, fractions = bins
                 inner = [str(number) for number in range(1, len(edges))]
-                self.features.append(
-                    _Feature(feature["name"], [BELOW, *inner, ABOVE], [0.0, *entry["bin_fractions"], 0.0], edges)
-                )
-            elif "category_fractions" in entry:
-                shares = entry["category_fractions"]
-                self.features.append(
-                    _Feature(
-                        feature["name"],
-                        [*shares, OTHER],
-                        [*shares.values(), entry.get("other_fraction", 0.0)],
-                    )
-                )
+                self.features.append(_Feature(name, [BELOW, *inner, ABOVE], [0.0, *fractions, 0.0], edges))
+            elif (categories := category_shares(profile, name)) is not None:
+                shares, other = categories
+                self.features.append(_Feature(name, [*shares, OTHER], [*shares.values(), other]))
 
     def observe(self, features: pd.DataFrame) -> list[dict]:
         """Seldon custom metrics for one request's (coerced) feature rows; updates the recent distributions."""

@@ -27,6 +27,8 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import model_bundle
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SERVER_CLASS = "serving.model_server.ModelServer"
 SERVING_VENV_ENV = "KFP_MLOPS_SERVING_VENV"
@@ -57,9 +59,9 @@ class LocalServer:
 
     def example_curl(self) -> str:
         """A ready-to-paste curl predicting the model card's input example (a real training row)."""
-        card = json.loads((Path(self.model_dir) / "model.json").read_text())
-        example = card.get("input_example") or {}
-        names = [feature["name"] for feature in card["features"] if feature["name"] in example]
+        card = model_bundle.read_card(self.model_dir)
+        example = card.input_example
+        names = [name for name in card.feature_names if name in example]
         body = json.dumps({"data": {"names": names, "ndarray": [[example[name] for name in names]]}})
         return (
             f"curl -s -X POST {self.predictions_url} -H 'Content-Type: application/json' \\\n"
@@ -142,6 +144,19 @@ def _graph_parameter(name: str, value: bool | int | float | str) -> dict:
     if kind is None:
         raise LocalServerError(f"graph parameter {name!r} must be a bool, int, float or str, got {value!r}")
     return {"name": name, "type": kind, "value": value}
+
+
+def health(server: LocalServer, timeout: float = 10.0) -> dict | None:
+    """The model's health status (target and the sha256 of the model it loaded), or None when the server does not
+    answer it."""
+    url = f"http://{HOST}:{server.http_port}/health/status"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body = json.loads(response.read())
+    except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+        return None
+    status = body.get("jsonData") if isinstance(body, dict) else None
+    return status if isinstance(status, dict) else None
 
 
 def stop(http_port: int, state_dir: str | Path, timeout: float = 20.0) -> bool:
@@ -265,13 +280,13 @@ def main(argv: list[str] | None = None) -> int:
     state_dir = Path(args.state_dir) / "serving"
 
     if args.command == "start":
-        sha256 = args.sha256 or json.loads((Path(args.model_dir) / "model.json").read_text())["sha256"]
+        sha256 = args.sha256 or model_bundle.read_card(args.model_dir).sha256
         try:
             server = start(args.model_dir, sha256, state_dir, args.port, args.metrics_port)
         except LocalServerError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
-        _describe(server)
+        print(describe(server))
     elif args.command == "stop":
         if args.port is None:
             stopped = stop_all(state_dir)
@@ -281,14 +296,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         servers = running(state_dir)
         for server in servers:
-            _describe(server)
+            print(describe(server))
         if not servers:
             print("no local model server is running")
     return 0
 
 
-def _describe(server: LocalServer) -> None:
-    print(
+def describe(server: LocalServer) -> str:
+    """What a user needs to use the server: its model, URLs, log and a ready-to-paste curl."""
+    return (
         f"model server (pid {server.pid}) serving {server.model_dir}\n"
         f"  predictions: {server.predictions_url}\n"
         f"  metrics:     {server.metrics_url}\n"

@@ -138,16 +138,16 @@ class ModelServer:
         profile = self.bundle.documents.get(model_bundle.PROFILE_FILE)
         if profile:
             self._feature_monitor = FeatureMonitor(profile, self.bundle.features)
-        edges = self.bundle.card.get("prediction_buckets")
+        edges = self.bundle.card.prediction_buckets
         if edges:
             self._bucket_edges = np.asarray(edges, dtype="float64")
             self._bucket_labels = _bucket_labels(edges)
         logger.info(
             "loaded %s model for %r from %s (sha256 %s)",
             self.bundle.task,
-            self.bundle.card["target"],
+            self.bundle.card.target,
             self.model_uri,
-            self.bundle.card["sha256"],
+            self.bundle.card.sha256,
         )
 
     def predict_raw(self, request):
@@ -163,7 +163,10 @@ class ModelServer:
                 raise RequestError("model is not loaded", "NOT_LOADED", status_code=503)
             parsed = self._parse(request)
             try:
-                features = model_bundle.coerce_columns(parsed.columns, self.bundle.features)
+                # Checked and typed as the model types them, for the data contract and the feature signals.
+                features = model_bundle.coerce_columns(
+                    parsed.columns, self.bundle.features, ignore=self.bundle.non_feature_columns
+                )
                 # The same data contract validate_data holds datasets to (model_bundle.schema).
                 model_bundle.check_request(self.bundle.schema, features, self.schema_checks)
             except model_bundle.SchemaViolation as error:
@@ -171,8 +174,10 @@ class ModelServer:
             except model_bundle.FeatureError as error:
                 raise RequestError(str(error), "BAD_FEATURES") from error
             missing = _missing_values(features, parsed.columns)
-            predictions = self.bundle.model.predict(features)
-            probabilities = self.bundle.model.predict_proba(features) if parsed.probabilities else None
+            # The raw rows, as joblib.load("model.joblib").predict would get them anywhere: the model types them.
+            rows = pd.DataFrame(parsed.columns)
+            predictions = self.bundle.predict(rows)
+            probabilities = self.bundle.predict_proba(rows) if parsed.probabilities else None
         except RequestError as error:
             outcome = {"key": "model_requests", "type": "COUNTER", "value": 1}
             outcome["tags"] = {"outcome": "error", "reason": error.reason}
@@ -244,7 +249,7 @@ class ModelServer:
         return {name: array[:, position] for position, name in enumerate(names)}
 
     def _response(self, parsed: ParsedRequest, predictions: np.ndarray, probabilities: np.ndarray | None) -> dict:
-        target = self.bundle.card["target"]
+        target = self.bundle.card.target
         classes = [str(label) for label in self.bundle.model.classes_] if probabilities is not None else []
         if parsed.form in ("records", "record"):
             records = [{target: value} for value in predictions.tolist()]
@@ -302,21 +307,21 @@ class ModelServer:
     def health_status(self) -> dict:
         if self.bundle is None:
             raise RuntimeError("model is not loaded")
-        return {"status": "ok", "target": self.bundle.card["target"], "sha256": self.bundle.card["sha256"]}
+        return {"status": "ok", "target": self.bundle.card.target, "sha256": self.bundle.card.sha256}
 
     def init_metadata(self) -> dict:
         """The input/output signature, read from the model card (Seldon asks before load() runs)."""
         card = model_bundle.read_card(self.model_uri)
         return {
-            "name": card["target"],
-            "versions": [card["sha256"][:12]],
-            "platform": f"scikit-learn {card['library_versions'].get('scikit-learn', '')}",
-            "inputs": [{"messagetype": "ndarray", "schema": {"names": [f["name"] for f in card["features"]]}}],
-            "outputs": [{"messagetype": "ndarray", "schema": {"names": [card["target"]]}}],
+            "name": card.target,
+            "versions": [card.sha256[:12]],
+            "platform": f"scikit-learn {card.library_versions.get('scikit-learn', '')}",
+            "inputs": [{"messagetype": "ndarray", "schema": {"names": card.feature_names}}],
+            "outputs": [{"messagetype": "ndarray", "schema": {"names": [card.target]}}],
             "custom": {
-                "task": card["task"],
-                "feature_types": ",".join(f"{f['name']}:{f['type']}" for f in card["features"]),
-                "classes": ",".join(card.get("classes") or []),
+                "task": card.task,
+                "feature_types": ",".join(f"{f['name']}:{f['type']}" for f in card.features),
+                "classes": ",".join(card.classes or []),
             },
         }
 

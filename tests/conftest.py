@@ -14,8 +14,9 @@ import pytest
 import model_bundle
 from components._common import registry
 from components.ingest_data.logic import house_prices
-from components.prepare_data.logic import prepare, profile
+from components.prepare_data.logic import prepare
 from components.train_model.logic import train
+from model_bundle.profile import build_profile
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SERVING_VENV = Path(os.environ.get("KFP_MLOPS_SERVING_VENV", REPO_ROOT / ".venv-serving"))
@@ -36,7 +37,7 @@ def _train_bundle(
     # As the pipeline does: the data contract of the whole dataset and the training rows' profile travel with it.
     documents = {
         model_bundle.SCHEMA_FILE: model_bundle.schema.infer(frame, target),
-        model_bundle.PROFILE_FILE: profile(prepared.train, target),
+        model_bundle.PROFILE_FILE: build_profile(prepared.train, target),
     }
     model_bundle.save(directory, pipeline, card, documents)
     return model_bundle.load(directory), prepared.test

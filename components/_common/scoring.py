@@ -6,9 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics
 
-REGRESSION = "regression"
-CLASSIFICATION = "classification"
-TASKS = (REGRESSION, CLASSIFICATION)
+from model_bundle import CLASSIFICATION, REGRESSION, TASKS  # the task names belong to the model card
 
 # The metric the gate compares: unitless, so one min_improvement means the same on any data.
 PRIMARY_METRIC = {REGRESSION: "r2", CLASSIFICATION: "f1_macro"}
@@ -30,6 +28,11 @@ METRICS_BY_TASK = {
     REGRESSION: ("r2", "rmse", "mae", "mape"),
     CLASSIFICATION: ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"),
 }
+# MAPE divides each error by |true value|. A true value at 1% of the median |true value| weighs its row's error
+# 100 times a typical row's, so that one row's ordinary error outweighs the rest of the average (and at 0 the
+# percentage does not exist: scikit-learn then reports ~1e16). MAPE is only reported when no true value is that close
+# to zero; relative to the median, so the rule reads the same in any unit.
+MAPE_NEAR_ZERO_FRACTION = 0.01
 
 
 def slice_labels(column: pd.Series) -> pd.Series:
@@ -46,7 +49,7 @@ def check_task(task: str) -> str:
 def score(task: str, y_true, y_pred, probabilities=None, classes=None) -> dict[str, float]:
     """Every metric of ``task`` for predictions ``y_pred`` against ``y_true``; every value is a finite number.
 
-    ``mape`` is a fraction (0.1 is 10%); a true value of 0 makes it huge (scikit-learn divides by a tiny epsilon).
+    ``mape`` is a fraction (0.1 is 10%), left out when a true value is at or near zero (see ``mape_near_zero``).
     The probability metrics of a classifier, ``roc_auc`` and ``log_loss``, need ``probabilities`` (one row per
     label, one column per entry of ``classes``). A metric that is undefined on these labels is left out rather than
     NaN (NaN breaks JSON and KFP metrics): ``roc_auc`` when ``y_true`` holds a single class, ``log_loss`` when
@@ -58,12 +61,14 @@ def score(task: str, y_true, y_pred, probabilities=None, classes=None) -> dict[s
     if task == REGRESSION:
         y_true = np.asarray(y_true, dtype="float64")
         y_pred = np.asarray(y_pred, dtype="float64")
-        return {
+        scores = {
             "r2": float(metrics.r2_score(y_true, y_pred)),
             "rmse": float(metrics.root_mean_squared_error(y_true, y_pred)),
             "mae": float(metrics.mean_absolute_error(y_true, y_pred)),
-            "mape": float(metrics.mean_absolute_percentage_error(y_true, y_pred)),
         }
+        if mape_near_zero(y_true)[0] == 0:
+            scores["mape"] = float(metrics.mean_absolute_percentage_error(y_true, y_pred))
+        return scores
     y_true = np.asarray(y_true).astype(str)
     y_pred = np.asarray(y_pred).astype(str)
     scores = {
@@ -82,6 +87,27 @@ def score(task: str, y_true, y_pred, probabilities=None, classes=None) -> dict[s
         order = np.argsort(classes)
         scores["log_loss"] = float(metrics.log_loss(y_true, probabilities[:, order], labels=np.asarray(classes)[order]))
     return scores
+
+
+def mape_near_zero(y_true) -> tuple[int, float]:
+    """How many true values are at or near zero for MAPE, and the bound they are within: ``|y| <= bound`` where
+    ``bound`` is MAPE_NEAR_ZERO_FRACTION of the median ``|y|`` (0 when most values are 0, so zeros still count)."""
+    magnitude = np.abs(np.asarray(y_true, dtype="float64"))
+    if magnitude.size == 0:
+        return 0, 0.0
+    bound = float(MAPE_NEAR_ZERO_FRACTION * np.median(magnitude))
+    return int((magnitude <= bound).sum()), bound
+
+
+def mape_undefined_reason(y_true, subject: str = "the target") -> str | None:
+    """Why MAPE is left out for these true values, as a sentence about ``subject``; None when it is reported."""
+    count, bound = mape_near_zero(y_true)
+    if count == 0:
+        return None
+    return (
+        f"{subject} has {count:,} of {len(np.asarray(y_true)):,} values at or near zero (|value| <= {bound:.4g}, "
+        f"{MAPE_NEAR_ZERO_FRACTION:.0%} of the median |value|), where a percentage error is undefined"
+    )
 
 
 def roc_auc_by_class(y_true, probabilities, classes) -> dict[str, float]:
@@ -118,7 +144,7 @@ def improvement(metric: str, challenger: float, reference: float) -> float:
 
 def predictions(bundle, features) -> tuple[np.ndarray, np.ndarray | None]:
     """A loaded bundle's predictions for ``features`` and, for a classifier that has them, its class probabilities
-    (columns in ``bundle.card["classes"]`` order); None otherwise."""
+    (columns in ``bundle.card.classes`` order); None otherwise."""
     predicted = np.asarray(bundle.predict(features))
     if bundle.task == CLASSIFICATION and hasattr(bundle.model, "predict_proba"):
         return predicted, bundle.predict_proba(features)
@@ -131,4 +157,4 @@ def score_bundle(bundle, frame, target: str) -> dict[str, float]:
     Raises model_bundle.FeatureError when the frame lacks a column the model needs.
     """
     predicted, probabilities = predictions(bundle, frame.drop(columns=[target]))
-    return score(bundle.task, frame[target], predicted, probabilities, bundle.card.get("classes"))
+    return score(bundle.task, frame[target], predicted, probabilities, bundle.card.classes)

@@ -63,7 +63,7 @@ def deploy_model(
 
     check_target(deploy_target)
     bundle = load(model.path)
-    sha256 = bundle.card["sha256"]
+    sha256 = bundle.card.sha256
     seldon_deployment = build_seldon_deployment(
         model_name, model_version, model_uri, sha256, namespace, image=serving_image, pipeline_job_id=pipeline_job_id
     )

@@ -6,6 +6,7 @@ Targets:
   previous spec is restored (or the new object deleted) and the alias is left alone (see cluster.py).
 - ``local``: serve it on this machine with the Seldon Core Python server (from .venv-serving), smoke-test
   it, then move ``champion``; on failure the previous local server is restored and the alias is left alone.
+  ``serve_champion_locally`` serves the current champion the same way when a run deployed nothing (run_local).
 - ``none``: only render the SeldonDeployment a cluster would apply.
 The SeldonDeployment manifest is rendered for every target, by the same builder.
 """
@@ -17,13 +18,18 @@ import re
 import shutil
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from components._common import registry
 from components._image import SERVING_IMAGE
+
+if TYPE_CHECKING:
+    from serving.local_server import LocalServer
 
 TARGETS = ("kubernetes", "local", "none")
 GRAPH_NODE = "model"
@@ -197,32 +203,147 @@ def deploy_local(
     The files served are downloaded from the registry (as a cluster would), not taken from the pipeline's
     own artifact. On any failure the previously served model is restored and ``champion`` stays where it was.
     """
+    client = registry.connect(tracking_uri)
+    downloaded = _download_version(client, model_name, model_version)
+    server = _serve_locally(
+        model_name, model_version, downloaded, model_sha256, smoke_rows, expected_predictions, http_port, metrics_port
+    )
+    promote_champion(tracking_uri, model_name, model_version, _local_deployment_tags(server))
+    return server.predictions_url
+
+
+@dataclass(frozen=True)
+class LocalChampion:
+    """The champion version of ``model_name`` and the local server answering for it."""
+
+    model_name: str
+    version: str
+    server: LocalServer
+    started: bool  # False: the server already running on the port was serving this version, and was kept
+
+
+class NoChampionError(DeploymentError):
+    """The model has no version with the ``champion`` alias: none has passed the gate and been deployed."""
+
+
+def serve_champion_locally(
+    model_name: str, tracking_uri: str = "", http_port: int = 9000, metrics_port: int = 6000
+) -> LocalChampion:
+    """Makes sure ``model_name``'s current champion is what answers on ``http_port``.
+
+    A run whose gate keeps the champion deploys nothing, so after ``make stop`` nothing would be serving it. When
+    the server this tool runs on ``http_port`` already serves the champion's files (metrics on ``metrics_port``)
+    and its health check reports the digest the registry recorded, it is kept. Otherwise the champion is served
+    as the deploy step serves a version: downloaded from the registry, checked against the recorded digest
+    (``model_sha256`` tag) before it is loaded, started in place of whatever ran on the port, smoke-tested with
+    the input example of its model card; on failure the previous server is restored. The alias is not moved.
+    """
+    from model_bundle import BundleError, load
     from serving import local_server
 
     client = registry.connect(tracking_uri)
-    version = client.get_model_version(model_name, model_version)
-    state = registry.local_state_dir() / "serving"
-    model_dir = state / "models" / deployment_name(model_name) / f"v{model_version}"
-    shutil.rmtree(model_dir, ignore_errors=True)
-    downloaded = registry.download_version(version, model_dir)
+    champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
+    if champion is None:
+        raise NoChampionError(
+            f"{model_name} has no version with the alias {registry.CHAMPION!r} in the registry at "
+            f"{client.tracking_uri}: no version has passed the gate and been deployed yet"
+        )
+    version = str(champion.version)
+    sha256 = champion.tags.get("model_sha256")
+    if not sha256:
+        raise DeploymentError(
+            f"{model_name} v{version} (the champion) has no model_sha256 tag: its files cannot be verified, "
+            "so they are not served"
+        )
 
+    state = _local_serving_dir()
+    current = next((s for s in local_server.running(state) if s.http_port == http_port), None)
+    if (
+        current is not None
+        and current.metrics_port == metrics_port
+        and _serves(current, _version_dir(model_name, version), sha256)
+    ):
+        return LocalChampion(model_name, version, current, started=False)
+
+    downloaded = _download_version(client, model_name, version)
+    try:
+        bundle = load(downloaded, expected_sha256=sha256)
+    except BundleError as error:
+        raise DeploymentError(f"{model_name} v{version} (the champion) cannot be served: {error}") from error
+    rows = _example_rows(bundle, f"{model_name} v{version}")
+    server = _serve_locally(
+        model_name, version, downloaded, sha256, rows, bundle.predict(rows), http_port, metrics_port
+    )
+    _tag_version(client, model_name, version, _local_deployment_tags(server))
+    return LocalChampion(model_name, version, server, started=True)
+
+
+def _serves(server: LocalServer, version_dir: Path, sha256: str) -> bool:
+    """Whether ``server`` serves the files of ``version_dir`` with digest ``sha256``, and says so when asked."""
+    from serving import local_server
+
+    if not Path(server.model_dir).is_relative_to(version_dir) or server.model_sha256 != sha256:
+        return False
+    status = local_server.health(server)
+    return status is not None and status.get("sha256") == sha256
+
+
+def _example_rows(bundle, what: str) -> pd.DataFrame:
+    """The model card's input example (one real training row) as the smoke test's request."""
+    example = bundle.card.input_example
+    missing = [name for name in bundle.feature_names if name not in example]
+    if missing:
+        raise DeploymentError(
+            f"{what}: the input_example of its model card lacks feature(s) {missing}, so it cannot be smoke-tested"
+        )
+    return pd.DataFrame([{name: example[name] for name in bundle.feature_names}])
+
+
+def _local_serving_dir() -> Path:
+    return registry.local_state_dir() / "serving"
+
+
+def _version_dir(model_name: str, model_version: str) -> Path:
+    return _local_serving_dir() / "models" / deployment_name(model_name) / f"v{model_version}"
+
+
+def _download_version(client, model_name: str, model_version: str) -> Path:
+    """The registered version's files, freshly downloaded under the local serving directory."""
+    version = client.get_model_version(model_name, model_version)
+    model_dir = _version_dir(model_name, model_version)
+    shutil.rmtree(model_dir, ignore_errors=True)
+    return registry.download_version(version, model_dir)
+
+
+def _serve_locally(
+    model_name: str,
+    model_version: str,
+    model_dir: Path,
+    model_sha256: str,
+    smoke_rows: pd.DataFrame,
+    expected_predictions: np.ndarray,
+    http_port: int,
+    metrics_port: int,
+) -> LocalServer:
+    """Starts a server for ``model_dir`` on ``http_port`` (replacing the one there) and smoke-tests it; on failure
+    restores the server that ran there before and raises DeploymentError."""
+    from serving import local_server
+
+    state = _local_serving_dir()
     previous = next((s for s in local_server.running(state) if s.http_port == http_port), None)
     try:
-        server = local_server.start(downloaded, model_sha256, state, http_port=http_port, metrics_port=metrics_port)
+        server = local_server.start(model_dir, model_sha256, state, http_port=http_port, metrics_port=metrics_port)
         smoke_test(server.predictions_url, smoke_rows, expected_predictions)
     except (local_server.LocalServerError, DeploymentError) as error:
         local_server.stop(http_port, state)
         raise DeploymentError(
             f"deploying {model_name} v{model_version} failed: {error}; {_restore(previous, state)}"
         ) from error
+    return server
 
-    promote_champion(
-        tracking_uri,
-        model_name,
-        model_version,
-        {"deployment.target": "local", "deployment.endpoint": server.predictions_url},
-    )
-    return server.predictions_url
+
+def _local_deployment_tags(server: LocalServer) -> dict[str, str]:
+    return {"deployment.target": "local", "deployment.endpoint": server.predictions_url}
 
 
 def deploy_kubernetes(
@@ -269,6 +390,10 @@ def promote_champion(tracking_uri: str, model_name: str, model_version: str, tag
     """Moves the ``champion`` alias to a version that serves correctly, and records where it is served."""
     client = registry.connect(tracking_uri)
     client.set_registered_model_alias(model_name, registry.CHAMPION, model_version)
+    _tag_version(client, model_name, model_version, tags)
+
+
+def _tag_version(client, model_name: str, model_version: str, tags: dict[str, str]) -> None:
     for key, value in tags.items():
         client.set_model_version_tag(model_name, model_version, key, value)
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+import model_bundle.profile
 from components._common.policies import policy_from_mapping
 from model_bundle import CATEGORICAL, NUMERIC, coerce_features
 
@@ -104,19 +105,19 @@ class DriftResult:
 
 def reference_sample(profile: Mapping) -> pd.DataFrame:
     """The training rows kept in a reference profile (``reference_profile.json``) as a frame."""
-    sample = profile.get("sample")
-    if not sample or not sample.get("data"):
+    sample = model_bundle.profile.reference_sample(profile)
+    if sample is None:
         raise DriftError(
             "the reference profile holds no sample of training rows (a model trained before samples were kept): "
             "train a new champion to monitor it"
         )
-    return pd.DataFrame(sample["data"], columns=sample["columns"])
+    return sample
 
 
 def champion_reference(tracking_uri: str, model_name: str) -> tuple[pd.DataFrame, list[dict]]:
     """The champion's reference sample and its features (names and types from its model card)."""
     from components._common.registry import champion_document
-    from model_bundle import CARD_FILE, PROFILE_FILE
+    from model_bundle import CARD_FILE, PROFILE_FILE, ModelCard
 
     profile, _ = champion_document(tracking_uri, model_name, PROFILE_FILE)
     card, _ = champion_document(tracking_uri, model_name, CARD_FILE)
@@ -125,7 +126,7 @@ def champion_reference(tracking_uri: str, model_name: str) -> tuple[pd.DataFrame
             f"model {model_name!r} has no champion with a reference profile in the registry: train and deploy one "
             "before monitoring it"
         )
-    return reference_sample(profile), card["features"]
+    return reference_sample(profile), ModelCard.from_json(card, f"the model card of {model_name}'s champion").features
 
 
 def choose_test(feature_type: str, reference: pd.Series) -> str:

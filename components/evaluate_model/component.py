@@ -22,9 +22,11 @@ def evaluate_model(
         model: The trained model directory.
         train: The training rows (only the target is read, to fit the baseline).
         test: The held-out rows.
-        metrics: Test scores (regression: r2, rmse, mae, mape; classification: accuracy, balanced_accuracy,
+        metrics: Test scores (regression: r2, rmse, mae and mape; classification: accuracy, balanced_accuracy,
             f1_macro and, for a model with class probabilities, roc_auc and log_loss), the baseline's scores
-            prefixed `baseline_`, and test_rows. A metric undefined on the test set is left out.
+            prefixed `baseline_`, and test_rows. A metric undefined on the test set is left out: mape when a true
+            value is at or near zero (within 1% of the median |value|; the report says how many), roc_auc with a
+            single class present, log_loss with a class the model does not know.
         classification_metrics: Confusion matrix and ROC curve (binary: the positive class, the second of the
             model's classes; multiclass: micro-averaged one-vs-rest) for classifiers; empty for regression.
         report: Self-contained HTML page: metrics beside the baseline; plots (regression: predicted vs actual,

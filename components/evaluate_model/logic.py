@@ -73,13 +73,13 @@ def baseline_scores(task: str, train_target: pd.Series, test_target: pd.Series) 
 def evaluate(bundle: Bundle, train: pd.DataFrame, test: pd.DataFrame, slice_column: str = "") -> Evaluation:
     """The model's and the baseline's test scores, what the report plots, and per-slice scores by ``slice_column``
     (empty: none). Raises ValueError for an empty test set or a slice column that is not a feature of it."""
-    target = bundle.card["target"]
+    target = bundle.card.target
     if test.empty:
         raise ValueError("the test set has no rows")
     slice_values = _slice_values(test, target, slice_column) if slice_column else None
     predicted, probabilities = predictions(bundle, test.drop(columns=[target]))
     if bundle.task == CLASSIFICATION:
-        classes = [str(label) for label in bundle.card["classes"]]
+        classes = [str(label) for label in bundle.card.classes]
         actual = test[target].astype(str).to_numpy()
         predicted = predicted.astype(str)
     else:

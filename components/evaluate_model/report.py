@@ -23,9 +23,11 @@ from components._common.scoring import (
     MIN_SLICE_ROWS,
     REGRESSION,
     improvement,
+    mape_undefined_reason,
     roc_auc_by_class,
 )
 from components.evaluate_model.logic import MAX_SLICES, Evaluation
+from model_bundle import ModelCard
 
 # Scatter plots show a random sample of at most this many rows; the fixed seed keeps reports reproducible.
 MAX_SCATTER_POINTS = 5000
@@ -62,15 +64,15 @@ figcaption { font-size: 0.9em; color: #444; max-width: 36em; }
 """
 
 
-def render_report(evaluation: Evaluation, model_card: dict) -> str:
+def render_report(evaluation: Evaluation, model_card: ModelCard | None = None) -> str:
     """The whole page for ``evaluation`` of the model described by ``model_card``."""
-    estimator = model_card.get("estimator", "model")
+    estimator = (model_card and model_card.estimator) or "model"
     title = f"Evaluation of {estimator} predicting {evaluation.target} ({evaluation.task})"
     plots = _classification_plots(evaluation) if evaluation.task == CLASSIFICATION else _regression_plots(evaluation)
     sections = [
         f"<h1>{_text(title)}</h1>",
         f"<p>{evaluation.test_rows:,} held-out test rows; model trained on "
-        f"{_text(model_card.get('training_rows', 'an unknown number of'))} rows.</p>",
+        f"{_text((model_card and model_card.training_rows) or 'an unknown number of')} rows.</p>",
         "<h2>Metrics</h2>",
         _metrics_table(evaluation),
         "<h2>Plots</h2>",
@@ -86,9 +88,23 @@ def render_report(evaluation: Evaluation, model_card: dict) -> str:
     )
 
 
+def _omitted(evaluation: Evaluation) -> dict[str, str]:
+    """Metrics left out of the whole report, with why: undefined on this test set whatever the model predicts, so
+    a column of n/a would say nothing (MAPE with a true value at or near zero)."""
+    if evaluation.task != REGRESSION:
+        return {}
+    reason = mape_undefined_reason(evaluation.actual, f"the test target {evaluation.target}")
+    return {} if reason is None else {"mape": reason}
+
+
+def _shown_metrics(evaluation: Evaluation) -> tuple[str, ...]:
+    omitted = _omitted(evaluation)
+    return tuple(metric for metric in METRICS_BY_TASK[evaluation.task] if metric not in omitted)
+
+
 def _metrics_table(evaluation: Evaluation) -> str:
     rows = []
-    for metric in METRICS_BY_TASK[evaluation.task]:
+    for metric in _shown_metrics(evaluation):
         model, baseline = evaluation.scores.get(metric), evaluation.baseline_scores.get(metric)
         gain = improvement(metric, model, baseline) if model is not None and baseline is not None else 0.0
         rows.append(
@@ -102,26 +118,38 @@ def _metrics_table(evaluation: Evaluation) -> str:
             " n/a: undefined on this test set (ROC AUC with a single class present, log loss with a class the model"
             " does not know), or the model gives no class probabilities."
         )
+    omitted = "".join(
+        f'\n<p class="note">{_text(metric.upper())} omitted: {_text(reason)}.</p>'
+        for metric, reason in _omitted(evaluation).items()
+    )
     return (
         "<table>\n<tr><th>metric</th><th>better when</th><th>model</th><th>constant baseline</th></tr>\n"
         + "\n".join(rows)
-        + f'\n</table>\n<p class="note">{note}</p>'
+        + f'\n</table>\n<p class="note">{note}</p>{omitted}'
     )
 
 
 def _slices_table(evaluation: Evaluation) -> str:
-    metrics = METRICS_BY_TASK[evaluation.task]
+    metrics = _shown_metrics(evaluation)
     header = "".join(f"<th>{_text(METRIC_LABELS[metric])}</th>" for metric in metrics)
     rows = [f"<tr><td><em>all test rows</em></td>{_slice_cells(evaluation.test_rows, evaluation.scores, metrics)}"]
     rows += [
         f"<tr><td>{_text(part.value)}</td>{_slice_cells(part.rows, part.scores, metrics)}" for part in evaluation.slices
     ]
+    note = (
+        f"Largest slices first, at most {MAX_SLICES}; the rest are summarised in one row. "
+        f"Slices of fewer than {MIN_SLICE_ROWS} rows are not scored: their metrics vary too much to be read."
+    )
+    if any(part.scores is not None and not set(metrics) <= set(part.scores) for part in evaluation.slices):
+        note += (
+            " n/a: undefined on that slice's rows (MAPE: a true value at or near zero; ROC AUC: a single class; "
+            "log loss: a class the model does not know; or no class probabilities)."
+        )
     return (
         f"<table>\n<tr><th>{_text(evaluation.slice_column)}</th><th>rows</th>{header}</tr>\n"
         + "\n".join(rows)
         + "\n</table>\n"
-        f'<p class="note">Largest slices first, at most {MAX_SLICES}; the rest are summarised in one row. '
-        f"Slices of fewer than {MIN_SLICE_ROWS} rows are not scored: their metrics vary too much to be read.</p>"
+        f'<p class="note">{note}</p>'
     )
 
 

@@ -21,22 +21,30 @@ def gate_model(
     """Approves the challenger only if it passes its thresholds and baseline and beats the champion beyond noise.
 
     The registry's champion is loaded and re-scored on this run's test set, so both models are compared on
-    the same rows; the gain's paired bootstrap confidence interval must lie above zero.
+    the same rows; the gain's paired bootstrap confidence interval must lie above zero. On a cold start (no
+    champion) the same bootstrap compares the challenger with the constant baseline (the model card's
+    `baseline_prediction`) on the test rows, whatever their number: the interval of the gain in r2 (classifiers:
+    balanced accuracy, on which guessing cannot beat a constant) must lie above zero.
 
     Args:
         model: The challenger's model directory.
         test: The held-out rows the challenger was evaluated on.
         model_name: Registered model name whose `champion` alias is the current production model.
-        baseline_scores: The constant-prediction baseline's test scores (from evaluate_model).
-        reasons: Markdown: the verdict, every check with its numbers, the confidence interval and the slices.
-        metrics: The primary metric of both models, the gain and its interval, and `approved` (1 or 0).
+        baseline_scores: The constant-prediction baseline's test scores (from evaluate_model), the baseline check
+            beside a champion comparison.
+        reasons: Markdown: the verdict and the rule that decided, every check with its numbers, the confidence
+            intervals and the slices.
+        metrics: The challenger's primary metric; against a champion, the champion's, the gain and its interval
+            (`gain`, `gain_ci_low`, `gain_ci_high`); without one, the gain over the constant baseline and its
+            interval (`baseline_gain`, `baseline_gain_ci_low`, `baseline_gain_ci_high`); and `approved` (1 or 0).
         thresholds: Absolute bounds per metric, e.g. `{"r2": 0.6}` (a floor) or `{"rmse": 40000}` (a ceiling).
         min_improvement: How much the primary metric (r2 or f1_macro) must exceed the champion's.
         slice_column: Column whose every slice (of at least `min_slice_rows` rows) must not be worse than under
             the champion by more than `max_slice_regression`; empty: no slice guard.
-        gate_policy: Overrides of `confidence` (0.95), `bootstrap_samples` (1000), `min_test_rows` (100),
-            `cold_start` (`approve`|`reject`), `incompatible_champion` (`reject`|`approve`), `ties`
-            (`keep_champion`|`promote_challenger`), `min_slice_rows` (30), `max_slice_regression` (0.02), `seed` (0).
+        gate_policy: Overrides of `confidence` (0.95), `bootstrap_samples` (1000), `min_test_rows` (100, test
+            rows needed to compare with a champion; a cold start needs none), `cold_start` (`approve`|`reject`),
+            `incompatible_champion` (`reject`|`approve`), `ties` (`keep_champion`|`promote_challenger`),
+            `min_slice_rows` (30), `max_slice_regression` (0.02), `seed` (0).
         tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store.
 
     Returns:
@@ -44,15 +52,24 @@ def gate_model(
         evaluates a dsl.If condition only on a task's single output.)
     """
     from components._common.datasets import read_dataset
-    from components.gate_model.logic import GatePolicy, decide, load_champion, measure, render_reasons, slices_of
+    from components.gate_model.logic import (
+        GatePolicy,
+        constant_baseline,
+        decide,
+        load_champion,
+        measure,
+        render_reasons,
+        slices_of,
+    )
     from model_bundle import load
 
     policy = GatePolicy.from_mapping(gate_policy)
     challenger = load(model.path)
     rows = read_dataset(test.path)
+    truth = rows[challenger.card.target]
     decision = decide(
         challenger.task,
-        rows[challenger.card["target"]],
+        truth,
         measure(challenger, rows),
         baseline_scores,
         load_champion(tracking_uri, model_name, challenger, rows),
@@ -60,6 +77,7 @@ def gate_model(
         min_improvement,
         policy,
         slices=slices_of(rows, slice_column),
+        baseline=constant_baseline(challenger.card, truth),
     )
     report = render_reasons(decision)
     with open(reasons.path, "w") as stream:
@@ -72,6 +90,10 @@ def gate_model(
         metrics.log_metric("gain", decision.interval.gain)
         metrics.log_metric("gain_ci_low", decision.interval.low)
         metrics.log_metric("gain_ci_high", decision.interval.high)
+    if decision.baseline_interval is not None:
+        metrics.log_metric("baseline_gain", decision.baseline_interval.gain)
+        metrics.log_metric("baseline_gain_ci_low", decision.baseline_interval.low)
+        metrics.log_metric("baseline_gain_ci_high", decision.baseline_interval.high)
     metrics.log_metric("approved", int(decision.approved))
     print(report)
     return decision.approved

@@ -48,7 +48,8 @@ def prepare_data(
     import json
 
     from components._common.datasets import read_dataset, write_dataset
-    from components.prepare_data.logic import prepare, profile, render_cleaning_report
+    from components.prepare_data.logic import prepare, render_cleaning_report
+    from model_bundle.profile import build_profile
 
     prepared = prepare(
         read_dataset(dataset.path),
@@ -64,7 +65,7 @@ def prepare_data(
     train.metadata.update(write_dataset(prepared.train, train.path))
     test.metadata.update(write_dataset(prepared.test, test.path))
     with open(reference_profile.path, "w") as stream:
-        json.dump(profile(prepared.train, target), stream, indent=2)
+        json.dump(build_profile(prepared.train, target), stream, indent=2)
     with open(cleaning_report.path, "w") as stream:
         stream.write(render_cleaning_report(prepared))
     metrics.log_metric("train_rows", len(prepared.train))

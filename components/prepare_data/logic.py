@@ -1,5 +1,5 @@
-"""Cleans the validated data by explicit, logged policy, splits it into train and test sets, and profiles the
-training rows as the reference for drift detection.
+"""Cleans the validated data by explicit, logged policy and splits it into train and test sets (the component
+profiles the training rows with model_bundle.profile, the reference for drift detection).
 
 The policies, in the order they apply:
 1. rows without a target are dropped (always);
@@ -14,7 +14,6 @@ Each policy's effect (rows or values changed, per column, with examples) is in `
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 
@@ -25,16 +24,9 @@ from sklearn.model_selection import train_test_split
 from components._common.scoring import CLASSIFICATION, check_task
 from components.validate_data.logic import coerce_mixed_columns, is_mostly_numbers
 from model_bundle import NUMERIC, infer_feature_types
-from model_bundle import schema as schema_contract
 
 MIN_ROWS = 10
 OUTLIER_POLICIES = ("keep", "clip", "drop")
-PROFILE_BINS = 10  # quantile bins of a numeric feature in the reference profile
-PROFILE_CATEGORIES = 50  # most frequent categories listed in the reference profile; the rest share "other"
-PROFILE_SAMPLE_ROWS = 200_000  # values of a numeric column its quantiles and histogram are computed from
-# Training rows kept verbatim in the profile: what drift tests compare new data with (summaries cannot be tested).
-REFERENCE_SAMPLE_ROWS = 5_000
-QUANTILES = {"min": 0.0, "p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95, "max": 1.0}
 
 
 class PreparationError(ValueError):
@@ -245,62 +237,3 @@ def render_cleaning_report(prepared: Preparation) -> str:
             f"| {step.policy} | {step.setting} | {step.column} | {step.rows} | {step.values} | {step.detail} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def profile(frame: pd.DataFrame, target: str, seed: int = 0) -> dict:
-    """The distribution of each column of the training rows: the reference later data is compared with.
-
-    Every column: count of values and missing fraction. Numeric columns: mean, standard deviation, quantiles and
-    a histogram over ``PROFILE_BINS`` quantile bins (bin edges and the fraction of values in each), the last two
-    from a random sample of at most ``PROFILE_SAMPLE_ROWS`` values (seeded: the same data gives the same profile),
-    which pins quantiles far below any drift worth seeing at a fraction of the cost of sorting millions.
-    Categorical columns: the share of each category (the ``PROFILE_CATEGORIES`` most frequent; the rest as
-    ``other``). ``sample``: at most ``REFERENCE_SAMPLE_ROWS`` rows drawn at random (seeded), as ``columns`` and
-    ``data`` (JSON values, missing as null): the reference of detect_drift's statistical tests.
-    """
-    types = {f["name"]: f["type"] for f in infer_feature_types(frame)}
-    sample = np.random.default_rng(seed)
-    columns = {}
-    for name in frame.columns:
-        values = frame[name]
-        present = values.dropna()
-        entry = {
-            "type": types[str(name)],
-            "count": len(present),
-            "null_fraction": 1 - len(present) / len(values) if len(values) else 0.0,
-        }
-        if types[str(name)] == NUMERIC and len(present):
-            numbers = present.to_numpy(dtype="float64")
-            sampled = numbers
-            if len(numbers) > PROFILE_SAMPLE_ROWS:
-                sampled = numbers[sample.choice(len(numbers), PROFILE_SAMPLE_ROWS, replace=False)]
-            sampled = np.sort(sampled)
-            edges = np.unique(_sorted_quantiles(sampled, np.linspace(0, 1, PROFILE_BINS + 1)))
-            # Counts per bin as np.histogram counts them (the last bin includes its right edge), on sorted values.
-            positions = np.searchsorted(sampled, edges, side="left")
-            positions[-1] = len(sampled)
-            counts = np.diff(positions) if len(edges) > 1 else np.array([len(sampled)])
-            entry |= {
-                "mean": float(numbers.mean()),
-                "std": float(numbers.std()),
-                "quantiles": dict(zip(QUANTILES, _sorted_quantiles(sampled, list(QUANTILES.values())), strict=True)),
-                "bin_edges": edges.tolist(),
-                "bin_fractions": (counts / len(sampled)).tolist(),
-                "sampled": len(sampled),
-            }
-        elif len(present):
-            shares = schema_contract.as_text(present, schema_contract.kind_of(present)).value_counts(normalize=True)
-            entry["category_fractions"] = shares.iloc[:PROFILE_CATEGORIES].to_dict()
-            entry["other_fraction"] = float(shares.iloc[PROFILE_CATEGORIES:].sum())
-        columns[str(name)] = entry
-    rows = frame.sample(n=min(len(frame), REFERENCE_SAMPLE_ROWS), random_state=seed) if len(frame) else frame
-    sample = json.loads(rows.to_json(orient="split", index=False, date_format="iso"))
-    return {"rows": len(frame), "target": target, "columns": columns, "sample": sample}
-
-
-def _sorted_quantiles(ordered: np.ndarray, probabilities) -> list[float]:
-    """``np.quantile(values, probabilities)`` (linear interpolation) of values already sorted, without sorting."""
-    position = np.asarray(probabilities) * (len(ordered) - 1)
-    below = np.floor(position).astype(int)
-    above = np.minimum(below + 1, len(ordered) - 1)
-    return (ordered[below] + (ordered[above] - ordered[below]) * (position - below)).tolist()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from components._common import registry
 from components._common.scoring import CLASSIFICATION, PRIMARY_METRIC
-from model_bundle import SCHEMA_FILE, load
+from model_bundle import SCHEMA_FILE, ModelCard, load
 
 GIT_SHA_ENV = "KFP_MLOPS_GIT_SHA"  # set in the components image at build time
 MODEL_ARTIFACT = "model"
@@ -84,10 +84,10 @@ def register(
     card = bundle.card
     client = registry.connect(tracking_uri)
     tags = {
-        "model_sha256": card["sha256"],
-        "data_content_sha256": card.get("data_content_sha256", ""),
+        "model_sha256": card.sha256,
+        "data_content_sha256": card.data_content_sha256,
         # The data contract travels in the model directory; its digest names the schema version.
-        "schema_sha256": card.get("documents", {}).get(SCHEMA_FILE, ""),
+        "schema_sha256": card.documents.get(SCHEMA_FILE, ""),
         "git_sha": git_sha(),
         "gate.approved": str(approved).lower(),
         "gate.decision": decision[:TEXT_LIMIT],
@@ -97,7 +97,7 @@ def register(
     if pipeline_job_id:
         previous = client.search_model_versions(
             f"name='{model_name}' and tag.`kfp.pipeline_job_id`='{pipeline_job_id}' "
-            f"and tag.model_sha256='{card['sha256']}'"
+            f"and tag.model_sha256='{card.sha256}'"
         )
         if previous:
             found = previous[0]
@@ -105,24 +105,25 @@ def register(
 
     run = client.create_run(
         registry.experiment_id(client, model_name),
-        run_name=f"{model_name}-{pipeline_job_id or card['sha256'][:8]}",
+        run_name=f"{model_name}-{pipeline_job_id or card.sha256[:8]}",
         tags={**tags, "mlflow.note.content": decision[:TEXT_LIMIT]},
     )
     run_id = run.info.run_id
     now = int(time.time() * 1000)
     metrics = {f"test_{name}": value for name, value in scores.items()}
-    for prefix in ("training", "validation"):
-        metrics.update({f"{prefix}_{name}": value for name, value in (card.get(f"{prefix}_scores") or {}).items()})
+    for prefix, card_scores in (("training", card.training_scores), ("validation", card.validation_scores)):
+        metrics.update({f"{prefix}_{name}": value for name, value in (card_scores or {}).items()})
     params = {
-        "target": card["target"],
-        "task": card["task"],
-        "model_type": card.get("model_type", ""),
-        "estimator": card.get("estimator", ""),
-        "hyperparameters": json.dumps(card.get("hyperparameters", {}), sort_keys=True),
-        "seed": card.get("seed", ""),
-        "training_rows": card.get("training_rows", ""),
-        "features": ",".join(feature["name"] for feature in card["features"]),
-        "validation_fraction": card.get("validation_fraction", ""),
+        "target": card.target,
+        "task": card.task,
+        "model_type": card.model_type,
+        "estimator": card.estimator,
+        "hyperparameters": json.dumps(card.hyperparameters, sort_keys=True),
+        "seed": "" if card.seed is None else card.seed,
+        "training_rows": card.training_rows,
+        "features": ",".join(card.feature_names),
+        "excluded_columns": json.dumps(card.excluded_columns, sort_keys=True),
+        "validation_fraction": card.validation_fraction,
         "data_uri": data_uri,
     }
     client.log_batch(
@@ -144,7 +145,7 @@ def register(
     client.set_terminated(run_id)
 
     try:
-        client.create_registered_model(model_name, description=f"Predicts {card['target']} ({card['task']}).")
+        client.create_registered_model(model_name, description=f"Predicts {card.target} ({card.task}).")
     except MlflowException as error:
         if error.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
@@ -179,30 +180,17 @@ def point_alias_at_newest(client, model_name: str, alias: str) -> None:
 def add_sklearn_flavour(bundle, directory: Path) -> None:
     """Adds MLflow's sklearn flavour (``MLmodel``, the pickled model, environment files) beside the bundle.
 
-    The flavour's model is the bundle's Pipeline behind the same feature coercion the model server applies
-    (categories as text, numbers as float), so MLflow users get the served predictions from raw columns, with
-    ``model_bundle`` shipped as the model's code. The signature names the raw feature columns, every one
-    required, of any type: MLflow's type rules are stricter than the coercion (integers refused for a double).
+    The flavour's model is the bundle's own Pipeline, which types its raw input itself, so MLflow users get the
+    served predictions from raw columns with nothing but the pinned libraries. The signature names the raw feature
+    columns, every one required, of any type: MLflow's type rules are stricter than the model's typing (integers
+    refused for a double).
     """
     import mlflow.sklearn
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
     from mlflow.types.schema import AnyType
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer
 
-    import model_bundle
-
-    versions = bundle.card["library_versions"]
-    served = Pipeline(
-        [
-            (
-                "coerce_features",
-                FunctionTransformer(model_bundle.coerce_features, kw_args={"features": bundle.features}),
-            ),
-            ("model", bundle.model),
-        ]
-    )
+    versions = bundle.card.library_versions
     inputs = Schema([ColSpec(AnyType(), feature["name"]) for feature in bundle.features])
     output = Schema([ColSpec("string" if bundle.task == CLASSIFICATION else "double")])
     with tempfile.TemporaryDirectory() as workdir:
@@ -211,11 +199,10 @@ def add_sklearn_flavour(bundle, directory: Path) -> None:
             # MLflow warns that pickles run code when loaded; so does model.joblib, whose digest is checked.
             warnings.filterwarnings("ignore", message="Saving scikit-learn models in the pickle")
             mlflow.sklearn.save_model(
-                served,
+                bundle.model,
                 flavour,
                 serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_PICKLE,
                 signature=ModelSignature(inputs=inputs, outputs=output),
-                code_paths=[str(Path(model_bundle.__file__).parent)],
                 pip_requirements=[
                     f"{name}=={versions[name]}" for name in ("scikit-learn", "numpy", "pandas", "joblib")
                 ],
@@ -226,12 +213,12 @@ def add_sklearn_flavour(bundle, directory: Path) -> None:
             shutil.move(str(path), directory / path.name)
 
 
-def describe(card: Mapping, scores: Mapping[str, float], approved: bool, decision: str) -> str:
+def describe(card: ModelCard, scores: Mapping[str, float], approved: bool, decision: str) -> str:
     """The version's description in the registry (Markdown): what it is, how good, and the gate's verdict."""
-    metric = PRIMARY_METRIC[card["task"]]
+    metric = PRIMARY_METRIC[card.task]
     summary = (
-        f"{card.get('estimator', 'Model')} predicting `{card['target']}` ({card['task']}), trained on "
-        f"{card.get('training_rows', '?')} rows; test {metric} {scores.get(metric, float('nan')):.4g}; "
+        f"{card.estimator or 'Model'} predicting `{card.target}` ({card.task}), trained on "
+        f"{card.training_rows or '?'} rows; test {metric} {scores.get(metric, float('nan')):.4g}; "
         f"gate {'approved' if approved else 'rejected'}."
     )
     return f"{summary}\n\n{decision}"[:TEXT_LIMIT]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from components._common.scoring import PRIMARY_METRIC, improvement
+from model_bundle import ModelCard
 
 
 class SelectionError(ValueError):
@@ -34,31 +35,31 @@ class Selection:
     ranking: list[Candidate]  # best first
 
 
-def select(cards: Sequence[dict]) -> Selection:
+def select(cards: Sequence[ModelCard]) -> Selection:
     """Ranks the candidates' model cards by validation score; the first of equals (in candidate order) wins."""
     if not cards:
         raise SelectionError("no candidate models to select from: parameter candidates is empty")
-    tasks = {card["task"] for card in cards}
-    targets = {card["target"] for card in cards}
+    tasks = {card.task for card in cards}
+    targets = {card.target for card in cards}
     if len(tasks) > 1 or len(targets) > 1:
         raise SelectionError(f"candidates predict different things (tasks {sorted(tasks)}, targets {sorted(targets)})")
-    metric = PRIMARY_METRIC[cards[0]["task"]]
+    metric = PRIMARY_METRIC[cards[0].task]
     candidates = []
     for index, card in enumerate(cards):
-        scores = card.get("validation_scores")
+        scores = card.validation_scores
         if not scores or metric not in scores:
             raise SelectionError(
-                f"candidate {index} ({card.get('model_type')}) has no validation {metric}: train it with a "
+                f"candidate {index} ({card.model_type}) has no validation {metric}: train it with a "
                 "validation_fraction above 0"
             )
         candidates.append(
             Candidate(
                 index=index,
-                model_type=card.get("model_type", ""),
-                hyperparameters=card.get("hyperparameters", {}),
+                model_type=card.model_type,
+                hyperparameters=card.hyperparameters,
                 validation_score=float(scores[metric]),
-                training_rows=card.get("training_rows", 0),
-                fit_seconds=card.get("fit_seconds", 0.0),
+                training_rows=card.training_rows,
+                fit_seconds=card.fit_seconds,
             )
         )
     best = candidates[0]

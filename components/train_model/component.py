@@ -23,7 +23,8 @@ def train_model(
     Args:
         train: The training rows.
         schema: The data contract from validate_data, stored with the model as `schema.json`: the reference of
-            later validations and what the model server holds requests to.
+            later validations and what the model server holds requests to. Its column roles decide the features:
+            columns it excludes (by `exclude_columns` or as identifiers) are not used.
         reference_profile: The training rows' profile from prepare_data, stored with the model as
             `reference_profile.json`: the reference for drift detection.
         target: Name of the column to predict.
@@ -39,13 +40,18 @@ def train_model(
             compares these scores); the model is then refitted on every row. 0 skips validation.
         data_content_sha256: Hash of the ingested data, recorded in the model card as lineage.
     """
+    import dataclasses
     import json
 
     from components._common.datasets import read_dataset
     from components.train_model.logic import parse_candidate
     from components.train_model.logic import train as fit
-    from model_bundle import PROFILE_FILE, SCHEMA_FILE, save
+    from model_bundle import PROFILE_FILE, SCHEMA_FILE, excluded_columns, save
 
+    documents = {}
+    for name, artifact in ((SCHEMA_FILE, schema), (PROFILE_FILE, reference_profile)):
+        with open(artifact.path) as stream:
+            documents[name] = json.load(stream)
     model_type, hyperparameters = parse_candidate(candidate)
     pipeline, card = fit(
         read_dataset(train.path),
@@ -55,17 +61,14 @@ def train_model(
         hyperparameters=hyperparameters,
         seed=seed,
         validation_fraction=validation_fraction,
+        excluded_columns=excluded_columns(documents[SCHEMA_FILE]),  # the schema's column roles
     )
-    documents = {}
-    for name, artifact in ((SCHEMA_FILE, schema), (PROFILE_FILE, reference_profile)):
-        with open(artifact.path) as stream:
-            documents[name] = json.load(stream)
-    card = save(model.path, pipeline, {**card, "data_content_sha256": data_content_sha256}, documents)
-    model.metadata.update({"sha256": card["sha256"], "task": task, "estimator": card["estimator"]})
-    for name, value in card["training_scores"].items():
+    card = save(model.path, pipeline, dataclasses.replace(card, data_content_sha256=data_content_sha256), documents)
+    model.metadata.update({"sha256": card.sha256, "task": task, "estimator": card.estimator})
+    for name, value in card.training_scores.items():
         metrics.log_metric(f"train_{name}", value)
-    for name, value in (card["validation_scores"] or {}).items():
+    for name, value in (card.validation_scores or {}).items():
         metrics.log_metric(f"validation_{name}", value)
-    metrics.log_metric("fit_seconds", card["fit_seconds"])
-    metrics.log_metric("training_rows", card["training_rows"])
-    print(f"trained {card['estimator']} on {card['training_rows']} rows in {card['fit_seconds']} s")
+    metrics.log_metric("fit_seconds", card.fit_seconds)
+    metrics.log_metric("training_rows", card.training_rows)
+    print(f"trained {card.estimator} on {card.training_rows} rows in {card.fit_seconds} s")

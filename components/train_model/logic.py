@@ -22,11 +22,11 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.utils._param_validation import Interval
 
 from components._common.scoring import CLASSIFICATION, REGRESSION, check_task, score
-from model_bundle import CATEGORICAL, NUMERIC, coerce_features, infer_feature_types
+from model_bundle import AS_CATEGORY, AS_NUMBER, CATEGORICAL, NUMERIC, ModelCard, infer_feature_types
 
 ESTIMATORS = {
     "hist_gradient_boosting": {
@@ -84,7 +84,9 @@ def restore_integers(estimator_class: type, hyperparameters: dict) -> dict:
 def build_pipeline(
     features: list[dict[str, str]], task: str, model_type: str, hyperparameters: dict, seed: int
 ) -> Pipeline:
-    """The full model: impute + scale numeric columns, impute + one-hot categorical ones, then the estimator."""
+    """The full model, from raw columns: type, impute and scale numeric columns; type, impute and one-hot
+    categorical ones; then the estimator. The typing steps make model.joblib stand on its own (model_bundle.features).
+    """
     check_task(task)
     if model_type not in ESTIMATORS:
         raise TrainingError(f"parameter model_type must be one of {sorted(ESTIMATORS)}, got {model_type!r}")
@@ -106,18 +108,27 @@ def build_pipeline(
 
     numeric = [f["name"] for f in features if f["type"] == NUMERIC]
     categorical = [f["name"] for f in features if f["type"] == CATEGORICAL]
+    # Selected by name: the fitted model takes a DataFrame with these columns in any order, and ignores others.
     preprocess = ColumnTransformer(
         [
             (
                 "numeric",
-                Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                Pipeline(
+                    [
+                        *_typing_steps(AS_NUMBER),
+                        ("impute", SimpleImputer(strategy="median")),
+                        ("scale", StandardScaler()),
+                    ]
+                ),
                 numeric,
             ),
             (
                 "categorical",
                 Pipeline(
                     [
-                        ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+                        *_typing_steps(AS_CATEGORY),
+                        # AS_CATEGORY marks missing values pd.NA (pandas' string dtype).
+                        ("impute", SimpleImputer(strategy="constant", fill_value="missing", missing_values=pd.NA)),
                         (
                             "one_hot",
                             OneHotEncoder(
@@ -136,6 +147,13 @@ def build_pipeline(
     return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
 
 
+def _typing_steps(calls) -> list[tuple[str, FunctionTransformer]]:
+    return [
+        (f"type_{position}", FunctionTransformer(call, feature_names_out="one-to-one"))
+        for position, call in enumerate(calls)
+    ]
+
+
 def train(
     frame: pd.DataFrame,
     target: str,
@@ -144,25 +162,31 @@ def train(
     hyperparameters: dict | None = None,
     seed: int = 42,
     validation_fraction: float = 0.2,
-) -> tuple[Pipeline, dict]:
+    excluded_columns: Mapping[str, str] | None = None,
+) -> tuple[Pipeline, ModelCard]:
     """Fits the model on ``frame``; returns it with its model card (everything but file digests and versions).
 
-    With a ``validation_fraction``, a copy of the model is first fitted without that share of the rows and
-    scored on them: the ``validation_scores`` that model selection compares, never the test set's. The model
-    returned is then fitted on every row.
+    ``excluded_columns``: columns that are not features (name -> why, from the schema's column roles); the card
+    records them. With a ``validation_fraction``, a copy of the model is first fitted without that share of the
+    rows and scored on them: the ``validation_scores`` that model selection compares, never the test set's. The
+    model returned is then fitted on every row.
     """
     hyperparameters = dict(hyperparameters or {})
+    excluded_columns = dict(excluded_columns or {})
     if target not in frame.columns:
         raise TrainingError(f"target column {target!r} not found; columns are {list(frame.columns)}")
+    absent = [name for name in excluded_columns if name not in frame.columns]
+    if absent:
+        raise TrainingError(f"excluded column(s) {absent} not found; columns are {list(frame.columns)}")
     labelled = frame[frame[target].notna()]
     if labelled.empty:
         raise TrainingError(f"no rows with a value in target column {target!r}")
-    features = infer_feature_types(labelled, exclude=[target])
+    features = infer_feature_types(labelled, exclude=[target, *excluded_columns])
     if not features:
-        raise TrainingError(f"no feature columns besides target {target!r}")
+        raise TrainingError(f"no feature columns besides target {target!r} and the excluded {list(excluded_columns)}")
 
     pipeline = build_pipeline(features, task, model_type, hyperparameters, seed)
-    x = coerce_features(labelled.drop(columns=[target]), features)
+    x = labelled[[f["name"] for f in features]]  # raw: the model types its own input
     y = labelled[target].astype(str) if task == CLASSIFICATION else labelled[target].astype("float64")
     validation_scores, validation_rows = validate(pipeline, x, y, task, validation_fraction, seed)
     started = time.perf_counter()
@@ -170,30 +194,40 @@ def train(
     fit_seconds = time.perf_counter() - started
 
     # One real row, JSON-safe (missing values as null): documents the request format and feeds `make demo`'s curl.
-    input_example = json.loads(labelled.drop(columns=[target]).head(1).to_json(orient="records"))[0]
-    card = {
-        "target": target,
-        "task": task,
-        "features": features,
-        "classes": pipeline.classes_.tolist() if task == CLASSIFICATION else None,
-        "model_type": model_type,
-        "estimator": type(pipeline.named_steps["estimator"]).__name__,
-        "hyperparameters": hyperparameters,
-        "seed": seed,
-        "training_rows": len(labelled),
-        "fit_seconds": round(fit_seconds, 3),
-        "training_scores": score(task, y, pipeline.predict(x)),
-        "validation_fraction": validation_fraction,
-        "validation_rows": validation_rows,
-        "validation_scores": validation_scores,
-        "input_example": input_example,
+    input_example = json.loads(x.head(1).to_json(orient="records"))[0]
+    card = ModelCard(
+        target=target,
+        task=task,
+        features=features,
+        excluded_columns=excluded_columns,
+        classes=pipeline.classes_.tolist() if task == CLASSIFICATION else None,
+        model_type=model_type,
+        estimator=type(pipeline.named_steps["estimator"]).__name__,
+        hyperparameters=hyperparameters,
+        seed=seed,
+        training_rows=len(labelled),
+        fit_seconds=round(fit_seconds, 3),
+        training_scores=score(task, y, pipeline.predict(x)),
+        validation_fraction=validation_fraction,
+        validation_rows=validation_rows,
+        validation_scores=validation_scores,
+        # What the constant baseline predicts (the training mean, or the most frequent class, as evaluate_model's
+        # DummyRegressor / DummyClassifier): the gate's reference when there is no champion yet.
+        baseline_prediction=float(y.mean()) if task == REGRESSION else _most_frequent(y),
+        input_example=input_example,
         # Deciles of the training target: the server counts predictions per range to show their distribution.
-        "prediction_buckets": (
+        prediction_buckets=(
             np.unique(np.quantile(y, np.linspace(0.1, 0.9, 9))).tolist() if task == REGRESSION else None
         ),
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
     return pipeline, card
+
+
+def _most_frequent(labels: pd.Series) -> str:
+    """The most frequent label; of equally frequent ones the first in sorted order, as DummyClassifier picks."""
+    counts = labels.value_counts()
+    return str(min(counts[counts == counts.max()].index))
 
 
 def validate(

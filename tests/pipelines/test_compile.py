@@ -167,6 +167,26 @@ def test_monitoring_retrains_through_the_training_pipeline_only_on_drift(build_d
     assert retrain_data == "pipelinechannel--retrain_data_uri"
 
 
+@pytest.mark.parametrize(
+    ("parameter", "kind", "default"), [("exclude_columns", "LIST", []), ("column_policy", "STRUCT", {})]
+)
+def test_column_roles_are_parameters_of_both_pipelines_wired_to_validation_and_retraining(
+    build_dir, parameter, kind, default
+):
+    training = _documents(build_dir / "training_pipeline.yaml")[0]
+    monitoring = _documents(build_dir / "monitoring_pipeline.yaml")[0]
+    for spec in (training, monitoring):
+        declared = spec["root"]["inputDefinitions"]["parameters"][parameter]
+        assert (declared["parameterType"], declared["defaultValue"]) == (kind, default)
+        validate = spec["root"]["dag"]["tasks"]["validate-data"]["inputs"]["parameters"][parameter]
+        assert validate == {"componentInputParameter": parameter}
+    # The monitoring run's retraining excludes the same columns under the same policy.
+    [condition] = [task for task in monitoring["root"]["dag"]["tasks"].values() if "triggerPolicy" in task]
+    body = monitoring["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
+    retraining = body["training-pipeline"]["inputs"]["parameters"][parameter]
+    assert retraining == {"componentInputParameter": f"pipelinechannel--{parameter}"}
+
+
 def test_pipeline_defaults_run_on_the_sample_data(build_dir):
     spec = _documents(build_dir / "training_pipeline.yaml")[0]
     parameters = spec["root"]["inputDefinitions"]["parameters"]

@@ -47,7 +47,7 @@ def serving(
     bundle: model_bundle.Bundle, state_dir: Path, ports: list[int], parameters: dict | None = None
 ) -> Iterator[local_server.LocalServer]:
     """A started server for ``bundle``, stopped afterwards whatever happens (start() cleans up its own failures)."""
-    server = start_server(bundle.directory, bundle.card["sha256"], state_dir, ports, parameters=parameters)
+    server = start_server(bundle.directory, bundle.card.sha256, state_dir, ports, parameters=parameters)
     try:
         yield server
     finally:
@@ -124,3 +124,9 @@ def run_serving_script(serving_python) -> Callable[..., subprocess.CompletedProc
         return result
 
     return run
+
+
+@pytest.fixture(scope="session")
+def serve_bundle() -> Callable[..., contextlib.AbstractContextManager[local_server.LocalServer]]:
+    """``with serve_bundle(bundle, state_dir, ports) as server``: a real server for any bundle, stopped after."""
+    return serving

@@ -34,8 +34,7 @@ result = {
     "library_versions": model_bundle.library_versions(),
 }
 if bundle.task == "classification":
-    inputs = model_bundle.coerce_features(frame, bundle.features)
-    result["probabilities"] = bundle.model.predict_proba(inputs).tolist()
+    result["probabilities"] = bundle.predict_proba(frame).tolist()
     result["classes"] = [str(label) for label in bundle.model.classes_]
 with open(result_file, "w") as stream:
     json.dump(result, stream)
@@ -70,7 +69,7 @@ def test_serving_runtime_predicts_exactly_like_the_training_runtime(
     # The file carries the rows faithfully, so any difference below comes from the runtime.
     pd.testing.assert_frame_equal(_read_back(json.loads(rows_file.read_text())), frame.reset_index(drop=True))
 
-    run_serving_script(PREDICT_SCRIPT, str(bundle.directory), bundle.card["sha256"], str(rows_file), str(result_file))
+    run_serving_script(PREDICT_SCRIPT, str(bundle.directory), bundle.card.sha256, str(rows_file), str(result_file))
     served = json.loads(result_file.read_text())
 
     # Two runtimes with the same pinned libraries.

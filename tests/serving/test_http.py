@@ -53,7 +53,7 @@ def _expected(bundle, frame: pd.DataFrame) -> list:
 def _predictions(response: requests.Response, bundle) -> list:
     assert response.status_code == 200, f"HTTP {response.status_code}: {response.text[:2000]}"
     data = response.json()["data"]
-    assert data["names"] == [bundle.card["target"]]
+    assert data["names"] == [bundle.card.target]
     column = data["ndarray"]
     assert all(len(row) == 1 for row in column), column[:5]
     return [row[0] for row in column]
@@ -84,7 +84,7 @@ def test_http_predictions_equal_in_process_predictions(served, json_rows):
     if bundle.task == "regression":
         assert all(isinstance(value, float) for value in predictions)
     else:
-        assert set(predictions) <= set(bundle.card["classes"])
+        assert set(predictions) <= set(bundle.card.classes)
     assert predictions == expected
 
 
@@ -163,7 +163,7 @@ def test_seldon_client_predictions_equal_in_process_predictions(
 
     good = results["all_rows"]
     assert good["success"], good
-    assert good["response"]["data"]["names"] == [bundle.card["target"]]
+    assert good["response"]["data"]["names"] == [bundle.card.target]
     assert [row[0] for row in good["response"]["data"]["ndarray"]] == _expected(bundle, frame)
 
     bad = results["missing_column"]
@@ -401,12 +401,12 @@ def test_metrics_count_requests_rows_latency_and_classes(served, json_rows):
     class_delta = _class_totals(after) - _class_totals(before)
     if bundle.task == "classification":
         assert class_delta == Counter(str(label) for label in predicted)
-        assert set(_class_totals(after)) <= set(bundle.card["classes"])
+        assert set(_class_totals(after)) <= set(bundle.card.classes)
         assert not [name for name, _, _ in after if name == "model_predicted_value_total"]
     else:
         assert not _class_totals(after), "a regression model must not count predicted classes"
         # Predictions per range between the training target's deciles: 10 ranges, every prediction in one.
-        edges = bundle.card["prediction_buckets"]
+        edges = bundle.card.prediction_buckets
         expected = Counter(int(np.searchsorted(edges, value, side="right")) for value in predicted)
         ranges = [f"<{edges[0]:.6g}"] + [f"{a:.6g}-{b:.6g}" for a, b in itertools.pairwise(edges)]
         ranges.append(f">={edges[-1]:.6g}")
@@ -453,9 +453,9 @@ def test_metadata_describes_inputs_and_output(served):
 
     assert response.status_code == 200, response.text
     metadata = response.json()
-    assert metadata["name"] == bundle.card["target"]
+    assert metadata["name"] == bundle.card.target
     assert [entry["schema"]["names"] for entry in metadata["inputs"]] == [bundle.feature_names]
-    assert [entry["schema"]["names"] for entry in metadata["outputs"]] == [[bundle.card["target"]]]
+    assert [entry["schema"]["names"] for entry in metadata["outputs"]] == [[bundle.card.target]]
     assert metadata["custom"]["task"] == bundle.task
 
 
@@ -466,5 +466,5 @@ def test_health_status(served):
     assert response.status_code == 200, response.text
     status = response.json()["jsonData"]
     assert status["status"] == "ok"
-    assert status["sha256"] == bundle.card["sha256"]
-    assert status["target"] == bundle.card["target"]
+    assert status["sha256"] == bundle.card.sha256
+    assert status["target"] == bundle.card.target

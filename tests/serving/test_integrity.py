@@ -68,10 +68,10 @@ def test_modified_model_file_is_refused(regression_bundle, tmp_path, free_ports)
     tampered = _copy_bundle(bundle, tmp_path / "model")
     _tamper(tampered)
 
-    message = _start_refused(tampered, bundle.card["sha256"], tmp_path / "state", free_ports(3))
+    message = _start_refused(tampered, bundle.card.sha256, tmp_path / "state", free_ports(3))
 
     assert "digest mismatch" in message
-    assert bundle.card["sha256"] in message
+    assert bundle.card.sha256 in message
     assert "server-" in message and ".log" in message, "the error should point at the server log"
 
 
@@ -85,7 +85,7 @@ def test_modified_model_file_is_refused_even_with_its_own_digest(classification_
     message = _start_refused(tampered, altered_digest, tmp_path / "state", free_ports(3))
 
     assert "digest mismatch" in message
-    assert bundle.card["sha256"] in message
+    assert bundle.card.sha256 in message
 
 
 def test_wrong_expected_digest_is_refused(regression_bundle, tmp_path, free_ports):

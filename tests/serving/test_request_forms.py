@@ -93,7 +93,7 @@ def numeric_server(numeric_bundle, tmp_path_factory, free_ports):
     bundle, _ = numeric_bundle
     state = tmp_path_factory.mktemp("numeric-state")
     http_port, metrics_port, grpc_port = free_ports(3)
-    server = local_server.start(bundle.directory, bundle.card["sha256"], state, http_port, metrics_port, grpc_port)
+    server = local_server.start(bundle.directory, bundle.card.sha256, state, http_port, metrics_port, grpc_port)
     yield server
     local_server.stop(http_port, state)
 

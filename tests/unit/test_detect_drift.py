@@ -19,9 +19,9 @@ from components.detect_drift.logic import (
     render_summary,
 )
 from components.ingest_data.logic import house_prices
-from components.prepare_data.logic import profile
 from components.register_model.logic import register
 from components.train_model.logic import train
+from model_bundle.profile import build_profile
 
 FEATURES = [
     {"name": "size_sqm", "type": "numeric"},
@@ -38,7 +38,7 @@ SEEDS = range(100, 120)
 @pytest.fixture(scope="module")
 def reference() -> pd.DataFrame:
     """The reference as the pipeline keeps it: a sample of the training rows inside the reference profile."""
-    return reference_sample(profile(house_prices(rows=2000, seed=1), "price"))
+    return reference_sample(build_profile(house_prices(rows=2000, seed=1), "price"))
 
 
 def batch(seed: int = 5, rows: int = 500) -> pd.DataFrame:
@@ -182,7 +182,7 @@ def test_the_reference_is_the_champions_training_sample(mlflow_state, tmp_path):
     frame = house_prices(rows=300, seed=2)
     pipeline, card = train(frame, "price", "regression", model_type="linear")
     directory = tmp_path / "model"
-    model_bundle.save(directory, pipeline, card, {model_bundle.PROFILE_FILE: profile(frame, "price")})
+    model_bundle.save(directory, pipeline, card, {model_bundle.PROFILE_FILE: build_profile(frame, "price")})
     version = register("", "houses", directory, {"r2": 0.5}, True, "approved").version
 
     with pytest.raises(DriftError, match=r"model 'houses' has no champion with a reference profile"):
@@ -191,7 +191,7 @@ def test_the_reference_is_the_champions_training_sample(mlflow_state, tmp_path):
     registry.connect("").set_registered_model_alias("houses", registry.CHAMPION, version)
     sample, features = champion_reference("", "houses")
 
-    assert features == card["features"]
+    assert features == card.features
     assert len(sample) == 300
     pd.testing.assert_series_equal(
         sample["size_sqm"].sort_values(ignore_index=True), frame["size_sqm"].sort_values(ignore_index=True)

@@ -129,7 +129,7 @@ def test_classifier_confusion_matrix(classification_bundle, classification_train
 
     evaluation = evaluate(bundle, classification_train, test)
 
-    classes = bundle.card["classes"]
+    classes = bundle.card.classes
     assert evaluation.classes == classes
     matrix = evaluation.confusion_matrix
     assert len(matrix) == len(classes)
@@ -198,7 +198,7 @@ def test_binary_roc_curve_is_the_positive_class_curve(binary):
 
     evaluation = evaluate(bundle, train, test)
 
-    assert bundle.card["classes"] == ["no", "yes"]
+    assert bundle.card.classes == ["no", "yes"]
     assert evaluation.scores["roc_auc"] == pytest.approx(roc_auc_score(positive, probabilities[:, 1]))
     curve = evaluation.roc_curve
     assert curve.name == "positive class yes"
@@ -328,6 +328,49 @@ def test_regression_report(regression_bundle, regression_train):
     assert ["all test rows", f"{len(test)}", r2] == next(row for row in page.rows if row[0] == "all test rows")[:3]
 
 
+def test_mape_is_omitted_with_its_reason_when_the_test_target_has_zeros(regression_bundle, regression_train):
+    bundle, test = regression_bundle
+    test = test.copy()
+    test.loc[test.index[:4], "price"] = 0.0  # e.g. unsold houses recorded at price 0
+
+    evaluation = evaluate(bundle, regression_train, test, slice_column="renovated")
+    text = render_report(evaluation, bundle.card)
+
+    assert set(evaluation.scores) == set(evaluation.baseline_scores) == {"r2", "rmse", "mae"}
+    page = check_self_contained(text, images=2)
+    assert [row[0] for row in page.rows[1:4]] == ["R²", "RMSE", "MAE"]
+    assert ["renovated", "rows", "R²", "RMSE", "MAE"] in page.rows
+    assert text.count("MAPE") == 1
+    assert f"MAPE omitted: the test target price has 4 of {len(test)} values at or near zero (|value| &lt;= " in text
+    assert "where a percentage error is undefined.</p>" in text
+
+
+def test_slice_without_mape_shows_n_a_and_says_why():
+    rng = np.random.default_rng(4)
+    actual = rng.normal(100, 10, 80)
+    predicted = actual + rng.normal(0, 5, 80)
+    scores = score("regression", actual, predicted)
+    without_mape = {name: value for name, value in scores.items() if name != "mape"}
+    evaluation = Evaluation(
+        "regression",
+        "y",
+        scores,
+        scores,
+        80,
+        actual,
+        predicted,
+        slice_column="area",
+        slices=[Slice("x", 80, without_mape)],
+    )
+
+    text = render_report(evaluation)
+
+    page = check_self_contained(text, images=2)
+    assert next(row for row in page.rows if row[0] == "x")[-1] == "n/a"
+    assert "n/a: undefined on that slice's rows (MAPE: a true value at or near zero;" in text
+    assert "MAPE omitted" not in text  # defined on the whole test set
+
+
 def test_classification_report(binary):
     bundle, train, test = binary
     evaluation = evaluate(bundle, train, test)
@@ -364,7 +407,12 @@ def test_report_escapes_labels_and_column_names():
         slices=[Slice("<script>alert(1)</script>", 90, scores)],
     )
 
-    text = render_report(evaluation, {"estimator": "<Model>"})
+    text = render_report(
+        evaluation,
+        model_bundle.ModelCard(
+            target="<target>", task="classification", features=[], classes=classes, estimator="<Model>"
+        ),
+    )
 
     page = check_self_contained(text, images=3)
     for raw in ("<b>", "<target>", "<i>", "<Model>", "a & b"):
@@ -381,8 +429,8 @@ def test_large_regression_report_plots_a_reproducible_sample():
     scores = score("regression", actual, predicted)
     evaluation = Evaluation("regression", "y", scores, scores, 6000, actual, predicted)
 
-    text = render_report(evaluation, {})
+    text = render_report(evaluation)
 
     check_self_contained(text, images=2)
     assert "Shown: 5,000 of 6,000 rows, drawn at random." in text
-    assert render_report(evaluation, {}) == text
+    assert render_report(evaluation) == text

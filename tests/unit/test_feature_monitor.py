@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from components.ingest_data.logic import house_prices
-from components.prepare_data.logic import profile
 from model_bundle import coerce_features, infer_feature_types
+from model_bundle.profile import build_profile
 from serving.feature_monitor import HALF_LIFE_ROWS, FeatureMonitor
 
 
@@ -19,7 +19,7 @@ def training() -> pd.DataFrame:
 
 @pytest.fixture
 def monitor(training) -> FeatureMonitor:
-    return FeatureMonitor(profile(training, "price"), infer_feature_types(training, exclude=["price"]))
+    return FeatureMonitor(build_profile(training, "price"), infer_feature_types(training, exclude=["price"]))
 
 
 def requests_like(frame: pd.DataFrame, monitor: FeatureMonitor) -> pd.DataFrame:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import f1_score, r2_score
+from sklearn.metrics import balanced_accuracy_score, f1_score, r2_score
 
+import model_bundle
 from components._common import registry
 from components._common.scoring import score, score_bundle
 from components.gate_model.logic import (
@@ -18,18 +20,27 @@ from components.gate_model.logic import (
     GatePolicy,
     Scored,
     check_thresholds,
+    constant_baseline,
     decide,
     incompatibility,
     load_champion,
+    measure,
     metric_on_resamples,
     render_reasons,
     slices_of,
 )
+from components.prepare_data.logic import prepare
 from components.register_model.logic import register
+from components.train_model.logic import train
 from model_bundle import SCHEMA_FILE
 
 REGRESSION_BASELINE = {"r2": -0.01, "rmse": 90.0, "mae": 70.0, "mape": 0.5}
 CLASSIFICATION_BASELINE = {"accuracy": 0.3, "balanced_accuracy": 0.33, "f1_macro": 0.15}
+
+
+def card_of(**fields) -> model_bundle.ModelCard:
+    """A model card with the given fields (target ``y``, no features: constant_baseline reads neither)."""
+    return model_bundle.ModelCard(target="y", features=[], **fields)
 
 
 def truth(rows: int = 400, seed: int = 0) -> np.ndarray:
@@ -63,6 +74,11 @@ def failed(decision) -> list[str]:
     return [reason for reason in decision.reasons if reason.startswith("FAILED")]
 
 
+def training_mean(value: float = 100.0):
+    """The constant baseline of a regression model card (train_model records the training target's mean)."""
+    return constant_baseline(card_of(task="regression", baseline_prediction=value), [])
+
+
 # --- against the champion ----------------------------------------------------------------------------------------
 
 
@@ -78,6 +94,10 @@ def test_clearly_better_challenger_is_approved_with_its_interval():
     assert reason.startswith("passed champion v3: r2 ")
     assert reason.endswith("significantly better")
     assert "95% CI [+" in reason
+    assert decision.rule.startswith(
+        "Comparison with champion v3 (r2 on the same 400 test rows): approved, significantly"
+    )
+    assert decision.baseline_interval is None  # beside a champion, evaluate_model's baseline scores are the check
 
 
 def test_clearly_worse_challenger_is_rejected():
@@ -204,13 +224,172 @@ def test_slice_column_missing_from_the_test_set_is_named():
 # --- champions without a fair comparison -------------------------------------------------------------------------
 
 
-def test_cold_start_is_approved_on_the_absolute_checks():
-    y = truth()
-    decision = gate(y, noisy(y, 5, seed=1))
+def test_cold_start_is_approved_on_its_gain_over_the_constant_baseline_whatever_the_test_set_size():
+    y = truth(rows=60)  # fewer than min_test_rows=100: that bound is for champion comparisons
+    predictions = noisy(y, 5, seed=1)
 
-    assert decision.approved
+    decision = gate(y, predictions, baseline=training_mean(100.0))
+
+    assert decision.approved, decision.reasons
     assert decision.interval is None
-    assert "passed champion: none registered yet (cold start): the checks above decide" in decision.reasons
+    interval = decision.baseline_interval
+    assert interval.gain == pytest.approx(r2_score(y, predictions) - r2_score(y, np.full(60, 100.0)))
+    assert 0 < interval.low <= interval.gain <= interval.high
+    assert decision.rule == (
+        f"Cold start (no champion registered): approved because it beats the constant baseline by "
+        f"{interval.gain:+.4g} r2 (95% CI [{interval.low:+.4g}, {interval.high:+.4g}])"
+    )
+    assert not any("min_test_rows" in reason for reason in decision.reasons)
+    assert decision.reasons == [
+        f"passed baseline: r2 {r2_score(y, predictions):.4g} vs {r2_score(y, np.full(60, 100.0)):.4g} predicting "
+        f"the training mean 100 for every row: {decision.rule.split('because ')[1]}",
+        "passed champion: none registered yet (cold start): the thresholds and the gain over the constant baseline "
+        "decide, whatever the test-set size",
+    ]
+    report = render_reasons(decision)
+    assert report.startswith(f"# Challenger approved\n\n**Decided by:** {decision.rule}.\n")
+    assert "## Challenger vs constant baseline" in report
+    assert "The baseline predicts the training mean 100 for every row. Paired bootstrap over 1000 resamples" in report
+
+
+def test_cold_start_within_noise_of_the_constant_baseline_is_not_approved():
+    y = truth(rows=60)
+    guesses = np.random.default_rng(7).normal(100.0, 3.0, 60)  # made without looking at the rows
+
+    decision = gate(y, guesses, baseline=training_mean(100.0))
+
+    assert not decision.approved
+    assert decision.baseline_interval.low <= 0
+    assert decision.rule.startswith("Cold start (no champion registered): not approved: it")
+    assert "constant baseline" in decision.rule
+    assert failed(decision)[0].startswith("FAILED baseline: r2 ")
+    assert render_reasons(decision).startswith("# Challenger rejected\n\n**Decided by:** Cold start")
+
+
+def test_cold_start_that_beats_the_baseline_but_fails_a_threshold_says_so():
+    y = truth(rows=60)
+
+    decision = gate(y, noisy(y, 5, seed=1), thresholds={"r2": 0.99}, baseline=training_mean())
+
+    assert not decision.approved
+    assert decision.rule == "Cold start (no champion registered): not approved: threshold(s) r2 failed"
+
+
+def test_random_guesses_beat_a_constants_macro_f1_but_never_pass_the_cold_start():
+    # Guesses spread over the classes score a higher macro F1 than one class predicted everywhere; balanced
+    # accuracy gives both 1 / classes on average, so only a model that learned something beats the baseline.
+    rng = np.random.default_rng(3)
+    y = rng.choice(["a", "b", "c"], 300, p=[0.5, 0.3, 0.2])
+    guesses = rng.choice(["a", "b", "c"], 300)
+    assert f1_score(y, guesses, average="macro") > f1_score(y, np.full(300, "a"), average="macro") + 0.1
+    baseline = constant_baseline(card_of(task="classification", classes=["a", "b", "c"], baseline_prediction="a"), y)
+
+    decision = decide(
+        "classification", pd.Series(y), scored(y, guesses, "classification"), {}, Champion(), baseline=baseline
+    )
+
+    assert not decision.approved
+    assert decision.baseline_metric == "balanced_accuracy"
+    assert decision.baseline_interval.gain == pytest.approx(balanced_accuracy_score(y, guesses) - 1 / 3)
+    assert "predicting the most frequent training class 'a' for every row" in failed(decision)[0]
+
+
+def learnable_or_noise(task: str, learnable: bool, rows: int = 300, seed: int = 0) -> pd.DataFrame:
+    """``rows`` rows whose target follows from the features, or is drawn independently of them."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {"x1": rng.normal(size=rows), "x2": rng.normal(size=rows), "city": rng.choice(list("pqr"), rows)}
+    )
+    signal = frame["x1"] + 0.5 * frame["x2"] if learnable else pd.Series(rng.normal(size=rows))
+    if task == "regression":
+        frame["y"] = 50.0 + 10.0 * signal + rng.normal(0.0, 1.0, rows)
+    else:
+        frame["y"] = np.where(signal < -0.5, "low", np.where(signal > 0.7, "high", "mid"))
+    return frame
+
+
+def cold_start_of(tmp_path, frame: pd.DataFrame, task: str):
+    """The gate's cold-start decision for a model trained on ``frame``, as the component takes it: the bundle's
+    card carries the training target's constant, and the model is measured on the held-out rows."""
+    prepared = prepare(frame, target="y", task=task, seed=0)
+    pipeline, card = train(prepared.train, target="y", task=task, seed=0)
+    model_bundle.save(tmp_path / "model", pipeline, card)
+    bundle = model_bundle.load(tmp_path / "model")
+    test = prepared.test
+    decision = decide(
+        task,
+        test["y"],
+        measure(bundle, test),
+        {},
+        Champion(),
+        baseline=constant_baseline(bundle.card, test["y"]),
+    )
+    return decision, test
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_cold_start_on_a_small_learnable_data_set_is_approved(tmp_path, task):
+    decision, test = cold_start_of(tmp_path, learnable_or_noise(task, learnable=True), task)
+
+    assert len(test) < GatePolicy().min_test_rows
+    assert decision.approved, decision.reasons
+    assert decision.rule.startswith("Cold start (no champion registered): approved because it beats the constant")
+    assert (
+        f"predicting {'the training mean' if task == 'regression' else 'the most frequent training class'}"
+        in (decision.reasons[0])
+    )
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_cold_start_on_pure_noise_is_not_approved(tmp_path, task):
+    decision, test = cold_start_of(tmp_path, learnable_or_noise(task, learnable=False), task)
+
+    assert len(test) < GatePolicy().min_test_rows
+    assert not decision.approved
+    assert decision.baseline_interval.low <= 0
+    assert decision.rule.startswith("Cold start (no champion registered): not approved: it")
+    assert failed(decision)[0].startswith(f"FAILED baseline: {decision.baseline_metric} ")
+
+
+def test_constant_baseline_is_read_from_the_model_card():
+    regression = constant_baseline(card_of(task="regression", baseline_prediction=250_000), [1.0, 2.0])
+    classification = constant_baseline(
+        card_of(task="classification", classes=["A", "B"], baseline_prediction="B"), ["A", "A"]
+    )
+
+    assert (regression.value, regression.description, regression.note) == (250_000.0, "the training mean", "")
+    assert regression.predictions(3).tolist() == [250_000.0] * 3
+    assert (classification.value, classification.description) == ("B", "the most frequent training class")
+    assert classification.predictions(2).tolist() == ["B", "B"]
+
+
+def test_card_without_baseline_prediction_falls_back_to_the_test_rows_and_says_so():
+    regression = constant_baseline(card_of(task="regression"), [1.0, 2.0, 6.0])
+    classification = constant_baseline(card_of(task="classification", classes=["x", "y"]), ["y", "x", "y"])
+
+    assert (regression.value, regression.description) == (3.0, "the test rows' mean")
+    assert (classification.value, classification.description) == ("y", "the test rows' most frequent class")
+    y = truth(rows=60)
+    decision = gate(y, noisy(y, 5, seed=1), baseline=constant_baseline(card_of(task="regression"), y))
+    assert decision.approved, decision.reasons
+    assert "the model card has no baseline_prediction" in decision.reasons[0]
+    assert "the test rows' constant stands in for the training rows'" in render_reasons(decision)
+
+
+@pytest.mark.parametrize(
+    ("card", "message"),
+    [
+        ({"task": "regression", "baseline_prediction": "high"}, r"must be a finite number for regression, got 'high'"),
+        ({"task": "regression", "baseline_prediction": float("nan")}, r"must be a finite number for regression"),
+        (
+            {"task": "classification", "classes": ["A", "B"], "baseline_prediction": "Z"},
+            r"must be one of the model's classes \['A', 'B'\], got 'Z'",
+        ),
+    ],
+)
+def test_bad_baseline_prediction_in_the_card_is_named(card, message):
+    with pytest.raises(ValueError, match=rf"model card key 'baseline_prediction' {message}"):
+        constant_baseline(card_of(**card), [1.0])
 
 
 def test_cold_start_policy_reject_leaves_the_first_promotion_to_a_person():
@@ -221,6 +400,9 @@ def test_cold_start_policy_reject_leaves_the_first_promotion_to_a_person():
     assert failed(decision) == [
         "FAILED champion: none registered yet (cold start) and policy cold_start=reject: a person promotes"
     ]
+    assert decision.rule.startswith(
+        "Cold start (no champion registered), policy cold_start=reject: not approved, a person promotes (it beats"
+    )
 
 
 def test_champion_whose_files_cannot_be_loaded_blocks_promotion_whatever_the_policy():
@@ -255,13 +437,15 @@ def test_incompatible_champion_is_rejected_by_default_and_approved_on_request():
 # --- absolute checks ---------------------------------------------------------------------------------------------
 
 
-def test_too_small_a_test_set_never_promotes():
+def test_too_small_a_test_set_never_promotes_over_a_champion():
     y = truth(rows=60)
-    decision = gate(y, noisy(y, 1, seed=1))
+    champion = champion_of(y, noisy(y, 12, seed=2))
+    decision = gate(y, noisy(y, 1, seed=1), champion)
 
     assert not decision.approved
     assert failed(decision) == ["FAILED test set: 60 rows, fewer than min_test_rows=100: too few to tell models apart"]
-    assert gate(y, noisy(y, 1, seed=1), policy=GatePolicy(min_test_rows=50)).approved
+    assert decision.rule.endswith("not approved, 1 check(s) failed (listed first below)")
+    assert gate(y, noisy(y, 1, seed=1), champion, policy=GatePolicy(min_test_rows=50)).approved
 
 
 @pytest.mark.parametrize(("bound", "approved"), [(0.6, True), (0.99, False)])
@@ -298,10 +482,38 @@ def test_threshold_that_is_not_a_number_is_named():
 
 def test_not_better_than_the_baseline_is_rejected():
     y = truth()
-    decision = gate(y, np.full(len(y), y.mean()) + 5)
+    decision = gate(y, np.full(len(y), y.mean()) + 5, baseline=training_mean(y.mean()))
 
     assert not decision.approved
-    assert "no better than predicting a constant" in failed(decision)[0]
+    assert "it is significantly worse than the constant baseline" in failed(decision)[0]
+
+
+def test_beside_a_champion_the_baseline_check_takes_evaluate_models_scores():
+    y = truth()
+    bad = np.full(len(y), y.mean()) + 5
+    decision = gate(y, bad, champion_of(y, bad + 5))
+
+    assert not decision.approved
+    assert failed(decision)[0] == (
+        f"FAILED baseline: r2 {r2_score(y, bad):.4g} vs constant prediction -0.01 "
+        "(no better than predicting a constant)"
+    )
+
+
+def test_threshold_on_mape_fails_saying_why_when_the_test_target_has_zeros():
+    y = truth(rows=200)
+    y[:3] = 0.0
+    predictions = noisy(y, 5, seed=1)
+
+    decision = gate(y, predictions, thresholds={"mape": 0.1, "r2": 0.5}, baseline=training_mean())
+
+    assert not decision.approved
+    assert failed(decision) == [
+        "FAILED threshold: mape cannot be checked: the test target has 3 of 200 values at or near zero "
+        f"(|value| <= {0.01 * np.median(np.abs(y)):.4g}, 1% of the median |value|), where a percentage error is "
+        "undefined"
+    ]
+    assert decision.rule == "Cold start (no champion registered): not approved: threshold(s) mape failed"
 
 
 def test_report_lists_failures_first_with_the_interval():
@@ -357,6 +569,22 @@ def test_resampled_r2_equals_scikit_learn_on_the_resampled_rows(seed):
     resampled = metric_on_resamples("r2", y, predictions, counts)
 
     assert resampled == pytest.approx([r2_score(y[d], predictions[d]) for d in draws])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_resampled_balanced_accuracy_equals_scikit_learn_on_the_resampled_rows(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.choice(["a", "b", "c", "rare"], 40, p=[0.4, 0.3, 0.25, 0.05])
+    predictions = np.where(rng.random(40) < 0.7, y, rng.choice(["a", "b", "c", "rare", "never"], 40))
+    draws = [rng.integers(0, 40, 40) for _ in range(8)]
+    counts = np.stack([np.bincount(d, minlength=40) for d in draws])
+
+    resampled = metric_on_resamples("balanced_accuracy", y, predictions, counts)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn warns of a label only ever predicted, then ignores it
+        expected = [balanced_accuracy_score(y[d], predictions[d]) for d in draws]
+    assert resampled == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -436,6 +664,21 @@ def test_champion_whose_files_do_not_match_the_registered_digest_is_a_problem(ml
 
     assert champion.scored is None
     assert "digest mismatch" in champion.problem
+
+
+def test_champion_of_an_older_model_format_is_incompatible_not_a_problem(mlflow_state, regression_bundle):
+    bundle, test = regression_bundle
+    make_champion(bundle)
+    [card_file] = (mlflow_state / "mlartifacts").rglob(model_bundle.CARD_FILE)
+    card_file.write_text(card_file.read_text().replace('"format_version": 2', '"format_version": 1'))
+
+    champion = load_champion("", "houses", bundle, test)
+
+    # Intact files of an older release: the incompatible_champion policy decides, no person needs to step in.
+    assert champion.problem is None
+    assert "has format_version 1, expected 2" in champion.incompatibility
+    decision = decide("regression", test["price"], Scored(np.zeros(1), {"r2": 0.9}), REGRESSION_BASELINE, champion)
+    assert not any("cannot be loaded" in reason for reason in decision.reasons)
 
 
 def test_champion_predicting_another_target_is_incompatible(mlflow_state, regression_bundle, classification_bundle):

@@ -1,4 +1,5 @@
-"""serving.local_server, the parts that need no server: URLs, the example curl, and reading server records."""
+"""serving.local_server, the parts that need no model server: URLs, the example curl, what a user is told about a
+server, its health check, and reading server records."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 from dataclasses import asdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+import model_bundle
 from serving import local_server
 from serving.local_server import LocalServer
 
@@ -37,7 +41,7 @@ def test_urls_are_on_localhost():
 
 def test_example_curl_posts_the_cards_input_example(regression_bundle):
     bundle, _ = regression_bundle
-    example = bundle.card["input_example"]
+    example = bundle.card.input_example
 
     command = shlex.split(server_for(bundle.directory).example_curl().replace("\\\n", " "))
 
@@ -50,9 +54,8 @@ def test_example_curl_posts_the_cards_input_example(regression_bundle):
 
 
 def test_example_curl_without_input_example_sends_an_empty_row(tmp_path):
-    (tmp_path / "model.json").write_text(
-        json.dumps({"target": "price", "features": [{"name": "size", "type": "numeric"}]})
-    )
+    card = model_bundle.ModelCard(target="price", task="regression", features=[{"name": "size", "type": "numeric"}])
+    (tmp_path / "model.json").write_text(json.dumps(card.to_json()))
 
     command = shlex.split(server_for(tmp_path).example_curl().replace("\\\n", " "))
 
@@ -89,3 +92,63 @@ def test_start_without_the_serving_environment_says_how_to_create_it(monkeypatch
 
     with pytest.raises(local_server.LocalServerError, match=r"seldon-core-microservice not found: create the serving"):
         local_server.start(tmp_path / "model", "ab" * 32, tmp_path / "state", http_port=9123)
+
+
+def test_describe_tells_where_the_server_answers_and_how_to_try_it(regression_bundle):
+    bundle, _ = regression_bundle
+    server = server_for(bundle.directory)
+
+    text = local_server.describe(server)
+
+    assert f"serving {bundle.directory}" in text
+    assert "predictions: http://127.0.0.1:9123/api/v1.0/predictions" in text
+    assert "metrics:     http://127.0.0.1:6123/metrics" in text
+    assert text.split("try it:\n", 1)[1].strip() == server.example_curl()
+
+
+class _HealthStub(BaseHTTPRequestHandler):
+    """Answers GET /health/status with the server's configured body, as the model server's health check does."""
+
+    def do_GET(self):
+        body = self.server.body if self.path == "/health/status" else b""
+        self.send_response(200 if self.path == "/health/status" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):  # keep the test output clean
+        pass
+
+
+@pytest.fixture
+def health_stub():
+    stub = ThreadingHTTPServer(("127.0.0.1", 0), _HealthStub)
+    stub.body = b"{}"
+    thread = threading.Thread(target=stub.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield stub
+    stub.shutdown()
+    stub.server_close()
+    thread.join(timeout=5)
+
+
+def test_health_is_the_models_status_from_the_health_check(health_stub):
+    health_stub.body = json.dumps({"jsonData": {"status": "ok", "target": "price", "sha256": "cd" * 32}}).encode()
+
+    status = local_server.health(server_for("/models/a", http_port=health_stub.server_address[1]))
+
+    assert status == {"status": "ok", "target": "price", "sha256": "cd" * 32}
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"jsonData": "ok"}'], ids=["not-json", "list", "text"])
+def test_health_is_none_when_the_answer_is_not_a_status(health_stub, body):
+    health_stub.body = body
+
+    assert local_server.health(server_for("/models/a", http_port=health_stub.server_address[1])) is None
+
+
+def test_health_is_none_when_nothing_listens(free_ports):
+    [port] = free_ports(1)
+
+    assert local_server.health(server_for("/models/a", http_port=port)) is None

@@ -36,7 +36,7 @@ def test_tags_record_digest_and_gate_decision(mlflow_state, regression_bundle):
 
     client = registry.connect("")
     tags = client.get_model_version("houses", approved.version).tags
-    assert tags["model_sha256"] == bundle.card["sha256"]
+    assert tags["model_sha256"] == bundle.card.sha256
     assert tags["gate.approved"] == "true"
     assert tags["gate.decision"] == "all checks passed"
     assert tags["kfp.pipeline_job_id"] == "job-1"
@@ -72,7 +72,7 @@ def test_run_records_scores_and_card_parameters(mlflow_state, regression_bundle)
     run = registry.connect("").get_run(registered.run_id)
     test_metrics = {name: value for name, value in run.data.metrics.items() if name.startswith("test_")}
     assert test_metrics == {f"test_{name}": value for name, value in SCORES.items()}
-    assert run.data.metrics["training_r2"] == bundle.card["training_scores"]["r2"]
+    assert run.data.metrics["training_r2"] == bundle.card.training_scores["r2"]
     assert run.data.params["target"] == "price"
     assert run.data.params["task"] == "regression"
     assert run.data.params["features"] == ",".join(bundle.feature_names)
@@ -170,7 +170,7 @@ def test_run_holds_reports_lineage_and_a_description(mlflow_state, tmp_path, mon
     assert version.tags["git_sha"] == "0123abc"
     assert version.tags["image.components"] == "registry/kfp-mlops-components:0.2.0-abc"
     assert version.tags["image.serving"] == "registry/serving:0.2.0-abc"
-    assert version.tags["schema_sha256"] == bundle.card["documents"]["schema.json"]
+    assert version.tags["schema_sha256"] == bundle.card.documents["schema.json"]
     assert version.description.startswith("HistGradientBoostingRegressor predicting `price` (regression), trained on ")
     assert "test r2 0.81; gate approved.\n\n# Challenger approved" in version.description
     run = client.get_run(registered.run_id)

@@ -1,10 +1,14 @@
-"""run_local: `name=value` pairs (JSON where the value parses, a string otherwise), and kfp.local made to pass a
-step's outputs into a ParallelFor body."""
+"""run_local: `name=value` pairs (JSON where the value parses, a string otherwise), kfp.local made to pass a
+step's outputs into a ParallelFor body, and a deploy_target=local run ending with the champion served."""
 
+import builtins
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
+
+import model_bundle
 
 RUN_LOCAL = Path(__file__).resolve().parents[2] / "run_local.py"
 
@@ -64,8 +68,11 @@ def test_malformed_pair_is_named(parse_arguments, pair):
         parse_arguments(["seed=1", pair])
 
 
-def test_a_parallel_for_body_gets_the_outputs_of_earlier_steps(run_local, tmp_path):
+def test_a_parallel_for_body_gets_the_outputs_of_earlier_steps(run_local, tmp_path, monkeypatch):
     from kfp import dsl, local
+
+    # kfp.local's loop iterations can leave print() indenting (run() undoes that; this test calls kfp directly).
+    monkeypatch.setattr(builtins, "print", builtins.print)
 
     # The module has no `from __future__ import annotations`: KFP reads these annotations as types.
     @dsl.component(base_image="python:3.11")
@@ -95,3 +102,158 @@ def test_a_parallel_for_body_gets_the_outputs_of_earlier_steps(run_local, tmp_pa
     # Without the fix kfp.local 2.17 hands each iteration its loop item as `task`.
     joined = next(path for path in tmp_path.glob("loop-*/join/executor_output.json"))
     assert '"regression:linear,regression:random_forest"' in joined.read_text(), run
+
+
+class _FakePipeline:
+    """Stands in for a compiled pipeline: records its arguments and, as kfp.local can when loop iterations run at
+    once, leaves print() indenting."""
+
+    def __init__(self):
+        self.calls = []
+
+    @staticmethod
+    def pipeline_func(model_name: str = "house-prices", serving_port: int = 9000, deploy_target: str = "none"):
+        """A pipeline's parameters and their defaults."""
+
+    def __call__(self, **arguments):
+        self.calls.append(arguments)
+        original = builtins.print
+        builtins.print = lambda *args, **kwargs: original("    ", *args, **kwargs)
+
+
+@pytest.fixture
+def fake_pipeline(monkeypatch, tmp_path):
+    import pipelines
+    from components._common.registry import STATE_DIR_ENV
+
+    # run() sets these for the steps; registered here so they are restored after the test.
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    fake = _FakePipeline()
+    monkeypatch.setitem(pipelines.PIPELINES, "fake", fake)
+    return fake
+
+
+def test_run_returns_the_arguments_over_the_pipelines_defaults(run_local, fake_pipeline, tmp_path):
+    used = run_local.run("fake", {"serving_port": 9412, "deploy_target": "local"}, tmp_path)
+
+    assert fake_pipeline.calls == [{"serving_port": 9412, "deploy_target": "local"}]
+    assert used == {"model_name": "house-prices", "serving_port": 9412, "deploy_target": "local"}
+
+
+def test_print_is_plain_again_after_a_run(run_local, fake_pipeline, tmp_path):
+    printing = builtins.print
+
+    run_local.run("fake", {}, tmp_path)
+
+    assert builtins.print is printing
+
+
+# --- after a run with deploy_target=local, the champion is served ----------------------------------------------
+
+
+def _local_server(model_dir: Path, http_port: int, metrics_port: int):
+    from serving.local_server import LocalServer
+
+    return LocalServer(4242, str(model_dir), "ab" * 32, http_port, metrics_port, http_port + 500, "/tmp/server.log")
+
+
+@pytest.fixture
+def model_dir(tmp_path) -> Path:
+    """A model directory with the card fields the printed curl needs."""
+    card = model_bundle.ModelCard(
+        target="price", task="regression", features=[{"name": "size", "type": "numeric"}], input_example={"size": 80.5}
+    )
+    (tmp_path / "model.json").write_text(json.dumps(card.to_json()))
+    return tmp_path
+
+
+@pytest.fixture
+def after_run(run_local, monkeypatch):
+    """main() with the pipeline run replaced: it 'succeeds' with these arguments, and each call of
+    serve_champion_locally is recorded and answered by ``serve``."""
+    from components.deploy_model import logic
+
+    state = {"used": {}, "calls": [], "serve": None}
+
+    def serve_champion_locally(model_name, tracking_uri="", http_port=9000, metrics_port=6000):
+        state["calls"].append((model_name, tracking_uri, http_port, metrics_port))
+        return state["serve"](model_name, http_port, metrics_port)
+
+    monkeypatch.setattr(run_local, "run", lambda name, arguments, state_dir: state["used"])
+    monkeypatch.setattr(logic, "serve_champion_locally", serve_champion_locally)
+    return state
+
+
+LOCAL_RUN = {
+    "model_name": "flats",
+    "tracking_uri": "",
+    "deploy_target": "local",
+    "serving_port": 9412,
+    "metrics_port": 6412,
+}
+
+
+@pytest.mark.parametrize(
+    ("started", "line"),
+    [
+        (True, "flats v3, the champion, was not served on port 9412: started it"),
+        (False, "flats v3, the champion, is served on port 9412"),
+    ],
+    ids=["started", "kept"],
+)
+def test_a_local_run_ends_with_its_models_champion_served_and_a_curl(
+    run_local, after_run, model_dir, capsys, tmp_path, started, line
+):
+    from components.deploy_model.logic import LocalChampion
+
+    after_run["used"] = LOCAL_RUN
+    after_run["serve"] = lambda name, port, metrics: LocalChampion(
+        name, "3", _local_server(model_dir, port, metrics), started
+    )
+
+    assert run_local.main(["training", "--state-dir", str(tmp_path), "model_name=flats"]) == 0
+
+    assert after_run["calls"] == [("flats", "", 9412, 6412)]
+    out = capsys.readouterr().out
+    assert line in out.splitlines()
+    assert "curl -s -X POST http://127.0.0.1:9412/api/v1.0/predictions" in out
+    assert "metrics:     http://127.0.0.1:6412/metrics" in out
+
+
+def test_a_local_run_without_a_champion_says_so_and_succeeds(run_local, after_run, capsys, tmp_path):
+    from components.deploy_model.logic import NoChampionError
+
+    def no_champion(name, port, metrics):
+        raise NoChampionError("flats has no version with the alias 'champion'")
+
+    after_run["used"] = LOCAL_RUN
+    after_run["serve"] = no_champion
+
+    assert run_local.main(["training", "--state-dir", str(tmp_path)]) == 0
+
+    assert "nothing to serve: flats has no version with the alias 'champion'" in capsys.readouterr().out
+
+
+def test_a_champion_that_cannot_be_served_fails_the_command(run_local, after_run, capsys, tmp_path):
+    from components.deploy_model.logic import DeploymentError
+
+    def broken(name, port, metrics):
+        raise DeploymentError("deploying flats v3 failed: port 9412 is already in use by another program")
+
+    after_run["used"] = LOCAL_RUN
+    after_run["serve"] = broken
+
+    assert run_local.main(["training", "--state-dir", str(tmp_path)]) == 1
+
+    assert "error: serving the champion: deploying flats v3 failed: port 9412" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", ["none", "kubernetes"])
+def test_other_targets_serve_nothing_locally(run_local, after_run, capsys, tmp_path, target):
+    after_run["used"] = {**LOCAL_RUN, "deploy_target": target}
+
+    assert run_local.main(["training", "--state-dir", str(tmp_path)]) == 0
+
+    assert after_run["calls"] == []
+    assert "pipeline 'training' succeeded" in capsys.readouterr().out

@@ -157,7 +157,7 @@ def test_the_schema_travels_in_the_model_directory_and_is_digest_checked(tmp_pat
     bundle, _ = regression_bundle
     directory = tmp_path / "model"
     card = model_bundle.save(directory, bundle.model, bundle.card, {model_bundle.SCHEMA_FILE: reference})
-    assert card["documents"][model_bundle.SCHEMA_FILE] == model_bundle.file_sha256(directory / "schema.json")
+    assert card.documents[model_bundle.SCHEMA_FILE] == model_bundle.file_sha256(directory / "schema.json")
     assert model_bundle.load(directory).schema == json.loads(json.dumps(reference))
 
     (directory / "schema.json").write_text(json.dumps({**reference, "rows": 1}))
@@ -180,3 +180,70 @@ def test_distinct_count_equals_nunique_for_many_and_few_distinct_values(repeats)
     values = pd.Series(np.repeat(np.random.default_rng(2).normal(size=60_000 // repeats), repeats))
     values[::7] = np.nan
     assert contract.distinct_count(values, values.isna()) == values.nunique()
+
+
+def test_every_column_has_a_role_and_excluded_ones_a_reason():
+    schema = contract.infer(reference_frame(), "price", {"id": "identifier: unique integers in sequence"})
+
+    assert {c["name"]: c["role"] for c in schema["columns"]} == {
+        "id": "excluded",
+        "size": "feature",
+        "area": "feature",
+        "renovated": "feature",
+        "price": "target",
+    }
+    assert contract.column_map(schema)["id"]["excluded_because"] == "identifier: unique integers in sequence"
+    assert "excluded_because" not in contract.column_map(schema)["size"]
+    assert model_bundle.excluded_columns(schema) == {"id": "identifier: unique integers in sequence"}
+
+
+def test_excluded_columns_are_listed_in_column_order_and_absent_from_an_older_schema(reference):
+    schema = contract.with_excluded(reference, {"renovated": "exclude_columns", "id": "identifier: x"})
+    assert list(contract.excluded_columns(schema).items()) == [
+        ("id", "identifier: x"),
+        ("renovated", "exclude_columns"),
+    ]
+    assert contract.with_excluded(schema, {})["columns"] == reference["columns"]  # roles are set, not added up
+
+    older = {**reference, "columns": [{k: v for k, v in c.items() if k != "role"} for c in reference["columns"]]}
+    assert contract.excluded_columns(older) == {}
+    assert contract.excluded_columns(None) == {}
+
+
+def test_only_known_columns_other_than_the_target_can_be_excluded(reference):
+    with pytest.raises(ValueError, match=r"cannot exclude column\(s\) \['garden'\]: not in the data; columns are"):
+        contract.with_excluded(reference, {"garden": "exclude_columns"})
+    with pytest.raises(ValueError, match=r"cannot exclude the target column 'price'"):
+        contract.with_excluded(reference, {"price": "exclude_columns"})
+
+
+def test_excluded_columns_are_never_missing_new_or_changed(reference):
+    excluded = contract.with_excluded(reference, {"id": "identifier", "area": "exclude_columns"})
+    # The champion's excluded columns gone, and one retyped; a new column excluded by the new data's schema.
+    frame = reference_frame().drop(columns=["id"]).assign(area=[1.5] * 6, ticket=["a", "b", "c", "d", "e", "f"])
+    current = contract.infer(frame, "price", {"ticket": "identifier: unique text"})
+
+    assert contract.compare(excluded, current, frame) == []
+    assert {f.column for f in contract.compare(reference, contract.infer(frame, "price"), frame)} == {
+        "id",
+        "area",
+        "ticket",
+    }
+
+
+def test_an_excluded_identifier_is_still_held_to_its_uniqueness(reference):
+    excluded = contract.with_excluded(reference, {"id": "identifier: unique integers in sequence"})
+    frame = reference_frame().assign(id=[1, 2, 2, 4, 4, 4])  # duplicated records, or a wrong join
+
+    findings = contract.compare(excluded, contract.infer(frame, "price"), frame)
+
+    assert [(f.check, f.column, f.count) for f in findings] == [("uniqueness", "id", 3)]
+
+
+def test_requests_are_not_held_to_an_excluded_column_s_contract(reference):
+    excluded = contract.with_excluded(reference, {"size": "exclude_columns"})
+    request = coerced_request(reference, size=500.0)
+
+    contract.check_request(excluded, request, contract.REQUEST_CHECKS)  # the model never sees size
+    with pytest.raises(model_bundle.SchemaViolation, match=r"column 'size'"):
+        contract.check_request(reference, request, contract.REQUEST_CHECKS)

@@ -15,6 +15,8 @@ from components._common.scoring import (
     PRIMARY_METRIC,
     check_task,
     improvement,
+    mape_near_zero,
+    mape_undefined_reason,
     score,
     score_bundle,
 )
@@ -33,6 +35,44 @@ def test_regression_metrics_by_hand():
     assert scores["rmse"] == pytest.approx(math.sqrt(2 / 3))
     assert scores["mae"] == pytest.approx(2 / 3)
     assert scores["mape"] == pytest.approx(4 / 9)
+
+
+def test_mape_is_left_out_when_a_true_value_is_zero():
+    # scikit-learn would report (1 / eps) / 3 ~ 1.5e15 here.
+    scores = score("regression", [0.0, 2.0, 4.0], [1.0, 2.0, 4.0])
+
+    assert "mape" not in scores
+    assert scores["mae"] == pytest.approx(1 / 3)
+    assert set(scores) == {"r2", "rmse", "mae"}
+    json.dumps(scores, allow_nan=False)
+
+
+def test_mape_is_left_out_when_a_true_value_is_near_zero_relative_to_the_typical_one():
+    # Median |y| 100: values within 1 of zero (1%) count as near zero, whatever their sign.
+    others = [100.0, 100.0, 120.0, 90.0]
+    assert "mape" not in score("regression", [-0.8, *others], [5.0, *others])
+    assert "mape" not in score("regression", [1.0, *others], [5.0, *others])
+    kept = score("regression", [1.5, *others], [3.0, 100.0, 100.0, 110.0, 90.0])
+    assert kept["mape"] == pytest.approx((1.5 / 1.5 + 0 + 0 + 10 / 120 + 0) / 5)
+
+
+def test_mape_rule_reads_the_same_in_any_unit():
+    y = np.array([0.05, 3.0, 5.0, 8.0])  # median 4: the bound is 0.04
+    for scale in (1.0, 1e-3, 1e6):
+        assert mape_near_zero(y * scale) == (0, pytest.approx(0.04 * scale))
+        assert mape_near_zero(np.append(y, 0.03) * scale) == (1, pytest.approx(0.03 * scale))
+
+
+def test_mostly_zero_target_counts_every_zero():
+    assert mape_near_zero([0.0, 0.0, 0.0, 4.0, 5.0]) == (3, 0.0)
+
+
+def test_mape_undefined_reason_says_how_many_values_and_the_bound():
+    assert mape_undefined_reason([1.0, 2.0, 3.0]) is None
+    assert mape_undefined_reason([0.0, 200.0, 300.0, 0.5, 100.0], "the test target") == (
+        "the test target has 2 of 5 values at or near zero (|value| <= 1, 1% of the median |value|), where a "
+        "percentage error is undefined"
+    )
 
 
 def test_regression_accepts_integers_and_strings_of_numbers():
@@ -198,7 +238,7 @@ def test_score_bundle_gives_a_classifier_its_probability_metrics(classification_
         test["energy_label"],
         bundle.predict(features),
         bundle.predict_proba(features),
-        bundle.card["classes"],
+        bundle.card.classes,
     )
     assert scores == expected
     assert set(scores) == set(METRICS_BY_TASK["classification"])

@@ -5,19 +5,22 @@ from __future__ import annotations
 import pytest
 
 from components.select_model.logic import SelectionError, render_leaderboard, select
+from model_bundle import ModelCard
 
 
-def card(model_type: str, score: float | None, task: str = "regression", target: str = "price") -> dict:
+def card(model_type: str, score: float | None, task: str = "regression", target: str = "price") -> ModelCard:
     metric = "r2" if task == "regression" else "f1_macro"
-    return {
-        "task": task,
-        "target": target,
-        "model_type": model_type,
-        "hyperparameters": {"alpha": 1.0} if model_type == "linear" else {},
-        "validation_scores": None if score is None else {metric: score, "other": 0.0},
-        "training_rows": 100,
-        "fit_seconds": 0.5,
-    }
+    return ModelCard(
+        task=task,
+        target=target,
+        features=[],
+        classes=["a", "b"] if task == "classification" else None,
+        model_type=model_type,
+        hyperparameters={"alpha": 1.0} if model_type == "linear" else {},
+        validation_scores=None if score is None else {metric: score, "other": 0.0},
+        training_rows=100,
+        fit_seconds=0.5,
+    )
 
 
 def test_the_best_validation_score_wins():

@@ -32,18 +32,18 @@ def test_regression_card_describes_the_model(regression_bundle):
     bundle, test = regression_bundle
     card = bundle.card
 
-    assert card["target"] == "price"
-    assert card["task"] == "regression"
-    assert card["features"] == [*EXPECTED_FEATURES, {"name": "energy_label", "type": "categorical"}]
-    assert card["classes"] is None
-    assert card["model_type"] == "hist_gradient_boosting"
-    assert card["estimator"] == "HistGradientBoostingRegressor"
-    assert card["seed"] == 1
-    assert card["training_rows"] > 0
-    assert set(card["training_scores"]) == {"r2", "rmse", "mae", "mape"}
-    assert card["training_scores"]["r2"] > 0.5
-    assert set(card["validation_scores"]) == {"r2", "rmse", "mae", "mape"}
-    assert card["validation_rows"] == math.ceil(card["training_rows"] * 0.2)
+    assert card.target == "price"
+    assert card.task == "regression"
+    assert card.features == [*EXPECTED_FEATURES, {"name": "energy_label", "type": "categorical"}]
+    assert card.classes is None
+    assert card.model_type == "hist_gradient_boosting"
+    assert card.estimator == "HistGradientBoostingRegressor"
+    assert card.seed == 1
+    assert card.training_rows > 0
+    assert set(card.training_scores) == {"r2", "rmse", "mae", "mape"}
+    assert card.training_scores["r2"] > 0.5
+    assert set(card.validation_scores) == {"r2", "rmse", "mae", "mape"}
+    assert card.validation_rows == math.ceil(card.training_rows * 0.2)
     predictions = bundle.predict(test.drop(columns=["price"]))
     assert predictions.dtype.kind == "f"
     assert len(predictions) == len(test)
@@ -53,18 +53,18 @@ def test_classification_card_lists_the_classes(classification_bundle):
     bundle, test = classification_bundle
     card = bundle.card
 
-    assert card["task"] == "classification"
-    assert card["estimator"] == "HistGradientBoostingClassifier"
-    assert card["classes"] == sorted(test["energy_label"].astype(str).unique().tolist())
-    assert card["features"] == [*EXPECTED_FEATURES, {"name": "price", "type": "numeric"}]
-    assert set(card["training_scores"]) == {"accuracy", "balanced_accuracy", "f1_macro"}
+    assert card.task == "classification"
+    assert card.estimator == "HistGradientBoostingClassifier"
+    assert card.classes == sorted(test["energy_label"].astype(str).unique().tolist())
+    assert card.features == [*EXPECTED_FEATURES, {"name": "price", "type": "numeric"}]
+    assert set(card.training_scores) == {"accuracy", "balanced_accuracy", "f1_macro"}
     predictions = bundle.predict(test.drop(columns=["energy_label"]))
-    assert set(predictions) <= set(card["classes"])
+    assert set(predictions) <= set(card.classes)
 
 
 def test_regression_card_holds_the_target_deciles_for_the_prediction_distribution(regression_bundle, houses):
     bundle, _ = regression_bundle
-    edges = bundle.card["prediction_buckets"]
+    edges = bundle.card.prediction_buckets
 
     assert len(edges) == 9
     assert edges == sorted(edges)
@@ -75,7 +75,7 @@ def test_regression_card_holds_the_target_deciles_for_the_prediction_distributio
 def test_classification_card_has_no_value_buckets(classification_bundle):
     bundle, _ = classification_bundle
 
-    assert bundle.card["prediction_buckets"] is None
+    assert bundle.card.prediction_buckets is None
 
 
 def test_input_example_is_a_json_safe_training_row_without_the_target():
@@ -90,8 +90,8 @@ def test_input_example_is_a_json_safe_training_row_without_the_target():
 
     _, card = train(frame, target="price", task="regression", model_type="linear")
 
-    assert card["input_example"] == {"size": None, "area": "north", "renovated": True}
-    json.dumps(card)  # the whole card must be writable as JSON
+    assert card.input_example == {"size": None, "area": "north", "renovated": True}
+    json.dumps(card.to_json())  # the whole card must be writable as JSON
 
 
 def test_classification_labels_become_strings(small):
@@ -99,7 +99,7 @@ def test_classification_labels_become_strings(small):
 
     pipeline, card = train(frame.drop(columns=["price"]), target="expensive", task="classification", seed=0)
 
-    assert card["classes"] == ["0", "1"]
+    assert card.classes == ["0", "1"]
     assert pipeline.classes_.tolist() == ["0", "1"]
 
 
@@ -118,10 +118,10 @@ def test_every_model_type_trains(small, model_type, task, estimator):
 
     pipeline, card = train(small, target=target, task=task, model_type=model_type, hyperparameters=hyperparameters)
 
-    assert card["model_type"] == model_type
-    assert card["estimator"] == estimator
+    assert card.model_type == model_type
+    assert card.estimator == estimator
     assert type(pipeline.named_steps["estimator"]).__name__ == estimator
-    assert card["hyperparameters"] == hyperparameters
+    assert card.hyperparameters == hyperparameters
 
 
 def test_training_is_deterministic_for_a_seed(small):
@@ -155,7 +155,7 @@ def test_rows_without_target_are_not_trained_on(small):
 
     _, card = train(frame, "price", "regression", model_type="linear")
 
-    assert card["training_rows"] == len(small) - 10
+    assert card.training_rows == len(small) - 10
 
 
 def test_unknown_model_type_is_named(small):
@@ -200,7 +200,7 @@ def test_whole_floats_from_kfp_train_as_integers(small):
     assert estimator.max_iter == 20
     assert isinstance(estimator.max_iter, int)
     assert isinstance(estimator.max_depth, int)
-    assert card["hyperparameters"] == {"max_iter": 20.0, "max_depth": 3.0}  # recorded as given
+    assert card.hyperparameters == {"max_iter": 20.0, "max_depth": 3.0}  # recorded as given
 
 
 @pytest.mark.parametrize(
@@ -244,9 +244,9 @@ def test_validation_scores_come_from_rows_the_scored_copy_never_saw(small):
     _, card = train(small, "price", "regression", model_type="random_forest", hyperparameters={"n_estimators": 20})
 
     # A forest nearly memorises its own rows: scores on seen rows are far better than on held-out ones.
-    assert card["validation_scores"]["r2"] < card["training_scores"]["r2"] - 0.05
-    assert card["validation_rows"] == math.ceil(len(small) * 0.2)
-    assert card["training_rows"] == len(small)  # the returned model is refitted on every row
+    assert card.validation_scores["r2"] < card.training_scores["r2"] - 0.05
+    assert card.validation_rows == math.ceil(len(small) * 0.2)
+    assert card.training_rows == len(small)  # the returned model is refitted on every row
 
 
 def test_validation_is_reproducible_and_can_be_skipped(small):
@@ -254,14 +254,14 @@ def test_validation_is_reproducible_and_can_be_skipped(small):
     _, second = train(small, "price", "regression", model_type="linear", seed=3)
     _, skipped = train(small, "price", "regression", model_type="linear", validation_fraction=0.0)
 
-    assert first["validation_scores"] == second["validation_scores"]
-    assert (skipped["validation_scores"], skipped["validation_rows"]) == (None, 0)
+    assert first.validation_scores == second.validation_scores
+    assert (skipped.validation_scores, skipped.validation_rows) == (None, 0)
 
 
 def test_classification_validation_is_stratified(small):
     _, card = train(small, "energy_label", "classification", model_type="linear", validation_fraction=0.3)
 
-    assert set(card["validation_scores"]) == {"accuracy", "balanced_accuracy", "f1_macro"}
+    assert set(card.validation_scores) == {"accuracy", "balanced_accuracy", "f1_macro"}
 
 
 @pytest.mark.parametrize("fraction", [1.0, -0.1])
@@ -294,3 +294,44 @@ def test_candidate_configuration_is_parsed():
 def test_bad_candidate_is_named(candidate, message):
     with pytest.raises(TrainingError, match=message):
         parse_candidate(candidate)
+
+
+# --- column roles and the card's baseline ------------------------------------------------------------------------
+
+
+def test_excluded_columns_are_not_features_and_the_card_says_why(small):
+    frame = small.assign(listing_id=range(len(small)))
+    excluded = {"listing_id": "identifier: unique integers in sequence", "rooms": "exclude_columns"}
+
+    model, card = train(frame, "price", "regression", validation_fraction=0, excluded_columns=excluded)
+
+    assert [f["name"] for f in card.features] == [name for name in small.columns if name not in ("price", "rooms")]
+    assert card.excluded_columns == excluded
+    assert "listing_id" not in card.input_example
+    # The model ignores them when a caller sends whole rows, whatever their values.
+    scrambled = frame.assign(listing_id=-1, rooms=999)
+    np.testing.assert_array_equal(model.predict(frame), model.predict(scrambled))
+
+
+def test_an_excluded_column_that_does_not_exist_is_named(small):
+    with pytest.raises(TrainingError, match=r"excluded column\(s\) \['row_id'\] not found"):
+        train(small, "price", "regression", excluded_columns={"row_id": "exclude_columns"})
+
+
+def test_card_records_the_constant_baseline_evaluation_uses(small):
+    _, regression = train(small, "price", "regression", validation_fraction=0)
+    assert regression.baseline_prediction == pytest.approx(small["price"].mean())
+
+    labels = pd.Series(["b", "a", "b", "a", "c"] * 30, name="label")
+    _, classification = train(small.assign(label=labels), "label", "classification", validation_fraction=0)
+    # "a" and "b" are equally frequent: the first in sorted order, as DummyClassifier(strategy="prior") predicts.
+    assert classification.baseline_prediction == "a"
+
+
+def test_the_model_types_raw_columns_itself(small):
+    """Numbers as text and booleans as Python objects (a JSON decoder's output) predict as the typed frame does."""
+    model, _ = train(small, "price", "regression", validation_fraction=0)
+    features = small.drop(columns=["price"])
+    raw = features.astype(object).assign(size_sqm=features["size_sqm"].map(repr))
+
+    np.testing.assert_array_equal(model.predict(raw), model.predict(features))

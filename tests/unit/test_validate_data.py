@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -202,6 +204,7 @@ def test_schema_describes_each_column():
         "distinct": 3,
         "min": 50.0,
         "max": 150.0,
+        "role": "feature",
     }
     assert columns["rooms"]["type"] == "numeric"
     assert columns["area"]["type"] == "categorical"
@@ -230,9 +233,11 @@ def test_report_lists_the_problems_and_the_schema():
     assert "| target | fail | **failed**: label |" in report
     assert "| range | warn | not run |" in report  # no reference schema
     assert "## Schema" in report
-    assert "| size | numeric | float | float64 | 1 (25.0%) | 3 |  | 50 .. 150 |" in report
-    assert "| garden | categorical | empty | object | 4 (100.0%) | 0 |  |  |" in report
-    assert "| label | categorical | string | object | 0 (0.0%) | 1 |  | A |" in report
+    assert "| size | feature | numeric | float | float64 | 1 (25.0%) | 3 |  | 50 .. 150 |" in report
+    assert "| garden | feature | categorical | empty | object | 4 (100.0%) | 0 |  |  |" in report
+    assert "| label | target | categorical | string | object | 0 (0.0%) | 1 |  | A |" in report
+    assert "| leakage | fail | not run |" in report  # scores of failed data would mislead
+    assert "## Leakage\n\nNot run (the data failed)." in report
 
 
 def test_report_of_passing_data_has_no_problem_section(houses):
@@ -265,3 +270,189 @@ def test_inf_written_in_a_csv_is_caught(tmp_path):
     problems = validate(pd.read_csv(path), "price").problems
 
     assert problems == ["column 'size' has 1 infinite value(s); leave a value empty when it is unknown"]
+
+
+# --- column roles: exclude_columns, identifiers, column_policy ---------------------------------------------------
+
+
+def listings(rows: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Listings with a numeric, an integer and a categorical feature, and a price."""
+    rng = np.random.default_rng(seed)
+    size = rng.lognormal(np.log(90), 0.3, rows).round(1)
+    return pd.DataFrame(
+        {
+            "size": size,
+            "rooms": rng.integers(1, 7, rows),
+            "area": rng.choice(["north", "south", "east"], rows),
+            "price": (size * 3000 * rng.lognormal(0, 0.3, rows)).round(-2),
+        }
+    )
+
+
+def roles(validation) -> dict[str, str]:
+    return {column["name"]: column["role"] for column in validation.schema["columns"]}
+
+
+def test_excluded_columns_get_their_role_and_reason_in_the_schema():
+    frame = listings().assign(notes=["call the agent"] * 200)
+
+    validation = validate(frame, "price", exclude_columns=["notes", "rooms"])
+
+    assert validation.passed, validation.problems
+    assert roles(validation) == {
+        "size": "feature",
+        "rooms": "excluded",
+        "area": "feature",
+        "price": "target",
+        "notes": "excluded",
+    }
+    assert validation.excluded == {"rooms": "exclude_columns", "notes": "exclude_columns"}  # in column order
+    assert validation.leakage.features and "rooms" not in {f.name for f in validation.leakage.features}
+    report = render_report(validation, "price")
+    assert "## Excluded columns" in report
+    assert "- `rooms`: exclude_columns\n- `notes`: exclude_columns\n" in report
+    assert "| rooms | excluded | numeric |" in report
+
+
+@pytest.mark.parametrize(
+    ("exclude", "message"),
+    [
+        (["garden", "size"], r"exclude_columns names unknown column\(s\) \['garden'\]; columns are \['size', "),
+        (["price"], r"exclude_columns names the target column 'price'; it cannot be excluded"),
+        ("size", r"exclude_columns must be a list of column names, got 'size'"),
+    ],
+)
+def test_a_bad_exclude_columns_stops_the_run_naming_it(exclude, message):
+    with pytest.raises(DataValidationError, match=message):
+        validate(listings(), "price", exclude_columns=exclude)
+
+
+def test_an_excluded_column_skips_the_data_checks():
+    # A free-text column is a common reason to exclude one: its overlong values stop the run only as a feature.
+    frame = listings().assign(description=["x" * 20_000] + ["short"] * 199, empty=[None] * 200)
+
+    assert {f.check for f in validate(frame, "price").failures} == {"text_length", "values"}
+    assert validate(frame, "price", exclude_columns=["description", "empty"]).passed
+
+
+def test_excluding_every_feature_leaves_nothing_to_train_on():
+    problems = validate(listings(), "price", exclude_columns=["size", "rooms", "area"]).problems
+
+    assert len(problems) == 1
+    assert problems[0].startswith("no feature columns: every column but the target 'price' is excluded")
+
+
+def shuffled_sequence(rows: int, seed: int = 0) -> np.ndarray:
+    """Row numbers 1..1.5*rows with gaps, shuffled: a key, in no order."""
+    return np.random.default_rng(seed).permutation(np.arange(1, int(rows * 1.5) + 1))[:rows]
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        pytest.param(shuffled_sequence(200), "identifier: unique integers in sequence", id="sequence"),
+        pytest.param(
+            [str(uuid.UUID(int=int(n))) for n in np.random.default_rng(1).integers(0, 2**62, 200)],
+            "identifier: unique UUID-like text",
+            id="uuid",
+        ),
+        pytest.param([f"{n} Elm Street" for n in range(200)], "identifier: unique text", id="text"),
+    ],
+)
+def test_identifiers_are_excluded_with_a_warning_by_default(values, reason):
+    validation = validate(listings().assign(key=values), "price")
+
+    assert validation.passed, validation.problems
+    assert validation.excluded == {"key": reason}
+    [warning] = validation.warnings
+    assert warning.check == "identifiers" and warning.column == "key"
+    assert "excluded from the features" in warning.message
+    assert f"- `key`: {reason}" in render_report(validation, "price")
+
+
+def test_identifiers_fail_the_run_under_policy_fail():
+    frame = listings().assign(listing_id=shuffled_sequence(200))
+
+    validation = validate(frame, "price", column_policy={"identifiers": "fail"})
+
+    assert roles(validation)["listing_id"] == "feature"
+    with pytest.raises(DataValidationError, match=r"\[identifiers\] column 'listing_id' is an identifier"):
+        validation.raise_for_problems()
+    assert "rerun with exclude_columns=['listing_id']" in validation.problems[0]
+    assert "| identifiers | fail | **failed**: listing_id |" in render_report(validation, "price")
+
+
+def test_identifiers_stay_features_under_policy_keep():
+    validation = validate(
+        listings().assign(listing_id=shuffled_sequence(200)), "price", column_policy={"identifiers": "keep"}
+    )
+
+    assert validation.passed and not validation.warnings
+    assert roles(validation)["listing_id"] == "feature"
+    report = render_report(validation, "price")
+    assert "| identifiers | keep | kept: listing_id |" in report
+    assert "## Identifiers kept" in report
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param(np.random.default_rng(2).normal(100, 15, 200), id="unique-float-measurement"),
+        pytest.param(np.random.default_rng(3).choice(np.arange(20_000, 200_000), 200, replace=False), id="incomes"),
+        pytest.param(np.random.default_rng(4).integers(1, 7, 200), id="repeating-integers"),
+        pytest.param(np.random.default_rng(5).choice(["a", "b", "c"], 200), id="categories"),
+    ],
+)
+def test_unique_measurements_and_repeating_values_are_no_identifiers(values):
+    validation = validate(listings().assign(reading=values), "price")
+
+    assert not validation.identifiers
+    assert roles(validation)["reading"] == "feature"
+
+
+def test_uniqueness_by_chance_in_a_tiny_table_is_no_identifier():
+    frame = listings(rows=12).assign(street=[f"{n} Elm Street" for n in range(12)], number=range(12))
+
+    assert validate(frame, "price").identifiers == []
+
+
+def test_unique_text_that_is_mostly_numbers_is_a_mixed_column_not_an_identifier():
+    sizes = [f"{value:.2f}" for value in np.random.default_rng(6).uniform(40, 200, 200)]
+    sizes[7] = "n/a"
+
+    validation = validate(listings().assign(size=sizes), "price")
+
+    assert not validation.identifiers
+    assert [finding.check for finding in validation.failures] == ["mixed_types"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        ({"identifier": "exclude"}, r"column_policy has unknown key\(s\) \['identifier'\]; known keys: "),
+        (
+            {"identifiers": "drop"},
+            r"column_policy\['identifiers'\] must be one of \['exclude', 'fail', 'keep'\], got 'drop'",
+        ),
+        (
+            {"leakage": "exclude"},
+            r"column_policy\['leakage'\] must be one of \['fail', 'warn', 'ignore'\], got 'exclude'",
+        ),
+    ],
+)
+def test_a_bad_column_policy_stops_the_run_naming_the_key(policy, message):
+    with pytest.raises(ValueError, match=message):
+        validate(listings(), "price", column_policy=policy)
+
+
+def test_a_champion_s_excluded_columns_are_never_missing_new_or_changed():
+    champion = validate(
+        listings().assign(listing_id=shuffled_sequence(200), notes="x"), "price", exclude_columns=["notes"]
+    )
+    # The new data has neither the champion's identifier nor its excluded notes, but a new excluded column.
+    batch = listings().assign(batch_ref=[f"b-{n}" for n in range(200)])
+
+    validation = validate(batch, "price", reference=champion.schema, reference_name="the champion's schema")
+
+    assert validation.findings == []
+    assert validation.passed and validation.excluded == {"batch_ref": "identifier: unique text"}

@@ -1,0 +1,60 @@
+"""Identifier columns: values unique per row that carry no magnitude, so a model can only memorise them.
+
+Built on the schema's ``unique`` flag (whole numbers or text, every present value distinct):
+
+- integers in sequence: row numbers or keys, 1..n shuffled or with gaps. The range of the values is at most
+  ``MAX_SPAN_PER_VALUE`` times their count, i.e. at least half the numbers of the range are used. Measurements
+  that happen to be unique integers (incomes, prices in cents) spread over a range far wider than the rows.
+- text: UUIDs, hashes, codes, names; a category seen once per row teaches a model nothing about new rows.
+
+Floats are never identifiers (a unique float is a measurement), nor is a text column that is mostly numbers (a
+numeric column with typos, which its own check names), nor anything in a table of fewer than ``MIN_ROWS`` values,
+where uniqueness happens by chance.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import pandas as pd
+
+MIN_ROWS = 20
+# Drawn at random from a range at most twice their count, n distinct-by-chance integers have a probability of
+# about exp(-n/4): under 1% from MIN_ROWS on.
+MAX_SPAN_PER_VALUE = 2.0
+SEQUENCE = "identifier: unique integers in sequence"
+UUID = "identifier: unique UUID-like text"
+TEXT = "identifier: unique text"
+# 8-4-4-4-12 hex digits (with or without dashes or braces), or a long hex digest (md5, sha1, ...).
+_UUID_LIKE = re.compile(
+    r"^\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?$|^[0-9a-f]{24,}$", re.I
+)
+_UUID_SAMPLE = 100
+
+
+def identifier_reason(column: Mapping, present: pd.Series | None = None, mostly_numbers: bool = False) -> str | None:
+    """Why the schema ``column`` is an identifier (``SEQUENCE``, ``UUID`` or ``TEXT``), or None when it is not.
+
+    ``present``: the column's present values, needed for a categorical column (the schema keeps no range for it).
+    ``mostly_numbers``: the column is text that is mostly numbers.
+    """
+    if not column.get("unique") or column["distinct"] < MIN_ROWS:
+        return None
+    if column["kind"] == "integer":
+        low, high = column.get("min"), column.get("max")
+        if low is None and present is not None:  # whole numbers stored as objects: typed categorical
+            numbers = pd.to_numeric(present, errors="coerce")
+            low, high = numbers.min(), numbers.max()
+        span = float(high) - float(low) + 1
+        return SEQUENCE if span <= MAX_SPAN_PER_VALUE * column["distinct"] else None
+    if column["kind"] == "string" and not mostly_numbers:
+        if present is not None and _uuid_like(present):
+            return UUID
+        return TEXT
+    return None
+
+
+def _uuid_like(present: pd.Series) -> bool:
+    sample = present.iloc[:: max(1, len(present) // _UUID_SAMPLE)].astype(str).str.strip()
+    return bool(sample.str.match(_UUID_LIKE).all())
