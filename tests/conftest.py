@@ -6,6 +6,8 @@ import contextlib
 import os
 import shutil
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
@@ -145,3 +147,25 @@ def repository_copy(tmp_path) -> Path:
     copy = tmp_path / "repository"
     shutil.copytree(REPO_ROOT, copy, ignore=_NOT_IN_A_CLONE, symlinks=True)
     return copy
+
+
+@pytest.fixture
+def stub_server(monkeypatch):
+    """``stub_server(handler_class)``: an HTTP server with that request handler on a free 127.0.0.1 port, serving in
+    a thread until the test ends (proxy variables unset, so requests reach it)."""
+    for variable in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+    started = []
+
+    def start(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread.start()
+        started.append((server, thread))
+        return server
+
+    yield start
+    for server, thread in started:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

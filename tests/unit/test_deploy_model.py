@@ -5,8 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
@@ -218,20 +217,13 @@ class _ModelServerStub(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def model_server(monkeypatch):
+def model_server(stub_server):
     """A local HTTP server on 127.0.0.1 (free port); set ``.answer = (status, bytes)`` before calling it."""
-    for variable in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(variable, raising=False)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ModelServerStub)
+    server = stub_server(_ModelServerStub)
     server.received = []
     server.answer = (200, b"{}")
     server.url = f"http://127.0.0.1:{server.server_address[1]}/api/v1.0/predictions"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    return server
 
 
 def answer(predictions) -> bytes:

@@ -8,9 +8,8 @@ import os
 import shlex
 import subprocess
 import sys
-import threading
 from dataclasses import asdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -122,15 +121,10 @@ class _HealthStub(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def health_stub():
-    stub = ThreadingHTTPServer(("127.0.0.1", 0), _HealthStub)
+def health_stub(stub_server):
+    stub = stub_server(_HealthStub)
     stub.body = b"{}"
-    thread = threading.Thread(target=stub.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield stub
-    stub.shutdown()
-    stub.server_close()
-    thread.join(timeout=5)
+    return stub
 
 
 def test_health_is_the_models_status_from_the_health_check(health_stub):
