@@ -106,10 +106,10 @@ _JSON_TEXT_TYPES = {str, type(None)}
 
 def _coerce_values(feature: Mapping[str, str], values: Sequence) -> np.ndarray | pd.Series:
     name = feature["name"]
+    if feature["type"] == NUMERIC and isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
+        return _finite(name, values.astype("float64"))  # a tensor: no per-value look needed
     kinds = set(map(type, values))
     if feature["type"] == NUMERIC:
-        if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
-            return _finite(name, values.astype("float64"))
         if kinds <= _JSON_NUMBER_TYPES:  # numpy turns None into NaN, as AS_NUMBER does
             return _finite(name, np.array(values, dtype="float64"))
         return _to_float(name, pd.Series(values, dtype=object))
