@@ -56,11 +56,6 @@ class Bundle:
         return self.card.task
 
     @property
-    def excluded_columns(self) -> dict[str, str]:
-        """Columns of the training data the model does not use, with why."""
-        return self.card.excluded_columns
-
-    @property
     def non_feature_columns(self) -> list[str]:
         """The training table's other columns (target, excluded): a request may send whole rows, these are ignored."""
         return [self.card.target, *self.card.excluded_columns]

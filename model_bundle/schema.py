@@ -52,7 +52,6 @@ REQUEST_CHECKS = (NULLS, DOMAIN, RANGE)
 
 # Column roles. Excluded columns stay in the data (and in the schema, described like the others) but are no feature.
 FEATURE, TARGET, EXCLUDED = "feature", "target", "excluded"
-ROLES = (FEATURE, TARGET, EXCLUDED)
 
 # Kinds of values that may replace each other without a "types" finding.
 _COMPATIBLE_KINDS = ({"integer", "float"},)
