@@ -1,7 +1,6 @@
 # kfp-mlops: every command a user needs. `make help` lists them.
 PYTHON ?= python3.11
 VENV ?= .venv
-SERVING_VENV ?= .venv-serving
 STATE_DIR ?= local_state
 BUILD_DIR ?= build
 PORT ?= 9000
@@ -30,17 +29,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(UV) --python $(VENV)/bin/python --no-deps -e .
 	@touch $@
 
-$(SERVING_VENV)/.installed: images/serving/requirements.txt pyproject.toml $(VENV)/.installed
-	$(PYTHON) -m venv $(SERVING_VENV)
-	$(UV) --python $(SERVING_VENV)/bin/python -r images/serving/requirements.txt
-	$(UV) --python $(SERVING_VENV)/bin/python --no-deps -e .
-	@touch $@
+venv: $(VENV)/.installed  ## create .venv: pipelines, model server (the serving image's exact pins) and tools
 
-venv: $(VENV)/.installed $(SERVING_VENV)/.installed  ## create .venv (pipelines) and .venv-serving (model server)
-
-# run_local ends a deploy_target=local run with the champion served on PORT, and prints its curl: a re-run whose
-# gate keeps the champion deploys nothing, so the running server stays or the champion is started from the registry.
-demo: venv compile  ## train locally end to end and serve the champion on PORT (metrics on METRICS_PORT)
+# run_local ends a deploy_target=local run with the champion served on PORT and prints how to call it (a Python
+# OIP client, then the curl): a re-run whose gate keeps the champion deploys nothing, so the running server stays or
+# the champion is started from the registry.
+demo: venv compile  ## train locally end to end and serve the champion on PORT (OIP; metrics on METRICS_PORT)
 	$(PY) run_local.py training --state-dir $(STATE_DIR) deploy_target=local \
 		serving_port=$(PORT) metrics_port=$(METRICS_PORT)
 	@echo "metrics: curl -s http://127.0.0.1:$(METRICS_PORT)/metrics | grep ^model_"
@@ -52,10 +46,10 @@ monitor-demo: venv compile  ## serve a champion, replay a shifted market, detect
 stop: $(VENV)/.installed  ## stop the local model server(s)
 	$(PY) -m serving.local_server --state-dir $(STATE_DIR) stop
 
-serve: venv  ## serve a model directory: make serve MODEL_DIR=path [PORT=9000 METRICS_PORT=6000]
-	@test -n "$(MODEL_DIR)" || { echo "usage: make serve MODEL_DIR=<model directory>"; exit 2; }
+serve: venv  ## serve a model directory (OIP): make serve MODEL_DIR=path [MODEL_NAME=model PORT=9000 METRICS_PORT=6000]
+	@test -n "$(MODEL_DIR)" || { echo "usage: make serve MODEL_DIR=<model directory> [MODEL_NAME=<OIP model name>]"; exit 2; }
 	$(PY) -m serving.local_server --state-dir $(STATE_DIR) start --model-dir $(MODEL_DIR) \
-		--port $(PORT) --metrics-port $(METRICS_PORT)
+		$(if $(MODEL_NAME),--model-name $(MODEL_NAME)) --port $(PORT) --metrics-port $(METRICS_PORT)
 
 status: $(VENV)/.installed  ## show the local model server(s)
 	@$(PY) -m serving.local_server --state-dir $(STATE_DIR) status
@@ -86,20 +80,21 @@ format: $(VENV)/.installed  ## apply ruff fixes and formatting
 lock: $(VENV)/.installed  ## re-resolve the exact pins from the .in files (needs network)
 	$(VENV)/bin/uv pip compile -q --python-version 3.11 --custom-compile-command "make lock" requirements.in -o requirements.txt
 	$(VENV)/bin/uv pip compile -q --python-version 3.11 --custom-compile-command "make lock" requirements-dev.in -o requirements-dev.txt
-	$(VENV)/bin/uv pip compile -q --python-version 3.11 --custom-compile-command "make lock" images/serving/requirements.in -o images/serving/requirements.txt
+	$(VENV)/bin/uv pip compile -q --python-version 3.11 --custom-compile-command "make lock" -c requirements.txt images/serving/requirements.in -o images/serving/requirements.txt
 
 clean:  ## remove compiled pipelines and local state (registry, runs, served models); stops local servers
 	-@test -x $(PY) && $(PY) -m serving.local_server --state-dir $(STATE_DIR) stop
 	rm -rf $(BUILD_DIR) $(STATE_DIR)
 
 distclean: clean  ## also remove both environments
-	rm -rf $(VENV) $(SERVING_VENV)
+	rm -rf $(VENV)
 
 # --- kind cluster: KFP, Seldon Core, MLflow (cluster/; needs docker, kind, kubectl, helm) ---
 CLUSTER_NAME ?= kfp-mlops
 IMAGE_REGISTRY ?=
 # <project version>-<short commit>; never `latest` (Kubernetes would always pull, and kind images cannot be pulled).
-IMAGE_TAG ?= $(shell $(PYTHON) -c 'import tomllib;print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')-$(shell git rev-parse --short HEAD)
+# The version is read with awk, not Python: the cluster commands need no particular interpreter on PATH.
+IMAGE_TAG ?= $(shell awk -F'"' '/^\[/ {p = ($$0 == "[project]")} p && /^version *=/ {print $$2; exit}' pyproject.toml)-$(shell git rev-parse --short HEAD)
 BUILD_IMAGES ?= 1
 PROMETHEUS ?= 0
 CLUSTER_ENV = CLUSTER_NAME='$(CLUSTER_NAME)' IMAGE_REGISTRY='$(IMAGE_REGISTRY)' IMAGE_TAG='$(IMAGE_TAG)'

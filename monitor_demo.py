@@ -23,8 +23,9 @@ import pandas as pd
 
 import run_local
 from components._common import registry
-from components.deploy_model.logic import smoke_payload
+from components.deploy_model.manifests import deployment_name
 from components.ingest_data.logic import house_prices
+from serving.oip import table_body
 
 MODEL_NAME = "house-prices"
 REPLAY_ROWS_PER_REQUEST = 50
@@ -46,13 +47,13 @@ def write_data(folder: Path) -> tuple[Path, Path]:
     return last_year, batch
 
 
-def replay(batch: Path, predictions_url: str) -> None:
-    """Sends the batch's rows to the server as requests, as production traffic would arrive."""
+def replay(batch: Path, infer_url: str) -> None:
+    """Sends the batch's rows to the server as OIP table requests, as production traffic would arrive."""
     rows = pd.read_csv(batch).drop(columns=["price"])
     for start in range(0, len(rows), REPLAY_ROWS_PER_REQUEST):
         request = urllib.request.Request(
-            predictions_url,
-            data=smoke_payload(rows.iloc[start : start + REPLAY_ROWS_PER_REQUEST]),
+            infer_url,
+            data=table_body(rows.iloc[start : start + REPLAY_ROWS_PER_REQUEST]),
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     state_dir = (args.state_dir / "monitor-demo").resolve()
     serving = ["deploy_target=local", f"serving_port={args.port}", f"metrics_port={args.metrics_port}"]
-    predictions_url = f"http://127.0.0.1:{args.port}/api/v1.0/predictions"
+    # The local server answers under the name the deploy step gives the model (the cluster's graph node name).
+    infer_url = f"http://127.0.0.1:{args.port}/v2/models/{deployment_name(MODEL_NAME)}/infer"
     metrics_url = f"http://127.0.0.1:{args.metrics_port}/metrics"
     last_year, batch = write_data(state_dir / "data")
 
@@ -95,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: the first model was not deployed", file=sys.stderr)
         return 1
 
-    print(f"\n== 2. replaying {batch.name} to {predictions_url}", flush=True)
-    replay(batch, predictions_url)
+    print(f"\n== 2. replaying {batch.name} to {infer_url}", flush=True)
+    replay(batch, infer_url)
     print("live drift per feature (model_feature_drift):", json.dumps(live_drift(metrics_url), indent=1))
 
     print(f"\n== 3. the monitoring pipeline on {batch.name}", flush=True)
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     for reasons in sorted(run_dir.glob("**/gate-model/reasons")):
         print(next((line for line in reasons.read_text().splitlines() if "champion v" in line), ""))
     verdict = "replaced" if champion.version != first.version else "kept"
-    print(f"champion: v{first.version} -> v{champion.version} ({verdict}), served at {predictions_url}")
+    print(f"champion: v{first.version} -> v{champion.version} ({verdict}), served at {infer_url}")
     print(f"drift report (Evidently): {run_dir / 'detect-drift' / 'report'}")
     print(f"drift summary: {run_dir / 'detect-drift' / 'summary'}")
     for report in sorted(run_dir.glob("**/evaluate-model/report")):

@@ -10,7 +10,8 @@ Artifacts go under local_state/pipeline_root, the MLflow registry is local_state
 (change the directory with --state-dir or $KFP_MLOPS_STATE_DIR).
 
 With deploy_target=local a run ends with the champion of model_name served on serving_port, whether this run
-deployed a new one or its gate kept the champion (then the server already running it stays, or it is started).
+deployed a new one or its gate kept the champion (then the server already running it stays, or it is started),
+and prints how to call it: a Python example with an OIP client, then the curl.
 """
 
 from __future__ import annotations
@@ -120,6 +121,41 @@ def serve_champion(arguments: dict):
     )
 
 
+def python_example(server) -> str:
+    """A ready-to-paste shell block predicting the model card's input example with kserve's InferenceRESTClient
+    (a standard Open Inference Protocol client, installed in this environment): the same OIP table as the curl,
+    one one-row input per column (a missing value stays null, which the server reads as missing).
+    """
+    import model_bundle
+    from serving import local_server
+
+    inputs = local_server.example_request(model_bundle.read_card(server.model_dir))["inputs"]
+    columns = ",\n".join(f"    ({i['name']!r}, {i['datatype']!r}, {i['data'][0]!r})" for i in inputs)
+    interpreter = Path(sys.executable)
+    if interpreter.is_relative_to(Path.cwd()):
+        interpreter = interpreter.relative_to(Path.cwd())
+    return f"""{interpreter} - <<'EOF'
+import asyncio
+from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
+
+columns = [
+{columns},
+]
+request = InferRequest(
+    model_name={server.model_name!r},
+    infer_inputs=[InferInput(name, [1], datatype, [value]) for name, datatype, value in columns],
+    parameters={{"content_type": "pd"}},
+)
+
+async def main():
+    async with InferenceRESTClient(RESTConfig(protocol="v2")) as client:
+        response = await client.infer({server.base_url!r}, request, model_name={server.model_name!r})
+    print({{output.name: output.data for output in response.outputs}})
+
+asyncio.run(main())
+EOF"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0], epilog="arguments: name=value pairs, JSON where it parses"
@@ -157,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{champion} was not served on port {served.server.http_port}: started it")
     else:
         print(f"{champion} is served on port {served.server.http_port}")
+    # The curl comes last (in describe), so it is what the run ends with.
+    print(f"try it from Python (kserve's OIP client):\n{python_example(served.server)}")
     print(local_server.describe(served.server))
     return 0
 

@@ -1,4 +1,4 @@
-"""The hand-written model server that bench/serving.py compares Seldon with: what users usually write.
+"""The hand-written model server bench/serving.py compares the OIP model server with: what users usually write.
 
 Loads ``model.joblib`` (path in the environment variable REFERENCE_MODEL_PATH) at startup and answers
 ``POST /predict`` with ``{"data": {"names": [...], "ndarray": [[...], ...]}}`` by

@@ -1,39 +1,38 @@
-"""Model serving latency and throughput: the real Seldon Core server, a hand-written FastAPI server and raw predict.
+"""Model serving latency and throughput: this project's OIP model server, a hand-written FastAPI server and raw predict.
 
-    .venv/bin/python bench/serving.py [--workers 1] [--seconds 10] [--model-type hist_gradient_boosting]
-    .venv/bin/python bench/serving.py --load-test [--load-seconds 60] [--load-concurrency 32] [--workers 1]
+    .venv/bin/python bench/serving.py [--seconds 10] [--model-type hist_gradient_boosting]
+    .venv/bin/python bench/serving.py --load-test [--load-seconds 60] [--load-concurrency 32]
 
 Trains one regression model on ``house_prices(rows=5000, seed=7)`` (target "price"), saves it as a model bundle
 in a temporary directory and, on that same model, measures:
 
-- seldon: the real ``seldon-core-microservice`` from .venv-serving, started with ``serving.local_server.start``
-  (GUNICORN_WORKERS=--workers), POST /api/v1.0/predictions;
+- server: the real model server (``python -m serving``, the serving image's entry point: the KServe SDK's Open
+  Inference Protocol server), started with ``serving.local_server.start``, one process;
+  POST /v2/models/<name>/infer with an OIP table (one input per column, ``parameters.content_type: "pd"``);
 - fastapi: bench/fastapi_reference.py, the server users usually write by hand (joblib.load at startup,
-  ``model.predict(pd.DataFrame(ndarray, columns=names))``), run by uvicorn from .venv with ``--workers``,
-  POST /predict;
-- raw: ``bundle.model.predict(frame)`` in this process on already coerced DataFrames (the floor);
-- and, for the single-row p50 only, seldon-core-microservice serving bench/seldon_floor.py, a class that does no
-  work but records the same metrics: what Seldon's wrapper itself costs per request.
+  ``model.predict(pd.DataFrame(ndarray, columns=names))``), run by uvicorn with one worker, POST /predict;
+- raw: ``bundle.model.predict(frame)`` in this process on DataFrames built beforehand (the floor).
 
-Measures: sequential single-row latency p50/p99 (500 requests after 50 warm-up ones); single-row req/s and p99
+Measures: sequential single-row latency p50/p99 (500 requests after 50 warm-up ones) and the p50 of 500 health
+checks (the HTTP round trip with no model work: the floor under any request); single-row req/s and p99
 at concurrency 1, 8 and 32 for ``--seconds`` each (asyncio + aiohttp, one keep-alive ClientSession, N workers,
-non-200 answers and connection failures counted as errors; Seldon's gunicorn sync worker answers
-``Connection: close``, so its client reconnects for every request); rows/s for 1,000- and 10,000-row batches (20
-sequential requests after 2 warm-up ones, bodies encoded once beforehand). Prints a table, the three goals and
-whether each holds, and, last, one JSON line.
+non-200 answers and connection failures counted as errors); rows/s for 1,000- and 10,000-row batches (20
+sequential requests after 2 warm-up ones, bodies encoded once beforehand). Prints a table, the goals of issue 15
+and whether each holds, and, last, one JSON line.
 
-``--load-test`` serves with Seldon only: single-row requests at ``--load-concurrency`` for ``--load-seconds``;
-prints requests, errors, req/s, p50/p99/max ms and a JSON last line; exits 1 if any request failed.
+``--load-test`` runs the model server only: single-row requests at ``--load-concurrency`` for ``--load-seconds``;
+prints requests, errors, req/s, p50/p99/max ms, the goal, and a JSON last line; exits 1 if any request failed.
 
 Request rows are real rows of held-out data (``house_prices(rows=10000, seed=8)``), in the model card's feature
-order, typed as the model types them (``coerce_features``: "True" rather than true, missing as null); the model
-types its own raw input too, so the hand-written server predicts the same from raw JSON. Single-row requests cycle
-through complete rows; warm-up answers must be 200 and equal raw predict, or the bench aborts. Batches include
-rows with missing values; the table counts the predictions in the 1k batch that differ from raw predict.
+order, with the values the model saw in training (``coerce_features``: "True" rather than true, missing as null),
+the same values in both servers' request forms: numeric columns are FP64 inputs, categorical ones BYTES.
+Single-row requests cycle through complete rows; warm-up answers must be 200 and equal raw predict, or the bench
+aborts. Batches include rows with missing values; the table counts the predictions in the 1k batch that differ
+from raw predict.
 
-Requests go to 127.0.0.1 only, on free ports (the FastAPI server listens there; seldon-core-microservice itself
-binds 0.0.0.0). OMP_NUM_THREADS=1 for both servers and this process. Both servers are stopped when the bench
-ends, whatever happens.
+Requests go to 127.0.0.1 only, on free ports. OMP_NUM_THREADS=1 for both servers and this process. The load
+generator shares the machine's CPUs with the servers. Both servers are stopped when the bench ends, whatever
+happens.
 """
 
 from __future__ import annotations
@@ -48,11 +47,10 @@ import asyncio
 import contextlib
 import json
 import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +71,7 @@ from serving import local_server  # noqa: E402
 
 HOST = "127.0.0.1"
 TARGET = "price"
+MODEL_NAME = "house-prices"
 HEADERS = {"Content-Type": "application/json"}
 SINGLE_ROW_POOL = 200  # distinct complete rows cycled through by single-row requests
 LATENCY_WARMUP, LATENCY_REQUESTS = 50, 500
@@ -82,6 +81,12 @@ CONCURRENCIES = (1, 8, 32)
 REQUEST_TIMEOUT_S = 120.0
 START_TIMEOUT_S = 120.0
 
+# The goals of issue 15 (acceptance 3).
+GOAL_RPS_C8_RATIO, STRETCH_RPS_C8_RATIO = 1.5, 2.0  # model server req/s at concurrency 8 over FastAPI's
+GOAL_P50_MARGIN_MS = 1.5  # single-row p50 over raw predict's
+GOAL_ROWS_10K_SHARE = 0.6  # rows/s on 10,000-row batches, share of raw predict's
+GOAL_LOAD_SECONDS, GOAL_LOAD_CONCURRENCY = 60.0, 32  # with 0 errors
+
 
 class BenchError(RuntimeError):
     """The bench cannot produce meaningful numbers; the message says why."""
@@ -89,15 +94,14 @@ class BenchError(RuntimeError):
 
 @dataclass
 class Workload:
-    """Request bodies and the frames and predictions of raw predict for the same rows, prepared once."""
+    """Request bodies of both servers and the frames and predictions of raw predict for the same rows."""
 
-    names: list[str]
-    single_bodies: list[bytes]
     single_frames: list[pd.DataFrame]
     single_expected: np.ndarray
-    batch_bodies: dict[str, bytes]
     batch_frames: dict[str, pd.DataFrame]
     batch_expected: dict[str, np.ndarray]
+    single_bodies: dict[str, list[bytes]]  # per server
+    batch_bodies: dict[str, dict[str, bytes]]  # per server, per batch label
 
 
 @dataclass
@@ -105,11 +109,12 @@ class Server:
     name: str
     url: str
     predictions: Callable[[dict], list]  # response JSON -> its predictions
+    health_url: str  # a GET that does no model work: the HTTP round trip alone
     errors: int = 0
     results: dict = field(default_factory=dict)
 
 
-# --- model and data ---------------------------------------------------------------------------------------
+# --- model, data and request bodies -------------------------------------------------------------------------
 
 
 def build_model(model_dir: Path, rows: int, model_type: str) -> model_bundle.Bundle:
@@ -124,8 +129,24 @@ def json_rows(frame: pd.DataFrame) -> list[list]:
     return frame.astype(object).where(frame.notna(), None).to_numpy().tolist()
 
 
-def body(names: list[str], rows: list[list]) -> bytes:
+def fastapi_body(names: list[str], rows: list[list]) -> bytes:
     return json.dumps({"data": {"names": names, "ndarray": rows}}).encode()
+
+
+def oip_body(features: list[dict], rows: list[list]) -> bytes:
+    """An OIP table: one input per column, FP64 for numeric columns and BYTES for categorical ones."""
+    inputs = []
+    for index, feature in enumerate(features):
+        numeric = feature["type"] == model_bundle.NUMERIC
+        inputs.append(
+            {
+                "name": feature["name"],
+                "shape": [len(rows)],
+                "datatype": "FP64" if numeric else "BYTES",
+                "data": [row[index] for row in rows],
+            }
+        )
+    return json.dumps({"parameters": {"content_type": "pd"}, "inputs": inputs}).encode()
 
 
 def prepare_workload(bundle: model_bundle.Bundle) -> Workload:
@@ -137,21 +158,29 @@ def prepare_workload(bundle: model_bundle.Bundle) -> Workload:
     single_rows = json_rows(complete)
     # Expected answers go through the same path as a request: JSON values -> DataFrame -> bundle.predict.
     single_expected = bundle.predict(pd.DataFrame(single_rows, columns=names))
-    batch_bodies, batch_frames, batch_expected = {}, {}, {}
-    for label, size in BATCH_SIZES.items():
-        rows = json_rows(coerced.head(size))
-        batch_bodies[label] = body(names, rows)
-        batch_frames[label] = coerced.head(size).copy()
-        batch_expected[label] = bundle.predict(pd.DataFrame(rows, columns=names))
+    batch_rows = {label: json_rows(coerced.head(size)) for label, size in BATCH_SIZES.items()}
     return Workload(
-        names=names,
-        single_bodies=[body(names, [row]) for row in single_rows],
         single_frames=[complete.iloc[[index]].copy() for index in range(len(complete))],
         single_expected=single_expected,
-        batch_bodies=batch_bodies,
-        batch_frames=batch_frames,
-        batch_expected=batch_expected,
+        batch_frames={label: coerced.head(size).copy() for label, size in BATCH_SIZES.items()},
+        batch_expected={label: bundle.predict(pd.DataFrame(rows, columns=names)) for label, rows in batch_rows.items()},
+        single_bodies={
+            "server": [oip_body(bundle.features, [row]) for row in single_rows],
+            "fastapi": [fastapi_body(names, [row]) for row in single_rows],
+        },
+        batch_bodies={
+            "server": {label: oip_body(bundle.features, rows) for label, rows in batch_rows.items()},
+            "fastapi": {label: fastapi_body(names, rows) for label, rows in batch_rows.items()},
+        },
     )
+
+
+def oip_predictions(payload: dict) -> list:
+    return next(output["data"] for output in payload["outputs"] if output["name"] == TARGET)
+
+
+def fastapi_predictions(payload: dict) -> list:
+    return payload["predictions"]
 
 
 # --- servers ------------------------------------------------------------------------------------------------
@@ -166,45 +195,42 @@ def free_ports(count: int) -> list[int]:
         return [probe.getsockname()[1] for probe in sockets]
 
 
-def start_fastapi(model_dir: Path, port: int, workers: int, log_file: Path) -> subprocess.Popen:
+@contextlib.contextmanager
+def model_server(bundle: model_bundle.Bundle, state_dir: Path) -> Iterator[local_server.LocalServer]:
+    """The real model server, as `make serve` starts it, stopped on exit."""
+    http_port, metrics_port, grpc_port = free_ports(3)
+    try:
+        yield local_server.start(
+            bundle.directory,
+            bundle.card.sha256,
+            state_dir,
+            http_port=http_port,
+            metrics_port=metrics_port,
+            grpc_port=grpc_port,
+            timeout=START_TIMEOUT_S,
+            model_name=MODEL_NAME,
+        )
+    finally:
+        local_server.stop(http_port, state_dir)
+
+
+@contextlib.contextmanager
+def fastapi_server(model_dir: Path, log_file: Path) -> Iterator[str]:
+    """bench/fastapi_reference.py under uvicorn, one worker; yields its /predict URL, stopped on exit."""
+    (port,) = free_ports(1)
     command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "fastapi_reference:app",
-        "--app-dir",
-        str(BENCH_DIR),
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-        "--no-access-log",
+        *(sys.executable, "-m", "uvicorn", "fastapi_reference:app", "--app-dir", str(BENCH_DIR)),
+        *("--host", HOST, "--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log"),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "REFERENCE_MODEL_PATH": str(model_dir / model_bundle.MODEL_FILE)}
     process = local_server.spawn(command, log_file, env)
     try:
-        local_server.wait_healthy(f"http://{HOST}:{port}/health", process, log_file, START_TIMEOUT_S, "FastAPI server")
-    except local_server.LocalServerError:
-        stop_process_group(process)
-        raise
-    return process
-
-
-def stop_process_group(process: subprocess.Popen) -> None:
-    local_server.stop_group(process.pid)
-    process.wait(timeout=5)  # reap it
-
-
-def seldon_predictions(payload: dict) -> list[float]:
-    return [row[0] for row in payload["data"]["ndarray"]]
-
-
-def fastapi_predictions(payload: dict) -> list[float]:
-    return payload["predictions"]
+        url = f"http://{HOST}:{port}/health"
+        local_server.wait_healthy(url, process, log_file, START_TIMEOUT_S, "the FastAPI server")
+        yield f"http://{HOST}:{port}/predict"
+    finally:
+        local_server.stop_group(process.pid, timeout=10)
+        process.wait(timeout=5)
 
 
 # --- HTTP measurements --------------------------------------------------------------------------------------
@@ -234,34 +260,46 @@ def check_answers(server: Server, status: int, raw: bytes, expected: np.ndarray,
 
 async def warm_up_and_check(server: Server, work: Workload) -> None:
     """Warm-up single-row requests: each must be 200 and predict what raw predict does, or the bench aborts."""
+    bodies = work.single_bodies[server.name]
     async with session(1) as client:
         for index in range(LATENCY_WARMUP):
-            slot = index % len(work.single_bodies)
-            status, raw = await post(client, server.url, work.single_bodies[slot])
+            slot = index % len(bodies)
+            status, raw = await post(client, server.url, bodies[slot])
             expected = work.single_expected[slot : slot + 1]
             predicted = check_answers(server, status, raw, expected, f"warm-up row {slot}")
             if not np.allclose(predicted, expected, rtol=1e-7, atol=0):
-                row = json.loads(work.single_bodies[slot])
                 raise BenchError(
                     f"{server.name} predicted {predicted[0]!r} for warm-up row {slot} but raw predict gives "
-                    f"{expected[0]!r}; request: {row}"
+                    f"{expected[0]!r}; request: {bodies[slot].decode()}"
                 )
 
 
 async def sequential_latency(server: Server, work: Workload) -> dict:
+    bodies = work.single_bodies[server.name]
     latencies, errors = [], 0
     async with session(1) as client:
         for index in range(LATENCY_REQUESTS):
-            data = work.single_bodies[index % len(work.single_bodies)]
             started = time.perf_counter()
             try:
-                status, _ = await post(client, server.url, data)
+                status, _ = await post(client, server.url, bodies[index % len(bodies)])
             except (aiohttp.ClientError, TimeoutError):
                 status = 0
             latencies.append(time.perf_counter() - started)
             errors += status != 200
     server.errors += errors
     return {"p50_ms": percentile_ms(latencies, 50), "p99_ms": percentile_ms(latencies, 99), "errors": errors}
+
+
+async def health_latency(server: Server) -> float:
+    """p50 ms of sequential health checks: what the HTTP stack alone costs per request (no model work)."""
+    latencies = []
+    async with session(1) as client:
+        for _ in range(LATENCY_REQUESTS):
+            started = time.perf_counter()
+            async with client.get(server.health_url) as response:
+                await response.read()
+            latencies.append(time.perf_counter() - started)
+    return percentile_ms(latencies, 50)
 
 
 async def closed_loop(url: str, bodies: list[bytes], concurrency: int, seconds: float) -> dict:
@@ -297,7 +335,7 @@ async def closed_loop(url: str, bodies: list[bytes], concurrency: int, seconds: 
 
 
 async def batch_throughput(server: Server, work: Workload, label: str) -> dict:
-    data, expected = work.batch_bodies[label], work.batch_expected[label]
+    data, expected = work.batch_bodies[server.name][label], work.batch_expected[label]
     mismatches = 0
     async with session(1) as client:
         for index in range(BATCH_WARMUP):
@@ -321,8 +359,9 @@ async def batch_throughput(server: Server, work: Workload, label: str) -> dict:
 async def measure_server(server: Server, work: Workload, seconds: float) -> None:
     await warm_up_and_check(server, work)
     server.results["latency"] = await sequential_latency(server, work)
+    server.results["health_p50_ms"] = await health_latency(server)
     for concurrency in CONCURRENCIES:
-        run = await closed_loop(server.url, work.single_bodies, concurrency, seconds)
+        run = await closed_loop(server.url, work.single_bodies[server.name], concurrency, seconds)
         server.errors += run["errors"]
         server.results[f"c{concurrency}"] = run
     for label in BATCH_SIZES:
@@ -366,6 +405,7 @@ def summary(servers: list[Server], raw: dict, args: argparse.Namespace) -> dict:
         prefix, results = server.name, server.results
         result[f"{prefix}_p50_ms"] = round(results["latency"]["p50_ms"], 3)
         result[f"{prefix}_p99_ms"] = round(results["latency"]["p99_ms"], 3)
+        result[f"{prefix}_health_p50_ms"] = round(results["health_p50_ms"], 3)
         for concurrency in CONCURRENCIES:
             result[f"{prefix}_rps_c{concurrency}"] = round(results[f"c{concurrency}"]["rps"], 1)
         for concurrency in CONCURRENCIES:
@@ -378,132 +418,108 @@ def summary(servers: list[Server], raw: dict, args: argparse.Namespace) -> dict:
     result["raw_p99_ms"] = round(raw["p99_ms"], 3)
     for label in BATCH_SIZES:
         result[f"raw_rows_per_s_{label}"] = round(raw[f"rows_per_s_{label}"])
-    result["goal_rps_c8"] = result["seldon_rps_c8"] >= result["fastapi_rps_c8"]
-    result["goal_p50"] = result["seldon_p50_ms"] <= result["raw_p50_ms"] + 2
-    result["goal_rows_10k"] = result["seldon_rows_per_s_10k"] >= 0.5 * result["raw_rows_per_s_10k"]
-    result.update(workers=args.workers, seconds=args.seconds, cpu_count=os.cpu_count())
+    result["rps_c8_ratio"] = round(result["server_rps_c8"] / result["fastapi_rps_c8"], 2)
+    result["goal_rps_c8"] = result["rps_c8_ratio"] >= GOAL_RPS_C8_RATIO
+    result["stretch_rps_c8"] = result["rps_c8_ratio"] >= STRETCH_RPS_C8_RATIO
+    result["goal_p50"] = result["server_p50_ms"] <= result["raw_p50_ms"] + GOAL_P50_MARGIN_MS
+    result["goal_rows_10k"] = result["server_rows_per_s_10k"] >= GOAL_ROWS_10K_SHARE * result["raw_rows_per_s_10k"]
+    result["goal_no_errors"] = result["server_errors"] == 0
+    result.update(seconds=args.seconds, cpu_count=os.cpu_count())
     return result
 
 
 def print_table(servers: list[Server], raw: dict, result: dict, args: argparse.Namespace) -> None:
     by_name = {server.name: server.results for server in servers}
-    seldon, fastapi = by_name["seldon"], by_name["fastapi"]
+    server, fastapi = by_name["server"], by_name["fastapi"]
     dash = "-"
 
-    def line(label: str, seldon_value, fastapi_value, raw_value, spec: str) -> None:
-        cells = [dash if value is None else format(value, spec) for value in (seldon_value, fastapi_value, raw_value)]
+    def line(label: str, server_value, fastapi_value, raw_value, spec: str) -> None:
+        cells = [dash if value is None else format(value, spec) for value in (server_value, fastapi_value, raw_value)]
         print(f"{label:<30}{cells[0]:>12}{cells[1]:>12}{cells[2]:>12}")
 
     print(
-        f"model serving: {args.model_type} regression on {args.rows} rows, {args.workers} worker(s), "
+        f"model serving: {args.model_type} regression on {args.rows} rows, one worker each, "
         f"{args.seconds:g} s per throughput run, {os.cpu_count()} CPUs"
     )
-    print(f"{'measure':<30}{'seldon':>12}{'fastapi':>12}{'raw':>12}")
-    line("single-row p50 ms", seldon["latency"]["p50_ms"], fastapi["latency"]["p50_ms"], raw["p50_ms"], ".2f")
-    line("single-row p99 ms", seldon["latency"]["p99_ms"], fastapi["latency"]["p99_ms"], raw["p99_ms"], ".2f")
+    print(f"{'measure':<30}{'server':>12}{'fastapi':>12}{'raw':>12}")
+    line("single-row p50 ms", server["latency"]["p50_ms"], fastapi["latency"]["p50_ms"], raw["p50_ms"], ".2f")
+    line("single-row p99 ms", server["latency"]["p99_ms"], fastapi["latency"]["p99_ms"], raw["p99_ms"], ".2f")
+    line("health check p50 ms (no model)", server["health_p50_ms"], fastapi["health_p50_ms"], None, ".2f")
     for concurrency in CONCURRENCIES:
         key = f"c{concurrency}"
-        line(f"req/s, concurrency {concurrency}", seldon[key]["rps"], fastapi[key]["rps"], None, ".1f")
-        line(f"  p99 ms, concurrency {concurrency}", seldon[key]["p99_ms"], fastapi[key]["p99_ms"], None, ".2f")
-        line(f"  errors, concurrency {concurrency}", seldon[key]["errors"], fastapi[key]["errors"], None, "d")
+        line(f"req/s, concurrency {concurrency}", server[key]["rps"], fastapi[key]["rps"], None, ".1f")
+        line(f"  p99 ms, concurrency {concurrency}", server[key]["p99_ms"], fastapi[key]["p99_ms"], None, ".2f")
+        line(f"  errors, concurrency {concurrency}", server[key]["errors"], fastapi[key]["errors"], None, "d")
     for label in BATCH_SIZES:
-        values = seldon[label]["rows_per_s"], fastapi[label]["rows_per_s"], raw[f"rows_per_s_{label}"]
+        values = server[label]["rows_per_s"], fastapi[label]["rows_per_s"], raw[f"rows_per_s_{label}"]
         line(f"rows/s, {label}-row batches", *values, ",.0f")
-    line("errors, all runs", result["seldon_errors"], result["fastapi_errors"], None, "d")
-    line("1k batch: predictions != raw", seldon["1k"]["mismatches"], fastapi["1k"]["mismatches"], None, "d")
-    floor = result["seldon_wrapper_floor_p50_ms"]
-    print(f"Seldon's wrapper alone (a model class that does no work, same metrics): single-row p50 {floor:.2f} ms")
-    print("goals:")
+    line("errors, all runs", result["server_errors"], result["fastapi_errors"], None, "d")
+    line("1k batch: predictions != raw", server["1k"]["mismatches"], fastapi["1k"]["mismatches"], None, "d")
+    print("goals (issue 15):")
+    stretch = "stretch 2x holds" if result["stretch_rps_c8"] else "stretch 2x missed"
     goals = [
-        ("seldon_rps_c8 >= fastapi_rps_c8", "goal_rps_c8", result["seldon_rps_c8"], result["fastapi_rps_c8"], ".1f"),
-        ("seldon_p50_ms <= raw_p50_ms + 2", "goal_p50", result["seldon_p50_ms"], result["raw_p50_ms"] + 2, ".2f"),
         (
-            "seldon_rows_per_s_10k >= 0.5 * raw_rows_per_s_10k",
-            "goal_rows_10k",
-            result["seldon_rows_per_s_10k"],
-            0.5 * result["raw_rows_per_s_10k"],
-            ",.0f",
+            f"req/s c8 >= {GOAL_RPS_C8_RATIO:g} x fastapi ({result['rps_c8_ratio']:.2f} x; {stretch})",
+            result["goal_rps_c8"],
+            f"{result['server_rps_c8']:.1f}",
+            f"{GOAL_RPS_C8_RATIO * result['fastapi_rps_c8']:.1f}",
+        ),
+        (
+            f"single-row p50 ms <= raw + {GOAL_P50_MARGIN_MS:g}",
+            result["goal_p50"],
+            f"{result['server_p50_ms']:.2f}",
+            f"{result['raw_p50_ms'] + GOAL_P50_MARGIN_MS:.2f}",
+        ),
+        (
+            f"rows/s 10k batches >= {GOAL_ROWS_10K_SHARE:.0%} of raw",
+            result["goal_rows_10k"],
+            f"{result['server_rows_per_s_10k']:,.0f}",
+            f"{GOAL_ROWS_10K_SHARE * result['raw_rows_per_s_10k']:,.0f}",
         ),
     ]
-    for text, key, left, right, spec in goals:
-        verdict = "holds" if result[key] else "FAILS"
-        print(f"  {text:<52}{format(left, spec):>12} vs {format(right, spec):>12}  {verdict}")
+    for text, holds, left, right in goals:
+        print(f"  {text:<58}{left:>10} vs {right:>10}  {'holds' if holds else 'MISSED'}")
+    print(
+        f"  {GOAL_LOAD_SECONDS:g} s at concurrency {GOAL_LOAD_CONCURRENCY} with 0 errors: bench/serving.py --load-test"
+    )
 
 
 # --- main ---------------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def seldon_server(model_dir: Path, sha256: str, state_dir: Path, workers: int):
-    http_port, metrics_port, grpc_port = free_ports(3)
-    os.environ["GUNICORN_WORKERS"] = str(workers)  # local_server.start passes os.environ to the server
-    try:
-        server = local_server.start(
-            model_dir, sha256, state_dir, http_port, metrics_port, grpc_port, timeout=START_TIMEOUT_S
-        )
-        yield server
-    finally:
-        local_server.stop(http_port, state_dir)
-
-
-def wrapper_floor_p50_ms(work: Workload, temp: Path) -> float:
-    """Single-row p50 of seldon-core-microservice serving bench/seldon_floor.py, a class that does no work."""
-    http_port, metrics_port, grpc_port = free_ports(3)
-    command = [
-        str(local_server.serving_venv() / "bin" / "seldon-core-microservice"),
-        "bench.seldon_floor.FloorModel",
-        *("--service-type", "MODEL", "--http-port", str(http_port)),
-        *("--metrics-port", str(metrics_port), "--grpc-port", str(grpc_port)),
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "INCLUDE_METRICS_IN_CLIENT_RESPONSE": "false"}
-    log_file = temp / "floor.log"
-    process = local_server.spawn(command, log_file, env)
-    try:
-        local_server.wait_healthy(
-            f"http://{HOST}:{http_port}/health/ping", process, log_file, START_TIMEOUT_S, "Seldon floor server"
-        )
-        floor = Server("floor", f"http://{HOST}:{http_port}/api/v1.0/predictions", seldon_predictions)
-        return asyncio.run(sequential_latency(floor, work))["p50_ms"]
-    finally:
-        stop_process_group(process)
-
-
 def run_comparison(args: argparse.Namespace, bundle: model_bundle.Bundle, work: Workload, temp: Path) -> dict:
     raw = measure_raw(bundle, work)
-    (fastapi_port,) = free_ports(1)
-    fastapi_process = None
-    with seldon_server(bundle.directory, bundle.card.sha256, temp / "state", args.workers) as seldon:
-        try:
-            fastapi_process = start_fastapi(bundle.directory, fastapi_port, args.workers, temp / "fastapi.log")
-            servers = [
-                Server("seldon", seldon.predictions_url, seldon_predictions),
-                Server("fastapi", f"http://{HOST}:{fastapi_port}/predict", fastapi_predictions),
-            ]
-            for server in servers:
-                asyncio.run(measure_server(server, work, args.seconds))
-        finally:
-            if fastapi_process is not None:
-                stop_process_group(fastapi_process)
+    with model_server(bundle, temp / "state") as oip, fastapi_server(bundle.directory, temp / "fastapi.log") as url:
+        servers = [
+            Server("server", oip.infer_url, oip_predictions, f"{oip.base_url}/v2/health/live"),
+            Server("fastapi", url, fastapi_predictions, url.removesuffix("/predict") + "/health"),
+        ]
+        for server in servers:
+            asyncio.run(measure_server(server, work, args.seconds))
     result = summary(servers, raw, args)
-    result["seldon_wrapper_floor_p50_ms"] = round(wrapper_floor_p50_ms(work, temp), 3)
     print_table(servers, raw, result, args)
     return result
 
 
 def run_load_test(args: argparse.Namespace, bundle: model_bundle.Bundle, work: Workload, temp: Path) -> dict:
-    with seldon_server(bundle.directory, bundle.card.sha256, temp / "state", args.workers) as seldon:
-        server = Server("seldon", seldon.predictions_url, seldon_predictions)
+    with model_server(bundle, temp / "state") as oip:
+        server = Server("server", oip.infer_url, oip_predictions, f"{oip.base_url}/v2/health/live")
         asyncio.run(warm_up_and_check(server, work))
-        run = asyncio.run(closed_loop(server.url, work.single_bodies, args.load_concurrency, args.load_seconds))
+        bodies = work.single_bodies["server"]
+        run = asyncio.run(closed_loop(server.url, bodies, args.load_concurrency, args.load_seconds))
     print(
-        f"Seldon load test: {args.workers} worker(s), concurrency {args.load_concurrency}, "
-        f"{args.load_seconds:g} s, single-row requests, {os.cpu_count()} CPUs"
+        f"model server load test: one worker, concurrency {args.load_concurrency}, {args.load_seconds:g} s, "
+        f"single-row requests, {os.cpu_count()} CPUs"
     )
     print(f"{'requests':<12}{run['requests']:>12,d}")
     print(f"{'errors':<12}{run['errors']:>12,d}")
     print(f"{'req/s':<12}{run['rps']:>12.1f}")
     for key in ("p50_ms", "p99_ms", "max_ms"):
         print(f"{key.replace('_', ' '):<12}{run[key]:>12.2f}")
+    goal_run = args.load_seconds >= GOAL_LOAD_SECONDS and args.load_concurrency >= GOAL_LOAD_CONCURRENCY
+    holds = goal_run and run["errors"] == 0
+    verdict = "holds" if holds else ("MISSED" if goal_run else "not measured (shorter or lower than the goal)")
+    print(f"goal (issue 15): {GOAL_LOAD_SECONDS:g} s at concurrency {GOAL_LOAD_CONCURRENCY} with 0 errors: {verdict}")
     return {
         "load_seconds": args.load_seconds,
         "concurrency": args.load_concurrency,
@@ -513,22 +529,21 @@ def run_load_test(args: argparse.Namespace, bundle: model_bundle.Bundle, work: W
         "p50_ms": round(run["p50_ms"], 3),
         "p99_ms": round(run["p99_ms"], 3),
         "max_ms": round(run["max_ms"], 3),
-        "workers": args.workers,
+        "goal_load": holds,
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workers", type=int, default=1, help="server worker processes (Seldon and FastAPI)")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each concurrency run")
     parser.add_argument("--rows", type=int, default=5000, help="training rows")
     parser.add_argument("--model-type", default="hist_gradient_boosting")
-    parser.add_argument("--load-test", action="store_true", help="only Seldon, one long run at one concurrency")
-    parser.add_argument("--load-seconds", type=float, default=60.0)
-    parser.add_argument("--load-concurrency", type=int, default=32)
+    parser.add_argument("--load-test", action="store_true", help="only the model server, one long run")
+    parser.add_argument("--load-seconds", type=float, default=GOAL_LOAD_SECONDS)
+    parser.add_argument("--load-concurrency", type=int, default=GOAL_LOAD_CONCURRENCY)
     args = parser.parse_args()
-    if args.workers < 1 or args.seconds <= 0 or args.load_seconds <= 0 or args.load_concurrency < 1:
-        parser.error("--workers and --load-concurrency must be >= 1, --seconds and --load-seconds > 0")
+    if args.seconds <= 0 or args.load_seconds <= 0 or args.load_concurrency < 1:
+        parser.error("--seconds and --load-seconds must be > 0, --load-concurrency >= 1")
 
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as directory:
         temp = Path(directory)

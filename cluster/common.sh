@@ -40,11 +40,10 @@ kctl() {
 install_hint() {
     case $1 in
         docker) echo "Docker Engine (Linux) or Docker Desktop: https://docs.docker.com/engine/install/" ;;
-        kind) echo "kind v0.20.0 (the release the node image was built for): https://kind.sigs.k8s.io/docs/user/quick-start/#installation, e.g. go install sigs.k8s.io/kind@v0.20.0" ;;
-        kubectl) echo "kubectl 1.26-1.28 (within one minor of the cluster's 1.27): https://kubernetes.io/docs/tasks/tools/" ;;
+        kind) echo "kind v0.29.0 (the release the node image was built for): https://kind.sigs.k8s.io/docs/user/quick-start/#installation, e.g. go install sigs.k8s.io/kind@v0.29.0" ;;
+        kubectl) echo "kubectl 1.32-1.34 (within one minor of the cluster's 1.33): https://kubernetes.io/docs/tasks/tools/" ;;
         helm) echo "Helm 3: https://helm.sh/docs/intro/install/" ;;
         git) echo "git (kubectl apply -k fetches KFP's manifests with it; the image tag uses the commit): your package manager" ;;
-        python3) echo "Python 3.11 (reads the project version from pyproject.toml), or set IMAGE_TAG" ;;
         *) echo "see your package manager" ;;
     esac
 }
@@ -80,14 +79,28 @@ cluster_exists() {
     return 1
 }
 
+# Prints `version` of pyproject.toml's [project] table, with bash alone (no Python needed to build the images).
+project_version() {
+    local line table=""
+    while IFS= read -r line || [[ -n $line ]]; do
+        if [[ $line =~ ^\[([^]]*)\] ]]; then
+            table="${BASH_REMATCH[1]}"
+        elif [[ $table == project && $line =~ ^version[[:space:]]*=[[:space:]]*\"([^\"]+)\" ]]; then
+            printf '%s\n' "${BASH_REMATCH[1]}"
+            return 0
+        fi
+    done <"$REPO_ROOT/pyproject.toml"
+    return 1
+}
+
 # Sets IMAGE_TAG (default <project version>-<short commit>, as the Makefile computes it), IMAGE_REGISTRY (empty or
 # ending in /), COMPONENTS_IMAGE and SERVING_IMAGE, and exports them for the scripts this one calls.
 resolve_images() {
     if [[ -z ${IMAGE_TAG:-} ]]; then
-        require python3 git
+        require git
         local version commit
-        version="$(cd "$REPO_ROOT" && python3 -c 'import tomllib;print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')" ||
-            die "could not read the project version from pyproject.toml (needs Python >= 3.11)" "set IMAGE_TAG=<tag>"
+        version="$(project_version)" ||
+            die "could not read the project version from $REPO_ROOT/pyproject.toml" "set IMAGE_TAG=<tag>"
         commit="$(git -C "$REPO_ROOT" rev-parse --short HEAD)" ||
             die "could not read the current git commit" "set IMAGE_TAG=<tag>"
         IMAGE_TAG="${version}-${commit}"

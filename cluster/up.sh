@@ -31,7 +31,7 @@ waiting for each step:
      the models' alert rules and the Grafana dashboard (cluster/monitoring/)
 Re-running it on an existing cluster re-applies everything and waits again.
 
-Needs: docker (daemon running), kind v0.20.0, kubectl, helm 3, git, and about 4 CPUs / 8 GiB for Docker.
+Needs: docker (daemon running), kind v0.29.0, kubectl, helm 3, git, and about 4 CPUs / 8 GiB for Docker.
 Environment: CLUSTER_NAME, IMAGE_TAG (default <version>-<commit>), IMAGE_REGISTRY (default empty),
              BUILD_IMAGES (1|0, default 1), PROMETHEUS (0|1, default 0).
 EOF
@@ -47,8 +47,8 @@ show_versions() {
     kind_version="$(kind version)"
     log "$kind_version"
     # The node image is guaranteed for the kind release it was built with; newer kinds run it best effort.
-    [[ $kind_version == *" v0.20."* ]] ||
-        warn "kind v0.20.x is the release the pinned node image was built for; other versions are best effort"
+    [[ $kind_version == *" v0.29."* ]] ||
+        warn "kind v0.29.x is the release the pinned node image was built for; other versions are best effort"
     kubectl_version="$(kubectl version --client 2>/dev/null)" || kubectl_version="?"
     log "kubectl ${kubectl_version%%$'\n'*}"
     helm_version="$(helm version --short)"
@@ -88,10 +88,13 @@ install_kfp() {
         die "applying KFP (env/platform-agnostic) failed" \
             "kubectl fetches it from GitHub with git: check network access to github.com" \
             "re-run make cluster (kubectl apply is idempotent)"
-    log "waiting up to 10m for the KFP API server (deployment/ml-pipeline)"
-    kctl -n kubeflow wait --for condition=Available --timeout=10m deployment/ml-pipeline ||
-        die "KFP's API server (deployment/ml-pipeline) is not Available after 10m" \
-            "kubectl --context $KUBE_CONTEXT -n kubeflow get pods (Pending: not enough CPU/memory for Docker; ImagePullBackOff: network or rate limits)" \
+    # Every KFP deployment (env/platform-agnostic labels all its objects), not only the API server: the summary
+    # tells users to port-forward ml-pipeline-ui, and runs need the workflow controller and the metadata service.
+    # The label leaves out MLflow, which shares the namespace and is waited for once its image is loaded.
+    log "waiting up to 10m for every KFP deployment (ml-pipeline, ml-pipeline-ui, workflow-controller, ...)"
+    kctl -n kubeflow wait --for condition=Available --timeout=10m deployment -l application-crd-id=kubeflow-pipelines ||
+        die "KFP's deployments are not all Available after 10m" \
+            "kubectl --context $KUBE_CONTEXT -n kubeflow get deployments,pods (Pending: not enough CPU/memory for Docker; ImagePullBackOff: network or rate limits)" \
             "kubectl --context $KUBE_CONTEXT -n kubeflow describe pod <pod>  and  kubectl --context $KUBE_CONTEXT -n kubeflow logs deploy/ml-pipeline" \
             "ml-pipeline waits for mysql and seaweedfs: check those pods first"
 }
@@ -113,14 +116,34 @@ install_seldon() {
             "kubectl --context $KUBE_CONTEXT -n seldon-system logs deploy/seldon-controller-manager"
 }
 
+# render_components_image FILE: FILE with its `image: kfp-mlops-components:<tag>` line set to $COMPONENTS_IMAGE.
+render_components_image() {
+    local line rendered="" found=0
+    while IFS= read -r line || [[ -n $line ]]; do
+        if [[ $line =~ ^([[:space:]]*image:[[:space:]]*)kfp-mlops-components:[^[:space:]]+$ ]]; then
+            line="${BASH_REMATCH[1]}$COMPONENTS_IMAGE"
+            found=$((found + 1))
+        fi
+        rendered+="$line"$'\n'
+    done <"$1"
+    ((found == 1)) || die "expected one 'image: kfp-mlops-components:<tag>' line in $1, found $found"
+    printf '%s' "$rendered"
+}
+
 apply_manifests() {
     log "applying cluster/manifests (namespace models, RBAC, rclone Secret, MLflow)"
     # The namespace first: the other files put objects into it.
     kctl apply -f "$CLUSTER_DIR/manifests/models-namespace.yaml"
-    kctl apply -f "$CLUSTER_DIR/manifests/"
-    # The committed manifest names the project version; run the tag that was built and loaded. (Client-side apply
-    # leaves this field alone on the next run, since the file's value has not changed.)
-    kctl -n kubeflow set image deployment/mlflow "mlflow=$COMPONENTS_IMAGE"
+    local file mlflow
+    local -a files=()
+    for file in "$CLUSTER_DIR"/manifests/*.yaml; do
+        [[ $file == */mlflow.yaml ]] || files+=(-f "$file")
+    done
+    kctl apply "${files[@]}"
+    # MLflow runs the tag that was built and loaded: rendered into the manifest before it is applied, so a re-run
+    # with the same tag changes nothing (a separate `set image` would be undone by every apply, restarting MLflow).
+    mlflow="$(render_components_image "$CLUSTER_DIR/manifests/mlflow.yaml")"
+    kctl apply -f - <<<"$mlflow"
     log "waiting up to 5m for MLflow ($COMPONENTS_IMAGE)"
     kctl -n kubeflow rollout status deployment/mlflow --timeout=5m ||
         die "MLflow is not Available after 5m" \
@@ -159,7 +182,9 @@ Cluster '$CLUSTER_NAME' is ready (kubectl context $KUBE_CONTEXT).
   MLflow:          kubectl --context $KUBE_CONTEXT -n kubeflow port-forward svc/mlflow 5000:5000
                    then http://localhost:5000; pipelines use tracking_uri=http://mlflow.kubeflow.svc.cluster.local:5000
   Images:          $COMPONENTS_IMAGE, $SERVING_IMAGE (compile with the same IMAGE_TAG)
-  Models:          SeldonDeployments go to namespace models
+  Models:          SeldonDeployments go to namespace models; reach one (Open Inference Protocol) with
+                   kubectl --context $KUBE_CONTEXT -n models port-forward svc/<model>-default 8000:8000
+                   then POST http://localhost:8000/v2/models/<model>/infer (Content-Type: application/json)
 EOF
     if [[ $PROMETHEUS == 1 ]]; then
         cat <<EOF

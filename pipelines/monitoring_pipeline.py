@@ -49,10 +49,12 @@ def monitoring_pipeline(
             `{"leakage": "warn"}`, for the batch's validation and the retraining run.
         candidates: The retraining run's candidate configurations (see the training pipeline).
         gate_policy: The retraining run's gate policy (see gate_model).
-        tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store.
-        deploy_target: `kubernetes`, `local` or `none`, for an approved retrained model.
+        tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store (not with
+            `deploy_target=kubernetes`).
+        deploy_target: `kubernetes`, `local` or `none`, for an approved retrained model (see the training
+            pipeline).
         namespace: Kubernetes namespace of the SeldonDeployment.
-        serving_port: HTTP port of the local model server.
+        serving_port: HTTP port of the local model server (OIP REST; its gRPC port is this + 500).
         metrics_port: Metrics port of the local model server.
         serving_image: Model server image of the SeldonDeployment.
     """

@@ -95,11 +95,13 @@ def training_pipeline(
         gate_policy: The gate's statistics and policies, e.g. `{"confidence": 0.95, "min_test_rows": 100,
             "cold_start": "approve", "incompatible_champion": "reject", "ties": "keep_champion"}`
             (see gate_model).
-        tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store.
+        tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store (which
+            `deploy_target=kubernetes` refuses: the cluster cannot fetch files registered inside a step's pod).
         deploy_target: `kubernetes` (SeldonDeployment in `namespace`), `local` (serve on this machine) or `none`
-            (render the SeldonDeployment only).
+            (render the SeldonDeployment only). The server speaks the Open Inference Protocol: predictions at
+            `/v2/models/<model name>/infer`.
         namespace: Kubernetes namespace of the SeldonDeployment.
-        serving_port: HTTP port of the local model server.
+        serving_port: HTTP port of the local model server (OIP REST; its gRPC port is this + 500).
         metrics_port: Metrics port of the local model server.
         deploy_timeout_seconds: How long deployment may take to be Available and answer correctly.
         serving_image: Model server image of the SeldonDeployment (set at compile time by --image-registry and

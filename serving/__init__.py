@@ -1,2 +1,3 @@
-"""Model serving: the Seldon Core Python-wrapper class (``serving.model_server``, runs in .venv-serving and the
-serving image) and the launcher of local servers (``serving.local_server``, standard library only)."""
+"""Model serving: the Open Inference Protocol model server on the KServe Python SDK (``python -m serving``:
+serving.settings, serving.app, serving.model_server, serving.oip) and the launcher of local servers
+(``serving.local_server``, standard library only)."""

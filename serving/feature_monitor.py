@@ -33,15 +33,17 @@ class _Feature:
         self.positions = {label: position for position, label in enumerate(labels)}
         self.live = np.zeros(len(labels))
 
-    def bins(self, values: pd.Series) -> np.ndarray:
-        """The bin position of each present value."""
-        present = values.dropna()
+    def bins(self, values) -> np.ndarray:
+        """The bin position of each present value (numpy rather than pandas: this runs for every request)."""
+        values = np.asarray(values)
         if self.edges is not None:
-            numbers = present.to_numpy(dtype="float64")
+            numbers = values.astype("float64")
+            numbers = numbers[~np.isnan(numbers)]
             inside = np.searchsorted(self.edges[1:-1], numbers, side="right") + 1
             return np.where(
                 numbers < self.edges[0], 0, np.where(numbers > self.edges[-1], len(self.labels) - 1, inside)
             )
+        present = values[~pd.isna(values)]
         other = self.positions[OTHER]
         return np.fromiter((self.positions.get(str(value), other) for value in present), dtype=int, count=len(present))
 
@@ -60,8 +62,9 @@ class FeatureMonitor:
                 shares, other = categories
                 self.features.append(_Feature(name, [*shares, OTHER], [*shares.values(), other]))
 
-    def observe(self, features: pd.DataFrame) -> list[dict]:
-        """Seldon custom metrics for one request's (coerced) feature rows; updates the recent distributions."""
+    def observe(self, features: Mapping[str, Sequence] | pd.DataFrame) -> list[dict]:
+        """The metric samples of one request's (coerced) feature rows, each ``{"key", "type", "value", "tags"}``
+        (the model server adds them to its Prometheus metrics); updates the recent distributions."""
         metrics = []
         rows = len(features)
         for feature in self.features:

@@ -1,11 +1,11 @@
-"""Starts, checks and stops Seldon Core model servers on this machine, one per HTTP port.
+"""Starts, checks and stops model servers on this machine, one per HTTP port.
 
-Used by the deploy step (target ``local``) and by ``make serve`` / ``make stop``. Standard library only, so it
-runs in either environment; the server itself runs from the serving environment (.venv-serving), whose
-packages can never share an environment with kfp. Each server gets its own process group and a record
-``server-<port>.json`` (and its log ``server-<port>.log``) in the state directory.
+Used by the deploy step (target ``local``) and by ``make serve`` / ``make stop``. Each server is the serving
+image's own entry point, ``python -m serving`` (the Open Inference Protocol server, serving.app), run by this
+interpreter with command-line flags. Standard library only here. Each server gets its own process group and a
+record ``server-<port>.json`` (and its log ``server-<port>.log``) in the state directory.
 
-    python -m serving.local_server start --model-dir DIR [--port 9000] [--metrics-port 6000]
+    python -m serving.local_server start --model-dir DIR [--model-name model] [--port 9000] [--metrics-port 6000]
     python -m serving.local_server status
     python -m serving.local_server stop [--port 9000]
 """
@@ -27,11 +27,12 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import pandas as pd
+
 import model_bundle
+from serving.oip import table_request
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SERVER_CLASS = "serving.model_server.ModelServer"
-SERVING_VENV_ENV = "KFP_MLOPS_SERVING_VENV"
 HOST = "127.0.0.1"
 
 
@@ -48,29 +49,35 @@ class LocalServer:
     metrics_port: int
     grpc_port: int
     log_file: str
+    model_name: str = "model"
 
     @property
-    def predictions_url(self) -> str:
-        return f"http://{HOST}:{self.http_port}/api/v1.0/predictions"
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.http_port}"
+
+    @property
+    def infer_url(self) -> str:
+        return f"{self.base_url}/v2/models/{self.model_name}/infer"
+
+    @property
+    def metadata_url(self) -> str:
+        return f"{self.base_url}/v2/models/{self.model_name}"
 
     @property
     def metrics_url(self) -> str:
         return f"http://{HOST}:{self.metrics_port}/metrics"
 
     def example_curl(self) -> str:
-        """A ready-to-paste curl predicting the model card's input example (a real training row)."""
+        """A ready-to-paste curl predicting the model card's input example (a real training row) as an OIP table."""
         card = model_bundle.read_card(self.model_dir)
-        example = card.input_example
-        names = [name for name in card.feature_names if name in example]
-        body = json.dumps({"data": {"names": names, "ndarray": [[example[name] for name in names]]}})
-        return (
-            f"curl -s -X POST {self.predictions_url} -H 'Content-Type: application/json' \\\n"
-            f"     -d {shlex.quote(body)}"
-        )
+        body = json.dumps(example_request(card))
+        return f"curl -s -X POST {self.infer_url} -H 'Content-Type: application/json' \\\n     -d {shlex.quote(body)}"
 
 
-def serving_venv() -> Path:
-    return Path(os.environ.get(SERVING_VENV_ENV, REPO_ROOT / ".venv-serving"))
+def example_request(card: model_bundle.ModelCard) -> dict:
+    """An OIP table request of the card's input example (a real training row), in the model's feature order."""
+    names = [feature["name"] for feature in card.features if feature["name"] in card.input_example]
+    return table_request(pd.DataFrame([[card.input_example[name] for name in names]], columns=names))
 
 
 def start(
@@ -82,42 +89,44 @@ def start(
     grpc_port: int | None = None,
     timeout: float = 120.0,
     parameters: dict[str, bool | int | float | str] | None = None,
+    model_name: str = "model",
 ) -> LocalServer:
-    """Starts a server for ``model_dir`` on ``http_port`` (replacing the one this tool runs there) and waits
-    until its health check answers. Raises LocalServerError with the log's tail when it does not.
+    """Starts a server for ``model_dir`` on ``http_port`` (replacing the one this tool runs there) under the OIP
+    model name ``model_name``, and waits until the model reports ready. Raises LocalServerError with the log's
+    tail when it does not.
 
-    ``parameters`` are further graph parameters of the model class, e.g. ``{"max_rows": 1000}``.
+    ``parameters`` are further model parameters (serving.settings), e.g. ``{"max_rows": 1000}``.
     """
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     grpc_port = grpc_port if grpc_port is not None else http_port + 500
-    executable = serving_venv() / "bin" / "seldon-core-microservice"
-    if not executable.exists():
-        raise LocalServerError(f"{executable} not found: create the serving environment with `make .venv-serving`")
+    flags = [item for name, value in (parameters or {}).items() for item in (f"--{name}", _flag_value(name, value))]
     stop(http_port, state_dir)
     for port in (http_port, metrics_port, grpc_port):
         if _port_in_use(port):
             raise LocalServerError(f"port {port} is already in use by another program; choose other ports")
 
     log_file = state_dir / f"server-{http_port}.log"
-    graph_parameters = {"model_uri": str(Path(model_dir).resolve()), "model_sha256": model_sha256, **(parameters or {})}
     command = [
-        str(executable),
-        SERVER_CLASS,
-        "--service-type",
-        "MODEL",
-        "--http-port",
+        sys.executable,
+        "-m",
+        "serving",
+        "--model_dir",
+        str(Path(model_dir).resolve()),
+        "--model_name",
+        model_name,
+        "--http_port",
         str(http_port),
-        "--metrics-port",
-        str(metrics_port),
-        "--grpc-port",
+        "--grpc_port",
         str(grpc_port),
-        "--parameters",
-        json.dumps([_graph_parameter(name, value) for name, value in graph_parameters.items()]),
+        "--metrics_port",
+        str(metrics_port),
+        "--model_sha256",
+        model_sha256,
+        *flags,
     ]
-    # Keep Seldon's internal metrics out of response bodies (they are on the metrics port), and one OpenMP
-    # thread per worker: scikit-learn's thread pool costs far more than it saves on single requests.
-    env = {"OMP_NUM_THREADS": "1", **os.environ, "INCLUDE_METRICS_IN_CLIENT_RESPONSE": "false"}
+    # One OpenMP thread: scikit-learn's thread pool costs far more than it saves on single requests.
+    env = {"OMP_NUM_THREADS": "1", **os.environ}
     process = spawn(command, log_file, env)
     server = LocalServer(
         process.pid,
@@ -127,36 +136,32 @@ def start(
         metrics_port,
         grpc_port,
         str(log_file),
+        model_name,
     )
     _record_path(state_dir, http_port).write_text(json.dumps(asdict(server), indent=2))
     try:
-        wait_healthy(f"http://{HOST}:{http_port}/health/status", process, log_file, timeout, "model server")
+        wait_healthy(f"{server.metadata_url}/ready", process, log_file, timeout, "model server")
     except LocalServerError:
         stop(http_port, state_dir)
         raise
     return server
 
 
-def _graph_parameter(name: str, value: bool | int | float | str) -> dict:
-    """One entry of Seldon's PREDICTIVE_UNIT_PARAMETERS (bool is tested first: it is also an int)."""
-    kinds = ((bool, "BOOL"), (int, "INT"), (float, "DOUBLE"), (str, "STRING"))
-    kind = next((label for python_type, label in kinds if isinstance(value, python_type)), None)
-    if kind is None:
-        raise LocalServerError(f"graph parameter {name!r} must be a bool, int, float or str, got {value!r}")
-    return {"name": name, "type": kind, "value": value}
+def _flag_value(name: str, value: bool | int | float | str) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise LocalServerError(f"model parameter {name!r} must be an int, float or str, got {value!r}")
+    return str(value)
 
 
 def health(server: LocalServer, timeout: float = 10.0) -> dict | None:
-    """The model's health status (target and the sha256 of the model it loaded), or None when the server does not
-    answer it."""
-    url = f"http://{HOST}:{server.http_port}/health/status"
+    """The served model's OIP metadata (its ``parameters`` hold the sha256 of the model it loaded), or None when
+    the server does not answer it."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(server.metadata_url, timeout=timeout) as response:
             body = json.loads(response.read())
     except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
         return None
-    status = body.get("jsonData") if isinstance(body, dict) else None
-    return status if isinstance(status, dict) else None
+    return body if isinstance(body, dict) and isinstance(body.get("parameters"), dict) else None
 
 
 def stop(http_port: int, state_dir: str | Path, timeout: float = 20.0) -> bool:
@@ -164,9 +169,19 @@ def stop(http_port: int, state_dir: str | Path, timeout: float = 20.0) -> bool:
     record = _record_path(Path(state_dir), http_port)
     if not record.exists():
         return False
-    stop_group(LocalServer(**json.loads(record.read_text())).pid, timeout)
+    server = LocalServer(**json.loads(record.read_text()))
+    stop_group(server.pid, timeout)
+    # The process may be gone while its sockets still close (threads exiting after the leader): a new server on the
+    # same ports must find them free.
+    _wait_ports_free((server.http_port, server.metrics_port, server.grpc_port), timeout=10.0)
     record.unlink(missing_ok=True)
     return True
+
+
+def _wait_ports_free(ports, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while any(_port_in_use(port) for port in ports) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def running(state_dir: str | Path) -> list[LocalServer]:
@@ -252,10 +267,13 @@ def _is_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie (exited, not yet reaped by its parent) is not serving.
+    # A zombie (exited, not yet reaped by its parent) is not serving, once its other threads are gone too.
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (OSError, IndexError):
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+        )
+        return not (status["State"].split()[0] == "Z" and int(status["Threads"]) <= 1)
+    except (OSError, KeyError, ValueError, IndexError):
         return True
 
 
@@ -270,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     start_parser = commands.add_parser("start", help="serve a model directory")
     start_parser.add_argument("--model-dir", required=True)
+    start_parser.add_argument("--model-name", default="model", help="the OIP model name (default: model)")
     start_parser.add_argument("--sha256", default="", help="expected digest of model.joblib (default: model.json's)")
     start_parser.add_argument("--port", type=int, default=9000)
     start_parser.add_argument("--metrics-port", type=int, default=6000)
@@ -282,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "start":
         sha256 = args.sha256 or model_bundle.read_card(args.model_dir).sha256
         try:
-            server = start(args.model_dir, sha256, state_dir, args.port, args.metrics_port)
+            server = start(args.model_dir, sha256, state_dir, args.port, args.metrics_port, model_name=args.model_name)
         except LocalServerError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
@@ -305,8 +324,9 @@ def main(argv: list[str] | None = None) -> int:
 def describe(server: LocalServer) -> str:
     """What a user needs to use the server: its model, URLs, log and a ready-to-paste curl."""
     return (
-        f"model server (pid {server.pid}) serving {server.model_dir}\n"
-        f"  predictions: {server.predictions_url}\n"
+        f"model server (pid {server.pid}) serving {server.model_dir} as model {server.model_name!r}\n"
+        f"  predictions: {server.infer_url}\n"
+        f"  metadata:    {server.metadata_url}\n"
         f"  metrics:     {server.metrics_url}\n"
         f"  log:         {server.log_file}\n"
         f"try it:\n{server.example_curl()}\n"

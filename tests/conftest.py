@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import socket
 import threading
@@ -21,8 +20,6 @@ from components.train_model.logic import train
 from model_bundle.profile import build_profile
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SERVING_VENV = Path(os.environ.get("KFP_MLOPS_SERVING_VENV", REPO_ROOT / ".venv-serving"))
-SELDON_CRD = REPO_ROOT.parent / "shared" / "reference" / "seldon" / "seldondeployment-crd.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -55,15 +52,6 @@ def regression_bundle(tmp_path_factory, houses) -> tuple[model_bundle.Bundle, pd
 def classification_bundle(tmp_path_factory, houses) -> tuple[model_bundle.Bundle, pd.DataFrame]:
     """A trained energy-label classifier (directory on disk) and its held-out test rows."""
     return _train_bundle(tmp_path_factory.mktemp("classification") / "model", houses, "energy_label", "classification")
-
-
-@pytest.fixture(scope="session")
-def serving_python() -> Path:
-    """The serving environment's interpreter; `make test` creates it, so its absence is an error, not a skip."""
-    python = SERVING_VENV / "bin" / "python"
-    if not python.exists():
-        pytest.fail(f"{python} not found: run `make venv` (the serving tests need .venv-serving)")
-    return python
 
 
 def _free_ports(count: int) -> list[int]:

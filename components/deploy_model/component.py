@@ -25,11 +25,15 @@ def deploy_model(
 ) -> NamedTuple("Outputs", [("endpoint", str)]):
     """Serves the registered model version and, once it answers correctly, moves the `champion` alias to it.
 
-    Target `kubernetes` creates or replaces the SeldonDeployment, waits until it is Available and smoke-tests it
-    through its in-cluster service; target `local` starts the Seldon Core Python server from .venv-serving on
-    this machine and smoke-tests it. The smoke test sends test rows: the answers must equal the model's own
-    predictions. On failure the previous deployment is restored and `champion` is not moved. Target `none` only
-    renders the SeldonDeployment manifest.
+    The server speaks the Open Inference Protocol (OIP, "V2": `/v2/models/<name>/infer`, REST and gRPC), under
+    the model name `deployment_name(model_name)` on every target. Target `kubernetes` creates or replaces the
+    SeldonDeployment (`protocol: v2`), waits until its new generation is Available and smoke-tests it through its
+    in-cluster service; it stops at once, before deploying anything, when `tracking_uri` is empty or a file (a
+    registry inside this step's pod) or `model_uri` is not in object storage the storage initializer can fetch.
+    Target `local` starts the same server (`python -m serving`) on this machine and smoke-tests it. The smoke
+    test first checks that the server reports this version's sha256 (so a previous server never passes for it),
+    then sends test rows: the answers must equal the model's own predictions. On failure the previous deployment
+    is restored and `champion` is not moved. Target `none` only renders the SeldonDeployment manifest.
 
     Args:
         model: The trained model directory (its card gives the digest the server must verify).
@@ -41,27 +45,30 @@ def deploy_model(
         manifest: The SeldonDeployment (YAML) for this version, rendered for every target.
         deploy_target: `kubernetes`, `local` or `none`.
         namespace: Kubernetes namespace of the SeldonDeployment.
-        tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store.
+        tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store (refused by target `kubernetes`).
         serving_port: HTTP port of the local server (target `local`).
         metrics_port: Prometheus metrics port of the local server (target `local`).
         wait_timeout_seconds: How long to wait for the SeldonDeployment to be Available and answer correctly.
         pipeline_job_id: The KFP run, recorded as an annotation on the SeldonDeployment.
 
     Returns:
-        endpoint: The predictions URL, empty for target `none`.
+        endpoint: The OIP infer URL (`.../v2/models/<name>/infer`), empty for target `none`.
     """
     from components._common.datasets import read_dataset
     from components.deploy_model.logic import (
         SMOKE_ROWS,
-        build_seldon_deployment,
+        check_cluster_sources,
         check_target,
         deploy_kubernetes,
         deploy_local,
         write_manifest,
     )
+    from components.deploy_model.manifests import build_seldon_deployment
     from model_bundle import load
 
     check_target(deploy_target)
+    if deploy_target == "kubernetes":
+        check_cluster_sources(tracking_uri, model_uri)
     bundle = load(model.path)
     sha256 = bundle.card.sha256
     seldon_deployment = build_seldon_deployment(

@@ -1,44 +1,43 @@
 """Deploys a registered model version and, only when it serves correctly, makes it the champion.
 
 Targets:
-- ``kubernetes``: create or replace the SeldonDeployment, wait until the operator reports it Available,
-  smoke-test it through its in-cluster service, then move the registry alias ``champion``; on failure the
-  previous spec is restored (or the new object deleted) and the alias is left alone (see cluster.py).
-- ``local``: serve it on this machine with the Seldon Core Python server (from .venv-serving), smoke-test
-  it, then move ``champion``; on failure the previous local server is restored and the alias is left alone.
-  ``serve_champion_locally`` serves the current champion the same way when a run deployed nothing (run_local).
+- ``kubernetes``: refuse at once a registry or model URI the cluster could never fetch (check_cluster_sources),
+  create or replace the SeldonDeployment (``protocol: v2``), follow the new spec's rollout, smoke-test it through
+  its in-cluster service, then move the registry alias ``champion``; on failure the previous spec is restored (or
+  the new object deleted) and the alias is left alone (see cluster.py).
+- ``local``: serve it on this machine with the project's Open Inference Protocol server (``python -m serving``,
+  as in the image), smoke-test it, then move ``champion``; on failure the previous local server is restored and
+  the alias is left alone. ``serve_champion_locally`` serves the current champion the same way when a run
+  deployed nothing (run_local).
 - ``none``: only render the SeldonDeployment a cluster would apply.
-The SeldonDeployment manifest is rendered for every target, by the same builder.
+The SeldonDeployment manifest is rendered for every target, by the same builder. Every smoke test (smoke.py) first
+checks the digest the server reports, then that it answers test rows exactly as the model predicts in-process.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import shutil
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
 
 from components._common import registry
-from components._image import SERVING_IMAGE
+from components.deploy_model.manifests import RCLONE_SECRET, deployment_name
+from components.deploy_model.smoke import DeploymentError, smoke_test
 
 if TYPE_CHECKING:
     from serving.local_server import LocalServer
 
 TARGETS = ("kubernetes", "local", "none")
-GRAPH_NODE = "model"
-RCLONE_SECRET = "seldon-rclone-secret"
 SMOKE_ROWS = 5
-
-
-class DeploymentError(RuntimeError):
-    """The model could not be deployed or failed its smoke test; the message says which and why."""
+# URIs that only mean something inside one pod (or to an MLflow client): nothing in the cluster can read them.
+POD_LOCAL_TRACKING_SCHEMES = ("", "file", "sqlite")
+REMOTE_BARE_TRACKING_URIS = ("databricks", "databricks-uc")  # MLflow's names for a hosted registry, not paths
+UNFETCHABLE_MODEL_SCHEMES = ("", "file", "models", "runs", "mlflow-artifacts")
 
 
 def check_target(deploy_target: str) -> str:
@@ -47,145 +46,37 @@ def check_target(deploy_target: str) -> str:
     return deploy_target
 
 
-def deployment_name(model_name: str) -> str:
-    """``model_name`` as a Kubernetes resource name (DNS-1123 label: lowercase alphanumerics and '-')."""
-    name = re.sub(r"[^a-z0-9-]+", "-", model_name.lower()).strip("-")[:63].strip("-")
-    if not name:
-        raise DeploymentError(f"model_name {model_name!r} gives no valid Kubernetes name")
-    return name
+def check_cluster_sources(tracking_uri: str, model_uri: str) -> None:
+    """Refuses, before anything is deployed, a ``kubernetes`` deployment that could never start.
 
-
-def build_seldon_deployment(
-    model_name: str,
-    model_version: str,
-    model_uri: str,
-    model_sha256: str,
-    namespace: str = "models",
-    image: str = SERVING_IMAGE,
-    pipeline_job_id: str = "",
-) -> dict:
-    """The SeldonDeployment (machinelearning.seldon.io/v1) serving ``model_uri`` with this project's image.
-
-    The operator's storage initializer copies ``model_uri`` to /mnt/models using the rclone Secret; the graph
-    parameters tell our server where the files are and which digest they must have.
+    An empty or file-based ``tracking_uri`` is a registry inside the step's own pod: the version was registered
+    there, its files sit on that pod's disk, and the storage initializer (``rclone copy <modelUri>``) can never
+    fetch them; without this check the step would fail only after the whole wait, then roll back.
     """
-    name = deployment_name(model_name)
-    labels = {
-        "app.kubernetes.io/name": name,
-        "app.kubernetes.io/part-of": "kfp-mlops",
-        "kfp-mlops/model-version": str(model_version),
-    }
-    return {
-        "apiVersion": "machinelearning.seldon.io/v1",
-        "kind": "SeldonDeployment",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": labels,
-            "annotations": {
-                "kfp-mlops/registered-model": model_name,
-                "kfp-mlops/model-version": str(model_version),
-                "kfp-mlops/model-sha256": model_sha256,
-                "kfp-mlops/model-uri": model_uri,
-                "kfp-mlops/kfp-run-id": pipeline_job_id,
-            },
-        },
-        "spec": {
-            "name": name,
-            "predictors": [
-                {
-                    "name": "default",
-                    "replicas": 1,
-                    "labels": labels,
-                    "graph": {
-                        "name": GRAPH_NODE,
-                        "type": "MODEL",
-                        "modelUri": model_uri,
-                        "envSecretRefName": RCLONE_SECRET,
-                        "parameters": [
-                            {"name": "model_uri", "type": "STRING", "value": "/mnt/models"},
-                            {"name": "model_sha256", "type": "STRING", "value": model_sha256},
-                        ],
-                    },
-                    "componentSpecs": [
-                        {
-                            "spec": {
-                                "containers": [
-                                    {
-                                        "name": GRAPH_NODE,
-                                        "image": image,
-                                        "imagePullPolicy": "IfNotPresent",
-                                        "env": [
-                                            {"name": "INCLUDE_METRICS_IN_CLIENT_RESPONSE", "value": "false"},
-                                            {"name": "GUNICORN_WORKERS", "value": "1"},
-                                        ],
-                                        "resources": {
-                                            "requests": {"cpu": "100m", "memory": "256Mi"},
-                                            "limits": {"memory": "1Gi"},
-                                        },
-                                    }
-                                ]
-                            }
-                        }
-                    ],
-                    # The executor asks for 500m / 512Mi by default, which leaves pods Pending on small nodes.
-                    "svcOrchSpec": {
-                        "resources": {
-                            "requests": {"cpu": "100m", "memory": "128Mi"},
-                            "limits": {"memory": "512Mi"},
-                        }
-                    },
-                }
-            ],
-        },
-    }
-
-
-def smoke_payload(rows: pd.DataFrame) -> bytes:
-    """A Seldon request by column name for ``rows``: values exactly as they are (floats at full precision,
-    unlike DataFrame.to_json), missing values as JSON null."""
-    values = rows.astype(object).where(rows.notna(), None).to_numpy().tolist()
-    payload = {"data": {"names": [str(column) for column in rows.columns], "ndarray": values}}
-    # numpy scalars (int64, bool_) are not JSON-native; .item() gives the Python value.
-    return json.dumps(payload, default=lambda value: value.item()).encode()
-
-
-def smoke_test(predictions_url: str, rows: pd.DataFrame, expected: np.ndarray, timeout: float = 30.0) -> None:
-    """Sends ``rows`` to the server and checks it answers with exactly the in-process predictions.
-
-    Any other outcome (an error status, no answer, an answer that is not predictions) is a DeploymentError.
-    """
-    request = urllib.request.Request(
-        predictions_url, data=smoke_payload(rows), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            raw = response.read()
-    except urllib.error.HTTPError as error:
-        raise DeploymentError(f"smoke test: {predictions_url} answered {error.code}: {error.read()[:500]!r}") from error
-    except (urllib.error.URLError, OSError) as error:
-        raise DeploymentError(f"smoke test: cannot reach {predictions_url}: {error}") from error
-
-    try:
-        served = np.asarray(json.loads(raw)["data"]["ndarray"]).reshape(-1)
-    except (KeyError, TypeError, ValueError) as error:
+    server = "an MLflow server the cluster reaches, e.g. http://mlflow.kubeflow.svc.cluster.local:5000"
+    if not tracking_uri.strip():
         raise DeploymentError(
-            f"smoke test: {predictions_url} did not answer with predictions: {raw[:500]!r}"
-        ) from error
-    if len(served) != len(rows):
-        raise DeploymentError(f"smoke test: sent {len(rows)} rows, got {len(served)} predictions")
-    expected = np.asarray(expected).reshape(-1)
-    try:
-        if expected.dtype.kind in "fi":
-            matches = np.allclose(served.astype("float64"), expected.astype("float64"), rtol=1e-9, atol=0.0)
-        else:
-            matches = bool((served.astype(str) == expected.astype(str)).all())
-    except ValueError as error:  # e.g. text where the model predicts numbers
-        raise DeploymentError(f"smoke test: served predictions {served.tolist()} are not comparable") from error
-    if not matches:
-        raise DeploymentError(
-            f"smoke test: served predictions {served.tolist()} differ from the model's {expected.tolist()}"
+            "parameter tracking_uri is empty: with deploy_target=kubernetes it must be "
+            f"{server} (empty means a SQLite registry inside this step's own pod)"
         )
+    if _scheme(tracking_uri) in POD_LOCAL_TRACKING_SCHEMES and tracking_uri.strip() not in REMOTE_BARE_TRACKING_URIS:
+        raise DeploymentError(
+            f"parameter tracking_uri {tracking_uri!r} is a file inside this step's own pod: with "
+            f"deploy_target=kubernetes it must be {server}"
+        )
+    if _scheme(model_uri) in UNFETCHABLE_MODEL_SCHEMES:
+        raise DeploymentError(
+            f"parameter model_uri {model_uri!r} cannot be fetched by Seldon's rclone storage initializer: "
+            "deploy_target=kubernetes needs the version's files in object storage (e.g. s3://mlpipeline/...), "
+            "i.e. an MLflow server whose artifact root is a bucket, with a remote of that scheme in the "
+            f"{RCLONE_SECRET} Secret"
+        )
+
+
+def _scheme(uri: str) -> str:
+    """The URI's scheme, "" for a bare path (a one-letter scheme is a Windows drive)."""
+    scheme = urlparse(uri.strip()).scheme.lower()
+    return "" if len(scheme) <= 1 else scheme
 
 
 def deploy_local(
@@ -198,7 +89,8 @@ def deploy_local(
     http_port: int = 9000,
     metrics_port: int = 6000,
 ) -> str:
-    """Serves the registered version locally, smoke-tests it, then makes it the champion; returns its URL.
+    """Serves the registered version locally, smoke-tests it, then makes it the champion; returns its OIP
+    infer URL.
 
     The files served are downloaded from the registry (as a cluster would), not taken from the pipeline's
     own artifact. On any failure the previously served model is restored and ``champion`` stays where it was.
@@ -209,7 +101,7 @@ def deploy_local(
         model_name, model_version, downloaded, model_sha256, smoke_rows, expected_predictions, http_port, metrics_port
     )
     promote_champion(tracking_uri, model_name, model_version, _local_deployment_tags(server))
-    return server.predictions_url
+    return server.infer_url
 
 
 @dataclass(frozen=True)
@@ -231,12 +123,12 @@ def serve_champion_locally(
 ) -> LocalChampion:
     """Makes sure ``model_name``'s current champion is what answers on ``http_port``.
 
-    A run whose gate keeps the champion deploys nothing, so after ``make stop`` nothing would be serving it. When
-    the server this tool runs on ``http_port`` already serves the champion's files (metrics on ``metrics_port``)
-    and its health check reports the digest the registry recorded, it is kept. Otherwise the champion is served
-    as the deploy step serves a version: downloaded from the registry, checked against the recorded digest
-    (``model_sha256`` tag) before it is loaded, started in place of whatever ran on the port, smoke-tested with
-    the input example of its model card; on failure the previous server is restored. The alias is not moved.
+    A run whose gate keeps the champion deploys nothing, so after ``make stop`` nothing would be serving it. The
+    server this tool runs on ``http_port`` (metrics on ``metrics_port``) is kept only when its OIP metadata, under
+    the model's name, reports the digest the registry recorded and the champion's version. Otherwise the champion
+    is served as the deploy step serves a version: downloaded from the registry, checked against the recorded
+    digest (``model_sha256`` tag) before it is loaded, started in place of whatever ran on the port, smoke-tested
+    with the input example of its model card; on failure the previous server is restored. The alias is not moved.
     """
     from model_bundle import BundleError, load
     from serving import local_server
@@ -258,11 +150,7 @@ def serve_champion_locally(
 
     state = _local_serving_dir()
     current = next((s for s in local_server.running(state) if s.http_port == http_port), None)
-    if (
-        current is not None
-        and current.metrics_port == metrics_port
-        and _serves(current, _version_dir(model_name, version), sha256)
-    ):
+    if current is not None and current.metrics_port == metrics_port and _serves(current, model_name, version, sha256):
         return LocalChampion(model_name, version, current, started=False)
 
     downloaded = _download_version(client, model_name, version)
@@ -278,14 +166,16 @@ def serve_champion_locally(
     return LocalChampion(model_name, version, server, started=True)
 
 
-def _serves(server: LocalServer, version_dir: Path, sha256: str) -> bool:
-    """Whether ``server`` serves the files of ``version_dir`` with digest ``sha256``, and says so when asked."""
+def _serves(server: LocalServer, model_name: str, version: str, sha256: str) -> bool:
+    """Whether ``server`` answers for ``model_name`` and its metadata reports ``version`` with digest ``sha256``
+    (what the server loaded, not what its record says it was asked to load)."""
     from serving import local_server
 
-    if not Path(server.model_dir).is_relative_to(version_dir) or server.model_sha256 != sha256:
+    if server.model_name != deployment_name(model_name):
         return False
-    status = local_server.health(server)
-    return status is not None and status.get("sha256") == sha256
+    metadata = local_server.health(server)
+    parameters = (metadata or {}).get("parameters") or {}
+    return parameters.get("sha256") == sha256 and str(parameters.get("model_version")) == version
 
 
 def _example_rows(bundle, what: str) -> pd.DataFrame:
@@ -326,24 +216,39 @@ def _serve_locally(
     metrics_port: int,
 ) -> LocalServer:
     """Starts a server for ``model_dir`` on ``http_port`` (replacing the one there) and smoke-tests it; on failure
-    restores the server that ran there before and raises DeploymentError."""
+    restores the server that ran there before and raises DeploymentError.
+
+    The OIP model name is the one the cluster uses (the SeldonDeployment's graph node), so a client's URL is the
+    same path locally and behind Seldon.
+    """
     from serving import local_server
 
+    name = deployment_name(model_name)
     state = _local_serving_dir()
     previous = next((s for s in local_server.running(state) if s.http_port == http_port), None)
+    # Its registry version is a start parameter the record does not keep: read back from what it serves.
+    previous_parameters = _version_parameter(local_server.health(previous)) if previous is not None else {}
     try:
-        server = local_server.start(model_dir, model_sha256, state, http_port=http_port, metrics_port=metrics_port)
-        smoke_test(server.predictions_url, smoke_rows, expected_predictions)
+        server = local_server.start(
+            model_dir,
+            model_sha256,
+            state,
+            http_port=http_port,
+            metrics_port=metrics_port,
+            parameters={"model_version": str(model_version)},
+            model_name=name,
+        )
+        smoke_test(server.base_url, server.model_name, smoke_rows, expected_predictions, model_sha256)
     except (local_server.LocalServerError, DeploymentError) as error:
         local_server.stop(http_port, state)
         raise DeploymentError(
-            f"deploying {model_name} v{model_version} failed: {error}; {_restore(previous, state)}"
+            f"deploying {model_name} v{model_version} failed: {error}; {_restore(previous, previous_parameters, state)}"
         ) from error
     return server
 
 
 def _local_deployment_tags(server: LocalServer) -> dict[str, str]:
-    return {"deployment.target": "local", "deployment.endpoint": server.predictions_url}
+    return {"deployment.target": "local", "deployment.endpoint": server.infer_url}
 
 
 def deploy_kubernetes(
@@ -356,18 +261,20 @@ def deploy_kubernetes(
 ) -> str:
     """Rolls ``manifest`` out to the cluster, smoke-tests it in the cluster, then makes it the champion.
 
-    On any failure the cluster is rolled back and ``champion`` stays where it was. Returns the in-cluster
-    predictions URL.
+    On any failure the cluster is rolled back and ``champion`` stays where it was. Returns the in-cluster OIP
+    infer URL. (The step has already refused, with check_cluster_sources, what the cluster could never fetch.)
     """
     from components.deploy_model import cluster
 
     annotations = manifest["metadata"]["annotations"]
     model_name, model_version = annotations["kfp-mlops/registered-model"], annotations["kfp-mlops/model-version"]
+    sha256 = annotations["kfp-mlops/model-sha256"]
+    served_name = manifest["spec"]["predictors"][0]["graph"]["name"]
     try:
         rollout = cluster.roll_out(
             api if api is not None else cluster.load_api(),
             manifest,
-            lambda url: smoke_test(url, smoke_rows, expected_predictions),
+            lambda base_url: smoke_test(base_url, served_name, smoke_rows, expected_predictions, sha256),
             timeout=timeout,
         )
     except cluster.ClusterDeploymentError as error:
@@ -398,7 +305,12 @@ def _tag_version(client, model_name: str, model_version: str, tags: dict[str, st
         client.set_model_version_tag(model_name, model_version, key, value)
 
 
-def _restore(previous, state: Path) -> str:
+def _version_parameter(metadata: dict | None) -> dict[str, str]:
+    version = ((metadata or {}).get("parameters") or {}).get("model_version")
+    return {"model_version": str(version)} if version not in (None, "") else {}
+
+
+def _restore(previous: LocalServer | None, parameters: dict[str, str], state: Path) -> str:
     """Restarts the server that ran before a failed deployment; says what happened, for the error message."""
     from serving import local_server
 
@@ -412,6 +324,8 @@ def _restore(previous, state: Path) -> str:
             previous.http_port,
             previous.metrics_port,
             previous.grpc_port,
+            parameters=parameters,
+            model_name=previous.model_name,
         )
     except local_server.LocalServerError as error:
         return f"the previous server of {previous.model_dir} could not be restarted either: {error}"

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import requests
 
@@ -83,10 +84,18 @@ def test_training_pipeline_deploys_a_seldon_deployment_that_serves_with_metrics(
     finished = kfp_client.wait_for_run_completion(run.run_id, timeout=RUN_TIMEOUT_S)
     assert finished.state == "SUCCEEDED", f"run {run.run_id} ended {finished.state}"
 
+    from components.deploy_model.manifests import PORTS
+    from serving.oip import table_request
+
     deployment = custom.get_namespaced_custom_object(
         "machinelearning.seldon.io", "v1", NAMESPACE, "seldondeployments", MODEL_NAME
     )
     assert deployment["status"]["state"] == "Available"
+    assert deployment["spec"]["protocol"] == "v2"
+    # The operator's address names the predictor Service and the OIP path of the graph's model.
+    assert deployment["status"]["address"]["url"] == (
+        f"http://{MODEL_NAME}-default.{NAMESPACE}.svc.cluster.local:8000/v2/models/{MODEL_NAME}/infer"
+    )
     row = {
         "size_sqm": 95.0,
         "rooms": 3,
@@ -96,23 +105,24 @@ def test_training_pipeline_deploys_a_seldon_deployment_that_serves_with_metrics(
         "neighbourhood": "Riverside",
         "energy_label": "C",
     }
-    # The way the README reaches the model: a port-forward to the predictor's service (Seldon's executor).
+    # The way the README reaches the model: a port-forward to the predictor's service (Seldon's executor), the
+    # Open Inference Protocol path of the model (through an ingress: /seldon/<namespace>/<name>/v2/models/...).
     with _port_forward(f"svc/{MODEL_NAME}-default", 8000) as port:
-        answer = requests.post(
-            f"http://127.0.0.1:{port}/api/v1.0/predictions",
-            json={"data": {"names": list(row), "ndarray": [list(row.values())]}},
-            timeout=60,
-        )
+        base = f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}"
+        metadata = requests.get(base, timeout=60).json()
+        assert metadata["parameters"]["sha256"] == deployment["metadata"]["annotations"]["kfp-mlops/model-sha256"]
+        answer = requests.post(f"{base}/infer", json=table_request(pd.DataFrame([row])), timeout=60)
         assert answer.status_code == 200, answer.text
-        assert answer.json()["data"]["names"] == ["price"]
+        assert [output["name"] for output in answer.json()["outputs"]] == ["price"]
         executor_metrics = requests.get(f"http://127.0.0.1:{port}/prometheus", timeout=60).text
     assert "seldon_api_executor_server_requests_seconds" in executor_metrics
 
     pods = core.list_namespaced_pod(NAMESPACE, label_selector=f"seldon-deployment-id={MODEL_NAME}").items
     assert pods, f"no pods of SeldonDeployment {MODEL_NAME}"
-    with _port_forward(f"pod/{pods[0].metadata.name}", 6000) as port:
+    # The model container's port named `metrics`, at the path the operator passes it.
+    with _port_forward(f"pod/{pods[0].metadata.name}", PORTS["metrics"]) as port:
         model_metrics = requests.get(f"http://127.0.0.1:{port}/prometheus", timeout=60).text
-    assert "model_requests_total" in model_metrics
+    assert f'model_name="{MODEL_NAME}"' in model_metrics and "model_requests_total" in model_metrics
 
 
 @contextlib.contextmanager

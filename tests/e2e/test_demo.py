@@ -1,5 +1,6 @@
-"""`make demo` as a user runs it, more than once: every run ends with the champion served and its curl printed,
-whether the run deployed a model, the gate kept the champion after `make stop`, or a server was already up.
+"""`make demo` as a user runs it, more than once: every run ends with the champion served and how to call it printed
+(a Python example with kserve's OIP client, then an OIP curl; both are run here as a user would paste them), whether
+the run deployed a model, the gate kept the champion after `make stop`, or a server was already up.
 
 Runs the real Makefile (in its own state and build directories, on free ports) with the environments under test.
 """
@@ -17,26 +18,19 @@ import pytest
 import requests
 
 from components._common import registry
+from components.deploy_model.manifests import deployment_name
 from serving import local_server
 
 pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parent.parent
-SERVING_VENV = local_server.serving_venv()
-# make must use the environments as they are (-o: never rebuild them), not a parent `make test`'s settings.
-MAKE = [
-    "make",
-    "-o",
-    f"{VENV}/.installed",
-    "-o",
-    f"{SERVING_VENV}/.installed",
-    f"VENV={VENV}",
-    f"SERVING_VENV={SERVING_VENV}",
-]
+# make must use the environment as it is (-o: never rebuild it), not a parent `make test`'s settings.
+MAKE = ["make", "-o", f"{VENV}/.installed", f"VENV={VENV}"]
 CLEAN_ENVIRONMENT = {key: value for key, value in os.environ.items() if key not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 CURL = re.compile(r"^curl -s -X POST .*\\\n\s+-d .*$", re.MULTILINE)
+PYTHON_EXAMPLE = re.compile(r"^\S+python - <<'EOF'\n.*?^EOF$", re.MULTILINE | re.DOTALL)
 MODEL_NAME = "house-prices"
 
 
@@ -76,13 +70,25 @@ def answer_to_printed_curl(stdout: str, port: int) -> requests.Response:
     commands = CURL.findall(stdout)
     assert commands, f"no curl example printed:\n{stdout[-3000:]}"
     command = shlex.split(commands[-1].replace("\\\n", " "))
-    assert command[:5] == ["curl", "-s", "-X", "POST", f"http://127.0.0.1:{port}/api/v1.0/predictions"]
+    infer_url = f"http://127.0.0.1:{port}/v2/models/{deployment_name(MODEL_NAME)}/infer"
+    assert command[:5] == ["curl", "-s", "-X", "POST", infer_url]
     return requests.post(
         command[4],
         data=command[command.index("-d") + 1],
         headers=dict([command[command.index("-H") + 1].split(": ", 1)]),
         timeout=60,
     )
+
+
+def output_of_printed_python_example(stdout: str) -> str:
+    """Runs the last Python example the run printed (a shell block: interpreter and script), as a user would."""
+    examples = PYTHON_EXAMPLE.findall(stdout)
+    assert examples, f"no Python example printed:\n{stdout[-3000:]}"
+    completed = subprocess.run(
+        ["bash", "-c", examples[-1]], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout
 
 
 def champion(state_dir: Path) -> str:
@@ -93,7 +99,15 @@ def champion(state_dir: Path) -> str:
 def assert_answers(stdout: str, port: int, metrics_port: int) -> None:
     response = answer_to_printed_curl(stdout, port)
     assert response.status_code == 200, response.text
-    assert len(response.json()["data"]["ndarray"]) == 1
+    (prediction,) = response.json()["outputs"]
+    assert prediction["name"] == "price"
+    assert len(prediction["data"]) == 1 and prediction["data"][0] > 0
+    # The curl is what the run ends with, followed only by make's two hints (metrics, stop).
+    curl = CURL.findall(stdout)[-1]
+    after = stdout[stdout.rindex(curl) + len(curl) :].strip().splitlines()
+    assert [line.split(":")[0] for line in after] == ["metrics", "stop"], after
+    python_output = output_of_printed_python_example(stdout)
+    assert python_output.strip() == f"{{'price': {prediction['data']}}}"
     assert f"metrics: curl -s http://127.0.0.1:{metrics_port}/metrics | grep ^model_" in stdout
 
 

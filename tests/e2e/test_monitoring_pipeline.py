@@ -86,9 +86,11 @@ def test_no_drift_retrains_nothing_and_drift_retrains_through_the_gate(tmp_path,
         assert re.search(r"passed champion v1: r2 [0-9.]+ vs [0-9.]+, gain \+", drifted.stdout), drifted.stdout[-3000:]
         assert versions(state_dir) == ["1", "2"]
         assert champion(state_dir) == "2"
-        status = requests.get(f"http://127.0.0.1:{serving_port}/health/status", timeout=30).json()
+        # The retrained version is what serves, under the model's OIP name, reporting its digest and version.
+        served = requests.get(f"http://127.0.0.1:{serving_port}/v2/models/{MODEL_NAME}", timeout=30).json()
         client = registry.connect(f"sqlite:///{state_dir / 'mlflow.db'}")
-        assert status["jsonData"]["sha256"] == client.get_model_version(MODEL_NAME, "2").tags["model_sha256"]
+        assert served["parameters"]["sha256"] == client.get_model_version(MODEL_NAME, "2").tags["model_sha256"]
+        assert served["parameters"]["model_version"] == "2"
 
         run_dir = max((state_dir / "pipeline_root").glob("monitoring-pipeline-*"), key=lambda path: path.name)
         assert "<html" in (run_dir / "detect-drift" / "report").read_text()[:2000].lower()

@@ -19,8 +19,8 @@ import requests
 
 import model_bundle
 from components._common import registry
-from components.deploy_model.logic import smoke_payload
 from serving import local_server
+from serving.oip import table_body
 
 pytestmark = pytest.mark.e2e
 
@@ -80,7 +80,8 @@ def candidates(*configurations: tuple[str, dict]) -> str:
 def test_a_degraded_model_never_replaces_the_champion_and_the_best_of_three_candidates_does(served, houses_csv):
     state_dir, ports = served
     deploy = ["deploy_target=local", f"serving_port={ports['serving_port']}", f"metrics_port={ports['metrics_port']}"]
-    predictions_url = f"http://127.0.0.1:{ports['serving_port']}/api/v1.0/predictions"
+    model_url = f"http://127.0.0.1:{ports['serving_port']}/v2/models/{MODEL_NAME}"
+    predictions_url = f"{model_url}/infer"
 
     # 1. A good model (a short boosting run) on an empty registry: cold start, deployed, champion.
     first = run_training(
@@ -92,13 +93,13 @@ def test_a_degraded_model_never_replaces_the_champion_and_the_best_of_three_cand
 
     rows = pd.read_csv(houses_csv).drop(columns=["price"]).head(3)
     response = requests.post(
-        predictions_url, data=smoke_payload(rows), headers={"Content-Type": "application/json"}, timeout=30
+        predictions_url, data=table_body(rows), headers={"Content-Type": "application/json"}, timeout=30
     )
     assert response.status_code == 200, response.text
-    assert len(response.json()["data"]["ndarray"]) == 3
+    assert response.json()["outputs"][0]["shape"] == [3]
     metrics = requests.get(f"http://127.0.0.1:{ports['metrics_port']}/metrics", timeout=30).text
     assert re.search(r'^model_requests_total\{.*outcome="ok".*\} [1-9]', metrics, re.MULTILINE), metrics[:2000]
-    served_sha = requests.get(f"http://127.0.0.1:{ports['serving_port']}/health/status", timeout=30).json()
+    served_sha = requests.get(model_url, timeout=30).json()["parameters"]["sha256"]
 
     # 2. A deliberately degraded configuration: registered (so the registry explains it), never deployed.
     degraded = run_training(
@@ -115,8 +116,8 @@ def test_a_degraded_model_never_replaces_the_champion_and_the_best_of_three_cand
     assert client.get_model_version(MODEL_NAME, "2").tags["gate.approved"] == "false"
     assert champion_version(state_dir) == "1"
     # The champion is still served, byte for byte.
-    assert requests.get(f"http://127.0.0.1:{ports['serving_port']}/health/status", timeout=30).json() == served_sha
-    assert served_sha["jsonData"]["sha256"] == client.get_model_version(MODEL_NAME, "1").tags["model_sha256"]
+    assert requests.get(model_url, timeout=30).json()["parameters"]["sha256"] == served_sha
+    assert served_sha == client.get_model_version(MODEL_NAME, "1").tags["model_sha256"]
 
     # 3. Three candidates train in the loop; the best by validation score is the one evaluated, gated, deployed.
     better = run_training(
@@ -139,8 +140,7 @@ def test_a_degraded_model_never_replaces_the_champion_and_the_best_of_three_cand
     champion = registry_client(state_dir).get_model_version(MODEL_NAME, "3")
     assert champion.tags["model_sha256"] == cards[best].sha256
     assert champion.tags["deployment.endpoint"] == predictions_url
-    served_now = requests.get(f"http://127.0.0.1:{ports['serving_port']}/health/status", timeout=30).json()
-    assert served_now["jsonData"]["sha256"] == cards[best].sha256
+    assert requests.get(model_url, timeout=30).json()["parameters"]["sha256"] == cards[best].sha256
 
     # What the KFP UI shows for the run, and what MLflow keeps of it.
     evaluation = executor_output(run_dir, "evaluate-model")
@@ -160,9 +160,9 @@ def test_a_degraded_model_never_replaces_the_champion_and_the_best_of_three_cand
     pyfunc = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
     test_rows = pd.read_parquet(run_dir / "prepare-data" / "test").drop(columns=["price"]).head(5)
     served_predictions = requests.post(
-        predictions_url, data=smoke_payload(test_rows), headers={"Content-Type": "application/json"}, timeout=30
-    ).json()["data"]["ndarray"]
-    np.testing.assert_allclose(pyfunc.predict(test_rows), np.ravel(served_predictions), rtol=1e-9)
+        predictions_url, data=table_body(test_rows), headers={"Content-Type": "application/json"}, timeout=30
+    ).json()["outputs"][0]["data"]
+    np.testing.assert_allclose(pyfunc.predict(test_rows), served_predictions, rtol=1e-9)
 
     # The champion's schema is registered with it: its digest is a tag, the file is among the version's artifacts.
     schema_file = Path(mlflow.artifacts.download_artifacts(f"{champion.source}/schema.json", dst_path=str(state_dir)))
@@ -182,11 +182,11 @@ def test_a_degraded_model_never_replaces_the_champion_and_the_best_of_three_cand
     # And so are requests: a category the champion never saw is refused with a 4xx naming the column.
     unseen = rows.head(1).assign(neighbourhood="Atlantis")
     refused = requests.post(
-        predictions_url, data=smoke_payload(unseen), headers={"Content-Type": "application/json"}, timeout=30
+        predictions_url, data=table_body(unseen), headers={"Content-Type": "application/json"}, timeout=30
     )
     assert refused.status_code == 400, refused.text
-    assert refused.json()["status"]["reason"] == "SCHEMA_VIOLATION"
-    assert "column 'neighbourhood' has value(s) ['Atlantis'] outside its domain" in refused.json()["status"]["info"]
+    assert refused.json()["reason"] == "SCHEMA_VIOLATION"
+    assert "column 'neighbourhood' has value(s) ['Atlantis'] outside its domain" in refused.json()["error"]
 
 
 @pytest.mark.parametrize(

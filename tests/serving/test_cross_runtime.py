@@ -1,8 +1,11 @@
-"""A model trained in the pipeline runtime (.venv) predicts exactly the same in the serving runtime (.venv-serving)."""
+"""A model trained in the pipeline environment predicts exactly the same in the model server's process, and the
+serving image pins the same libraries (one resolution: images/serving/requirements.txt is resolved with
+``-c requirements.txt``), so a pickle written by training is read by the very versions that wrote it."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +16,11 @@ import model_bundle
 
 pytestmark = pytest.mark.serving
 
-# Runs in .venv-serving: loads the bundle (digest-checked), reads the rows, writes predictions as JSON.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# What a pickled model depends on: the serving image must hold exactly the versions training used.
+MODEL_LIBRARIES = ("scikit-learn", "numpy", "pandas", "joblib", "scipy")
+
+# Runs in a fresh process, as the server does: loads the bundle (digest-checked), reads the rows, writes predictions.
 PREDICT_SCRIPT = r"""
 import json
 import sys
@@ -57,30 +64,26 @@ def _read_back(payload: dict) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("task", ["regression", "classification"])
-def test_serving_runtime_predicts_exactly_like_the_training_runtime(
-    request, task, tmp_path, json_rows, run_serving_script
-):
+def test_a_fresh_serving_process_predicts_exactly_like_training(request, task, tmp_path, json_rows, run_python):
     bundle, test_frame = request.getfixturevalue(f"{task}_bundle")
     frame = test_frame[bundle.feature_names]
     assert frame.isna().any().any(), "the rows should include missing values"
     payload = _rows_payload(frame, json_rows)
     rows_file, result_file = tmp_path / "rows.json", tmp_path / "predictions.json"
     rows_file.write_text(json.dumps(payload, allow_nan=False))
-    # The file carries the rows faithfully, so any difference below comes from the runtime.
+    # The file carries the rows faithfully, so any difference below comes from the process.
     pd.testing.assert_frame_equal(_read_back(json.loads(rows_file.read_text())), frame.reset_index(drop=True))
 
-    run_serving_script(PREDICT_SCRIPT, str(bundle.directory), bundle.card.sha256, str(rows_file), str(result_file))
+    run_python(PREDICT_SCRIPT, str(bundle.directory), bundle.card.sha256, str(rows_file), str(result_file))
     served = json.loads(result_file.read_text())
 
-    # Two runtimes with the same pinned libraries.
     trained_with = model_bundle.library_versions()
     for name in ("scikit-learn", "numpy", "pandas", "joblib"):
         assert served["library_versions"][name] == trained_with[name], name
-    # One thread here (the serving script uses its default): a row's prediction does not depend on it.
+    # One thread here (the script uses its default): a row's prediction does not depend on it.
     with threadpool_limits(limits=1):
         expected = np.asarray(bundle.predict(frame)).tolist()
-        inputs = model_bundle.coerce_features(frame, bundle.features)
-        probabilities = bundle.model.predict_proba(inputs).tolist() if task == "classification" else None
+        probabilities = bundle.predict_proba(frame).tolist() if task == "classification" else None
     assert len(served["predictions"]) == len(frame)
     assert served["predictions"] == expected
     if task == "classification":
@@ -88,14 +91,19 @@ def test_serving_runtime_predicts_exactly_like_the_training_runtime(
         assert served["probabilities"] == probabilities
 
 
-def test_the_runtimes_are_distinct(run_serving_script):
-    """The serving interpreter has seldon-core and no kfp; this one has kfp and no seldon-core."""
-    import importlib.util
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        name, separator, version = line.partition("==")
+        if separator and not line.startswith((" ", "#")):
+            pins[name.strip().lower()] = version.split()[0]
+    return pins
 
-    assert importlib.util.find_spec("kfp") is not None
-    assert importlib.util.find_spec("seldon_core") is None
-    result = run_serving_script(
-        "import importlib.util, json; "
-        "print(json.dumps([importlib.util.find_spec(n) is not None for n in ('seldon_core', 'kfp')]))"
-    )
-    assert json.loads(result.stdout) == [True, False]
+
+def test_the_serving_image_pins_the_libraries_training_used_and_no_pipeline_packages():
+    serving = _pins(REPO_ROOT / "images" / "serving" / "requirements.txt")
+    training = _pins(REPO_ROOT / "requirements.txt")
+
+    assert {name: serving.get(name) for name in MODEL_LIBRARIES} == {name: training[name] for name in MODEL_LIBRARIES}
+    assert serving["kserve"] == training["kserve"]
+    assert not {"kfp", "mlflow", "seldon-core"} & set(serving), "the serving image must stay slim"

@@ -1,4 +1,4 @@
-"""The real Seldon Core server over HTTP: exact predictions, clear 4xx errors, custom metrics, metadata, health."""
+"""The real model server over OIP REST: exact predictions, documented 4xx errors, custom metrics, metadata, health."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 pytestmark = pytest.mark.serving
 
 REQUEST_TIMEOUT = 60  # seconds per HTTP request; bounded, never asserted on
-METRICS_WAIT = 5  # seconds to wait for the metrics process to show what the model recorded
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -32,12 +32,8 @@ def served(request):
     return server, bundle, test_frame[bundle.feature_names]
 
 
-def _body(names: list[str], rows: list[list]) -> dict:
-    return {"data": {"names": list(names), "ndarray": rows}}
-
-
 def _post(server, body) -> requests.Response:
-    return requests.post(server.predictions_url, json=body, timeout=REQUEST_TIMEOUT)
+    return requests.post(server.infer_url, data=json.dumps(body, allow_nan=False), headers=JSON_HEADERS, timeout=60)
 
 
 def _expected(bundle, frame: pd.DataFrame) -> list:
@@ -52,11 +48,12 @@ def _expected(bundle, frame: pd.DataFrame) -> list:
 
 def _predictions(response: requests.Response, bundle) -> list:
     assert response.status_code == 200, f"HTTP {response.status_code}: {response.text[:2000]}"
-    data = response.json()["data"]
-    assert data["names"] == [bundle.card.target]
-    column = data["ndarray"]
-    assert all(len(row) == 1 for row in column), column[:5]
-    return [row[0] for row in column]
+    answer = response.json()
+    [output] = answer["outputs"]
+    assert output["name"] == bundle.card.target
+    assert output["shape"] == [len(output["data"])]
+    assert output["datatype"] == ("FP64" if bundle.task == "regression" else "BYTES")
+    return output["data"]
 
 
 def _complete(frame: pd.DataFrame) -> pd.DataFrame:
@@ -71,27 +68,30 @@ def _with_missing(frame: pd.DataFrame) -> pd.DataFrame:
 # predictions
 
 
-def test_http_predictions_equal_in_process_predictions(served, json_rows):
+def test_http_predictions_equal_in_process_predictions(served, oip_table):
     server, bundle, frame = served
     assert len(_with_missing(frame)) > 0, "the test rows should include missing values"
-    body = _body(bundle.feature_names, json_rows(frame))
+    body = oip_table(bundle, frame)
     assert "null" in json.dumps(body, allow_nan=False), "missing values must travel as JSON null"
 
-    predictions = _predictions(_post(server, body), bundle)
+    response = _post(server, body)
 
-    expected = _expected(bundle, frame)
+    predictions = _predictions(response, bundle)
     assert len(predictions) == len(frame)
     if bundle.task == "regression":
         assert all(isinstance(value, float) for value in predictions)
     else:
         assert set(predictions) <= set(bundle.card.classes)
-    assert predictions == expected
+    assert predictions == _expected(bundle, frame)
+    answer = response.json()
+    assert answer["model_name"] == server.model_name
+    assert answer["model_version"] == bundle.card.sha256[:12]
+    assert answer["parameters"] == {"content_type": "pd"}
+    assert answer["id"]
 
 
 @pytest.mark.parametrize("subset", ["complete_rows", "rows_with_missing_values", "single_row"])
-def test_http_predictions_equal_in_process_for_subsets(served, json_rows, subset):
-    """Seldon turns an ndarray without nulls into an array of strings, and one with nulls into objects:
-    both paths, and a one-row request, give the in-process predictions."""
+def test_http_predictions_equal_in_process_for_subsets(served, oip_table, subset):
     server, bundle, frame = served
     rows = {
         "complete_rows": _complete(frame),
@@ -100,154 +100,152 @@ def test_http_predictions_equal_in_process_for_subsets(served, json_rows, subset
     }[subset]
     assert len(rows) > 0
 
-    predictions = _predictions(_post(server, _body(bundle.feature_names, json_rows(rows))), bundle)
+    predictions = _predictions(_post(server, oip_table(bundle, rows)), bundle)
 
     assert predictions == _expected(bundle, rows)
 
 
-def test_http_predictions_do_not_depend_on_column_order(served, json_rows):
+def test_http_predictions_do_not_depend_on_column_order_or_shape_form(served, oip_table):
+    """Inputs in any order, shape [n] or [n, 1] with flat or nested data, content_type left out: one answer."""
     server, bundle, frame = served
     rows = frame.head(10)
-    reordered = rows[list(reversed(bundle.feature_names))]
+    body = oip_table(bundle, rows[list(reversed(bundle.feature_names))])
+    del body["parameters"]
+    for position, entry in enumerate(body["inputs"]):
+        entry["shape"] = [len(rows), 1]
+        if position % 2:
+            entry["data"] = [[value] for value in entry["data"]]
 
-    predictions = _predictions(_post(server, _body(list(reordered.columns), json_rows(reordered))), bundle)
+    predictions = _predictions(_post(server, body), bundle)
 
     assert predictions == _expected(bundle, rows)
 
 
-SELDON_CLIENT_SCRIPT = r"""
-import json
-import sys
+def test_request_id_is_echoed(regression_server, regression_bundle, oip_table):
+    bundle, test = regression_bundle
+    body = {**oip_table(bundle, test[bundle.feature_names].head(1)), "id": "request-42"}
 
-import numpy as np
-from seldon_core.seldon_client import SeldonClient
-from seldon_core.utils import seldon_message_to_json
-
-endpoint, request_file, result_file, transport = sys.argv[1:5]
-with open(request_file) as stream:
-    calls = json.load(stream)
-client = SeldonClient(transport=transport, payload_type="ndarray", microservice_endpoint=endpoint)
-results = {}
-for name, call in calls.items():
-    prediction = client.microservice(
-        method="predict", data=np.array(call["rows"], dtype=object), names=call["names"]
-    )
-    response = prediction.response
-    if response is not None and not isinstance(response, dict):
-        response = seldon_message_to_json(response)
-    results[name] = {"success": prediction.success, "msg": prediction.msg, "response": response}
-with open(result_file, "w") as stream:
-    json.dump(results, stream)
-"""
-
-
-@pytest.mark.parametrize("transport", ["rest", "grpc"])
-def test_seldon_client_predictions_equal_in_process_predictions(
-    served, json_rows, run_serving_script, tmp_path, transport
-):
-    """Seldon's own Python client (REST or gRPC, straight to the microservice) gets the in-process predictions,
-    and a clear failure for a request that lacks a column (over gRPC the status travels in the message)."""
-    server, bundle, frame = served
-    port = server.http_port if transport == "rest" else server.grpc_port
-    names = bundle.feature_names
-    rows = json_rows(frame)
-    calls = {
-        "all_rows": {"names": names, "rows": rows},
-        "missing_column": {"names": names[:-1], "rows": [row[:-1] for row in rows[:3]]},
-    }
-    request_file, result_file = tmp_path / "calls.json", tmp_path / "results.json"
-    request_file.write_text(json.dumps(calls, allow_nan=False))
-
-    run_serving_script(SELDON_CLIENT_SCRIPT, f"127.0.0.1:{port}", str(request_file), str(result_file), transport)
-    results = json.loads(result_file.read_text())
-
-    good = results["all_rows"]
-    assert good["success"], good
-    assert good["response"]["data"]["names"] == [bundle.card.target]
-    assert [row[0] for row in good["response"]["data"]["ndarray"]] == _expected(bundle, frame)
-
-    bad = results["missing_column"]
-    assert bad["response"]["status"]["code"] == 400, bad
-    assert bad["response"]["status"]["reason"] == "BAD_FEATURES"
-    assert "missing column" in bad["response"]["status"]["info"]
-    assert names[-1] in bad["response"]["status"]["info"]
+    assert _post(regression_server, body).json()["id"] == "request-42"
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# malformed requests
+# malformed requests (the whole corpus is in test_malformed_requests.py; these are the old server's cases)
 
 
-def _malformed_requests(bundle, row: list, row_with_null: list, max_rows: int) -> dict[str, tuple[dict, list[str]]]:
-    """id -> (keyword arguments for requests.post, fragments the error message must contain).
-
-    ``row`` is a complete good row, ``row_with_null`` one with a missing categorical value.
-    """
+def _malformed(bundle, good: dict, max_rows: int) -> dict[str, tuple[dict, int, str, list[str]]]:
+    """id -> (keyword arguments for requests.post, status, reason, fragments the error message must contain)."""
     names = bundle.feature_names
-    numeric = next(i for i, feature in enumerate(bundle.features) if feature["type"] == "numeric")
-    numeric_name = names[numeric]
-    categorical = next(i for i, feature in enumerate(bundle.features) if feature["type"] == "categorical")
+    numeric = next(f["name"] for f in bundle.features if f["type"] == "numeric")
+    categorical = next(f["name"] for f in bundle.features if f["type"] == "categorical")
 
-    def replaced(values: list, value) -> list:
-        return [value if i == numeric else old for i, old in enumerate(values)]
+    def changed(name: str, **fields) -> dict:
+        inputs = [{**entry, **fields} if entry["name"] == name else entry for entry in good["inputs"]]
+        return {**good, "inputs": inputs}
 
-    def body(names_, rows) -> dict:
-        return {"json": _body(names_, rows)}
+    def without(name: str) -> dict:
+        return {**good, "inputs": [entry for entry in good["inputs"] if entry["name"] != name]}
 
-    infinite_row = json.dumps(_body(names, [replaced(row, "__INF__")])).replace('"__INF__"', "1e999")
+    def body(request: dict) -> dict:
+        return {"data": json.dumps(request), "headers": JSON_HEADERS}
+
+    numeric_entry = next(entry for entry in good["inputs"] if entry["name"] == numeric)
+    nan_body = json.dumps(changed(numeric, data=["__NAN__"])).replace('"__NAN__"', "NaN")
+    infinite_body = json.dumps(changed(numeric, data=["__INF__"])).replace('"__INF__"', "1e999")
+    extra = {"name": "garden_sqm", "shape": [1], "datatype": "FP64", "data": [12.5]}
+    many = {
+        **good,
+        "inputs": [{**e, "shape": [max_rows + 1], "data": e["data"] * (max_rows + 1)} for e in good["inputs"]],
+    }
     return {
-        "missing_column": (body(names[:-1], [row[:-1]]), ["missing column", names[-1]]),
-        "unknown_column": (body([*names, "garden_sqm"], [[*row, 12.5]]), ["unknown column", "garden_sqm"]),
-        "duplicate_column": (body([*names, names[0]], [[*row, row[0]]]), ["duplicate", names[0]]),
-        "too_few_values_per_row": (body(names, [row[:-1]]), [f"{len(names)} values"]),
-        "too_many_values_per_row": (body(names, [[*row, 1.0]]), [f"{len(names)} values"]),
-        "rows_of_different_lengths": (body(names, [row, row[:-1]]), ["row"]),
-        "text_in_numeric_column": (body(names, [replaced(row, "lots")]), [numeric_name, "numeric", "lots"]),
-        "boolean_in_numeric_column": (body(names, [replaced(row, True)]), [numeric_name, "numeric", "True"]),
-        "boolean_in_numeric_column_with_nulls": (
-            body(names, [replaced(row_with_null, True)]),
-            [numeric_name, "boolean"],
+        "missing_column": (body(without(names[-1])), 400, "MISSING_FEATURES", ["missing column", names[-1]]),
+        "unknown_column": (
+            body({**good, "inputs": [*good["inputs"], extra]}),
+            400,
+            "UNKNOWN_INPUT",
+            ["unknown input", "garden_sqm"],
         ),
-        "infinite_number_in_numeric_column": (
-            {"data": infinite_row, "headers": {"Content-Type": "application/json"}},
-            [numeric_name],
+        "duplicate_column": (
+            body({**good, "inputs": [*good["inputs"], numeric_entry]}),
+            400,
+            "DUPLICATE_INPUT",
+            ["more than once", numeric],
         ),
-        "no_names": ({"json": {"data": {"ndarray": [row]}}}, ["names"]),
-        "empty_ndarray": (body(names, []), ["no rows"]),
-        "no_data": ({"json": {"rows": [row]}}, ["data"]),
-        "not_json": ({"data": "size_sqm=120", "headers": {"Content-Type": "application/json"}}, ["JSON"]),
-        # Seldon's form encoding (what SeldonClient sends) with a field that is not JSON.
-        "form_field_not_json": ({"data": {"json": '{"data": {"names": ['}}, ["JSON"]),
+        "more_values_than_shape": (
+            body(changed(numeric, data=[1.0, 2.0])),
+            400,
+            "BAD_SHAPE",
+            [numeric, "shape [1]", "2 value"],
+        ),
+        "columns_of_different_lengths": (
+            body(changed(numeric, shape=[2], data=[1.0, 2.0])),
+            400,
+            "BAD_SHAPE",
+            ["different numbers of rows"],
+        ),
+        "text_in_numeric_column": (
+            body(changed(numeric, data=["lots"])),
+            400,
+            "BAD_VALUE",
+            [numeric, "'lots'", "numbers"],
+        ),
+        "boolean_in_numeric_column": (
+            body(changed(numeric, data=[True])),
+            400,
+            "BAD_VALUE",
+            [numeric, "True"],
+        ),
+        "text_datatype_for_numeric_column": (
+            body(changed(numeric, datatype="BYTES", data=["80"])),
+            400,
+            "BAD_DATATYPE",
+            [numeric, "BYTES", "numeric"],
+        ),
+        "infinite_number": ({"data": infinite_body, "headers": JSON_HEADERS}, 400, "BAD_JSON", ["not valid JSON"]),
+        "nan_token": ({"data": nan_body, "headers": JSON_HEADERS}, 400, "BAD_JSON", ["not valid JSON"]),
+        "no_inputs": (body({"data": [[1.0]]}), 422, "BAD_REQUEST", ["no 'inputs'"]),
+        "empty_columns": (
+            body({**good, "inputs": [{**e, "shape": [0], "data": []} for e in good["inputs"]]}),
+            400,
+            "EMPTY",
+            ["no rows"],
+        ),
+        "not_json": ({"data": "size_sqm=120", "headers": JSON_HEADERS}, 400, "BAD_JSON", ["not valid JSON"]),
         "wrong_content_type": (
-            {"data": json.dumps(_body(names, [row])), "headers": {"Content-Type": "text/plain"}},
+            {"data": json.dumps(good), "headers": {"Content-Type": "text/plain"}},
+            415,
+            "BAD_CONTENT_TYPE",
             ["Content-Type", "text/plain"],
         ),
         "nested_list_value": (
-            body(names, [[[value] if i == categorical else value for i, value in enumerate(row)]]),
-            ["nested", names[categorical]],
+            body(changed(categorical, data=[["Riverside"]])),
+            400,
+            "BAD_VALUE",
+            ["nested", categorical],
         ),
-        "nan_token": (
-            {
-                "data": json.dumps(_body(names, [replaced(row, "__NAN__")])).replace('"__NAN__"', "NaN"),
-                "headers": {"Content-Type": "application/json"},
-            },
-            [numeric_name, "NaN", "null"],
-        ),
-        "over_the_row_limit": (body(names, [row] * (max_rows + 1)), [f"{max_rows + 1} rows", f"limit of {max_rows}"]),
-        "records_with_different_keys": (
-            {"json": {"jsonData": [dict(zip(names, row, strict=True)), dict(zip(names[:-1], row, strict=False))]}},
-            ["record 1", names[-1]],
-        ),
+        "over_the_row_limit": (body(many), 413, "TOO_MANY_ROWS", [f"{max_rows + 1} rows", f"limit of {max_rows}"]),
         "tensor_for_a_model_with_categories": (
-            {"json": {"data": {"names": names, "tensor": {"shape": [1, len(names)], "values": [0.0] * len(names)}}}},
+            body({"inputs": [{"name": "x", "shape": [1, len(names)], "datatype": "FP64", "data": [0.0] * len(names)}]}),
+            400,
+            "TENSOR_NOT_NUMERIC",
             ["tensor", "categorical"],
         ),
         "category_outside_the_schema_domain": (
-            body(names, [["Atlantis" if i == categorical else value for i, value in enumerate(row)]]),
-            [names[categorical], "Atlantis", "outside its domain", "check 'domain'"],
+            body(changed(categorical, data=["Atlantis"], datatype="BYTES")),
+            400,
+            "SCHEMA_VIOLATION",
+            [categorical, "Atlantis", "outside its domain", "check 'domain'"],
         ),
         "probabilities_from_a_regressor": (
-            {"json": {**_body(names, [row]), "meta": {"tags": {"probabilities": True}}}},
+            body({**good, "parameters": {"probabilities": True}}),
+            400,
+            "NO_PROBABILITIES",
             ["probabilities", "regressor"],
+        ),
+        "probabilities_not_a_boolean": (
+            body({**good, "parameters": {"probabilities": "yes"}}),
+            400,
+            "BAD_PARAMETER",
+            ["probabilities", "'yes'"],
         ),
     }
 
@@ -256,69 +254,107 @@ MALFORMED = [
     "missing_column",
     "unknown_column",
     "duplicate_column",
-    "too_few_values_per_row",
-    "too_many_values_per_row",
-    "rows_of_different_lengths",
+    "more_values_than_shape",
+    "columns_of_different_lengths",
     "text_in_numeric_column",
     "boolean_in_numeric_column",
-    "boolean_in_numeric_column_with_nulls",
-    "infinite_number_in_numeric_column",
-    "no_names",
-    "empty_ndarray",
-    "no_data",
+    "text_datatype_for_numeric_column",
+    "infinite_number",
+    "nan_token",
+    "no_inputs",
+    "empty_columns",
     "not_json",
-    "form_field_not_json",
     "wrong_content_type",
     "nested_list_value",
-    "nan_token",
     "over_the_row_limit",
-    "records_with_different_keys",
     "tensor_for_a_model_with_categories",
     "category_outside_the_schema_domain",
     "probabilities_from_a_regressor",
+    "probabilities_not_a_boolean",
 ]
 
 
-@pytest.mark.parametrize("case", MALFORMED)
-def test_malformed_request_gets_4xx_naming_the_problem(regression_server, regression_bundle, json_rows, max_rows, case):
+@pytest.fixture
+def good_row(regression_bundle, oip_table):
     bundle, test_frame = regression_bundle
-    frame = test_frame[bundle.feature_names]
-    good = _complete(frame).head(1)
-    categorical = next(f["name"] for f in bundle.features if f["type"] == "categorical")
-    with_null = good.astype(object).assign(**{categorical: None})
-    kwargs, fragments = _malformed_requests(bundle, json_rows(good)[0], json_rows(with_null)[0], max_rows)[case]
+    frame = _complete(test_frame[bundle.feature_names]).head(1)
+    return frame, oip_table(bundle, frame)
 
-    response = requests.post(regression_server.predictions_url, timeout=REQUEST_TIMEOUT, **kwargs)
 
-    assert 400 <= response.status_code < 500, (
-        f"{case}: expected HTTP 4xx, got {response.status_code}: {response.text[:1000]}"
-    )
+@pytest.mark.parametrize("case", MALFORMED)
+def test_malformed_request_gets_its_status_and_reason_naming_the_problem(
+    regression_server, regression_bundle, good_row, max_rows, case
+):
+    bundle, _ = regression_bundle
+    frame, good = good_row
+    kwargs, status, reason, fragments = _malformed(bundle, good, max_rows)[case]
+
+    response = requests.post(regression_server.infer_url, timeout=REQUEST_TIMEOUT, **kwargs)
+
+    assert response.status_code == status, f"{case}: HTTP {response.status_code}: {response.text[:1000]}"
     assert response.headers.get("Content-Type", "").startswith("application/json"), response.headers
-    status = response.json()["status"]
-    message = status["info"]
-    assert status["reason"], status
-    missing = [fragment for fragment in fragments if fragment.lower() not in message.lower()]
-    assert not missing, f"{case}: message {message!r} does not mention {missing}"
+    error = response.json()
+    assert error["reason"] == reason, error
+    missing = [fragment for fragment in fragments if fragment.lower() not in error["error"].lower()]
+    assert not missing, f"{case}: message {error['error']!r} does not mention {missing}"
 
     # The server is unharmed: a good request right after still gets the in-process prediction.
-    predictions = _predictions(_post(regression_server, _body(bundle.feature_names, json_rows(good))), bundle)
-    assert predictions == _expected(bundle, good)
+    assert _predictions(_post(regression_server, good), bundle) == _expected(bundle, frame)
 
 
-def test_malformed_cases_cover_every_request(regression_bundle, max_rows):
+def test_malformed_cases_cover_every_request(regression_bundle, good_row, max_rows):
     bundle, _ = regression_bundle
-    row = [0.0] * len(bundle.feature_names)
-    assert sorted(_malformed_requests(bundle, row, row, max_rows)) == sorted(MALFORMED)
-    assert len(MALFORMED) >= 8
+    assert sorted(_malformed(bundle, good_row[1], max_rows)) == sorted(MALFORMED)
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(regression_server, good_row, max_body_bytes):
+    _, good = good_row
+    padded = json.dumps({**good, "id": "x" * max_body_bytes})
+
+    response = requests.post(regression_server.infer_url, data=padded, headers=JSON_HEADERS, timeout=REQUEST_TIMEOUT)
+
+    assert response.status_code == 413, response.text[:1000]
+    assert response.json()["reason"] == "BODY_TOO_LARGE"
+    assert str(max_body_bytes) in response.json()["error"]
+    assert _post(regression_server, good).status_code == 200
+
+
+def test_an_unknown_model_is_404(regression_server, good_row):
+    _, good = good_row
+    for url in (
+        f"{regression_server.base_url}/v2/models/no-such-model/infer",
+        f"{regression_server.base_url}/v2/models/no-such-model",
+        f"{regression_server.base_url}/v2/models/no-such-model/ready",
+    ):
+        if url.endswith("/infer"):
+            response = requests.post(url, data=json.dumps(good), headers=JSON_HEADERS, timeout=REQUEST_TIMEOUT)
+        else:
+            response = requests.get(url, timeout=REQUEST_TIMEOUT)
+        assert response.status_code == 404, (url, response.text)
+        assert response.json()["reason"] == "MODEL_NOT_FOUND"
+        assert "no-such-model" in response.json()["error"]
+        assert regression_server.model_name in response.json()["error"]
+
+
+def test_no_client_can_unload_the_model(regression_server, good_row):
+    """The SDK's model repository extension is refused: one model is served, fixed at start."""
+    _, good = good_row
+    for action in ("unload", "load"):
+        url = f"{regression_server.base_url}/v2/repository/models/{regression_server.model_name}/{action}"
+        response = requests.post(url, timeout=REQUEST_TIMEOUT)
+        assert response.status_code == 501, response.text
+        assert response.json()["reason"] == "NOT_SUPPORTED"
+    assert requests.get(f"{regression_server.metadata_url}/ready", timeout=REQUEST_TIMEOUT).status_code == 200
+    assert _post(regression_server, good).status_code == 200
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # metrics
 
 
-def _scrape(server) -> list[tuple[str, dict[str, str], float]]:
-    """The samples on the metrics endpoint (Prometheus text format) as (name, labels, value)."""
-    response = requests.get(server.metrics_url, timeout=REQUEST_TIMEOUT)
+def _scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
+    """The samples on a metrics endpoint (Prometheus text format) as (name, labels, value)."""
+    response = requests.get(url, timeout=REQUEST_TIMEOUT)
     assert response.status_code == 200, response.text[:1000]
     return [
         (sample.name, sample.labels, sample.value)
@@ -328,7 +364,7 @@ def _scrape(server) -> list[tuple[str, dict[str, str], float]]:
 
 
 def _total(samples, name: str, **labels: str) -> float:
-    """The sum over every series of ``name`` whose labels include ``labels`` (one series per worker)."""
+    """The sum over every series of ``name`` whose labels include ``labels``."""
     return sum(
         value
         for sample_name, sample_labels, value in samples
@@ -344,50 +380,26 @@ def _class_totals(samples) -> Counter:
     return totals
 
 
-def _health(server) -> requests.Response:
-    return requests.get(f"http://127.0.0.1:{server.http_port}/health/status", timeout=REQUEST_TIMEOUT)
-
-
-def _scrape_until(server, before, wanted: dict[tuple, float]):
-    """Scrapes until every wanted (name, labels...) total has grown by at least its value since ``before``, or a
-    bounded wait ends (the metrics are served by another process); returns the last scrape."""
-    deadline = time.monotonic() + METRICS_WAIT
-    while True:
-        after = _scrape(server)
-        grown = all(
-            _total(after, name, **dict(labels)) - _total(before, name, **dict(labels)) >= value
-            for (name, *labels), value in wanted.items()
-        )
-        if grown or time.monotonic() > deadline:
-            return after
-        time.sleep(0.25)
-
-
-def test_metrics_count_requests_rows_latency_and_classes(served, json_rows):
+def test_metrics_count_requests_rows_latency_and_classes(served, oip_table):
     server, bundle, frame = served
     names = bundle.feature_names
     first, second = frame, frame.head(5)
-    # Seldon collects the model's pending metrics after each prediction and health check: start from a clean slate.
-    assert _health(server).status_code == 200
-    before = _scrape(server)
+    before = _scrape(server.metrics_url)
 
-    predicted = _predictions(_post(server, _body(names, json_rows(first))), bundle)
-    bad = _post(server, _body(names[:-1], [row[:-1] for row in json_rows(second)]))
+    predicted = _predictions(_post(server, oip_table(bundle, first)), bundle)
+    bad = _post(server, oip_table(bundle, second[names[:-1]]))
     assert bad.status_code == 400, bad.text
-    predicted += _predictions(_post(server, _body(names, json_rows(second))), bundle)
+    predicted += _predictions(_post(server, oip_table(bundle, second)), bundle)
 
-    after = _scrape_until(
-        server,
-        before,
-        {("model_requests_total", ("outcome", "ok")): 2, ("model_requests_total", ("outcome", "error")): 1},
-    )
+    after = _scrape(server.metrics_url)
 
     def delta(name, **labels):
+        labels["model_name"] = server.model_name
         return _total(after, name, **labels) - _total(before, name, **labels)
 
     assert delta("model_requests_total", outcome="ok") == 2
     assert delta("model_requests_total", outcome="error") == 1
-    assert delta("model_requests_total", outcome="error", reason="BAD_FEATURES") == 1
+    assert delta("model_requests_total", outcome="error", reason="MISSING_FEATURES") == 1
     assert delta("model_prediction_rows_total") == len(first) + len(second)
     buckets = [labels["le"] for name, labels, _ in after if name == "model_prediction_seconds_bucket"]
     assert len(buckets) > 1 and "+Inf" in buckets, f"model_prediction_seconds has buckets {buckets}"
@@ -423,48 +435,179 @@ def test_metrics_count_requests_rows_latency_and_classes(served, json_rows):
     assert all(0.0 <= value <= 1.0 for value in drift.values())
 
 
-def test_metrics_count_a_failed_request_without_waiting_for_a_later_one(regression_server, regression_bundle):
-    """A failed request shows in model_requests_total{outcome="error"} by itself: when every request fails
-    (a client sending a wrong schema), the error rate must still be visible."""
-    bundle, _ = regression_bundle
-    assert _health(regression_server).status_code == 200
-    before = _scrape(regression_server)
-    try:
-        bad = _post(regression_server, {"data": {"ndarray": [[1.0] * len(bundle.feature_names)]}})
-        assert bad.status_code == 400, bad.text
+def test_errors_before_the_model_are_counted_with_their_reason(regression_server, good_row):
+    """Refusals that never reach the model (bad JSON, Content-Type, unknown model) count at once, by reason."""
+    _, good = good_row
+    before = _scrape(regression_server.metrics_url)
 
-        after = _scrape_until(regression_server, before, {("model_requests_total", ("outcome", "error")): 1})
+    requests.post(regression_server.infer_url, data="{", headers=JSON_HEADERS, timeout=REQUEST_TIMEOUT)
+    requests.post(regression_server.infer_url, data=json.dumps(good), timeout=REQUEST_TIMEOUT)
+    requests.post(
+        f"{regression_server.base_url}/v2/models/other/infer",
+        data=json.dumps(good),
+        headers=JSON_HEADERS,
+        timeout=REQUEST_TIMEOUT,
+    )
 
-        errors = _total(after, "model_requests_total", outcome="error", reason="NO_COLUMN_NAMES") - _total(
-            before, "model_requests_total", outcome="error", reason="NO_COLUMN_NAMES"
-        )
-        assert errors == 1, "the failed request is not counted until a later prediction or health check"
-    finally:
-        _health(regression_server)  # leaves no pending metrics behind for other tests
+    after = _scrape(regression_server.metrics_url)
+    for reason in ("BAD_JSON", "BAD_CONTENT_TYPE", "MODEL_NOT_FOUND"):
+        labels = {"model_name": regression_server.model_name, "outcome": "error", "reason": reason}
+        assert _total(after, "model_requests_total", **labels) - _total(before, "model_requests_total", **labels) == 1
+
+
+def test_metrics_are_served_on_the_metrics_port_at_any_path_and_on_the_http_port(regression_server, good_row):
+    _, good = good_row
+    assert _post(regression_server, good).status_code == 200
+    for url in (
+        regression_server.metrics_url,
+        f"http://127.0.0.1:{regression_server.metrics_port}/prometheus",
+        f"{regression_server.base_url}/metrics",
+    ):
+        samples = _scrape(url)
+        assert _total(samples, "model_requests_total", model_name=regression_server.model_name, outcome="ok") >= 1, url
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # metadata and health
 
 
-def test_metadata_describes_inputs_and_output(served):
+def test_metadata_describes_the_column_contract_version_and_digest(served):
     server, bundle, _ = served
-    response = requests.get(f"http://127.0.0.1:{server.http_port}/api/v1.0/metadata", timeout=REQUEST_TIMEOUT)
+    response = requests.get(server.metadata_url, timeout=REQUEST_TIMEOUT)
 
     assert response.status_code == 200, response.text
     metadata = response.json()
-    assert metadata["name"] == bundle.card.target
-    assert [entry["schema"]["names"] for entry in metadata["inputs"]] == [bundle.feature_names]
-    assert [entry["schema"]["names"] for entry in metadata["outputs"]] == [[bundle.card.target]]
-    assert metadata["custom"]["task"] == bundle.task
+    assert metadata["name"] == server.model_name
+    assert metadata["versions"] == [bundle.card.sha256[:12]]
+    assert metadata["platform"] == "scikit-learn"
+    assert metadata["inputs"] == [
+        {"name": f["name"], "datatype": "FP64" if f["type"] == "numeric" else "BYTES", "shape": [-1]}
+        for f in bundle.features
+    ]
+    outputs = [output["name"] for output in metadata["outputs"]]
+    if bundle.task == "classification":
+        assert outputs == [bundle.card.target, *[f"probability_{label}" for label in bundle.card.classes]]
+    else:
+        assert metadata["outputs"] == [{"name": bundle.card.target, "datatype": "FP64", "shape": [-1]}]
+    assert metadata["parameters"] == {
+        "sha256": bundle.card.sha256,
+        "model_version": None,
+        "task": bundle.task,
+        "target": bundle.card.target,
+        "content_type": "pd",
+    }
 
 
-def test_health_status(served):
-    server, bundle, _ = served
-    response = _health(server)
+def test_health_and_readiness(served):
+    server, _, _ = served
+    base = server.base_url
+    assert requests.get(f"{base}/v2/health/live", timeout=REQUEST_TIMEOUT).json() == {"live": True}
+    assert requests.get(f"{base}/v2/health/ready", timeout=REQUEST_TIMEOUT).json() == {"ready": True}
+    ready = requests.get(f"{server.metadata_url}/ready", timeout=REQUEST_TIMEOUT)
+    assert ready.status_code == 200
+    assert ready.json() == {"name": server.model_name, "ready": True}
 
-    assert response.status_code == 200, response.text
-    status = response.json()["jsonData"]
-    assert status["status"] == "ok"
-    assert status["sha256"] == bundle.card.sha256
-    assert status["target"] == bundle.card.target
+
+def test_a_slow_batch_does_not_stall_other_requests(classification_server, classification_bundle, oip_table):
+    """scikit-learn's predict runs off the event loop: health checks answer at once while a batch of 20,000 rows
+    is checked and predicted."""
+    import concurrent.futures
+
+    bundle, test = classification_bundle
+    rows = pd.concat([test[bundle.feature_names]] * (20_000 // len(test) + 1), ignore_index=True).head(20_000)
+    body = oip_table(bundle, rows, probabilities=True)
+    waits = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        started = time.perf_counter()
+        batch = pool.submit(_post, classification_server, body)
+        time.sleep(0.2)  # the batch is being read and predicted
+        while not batch.done():
+            asked = time.perf_counter()
+            live = requests.get(f"{classification_server.base_url}/v2/health/live", timeout=REQUEST_TIMEOUT)
+            waits.append(time.perf_counter() - asked)
+            assert live.status_code == 200
+            time.sleep(0.05)
+        answer = batch.result()
+        took = time.perf_counter() - started
+    assert answer.status_code == 200, answer.text[:1000]
+    assert len(waits) >= 3, f"the batch took only {took:.2f} s: too short to tell"
+    assert max(waits) < 0.25, f"health checks waited up to {max(waits):.3f} s during a {took:.2f} s batch"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# concurrent requests predicted together
+
+
+def _mixed_requests(bundle, frame: pd.DataFrame, oip_table, count: int) -> list[tuple[pd.DataFrame, dict]]:
+    """``count`` requests of 1 to 7 rows each, their categorical columns in varying forms (booleans as BOOL or as
+    text, nulls), classifiers asking for probabilities every other time."""
+    requests_ = []
+    for number in range(count):
+        start = (number * 7) % (len(frame) - 7)
+        rows = frame.iloc[start : start + 1 + number % 7]
+        body = oip_table(
+            bundle, rows, **({"probabilities": True} if bundle.task == "classification" and number % 2 else {})
+        )
+        if number % 3 == 0:
+            for entry in body["inputs"]:
+                if entry["datatype"] == "BOOL":
+                    entry.update(
+                        datatype="BYTES", data=[None if value is None else str(value) for value in entry["data"]]
+                    )
+        requests_.append((rows, body))
+    return requests_
+
+
+def test_concurrent_requests_get_the_bits_they_get_alone(served, oip_table):
+    """Requests arriving while the model is busy are predicted in one call (trees: a row's prediction does not
+    depend on the rows beside it); each answer must still be bit for bit the model file's prediction of that
+    request's rows alone, probabilities included. model_predict_calls_total shows the calls were shared."""
+    import concurrent.futures
+
+    server, bundle, frame = served
+    work = _mixed_requests(bundle, frame, oip_table, 96)
+    before = _scrape(server.metrics_url)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        responses = list(pool.map(lambda item: _post(server, item[1]), work))
+
+    after = _scrape(server.metrics_url)
+    with threadpool_limits(limits=1):
+        for (rows, body), response in zip(work, responses, strict=True):
+            assert response.status_code == 200, response.text[:1000]
+            outputs = {output["name"]: output["data"] for output in response.json()["outputs"]}
+            assert outputs[bundle.card.target] == np.asarray(bundle.model.predict(rows)).tolist()
+            if body["parameters"].get("probabilities"):
+                probabilities = bundle.model.predict_proba(rows)
+                for position, label in enumerate(bundle.card.classes):
+                    assert outputs[f"probability_{label}"] == probabilities[:, position].tolist()
+    labels = {"model_name": server.model_name}
+    calls = _total(after, "model_predict_calls_total", **labels) - _total(before, "model_predict_calls_total", **labels)
+    assert 0 < calls < len(work), f"{calls:.0f} predict calls for {len(work)} concurrent requests: none shared"
+
+
+def test_a_linear_model_predicts_each_request_alone(houses, tmp_path, free_ports, serve_bundle, oip_table):
+    """A linear model's dot products are summed in an order that depends on the batch (BLAS), so its requests are
+    never put together: one predict call per request, each answer the model file's own."""
+    import concurrent.futures
+
+    import model_bundle
+    from components.train_model.logic import train
+
+    pipeline, card = train(houses, target="price", task="regression", seed=1, model_type="linear")
+    model_bundle.save(tmp_path / "model", pipeline, card)
+    bundle = model_bundle.load(tmp_path / "model")
+    frame = houses[bundle.feature_names].head(200)
+    work = _mixed_requests(bundle, frame, oip_table, 32)
+
+    with serve_bundle(bundle, tmp_path / "state", free_ports(3)) as server:
+        before = _scrape(server.metrics_url)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            responses = list(pool.map(lambda item: _post(server, item[1]), work))
+        after = _scrape(server.metrics_url)
+
+    for (rows, _), response in zip(work, responses, strict=True):
+        assert response.status_code == 200, response.text[:1000]
+        assert response.json()["outputs"][0]["data"] == bundle.model.predict(rows).tolist()
+    calls = _total(after, "model_predict_calls_total") - _total(before, "model_predict_calls_total")
+    assert calls == len(work)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,8 +29,8 @@ def _tamper(model_dir: Path) -> None:
 
 
 def _processes_with_port(port: int) -> list[str]:
-    """Command lines of live processes started with ``--http-port <port>``."""
-    needle = f"--http-port\x00{port}\x00".encode()
+    """Command lines of live processes started with ``--http_port <port>``."""
+    needle = f"--http_port\x00{port}\x00".encode()
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
@@ -97,3 +99,40 @@ def test_wrong_expected_digest_is_refused(regression_bundle, tmp_path, free_port
 
     assert "digest mismatch" in message
     assert wrong in message
+
+
+def test_modified_bundle_document_is_refused(regression_bundle, tmp_path, free_ports):
+    """The data contract travels digest-checked like the model: an edited schema.json (say, a widened domain)
+    stops the server too."""
+    bundle, _ = regression_bundle
+    tampered = _copy_bundle(bundle, tmp_path / "model")
+    schema = tampered / model_bundle.SCHEMA_FILE
+    schema.write_text(schema.read_text().replace('"Riverside"', '"Atlantis"', 1))
+
+    message = _start_refused(tampered, bundle.card.sha256, tmp_path / "state", free_ports(3))
+
+    assert "digest mismatch" in message and "schema.json" in message
+    assert bundle.card.documents[model_bundle.SCHEMA_FILE] in message
+
+
+def test_the_entry_point_exits_non_zero_naming_the_file_and_both_digests(regression_bundle, tmp_path, free_ports):
+    bundle, _ = regression_bundle
+    tampered = _copy_bundle(bundle, tmp_path / "model")
+    _tamper(tampered)
+    found = model_bundle.file_sha256(tampered / "model.joblib")
+    http_port, metrics_port, grpc_port = free_ports(3)
+
+    ports = ["--http_port", str(http_port), "--grpc_port", str(grpc_port), "--metrics_port", str(metrics_port)]
+    result = subprocess.run(
+        [sys.executable, "-m", "serving", "--model_dir", str(tampered), *ports],
+        cwd=local_server.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        check=False,
+    )
+
+    assert result.returncode != 0
+    assert str(tampered / "model.joblib") in result.stderr
+    assert bundle.card.sha256 in result.stderr and found in result.stderr
+    assert not _listening(http_port)

@@ -163,25 +163,34 @@ def _standalone(python: Path, bundle: model_bundle.Bundle, rows_file: Path, work
     return json.loads(result_file.read_text())
 
 
-def _served(server, bundle: model_bundle.Bundle, rows: pd.DataFrame) -> tuple[list, list | None]:
-    """The server's answers to the rows sent as a JSON client sends them (booleans, numbers, text, null)."""
-    records = json.loads(rows.to_json(orient="records"))
-    body = {"jsonData": records}
+def _served(server, bundle: model_bundle.Bundle, rows: pd.DataFrame, oip_table) -> tuple[list, list | None]:
+    """The server's answers to the rows sent as an OIP client sends a table: booleans as BOOL, numbers as FP64
+    (the integer-coded categories too), text as BYTES, missing values as null. The balances read as text go as
+    the numbers they are: an OIP numeric column takes a numeric datatype."""
+    body = oip_table(bundle, rows.assign(balance=rows["balance"].astype("float64")))
+    datatypes = {entry["name"]: entry["datatype"] for entry in body["inputs"]}
+    assert datatypes["student"] == "BOOL" and datatypes["region"] == "FP64" and datatypes["segment"] == "BYTES"
     if bundle.task == "classification":
-        body["meta"] = {"tags": {"probabilities": True}}
-    response = requests.post(server.predictions_url, json=body, timeout=30)
+        body["parameters"]["probabilities"] = True
+    response = requests.post(
+        server.infer_url,
+        data=json.dumps(body, allow_nan=False),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
     assert response.status_code == 200, response.text
-    answers = response.json()["jsonData"]
-    predictions = [answer[bundle.card.target] for answer in answers]
+    outputs = {output["name"]: output["data"] for output in response.json()["outputs"]}
+    predictions = outputs[bundle.card.target]
     if bundle.task != "classification":
         return predictions, None
     classes = [str(label) for label in bundle.card.classes]
-    return predictions, [[answer["probabilities"][label] for label in classes] for answer in answers]
+    columns = [outputs[f"probability_{label}"] for label in classes]
+    return predictions, [list(row) for row in zip(*columns, strict=True)]
 
 
 @pytest.mark.parametrize(("target", "task"), [("spend", "regression"), ("default", "classification")])
 def test_model_file_alone_predicts_raw_csv_rows_as_the_server_and_mlflow_do(
-    target, task, files, scoring_rows, standalone_python, serve_bundle, free_ports, tmp_path
+    target, task, files, scoring_rows, standalone_python, serve_bundle, free_ports, tmp_path, oip_table
 ):
     bundle = _bundle(tmp_path / "model", files["train"], target, task)
 
@@ -194,7 +203,7 @@ def test_model_file_alone_predicts_raw_csv_rows_as_the_server_and_mlflow_do(
     pyfunc = mlflow.pyfunc.load_model(str(bundle.directory)).predict(scoring_rows)
     assert list(np.asarray(pyfunc)) == alone["predictions"]
     with serve_bundle(bundle, tmp_path / "state", free_ports(3)) as server:
-        served, probabilities = _served(server, bundle, scoring_rows)
+        served, probabilities = _served(server, bundle, scoring_rows, oip_table)
     assert served == alone["predictions"]
     if task == "classification":
         assert set(alone["predictions"]) == {"yes", "no"}

@@ -22,18 +22,38 @@ PANEL_TYPES = {"timeseries", "barchart", "table", "stat", "gauge", "heatmap", "b
 # Labels Prometheus itself adds to every scraped series (from the PodMonitor's target), not the server.
 TARGET_LABELS = {"namespace", "pod", "container", "job", "instance", "endpoint"}
 METRIC = re.compile(r"\b(model_[a-z_]+)\b")
+# Where label names stand in a query (by (...) groupings, {...} matchers): model_name there is no metric.
+LABEL_PLACES = re.compile(r"\bby\s*\([^)]*\)|\{[^}]*\}")
 BY_LABELS = re.compile(r"\bby \(([^)]*)\)")
 MATCHER_LABELS = re.compile(r"([a-z_]+)\s*(?:=~|!=|!~|=)\s*\"")
+
+
+def _table(columns: list[str], rows: list[list]) -> dict:
+    """An OIP pd-table request: one input per column, datatype from the column's values, null = missing."""
+
+    def datatype(values: list) -> str:
+        present = [value for value in values if value is not None]
+        if all(isinstance(value, bool) for value in present):
+            return "BOOL"
+        if all(isinstance(value, int | float) and not isinstance(value, bool) for value in present):
+            return "FP64"
+        return "BYTES"
+
+    inputs = []
+    for index, name in enumerate(columns):
+        values = [row[index] for row in rows]
+        inputs.append({"name": name, "shape": [len(values)], "datatype": datatype(values), "data": values})
+    return {"parameters": {"content_type": "pd"}, "inputs": inputs}
 
 
 def _scraped(server, bundle, rows) -> dict[str, set[str]]:
     """Metric name -> label names, from the server's metrics after a good request (with a missing value) and a
     refused one."""
     rows = [[None, *rows[0][1:]], *rows[1:]]
-    body = {"data": {"names": bundle.feature_names, "ndarray": rows}}
-    assert requests.post(server.predictions_url, json=body, timeout=30).status_code == 200
-    refused = {"data": {"names": bundle.feature_names[:-1], "ndarray": [row[:-1] for row in rows]}}
-    assert requests.post(server.predictions_url, json=refused, timeout=30).status_code == 400
+    good = requests.post(server.infer_url, json=_table(bundle.feature_names, rows), timeout=30)
+    assert good.status_code == 200, good.text
+    refused = _table(bundle.feature_names[:-1], [row[:-1] for row in rows])
+    assert requests.post(server.infer_url, json=refused, timeout=30).status_code == 400
     text = requests.get(server.metrics_url, timeout=30).text
     found: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(text):
@@ -101,7 +121,7 @@ def test_the_dashboard_is_a_grafana_dashboard():
 def test_queries_use_metrics_and_labels_the_server_exports(exported, source):
     queries = _dashboard_queries() if source == "dashboard" else _rule_queries()
     for query in queries:
-        metrics = METRIC.findall(query)
+        metrics = METRIC.findall(LABEL_PLACES.sub(" ", query))
         assert metrics, query
         for metric in metrics:
             assert metric in exported, f"{metric} is not exported by the model server; query: {query}"
@@ -109,6 +129,16 @@ def test_queries_use_metrics_and_labels_the_server_exports(exported, source):
         labels |= set(MATCHER_LABELS.findall(query))
         known = set().union(*(exported[metric] for metric in metrics)) | TARGET_LABELS
         assert labels <= known, f"labels {sorted(labels - known)} are not on {metrics}; query: {query}"
+
+
+def test_every_query_keeps_models_apart():
+    # The model server labels every series with model_name (the OIP model name, also the SeldonDeployment's).
+    for query in _dashboard_queries():
+        assert 'model_name=~"$model"' in query, query
+    variables = {variable["name"]: variable for variable in json.loads(DASHBOARD.read_text())["templating"]["list"]}
+    assert variables["model"]["query"]["query"] == "label_values(model_requests_total, model_name)"
+    for query in _rule_queries():
+        assert all("model_name" in group for group in BY_LABELS.findall(query)), query
 
 
 def test_alert_rules_pass_promtool(tmp_path):
@@ -124,7 +154,7 @@ def test_alert_rules_pass_promtool(tmp_path):
 def test_dashboard_queries_are_valid_promql(tmp_path):
     # promtool parses every expression of a rule file: each query becomes a recording rule, the dashboard's
     # variables replaced by what Grafana substitutes.
-    queries = [query.replace("$deployment", ".*").replace("$__rate_interval", "5m") for query in _dashboard_queries()]
+    queries = [query.replace("$model", ".*").replace("$__rate_interval", "5m") for query in _dashboard_queries()]
     rules = {
         "groups": [{"name": "dashboard", "rules": [{"record": f"q{i}", "expr": q} for i, q in enumerate(queries)]}]
     }

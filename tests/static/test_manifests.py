@@ -1,10 +1,9 @@
-"""The cluster's YAML under cluster/: valid for Kubernetes 1.27, least-privilege RBAC, and consistent with what the
+"""The cluster's YAML under cluster/: valid for Kubernetes 1.33, least-privilege RBAC, and consistent with what the
 pipeline's deploy step renders (Secret name, namespace, rclone remote) and with SeaweedFS's NetworkPolicy."""
 
 from __future__ import annotations
 
 import ast
-import re
 import tomllib
 from pathlib import Path
 
@@ -14,11 +13,11 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = REPO_ROOT / "cluster"
-DEPLOY_LOGIC = REPO_ROOT / "components" / "deploy_model" / "logic.py"
+DEPLOY_MANIFESTS = REPO_ROOT / "components" / "deploy_model" / "manifests.py"
 PROJECT_VERSION = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
 
-# The cluster's Kubernetes minor (cluster/kind-config.yaml). kubernetes-validate 1.37.0 bundles 1.27 schemas.
-KUBERNETES_VERSION = "1.27"
+# The cluster's Kubernetes minor (cluster/kind-config.yaml). kubernetes-validate 1.37.0 bundles 1.33 schemas.
+KUBERNETES_VERSION = "1.33"
 
 # Documents that are not built-in Kubernetes kinds, so no bundled schema exists for them; each is checked by a
 # dedicated test below instead.
@@ -100,7 +99,7 @@ def test_the_cluster_directory_has_the_expected_documents():
 
 
 @pytest.mark.parametrize("entry", BUILT_IN, ids=_doc_id)
-def test_built_in_kinds_validate_strictly_for_kubernetes_1_27(entry):
+def test_built_in_kinds_validate_strictly_for_kubernetes_1_33(entry):
     path, _, document = entry
     try:
         validated = kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
@@ -147,20 +146,26 @@ def test_no_image_is_latest_or_untagged():
         assert name and tag and "/" not in tag and tag != "latest", image
 
 
-def test_kind_node_image_is_kubernetes_1_23_to_1_27_pinned_by_digest():
+def test_kind_node_image_is_inside_kfps_tested_range_pinned_by_digest():
     (config,) = [doc for _, _, doc in DOCUMENTS if doc.get("kind") == "Cluster"]
     assert config["apiVersion"] == "kind.x-k8s.io/v1alpha4"
     assert [node["role"] for node in config["nodes"]] == ["control-plane"]
     image = config["nodes"][0]["image"]
-    # Seldon Core 1.16-1.18 document Kubernetes 1.23-1.27.
-    assert re.fullmatch(r"kindest/node:v1\.2[3-7]\.\d+@sha256:[0-9a-f]{64}", image), image
+    # KFP 2.17.0's CI tests Kubernetes 1.33 and 1.36; kind v0.29.0's default node image (its defaults/image.go).
+    assert image == "kindest/node:v1.33.1@sha256:050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f"
     assert image.startswith(f"kindest/node:v{KUBERNETES_VERSION}.")
+
+
+def test_the_kind_release_named_everywhere_is_the_one_that_ships_the_node_image():
+    assert "default node image of kind v0.29.0" in (CLUSTER_DIR / "kind-config.yaml").read_text()
+    assert "kind v0.29.x is the release the pinned node image was built for" in (CLUSTER_DIR / "up.sh").read_text()
+    assert "go install sigs.k8s.io/kind@v0.29.0" in (CLUSTER_DIR / "common.sh").read_text()
 
 
 def test_models_namespace_is_admitted_by_the_seaweedfs_network_policy():
     namespace = _find("Namespace", "models")
     assert namespace["metadata"]["labels"]["app.kubernetes.io/part-of"] == "kubeflow-profile"
-    assert _default_argument(DEPLOY_LOGIC, "build_seldon_deployment", "namespace") == "models"
+    assert _default_argument(DEPLOY_MANIFESTS, "build_seldon_deployment", "namespace") == "models"
 
 
 def test_pipeline_runner_may_manage_seldon_deployments_in_models_and_nothing_else():
@@ -173,7 +178,9 @@ def test_pipeline_runner_may_manage_seldon_deployments_in_models_and_nothing_els
             "apiGroups": ["machinelearning.seldon.io"],
             "resources": ["seldondeployments", "seldondeployments/status"],
             "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"],
-        }
+        },
+        # The deploy step follows the rollout of the Deployments the operator renders (cluster.py): read only.
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
     ]
     assert binding["metadata"]["namespace"] == "models"
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "seldon-deployer"}
@@ -181,9 +188,10 @@ def test_pipeline_runner_may_manage_seldon_deployments_in_models_and_nothing_els
 
 
 def test_rclone_secret_is_the_one_the_seldon_deployment_names_with_an_s3_remote():
-    secret_name = _module_constant(DEPLOY_LOGIC, "RCLONE_SECRET")
+    secret_name = _module_constant(DEPLOY_MANIFESTS, "RCLONE_SECRET")
     secret = _find("Secret", secret_name)
-    assert secret["metadata"]["namespace"] == _default_argument(DEPLOY_LOGIC, "build_seldon_deployment", "namespace")
+    namespace = _default_argument(DEPLOY_MANIFESTS, "build_seldon_deployment", "namespace")
+    assert secret["metadata"]["namespace"] == namespace
     data = secret["stringData"]
     # rclone reads RCLONE_CONFIG_<REMOTE>_<KEY>; the remote must be named after the model URI's scheme.
     mlflow_command = _find("Deployment", "mlflow")["spec"]["template"]["spec"]["containers"][0]["command"]
@@ -203,7 +211,7 @@ def test_rclone_secret_is_the_one_the_seldon_deployment_names_with_an_s3_remote(
 
 def test_mlflow_clients_and_rclone_use_the_same_object_store_and_credentials():
     mlflow = _find("Secret", "mlflow-s3-credentials")["stringData"]
-    rclone = _find("Secret", _module_constant(DEPLOY_LOGIC, "RCLONE_SECRET"))["stringData"]
+    rclone = _find("Secret", _module_constant(DEPLOY_MANIFESTS, "RCLONE_SECRET"))["stringData"]
     assert mlflow == {
         "AWS_ACCESS_KEY_ID": rclone["RCLONE_CONFIG_S3_ACCESS_KEY_ID"],
         "AWS_SECRET_ACCESS_KEY": rclone["RCLONE_CONFIG_S3_SECRET_ACCESS_KEY"],
@@ -220,7 +228,8 @@ def test_mlflow_server_stores_uris_only_and_answers_in_cluster_host_names():
     assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["name"] == "mlflow"  # `kubectl set image deployment/mlflow mlflow=...` in cluster/up.sh
+    assert container["name"] == "mlflow"
+    # cluster/up.sh renders the built tag into exactly this line before applying the file.
     assert container["image"] == f"kfp-mlops-components:{PROJECT_VERSION}"
     assert container["imagePullPolicy"] == "IfNotPresent"
     command = container["command"]

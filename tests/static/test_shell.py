@@ -7,14 +7,17 @@ the commands work against a real cluster is not tested here.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = REPO_ROOT / "cluster"
@@ -28,20 +31,23 @@ BASH = shutil.which("bash")
 
 # Stands in for docker, kind, kubectl, helm and git: appends "<tool> <args>" to $STUB_LOG, fails when that line
 # matches the glob $STUB_FAIL, and prints what the scripts parse. `kind get clusters` lists $STUB_KIND_CLUSTERS and
-# the clusters `kind create cluster` made.
+# the clusters `kind create cluster` made. What `kubectl ... apply -f -` reads is appended to $STUB_LOG.stdin.
 STUB = r"""#!/bin/sh
 line="${0##*/} $*"
 printf '%s\n' "$line" >> "$STUB_LOG"
 created="$STUB_LOG.clusters"
+case "$line" in
+  "kubectl "*" apply -f -") cat >> "$STUB_LOG.stdin" ;;
+esac
 case "$line" in
   $STUB_FAIL) echo "stub: failing $line" >&2; exit 1 ;;
   "kind create cluster --name "*) printf '%s\n' "$4" >> "$created" ;;
   "kind get clusters")
     for name in $STUB_KIND_CLUSTERS; do echo "$name"; done
     if [ -f "$created" ]; then while IFS= read -r name; do echo "$name"; done < "$created"; fi ;;
-  "kind version") echo "kind v0.20.0 go1.20.4 linux/amd64" ;;
+  "kind version") echo "kind v0.29.0 go1.24.2 linux/amd64" ;;
   "helm version --short") echo "v3.14.4+g81c902a" ;;
-  "kubectl version --client") echo "Client Version: v1.27.3" ;;
+  "kubectl version --client") echo "Client Version: v1.33.12" ;;
   *Server.Version*) echo "28.2.2" ;;
   *Server.Os*) echo "linux/amd64" ;;
 esac
@@ -112,6 +118,34 @@ def test_makefile_runs_the_scripts_with_a_versioned_image_tag():
     assert "CLUSTER_NAME='kfp-mlops'" in lines[0] and "BUILD_IMAGES='1'" in lines[0] and "PROMETHEUS='0'" in lines[0]
 
 
+def test_the_image_tag_needs_no_python(tmp_path):
+    """make cluster / make images compute <version>-<commit> with awk and git only (no python3.11 on PATH)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("make", "awk", "git", "sh"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    result = subprocess.run(
+        ["make", "-n", "images"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO_ROOT,
+        env={"PATH": str(bin_dir), "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO_ROOT)
+    version = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert f"IMAGE_TAG='{version}-{commit.stdout.strip()}'" in result.stdout
+
+
+def test_the_scripts_read_the_same_version_without_python(stubs, tmp_path):
+    """cluster/common.sh reads pyproject.toml's [project] version in bash, as the Makefile does with awk."""
+    script = f'source "{CLUSTER_DIR}/common.sh"; project_version'
+    result = subprocess.run([BASH, "-c", script], capture_output=True, text=True, check=False, env={"PATH": str(stubs)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"] + "\n"
+
+
 # --- control flow, with stubbed tools --------------------------------------------------------------------------
 
 
@@ -133,6 +167,7 @@ def _run(
 ) -> tuple[subprocess.CompletedProcess, list[str]]:
     log = tmp_path / "calls.log"
     log.write_text("")
+    (tmp_path / "calls.log.stdin").unlink(missing_ok=True)
     environment = {
         "PATH": str(bin_dir),
         "HOME": str(tmp_path),
@@ -183,7 +218,9 @@ def _install_steps(components_image: str, serving_image: str, build: bool = True
         _kfp("cluster-scoped-resources"),
         f"kubectl --context {CONTEXT} wait --for condition=established --timeout=60s crd/applications.app.k8s.io",
         _kfp("env/platform-agnostic"),
-        f"kubectl --context {CONTEXT} -n kubeflow wait --for condition=Available --timeout=10m deployment/ml-pipeline",
+        # Every KFP deployment: the summary's port-forward needs ml-pipeline-ui, runs need the workflow controller.
+        f"kubectl --context {CONTEXT} -n kubeflow wait --for condition=Available --timeout=10m"
+        " deployment -l application-crd-id=kubeflow-pipelines",
         SELDON_INSTALL,
         f"kubectl --context {CONTEXT} -n seldon-system rollout status deploy/seldon-controller-manager --timeout=5m",
     ]
@@ -197,8 +234,9 @@ def _install_steps(components_image: str, serving_image: str, build: bool = True
     return [
         *steps,
         f"kubectl --context {CONTEXT} apply -f {CLUSTER_DIR}/manifests/models-namespace.yaml",
-        f"kubectl --context {CONTEXT} apply -f {CLUSTER_DIR}/manifests/",
-        f"kubectl --context {CONTEXT} -n kubeflow set image deployment/mlflow mlflow={components_image}",
+        f"kubectl --context {CONTEXT} apply -f {CLUSTER_DIR}/manifests/models-namespace.yaml"
+        f" -f {CLUSTER_DIR}/manifests/models-rbac.yaml -f {CLUSTER_DIR}/manifests/seldon-rclone-secret.yaml",
+        f"kubectl --context {CONTEXT} apply -f -",
         f"kubectl --context {CONTEXT} -n kubeflow rollout status deployment/mlflow --timeout=5m",
     ]
 
@@ -229,52 +267,57 @@ def test_up_creates_the_cluster_and_installs_everything_in_order(stubs, tmp_path
     _assert_cluster_calls_are_scoped_and_bounded(calls)
     assert "port-forward svc/ml-pipeline-ui 8080:80" in result.stdout
     assert "port-forward svc/mlflow 5000:5000" in result.stdout
+    assert "port-forward svc/<model>-default 8000:8000" in result.stdout
+    assert "http://localhost:8000/v2/models/<model>/infer" in result.stdout
 
 
-def test_up_on_an_existing_cluster_reapplies_without_creating_it(stubs, tmp_path):
-    result, calls = _run("up.sh", stubs, tmp_path, STUB_KIND_CLUSTERS=f"other {CLUSTER}")
-    assert result.returncode == 0, result.stderr
-    assert not [call for call in calls if call.startswith("kind create")]
-    _assert_in_order(calls, _install_steps(f"kfp-mlops-components:{TAG}", f"kfp-mlops-serving:{TAG}"))
+def _mlflow_deployment(text: str) -> dict:
+    (deployment,) = [doc for doc in yaml.safe_load_all(text) if doc and doc["kind"] == "Deployment"]
+    return deployment
 
 
-def test_up_with_prometheus_and_prebuilt_images_from_a_registry(stubs, tmp_path):
-    result, calls = _run(
-        "up.sh",
-        stubs,
-        tmp_path,
-        STUB_KIND_CLUSTERS=CLUSTER,
-        PROMETHEUS="1",
-        BUILD_IMAGES="0",
-        IMAGE_REGISTRY="registry.example/team",
+def test_mlflow_is_applied_with_the_built_image_and_never_set_afterwards(stubs, tmp_path):
+    """A re-run applies the same rendered file, so nothing changes and MLflow keeps running (no apply putting the
+    committed tag back, then a `set image` putting the built one back: two restarts and a failed pull)."""
+    committed = _mlflow_deployment((CLUSTER_DIR / "manifests" / "mlflow.yaml").read_text())
+    expected = copy.deepcopy(committed)
+    expected["spec"]["template"]["spec"]["containers"][0]["image"] = f"kfp-mlops-components:{TAG}"
+    for existing in ("", CLUSTER):
+        result, calls = _run("up.sh", stubs, tmp_path, STUB_KIND_CLUSTERS=existing)
+        assert result.returncode == 0, result.stderr
+        assert not [call for call in calls if "set image" in call or call.endswith("/manifests/")]
+        assert _mlflow_deployment((tmp_path / "calls.log.stdin").read_text()) == expected
+
+
+def test_an_mlflow_manifest_without_its_image_line_stops_up_before_applying_it(stubs, tmp_path):
+    cluster_copy = tmp_path / "repository" / "cluster"
+    shutil.copytree(CLUSTER_DIR, cluster_copy)
+    manifest = cluster_copy / "manifests" / "mlflow.yaml"
+    manifest.write_text(manifest.read_text().replace("image: kfp-mlops-components:", "image: other:"))
+    log = tmp_path / "calls.log"
+    log.write_text("")
+    environment = {
+        "PATH": str(stubs),
+        "HOME": str(tmp_path),
+        "STUB_LOG": str(log),
+        "STUB_FAIL": "",
+        "STUB_KIND_CLUSTERS": CLUSTER,
+        "CLUSTER_NAME": CLUSTER,
+        "IMAGE_TAG": TAG,
+        "BUILD_IMAGES": "0",
+    }
+    result = subprocess.run(
+        [BASH, str(cluster_copy / "up.sh")], capture_output=True, text=True, check=False, env=environment, timeout=60
     )
-    assert result.returncode == 0, result.stderr
-    components = f"registry.example/team/kfp-mlops-components:{TAG}"
-    assert not [call for call in calls if call.startswith(("docker build", "kind load"))]
-    _assert_in_order(
-        calls,
-        [
-            *_install_steps(components, "unused", build=False),
-            "helm upgrade --install kube-prometheus-stack kube-prometheus-stack"
-            " --repo https://prometheus-community.github.io/helm-charts --version 67.8.0"
-            f" --kube-context {CONTEXT} -n monitoring --create-namespace"
-            " --set prometheus.prometheusSpec.podMonitorSelectorNilUsesHelmValues=false"
-            " --set prometheus.prometheusSpec.ruleSelectorNilUsesHelmValues=false --wait --timeout 10m",
-            f"kubectl --context {CONTEXT} apply -f {CLUSTER_DIR}/monitoring/",
-            f"kubectl --context {CONTEXT} -n monitoring create configmap kfp-mlops-dashboard"
-            f" --from-file={CLUSTER_DIR}/monitoring/dashboards/kfp-mlops.json --dry-run=client -o yaml",
-            f"kubectl --context {CONTEXT} apply -f -",
-            f"kubectl --context {CONTEXT} -n monitoring label --overwrite configmap kfp-mlops-dashboard"
-            " grafana_dashboard=1",
-        ],
-    )
-    _assert_cluster_calls_are_scoped_and_bounded(calls)
+    assert result.returncode == 1
+    assert "expected one 'image: kfp-mlops-components:<tag>' line" in result.stderr
+    assert not [call for call in log.read_text().splitlines() if call.endswith("apply -f -")]
 
 
 @pytest.mark.parametrize(
     ("failing", "hint", "not_reached"),
     [
-        (f"kubectl --context {CONTEXT} -n kubeflow wait *", "-n kubeflow get pods", "helm upgrade"),
+        (f"kubectl --context {CONTEXT} -n kubeflow wait *", "-n kubeflow get deployments,pods", "helm upgrade"),
         (f"kubectl --context {CONTEXT} apply -k *", "network access to github.com", "helm upgrade"),
         ("helm upgrade --install seldon-core *", "-n seldon-system status seldon-core", "docker build"),
         ("kubectl * rollout status deploy/seldon-controller-manager *", "failed calling webhook", "docker build"),
@@ -302,7 +345,7 @@ def test_up_names_every_missing_tool_with_how_to_install_it(tmp_path):
     result, calls = _run("up.sh", empty, tmp_path)
     assert result.returncode == 1
     assert "missing prerequisite(s): docker kind kubectl helm git" in result.stderr
-    for tool, where in [("docker", "docs.docker.com"), ("kind", "v0.20.0"), ("helm", "Helm 3")]:
+    for tool, where in [("docker", "docs.docker.com"), ("kind", "v0.29.0"), ("helm", "Helm 3")]:
         assert re.search(rf"install {tool}: .*{re.escape(where)}", result.stderr), result.stderr
     assert calls == []
 

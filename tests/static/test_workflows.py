@@ -98,6 +98,27 @@ def test_ci_lints_tests_compiles_uploads_the_pipelines_and_builds_both_images():
     assert "images/${{ matrix.image }}/Dockerfile" in _runs({"jobs": {"images": images}})
 
 
+def test_ci_audits_both_lock_files_with_a_pinned_pip_audit():
+    """pip-audit needs PyPI's vulnerability service, which only GitHub's runners reach: it runs in the workflow,
+    not in .ci/run. --strict makes an unreachable service fail the job instead of passing as "no vulnerabilities"."""
+    audit = _load("ci.yml")["jobs"]["audit"]
+    runs = _runs({"jobs": {"audit": audit}})
+    assert re.search(r"pip install [^\n]*\bpip-audit==\d+\.\d+\.\d+\b", runs), "install an exact pip-audit version"
+    command = next(line for line in runs.splitlines() if line.startswith("pip-audit "))  # `run: >-` folds it
+    for flag in ("--strict", "--disable-pip", "--no-deps"):
+        assert flag in command, flag
+    assert "-r requirements.txt" in command
+    assert "-r images/serving/requirements.txt" in command
+    ci_run = (REPO_ROOT / ".ci" / "run").read_text().splitlines()
+    assert not [line for line in ci_run if "pip-audit" in line.split("#", 1)[0]]  # no vulnerability service there
+
+
+def test_ci_entry_point_lints_and_tests_the_one_environment():
+    code = [line.split("#", 1)[0] for line in (REPO_ROOT / ".ci" / "run").read_text().splitlines()]
+    assert [line.strip() for line in code if line.strip().startswith("make ")] == ["make lint", "make test"]
+    assert not [line for line in code if ".venv-serving" in line]  # one environment since issue 15
+
+
 def test_release_runs_ci_then_pushes_versioned_images_and_publishes_the_compiled_yaml():
     release = _load("release.yml")
     assert release["on"] == {"push": {"tags": ["v*"]}}

@@ -1,5 +1,6 @@
 """serving.feature_monitor: request values counted per training decile or category, and a drift gauge that stays
-near 0 for training-like traffic and rises when the traffic moves."""
+near 0 for training-like traffic and rises when the traffic moves (the model server exports them to Prometheus:
+tests/serving/test_http.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """run_local: `name=value` pairs (JSON where the value parses, a string otherwise), kfp.local made to pass a
-step's outputs into a ParallelFor body, and a deploy_target=local run ending with the champion served."""
+step's outputs into a ParallelFor body, and a deploy_target=local run ending with the champion served and how to
+call it (a Python OIP client, then the curl; both run against a real server in tests/serving/test_deploy_local.py)."""
 
 import builtins
 import importlib.util
@@ -155,7 +156,9 @@ def test_print_is_plain_again_after_a_run(run_local, fake_pipeline, tmp_path):
 def _local_server(model_dir: Path, http_port: int, metrics_port: int):
     from serving.local_server import LocalServer
 
-    return LocalServer(4242, str(model_dir), "ab" * 32, http_port, metrics_port, http_port + 500, "/tmp/server.log")
+    return LocalServer(
+        4242, str(model_dir), "ab" * 32, http_port, metrics_port, http_port + 500, "/tmp/server.log", "flats"
+    )
 
 
 @pytest.fixture
@@ -217,8 +220,15 @@ def test_a_local_run_ends_with_its_models_champion_served_and_a_curl(
     assert after_run["calls"] == [("flats", "", 9412, 6412)]
     out = capsys.readouterr().out
     assert line in out.splitlines()
-    assert "curl -s -X POST http://127.0.0.1:9412/api/v1.0/predictions" in out
+    assert "response = await client.infer('http://127.0.0.1:9412', request, model_name='flats')" in out
     assert "metrics:     http://127.0.0.1:6412/metrics" in out
+    # What the run ends with: the OIP curl of the champion, after the Python example.
+    last = out.rstrip().splitlines()[-2:]
+    assert (
+        last[0] == "curl -s -X POST http://127.0.0.1:9412/v2/models/flats/infer -H 'Content-Type: application/json' \\"
+    )
+    assert '"inputs": [{"name": "size", "shape": [1], "datatype": "FP64", "data": [80.5]}]' in last[1]
+    assert out.index("from kserve import InferenceRESTClient") < out.index("curl -s -X POST")
 
 
 def test_a_local_run_without_a_champion_says_so_and_succeeds(run_local, after_run, capsys, tmp_path):

@@ -50,3 +50,16 @@ def test_champion_files_changed_after_registration_are_refused_before_loading(ml
         serve_champion_locally("houses", http_port=9123, metrics_port=6123)
 
     assert local_server.running(mlflow_state / "serving") == []
+
+
+def test_a_champion_whose_name_cannot_be_served_is_refused_naming_it(mlflow_state, regression_bundle):
+    # The OIP model name (and the cluster's) is the deployment name: a name Kubernetes refuses is refused here too.
+    bundle, _ = regression_bundle
+    register("", "2024_houses", bundle.directory, SCORES, True, "approved", pipeline_job_id="run-1")
+    registry.connect("").set_registered_model_alias("2024_houses", registry.CHAMPION, "1")
+
+    with pytest.raises(DeploymentError, match=r"model_name '2024_houses' .* does not start with a letter"):
+        serve_champion_locally("2024_houses", http_port=9123, metrics_port=6123)
+
+    assert local_server.running(mlflow_state / "serving") == []
+    assert not (mlflow_state / "serving" / "models").exists()

@@ -1,0 +1,243 @@
+"""``python -m serving``: resolves the settings (serving.settings), loads the bundle (refusing bytes other than the
+trained ones: the process exits 1 naming the file and both digests), starts the metrics port and runs the KServe
+SDK's ModelServer (REST and gRPC) with the model (serving.model_server).
+
+What this adds to the SDK, and why:
+- its own REST routes for infer, model metadata and model readiness, registered on KServe's FastAPI app ahead of
+  the SDK's: the SDK's infer route parses JSON leniently (NaN accepted), answers schema errors 422
+  ``{"detail"}`` and a missing Content-Type 400, and its metadata route drops the ``parameters``
+  (sha256, version); here every refusal has the documented status and ``{"error", "reason"}``, the body size is
+  checked from Content-Length before reading, and errors raised before the model is reached are counted too;
+- a DataPlane that answers an unknown model name with MODEL_NOT_FOUND (REST 404, gRPC NOT_FOUND) and serves the
+  model's own metadata, and a gRPC ModelMetadata that keeps ``versions`` (the SDK's drops it);
+- the SDK's model repository extension (``/v2/repository/models/<name>/load|unload`` and its gRPC calls) is
+  refused (501 NOT_SUPPORTED): it would let any client unload the one model this server serves.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from serving.oip import RequestError
+from serving.settings import Settings, SettingsError, resolve
+
+logger = logging.getLogger("serving")
+JSON = "application/json"
+
+
+# The SDK's model repository extension would let any client unload the model (or reload it): this server serves
+# one model, fixed at start, so those calls are refused (REST and gRPC).
+REPOSITORY_DISABLED = RequestError(
+    "the model repository extension (load/unload) is disabled: this server serves one model, fixed at start",
+    "NOT_SUPPORTED",
+)
+
+
+def error_response(error: RequestError) -> Response:
+    return JSONResponse(error.json(), status_code=error.http_status)
+
+
+def not_found(name: str, served: str) -> RequestError:
+    return RequestError(f"model {name!r} is not served here; this server serves {served!r}", "MODEL_NOT_FOUND")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused once it passes ``limit`` bytes (Content-Length is checked before reading)."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise RequestError(
+            f"the request body has {int(length)} bytes, more than the limit of {limit} (max_body_bytes)",
+            "BODY_TOO_LARGE",
+        )
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(
+                f"the request body has more than {limit} bytes, the limit (max_body_bytes)", "BODY_TOO_LARGE"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def add_routes(app: FastAPI, model) -> None:
+    """The model's REST routes and error handlers on ``app`` (before the SDK adds its own: the first match wins)."""
+    limit = model.settings.max_body_bytes
+
+    async def infer(request: Request) -> Response:
+        name = request.path_params["model_name"]
+        try:
+            if name != model.name:
+                raise not_found(name, model.name)
+            if not model.ready:
+                raise RequestError(f"model {model.name!r} is not loaded", "NOT_READY")
+            content_type = request.headers.get("content-type", "")
+            if content_type.split(";")[0].strip().lower() != JSON:
+                binary = "inference-header-content-length" in request.headers
+                hint = "; the OIP binary tensor extension is not supported: send the data as JSON" if binary else ""
+                raise RequestError(
+                    f"Content-Type must be {JSON}, got {content_type or 'none'!r}{hint}", "BAD_CONTENT_TYPE"
+                )
+            body = await read_body(request, limit)
+            try:
+                # orjson is strict JSON: NaN, Infinity and 1e999 are refused, as they should be.
+                payload = orjson.loads(body)
+            except orjson.JSONDecodeError as error:
+                raise RequestError(
+                    f"the request body is not valid JSON ({error}); note that NaN and Infinity are not JSON: send "
+                    "null for a missing value",
+                    "BAD_JSON",
+                ) from error
+            answer = await model.infer_json(payload)
+        except RequestError as error:
+            model.count_error(error.reason)
+            return error_response(error)
+        except Exception as error:
+            logger.exception("inference failed")
+            model.count_error("INTERNAL")
+            return error_response(RequestError(f"internal error: {type(error).__name__}: {error}", "INTERNAL"))
+        return Response(orjson.dumps(answer), media_type=JSON)
+
+    async def metadata(model_name: str) -> Response:
+        if model_name != model.name:
+            return error_response(not_found(model_name, model.name))
+        return JSONResponse(model.metadata())
+
+    async def ready(model_name: str) -> Response:
+        if model_name != model.name:
+            return error_response(not_found(model_name, model.name))
+        if not model.ready:
+            return error_response(RequestError(f"model {model.name!r} is not loaded", "NOT_READY"))
+        return JSONResponse({"name": model.name, "ready": True})
+
+    async def repository(request: Request) -> Response:
+        return error_response(REPOSITORY_DISABLED)
+
+    app.add_api_route("/v2/models/{model_name}/infer", infer, methods=["POST"], include_in_schema=False)
+    for action in ("load", "unload"):
+        app.add_api_route(f"/v2/repository/models/{{model_name}}/{action}", repository, methods=["POST"])
+    app.add_api_route("/v2/models/{model_name}", metadata, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/v2/models/{model_name}/ready", ready, methods=["GET"], include_in_schema=False)
+
+    async def request_error(_, error: RequestError) -> Response:
+        return error_response(error)
+
+    async def validation_error(_, error: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in entry.get('loc', ()))}: {entry.get('msg')}" for entry in error.errors()
+        )
+        return error_response(RequestError(f"the request is not what this endpoint takes: {problems}", "BAD_REQUEST"))
+
+    app.add_exception_handler(RequestError, request_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+
+
+def data_plane(registry, served: str):
+    """The SDK's DataPlane, answering unknown names with MODEL_NOT_FOUND and serving the model's own metadata."""
+    from kserve.protocol.dataplane import DataPlane
+
+    class ModelDataPlane(DataPlane):
+        def get_model_from_registry(self, name: str):
+            model = self._model_registry.get_model(name)
+            if model is None:
+                raise not_found(name, served)
+            return model
+
+        async def get_model(self, name: str):
+            model = self._model_registry.get_model(name)
+            if model is None:
+                # An inference request for another model (gRPC): counted, as REST counts it.
+                self._model_registry.get_model(served).count_error("MODEL_NOT_FOUND")
+                raise not_found(name, served)
+            return model
+
+        async def model_ready(self, model_name: str, disable_predictor_health_check: bool = False) -> bool:
+            self.get_model_from_registry(model_name)
+            return await self._model_registry.is_model_ready(model_name)
+
+        async def model_metadata(self, model_name: str) -> dict:
+            return self.get_model_from_registry(model_name).metadata()
+
+    return ModelDataPlane(model_registry=registry)
+
+
+def _grpc_model_metadata():
+    """gRPC ModelMetadata with the model's versions (the SDK's servicer leaves them out)."""
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+
+    async def model_metadata(self, request, context):
+        metadata = await self._data_plane.model_metadata(model_name=request.name)
+        return pb.ModelMetadataResponse(
+            name=metadata["name"],
+            versions=metadata.get("versions", []),
+            platform=metadata["platform"],
+            inputs=metadata["inputs"],
+            outputs=metadata["outputs"],
+        )
+
+    return model_metadata
+
+
+async def _repository_disabled(self, request, context):
+    raise REPOSITORY_DISABLED
+
+
+def serve(settings: Settings) -> int:
+    import kserve
+    from kserve.logging import logger as kserve_logger
+    from kserve.logging import trace_logger
+    from kserve.model_server import app
+    from kserve.protocol.grpc.servicer import InferenceServicer
+    from prometheus_client import start_http_server
+
+    from model_bundle import BundleError
+    from serving.model_server import BundleModel
+
+    server = kserve.ModelServer(http_port=settings.http_port, grpc_port=settings.grpc_port, workers=1)
+    # ModelServer() configured logging: this package logs through the SDK's handler. The SDK's two timing lines
+    # per request at INFO are left out: the access log has each request, the metrics the time.
+    logger.handlers, logger.propagate = list(kserve_logger.handlers), False
+    logger.setLevel(logging.INFO)
+    trace_logger.setLevel(logging.WARNING)
+
+    model = BundleModel(settings)
+    try:
+        model.load()
+    except BundleError as error:
+        print(f"error: refusing to serve {settings.model_dir}: {error}", file=sys.stderr, flush=True)
+        return 1
+    # Seldon scrapes the `metrics` port at PREDICTIVE_UNIT_METRICS_ENDPOINT; this server answers on any path.
+    start_http_server(settings.metrics_port)
+    logger.info(
+        "serving %r: REST on %d, gRPC on %d, metrics on %d%s",
+        settings.model_name,
+        settings.http_port,
+        settings.grpc_port,
+        settings.metrics_port,
+        settings.metrics_path,
+    )
+    add_routes(app, model)
+    InferenceServicer.ModelMetadata = _grpc_model_metadata()
+    InferenceServicer.RepositoryModelLoad = InferenceServicer.RepositoryModelUnload = _repository_disabled
+    server.dataplane = data_plane(server.registered_models, model.name)
+    server.start([model])
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, env=None) -> int:
+    import os
+
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        settings = resolve(argv, os.environ if env is None else env)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
+    return serve(settings)
