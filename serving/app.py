@@ -24,6 +24,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.oip import RequestError
 from serving.settings import Settings, SettingsError, resolve
@@ -71,11 +72,19 @@ def add_routes(app: FastAPI, model) -> None:
     """The model's REST routes and error handlers on ``app`` (before the SDK adds its own: the first match wins)."""
     limit = model.settings.max_body_bytes
 
+    def check_served(name: str, version: str | None) -> None:
+        """OIP paths may name a version (``/v2/models/<name>/versions/<v>/...``): the one served is accepted."""
+        if name != model.name:
+            raise not_found(name, model.name)
+        if version is not None and version != model.version:
+            raise RequestError(
+                f"model {name!r} version {version!r} is not served here; this server serves version {model.version!r}",
+                "MODEL_NOT_FOUND",
+            )
+
     async def infer(request: Request) -> Response:
-        name = request.path_params["model_name"]
         try:
-            if name != model.name:
-                raise not_found(name, model.name)
+            check_served(request.path_params["model_name"], request.path_params.get("model_version"))
             if not model.ready:
                 raise RequestError(f"model {model.name!r} is not loaded", "NOT_READY")
             content_type = request.headers.get("content-type", "")
@@ -105,14 +114,12 @@ def add_routes(app: FastAPI, model) -> None:
             return error_response(RequestError(f"internal error: {type(error).__name__}: {error}", "INTERNAL"))
         return Response(orjson.dumps(answer), media_type=JSON)
 
-    async def metadata(model_name: str) -> Response:
-        if model_name != model.name:
-            return error_response(not_found(model_name, model.name))
+    async def metadata(model_name: str, model_version: str | None = None) -> Response:
+        check_served(model_name, model_version)
         return JSONResponse(model.metadata())
 
-    async def ready(model_name: str) -> Response:
-        if model_name != model.name:
-            return error_response(not_found(model_name, model.name))
+    async def ready(model_name: str, model_version: str | None = None) -> Response:
+        check_served(model_name, model_version)
         if not model.ready:
             return error_response(RequestError(f"model {model.name!r} is not loaded", "NOT_READY"))
         return JSONResponse({"name": model.name, "ready": True})
@@ -120,11 +127,12 @@ def add_routes(app: FastAPI, model) -> None:
     async def repository(request: Request) -> Response:
         return error_response(REPOSITORY_DISABLED)
 
-    app.add_api_route("/v2/models/{model_name}/infer", infer, methods=["POST"], include_in_schema=False)
+    for model_path in ("/v2/models/{model_name}", "/v2/models/{model_name}/versions/{model_version}"):
+        app.add_api_route(f"{model_path}/infer", infer, methods=["POST"], include_in_schema=False)
+        app.add_api_route(model_path, metadata, methods=["GET"], include_in_schema=False)
+        app.add_api_route(f"{model_path}/ready", ready, methods=["GET"], include_in_schema=False)
     for action in ("load", "unload"):
         app.add_api_route(f"/v2/repository/models/{{model_name}}/{action}", repository, methods=["POST"])
-    app.add_api_route("/v2/models/{model_name}", metadata, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/v2/models/{model_name}/ready", ready, methods=["GET"], include_in_schema=False)
 
     async def request_error(_, error: RequestError) -> Response:
         return error_response(error)
@@ -135,8 +143,14 @@ def add_routes(app: FastAPI, model) -> None:
         )
         return error_response(RequestError(f"the request is not what this endpoint takes: {problems}", "BAD_REQUEST"))
 
+    async def http_error(_, error: StarletteHTTPException) -> Response:
+        # Routing's own refusals (no such path, wrong method) in the same shape as every other error.
+        reason = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, f"HTTP_{error.status_code}")
+        return JSONResponse({"error": str(error.detail), "reason": reason}, status_code=error.status_code)
+
     app.add_exception_handler(RequestError, request_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
 
 
 def data_plane(registry, served: str):

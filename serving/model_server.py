@@ -41,7 +41,8 @@ status code with details ``"<CODE>: <what is wrong>"``. The server keeps serving
 | 413 | BODY_TOO_LARGE | the body is larger than ``max_body_bytes`` (default 64 MiB) |
 | 413 | TOO_MANY_ROWS | more rows than ``max_rows`` (default 100000) |
 | 422 | BAD_REQUEST | JSON that is no OIP inference request (no ``inputs``; an input lacking name/shape/datatype/data) |
-| 404 | MODEL_NOT_FOUND | no model of that name here |
+| 404 | MODEL_NOT_FOUND | no model of that name here (or a version other than the one served, in a versioned path) |
+| 404/405 | NOT_FOUND/METHOD_NOT_ALLOWED | a path or method the server does not have |
 | 400 | MISSING_FEATURES | a feature column is absent |
 | 400 | UNKNOWN_INPUT | an input that is no column of the model |
 | 400 | DUPLICATE_INPUT | two inputs with one name |
@@ -254,7 +255,7 @@ class BundleModel(Model):
         try:
             if not self.ready:
                 raise RequestError(f"model {self.name!r} is not loaded", "NOT_READY")
-            # A dict comes from the SDK's other REST routes (v1, versioned paths): held to the same OIP rules.
+            # A dict comes from the SDK's other REST routes (v1): held to the same OIP rules.
             request = oip.from_json(payload) if isinstance(payload, dict) else oip.from_infer_request(payload)
             outputs, rows = await self._infer(request)
         except RequestError as error:

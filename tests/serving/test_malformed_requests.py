@@ -138,6 +138,8 @@ CASES = [
     # -- wrong model (404)
     Case("wrong_model_name", table(), 404, "MODEL_NOT_FOUND", (UNKNOWN_MODEL,),
          path=f"/v2/models/{UNKNOWN_MODEL}/infer"),
+    Case("version_not_served", table(), 404, "MODEL_NOT_FOUND", ("version '9'", "serves version"),
+         path=f"/v2/models/{MODEL_NAME}/versions/9/infer"),
     # -- inputs that do not match the model's columns (400)
     Case("missing_feature_column", table(energy_label=None), 400, "MISSING_FEATURES", ("energy_label",)),
     Case("unknown_input", plus(table(), {"name": "garden_sqm", "shape": [1], "datatype": "FP64", "data": [12.5]}),
@@ -391,6 +393,36 @@ def test_unknown_model_in_metadata_and_ready_paths(strict_server, path):
         connection.close()
     case = Case(f"GET {path}", b"", 404, "MODEL_NOT_FOUND", (UNKNOWN_MODEL, MODEL_NAME))
     assert_refused(case, answer)
+    assert_still_serving(strict_server)
+
+
+def test_the_served_version_may_be_named_in_the_path(strict_server):
+    version = strict_server.bundle.card.sha256[:12]  # no registry version given: the digest's first 12 digits
+    path = f"/v2/models/{MODEL_NAME}/versions/{version}"
+    answer = send(strict_server.http_port, f"{path}/infer", json.dumps(table(rows=2)).encode(), JSON)
+    assert answer.status == 200, answer.body[:1000]
+    assert answer.json()["model_version"] == version
+    with urllib.request.urlopen(f"http://127.0.0.1:{strict_server.http_port}{path}", timeout=REQUEST_TIMEOUT) as ok:
+        assert json.loads(ok.read())["versions"] == [version]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "reason"),
+    [
+        ("GET", f"/v2/models/{MODEL_NAME}/infer", 405, "METHOD_NOT_ALLOWED"),
+        ("POST", "/v2/no/such/path", 404, "NOT_FOUND"),
+    ],
+)
+def test_routing_refusals_have_the_error_shape_too(strict_server, method, path, status, reason):
+    connection = http.client.HTTPConnection("127.0.0.1", strict_server.http_port, timeout=REQUEST_TIMEOUT)
+    try:
+        connection.request(method, path, body=b"{}" if method == "POST" else None, headers=JSON)
+        response = connection.getresponse()
+        answer = Answer(response.status, response.getheader("Content-Type", ""), response.read())
+    finally:
+        connection.close()
+    assert (answer.status, answer.json()["reason"]) == (status, reason), answer.body[:1000]
+    assert answer.json()["error"]
     assert_still_serving(strict_server)
 
 
