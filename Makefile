@@ -97,15 +97,20 @@ IMAGE_REGISTRY ?=
 IMAGE_TAG ?= $(shell awk -F'"' '/^\[/ {p = ($$0 == "[project]")} p && /^version *=/ {print $$2; exit}' pyproject.toml)-$(shell git rev-parse --short HEAD)
 BUILD_IMAGES ?= 1
 PROMETHEUS ?= 0
-CLUSTER_ENV = CLUSTER_NAME='$(CLUSTER_NAME)' IMAGE_REGISTRY='$(IMAGE_REGISTRY)' IMAGE_TAG='$(IMAGE_TAG)'
+IMAGE_BASE ?=
+BASE_IMAGE_TAG ?= kfp-mlops-base:bookworm
+CLUSTER_ENV = CLUSTER_NAME='$(CLUSTER_NAME)' IMAGE_REGISTRY='$(IMAGE_REGISTRY)' IMAGE_TAG='$(IMAGE_TAG)' IMAGE_BASE='$(IMAGE_BASE)'
 
-.PHONY: cluster cluster-down images
+.PHONY: cluster cluster-down images base-image
 
 cluster:  ## kind cluster with KFP 2.17.0, Seldon Core 1.17.1, MLflow and the images (PROMETHEUS=1: Prometheus)
 	$(CLUSTER_ENV) BUILD_IMAGES='$(BUILD_IMAGES)' PROMETHEUS='$(PROMETHEUS)' cluster/up.sh
 
 images:  ## build both images (tag IMAGE_TAG) and load them into the kind cluster
 	$(CLUSTER_ENV) cluster/images.sh
+
+base-image:  ## Debian base image from Debian packages only (debootstrap; root): then make images IMAGE_BASE=$(BASE_IMAGE_TAG)
+	BASE_IMAGE_TAG='$(BASE_IMAGE_TAG)' cluster/base-image.sh
 
 cluster-down:  ## delete the kind cluster and everything in it
 	CLUSTER_NAME='$(CLUSTER_NAME)' cluster/down.sh

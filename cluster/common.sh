@@ -44,6 +44,7 @@ install_hint() {
         kubectl) echo "kubectl 1.32-1.34 (within one minor of the cluster's 1.33): https://kubernetes.io/docs/tasks/tools/" ;;
         helm) echo "Helm 3: https://helm.sh/docs/intro/install/" ;;
         git) echo "git (kubectl apply -k fetches KFP's manifests with it; the image tag uses the commit): your package manager" ;;
+        debootstrap) echo "Debian's debootstrap (make base-image): apt-get install debootstrap" ;;
         *) echo "see your package manager" ;;
     esac
 }

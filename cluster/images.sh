@@ -16,7 +16,8 @@ Builds images/components/Dockerfile and images/serving/Dockerfile from the repos
 ${IMAGE_REGISTRY}kfp-mlops-components:${IMAGE_TAG} and ${IMAGE_REGISTRY}kfp-mlops-serving:${IMAGE_TAG}, then loads
 both into the kind cluster $CLUSTER_NAME (default kfp-mlops), which must exist: run make cluster first.
 IMAGE_TAG defaults to <project version>-<short commit> and may never be `latest`. Uncommitted changes keep the
-commit's tag: set IMAGE_TAG yourself to roll them out.
+commit's tag: set IMAGE_TAG yourself to roll them out. IMAGE_BASE=<image> builds both on that base instead of the
+official Python image (e.g. kfp-mlops-base:bookworm from make base-image).
 EOF_USAGE
 }
 
@@ -54,9 +55,12 @@ main() {
     cluster_exists ||
         die "there is no kind cluster named '$CLUSTER_NAME'" "make cluster (creates it, installs KFP and Seldon, then builds the images)"
     # The commit goes into the components image: every model registered from it names the code it came from.
-    build images/components/Dockerfile "$COMPONENTS_IMAGE" \
+    # IMAGE_BASE (e.g. from make base-image) replaces both Dockerfiles' default base image.
+    local -a base=()
+    [[ -z ${IMAGE_BASE:-} ]] || base=(--build-arg "BASE_IMAGE=$IMAGE_BASE")
+    build images/components/Dockerfile "$COMPONENTS_IMAGE" "${base[@]}" \
         --build-arg GIT_SHA="$(git -C "$REPO_ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"
-    build images/serving/Dockerfile "$SERVING_IMAGE"
+    build images/serving/Dockerfile "$SERVING_IMAGE" "${base[@]}"
     log "loading both images into kind cluster '$CLUSTER_NAME'"
     if ! kind load docker-image "$COMPONENTS_IMAGE" "$SERVING_IMAGE" --name "$CLUSTER_NAME"; then
         warn "kind load docker-image failed; retrying through an image archive of this platform only"

@@ -22,7 +22,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = REPO_ROOT / "cluster"
 SCRIPTS = [*sorted(CLUSTER_DIR.rglob("*.sh")), REPO_ROOT / ".ci" / "run"]
-RUNNABLE = ("up.sh", "images.sh", "down.sh")  # common.sh is sourced, not run
+RUNNABLE = ("up.sh", "images.sh", "down.sh", "base-image.sh")  # common.sh is sourced, not run
 
 CLUSTER = "kfp-test"
 CONTEXT = f"kind-{CLUSTER}"
@@ -391,6 +391,32 @@ def test_images_falls_back_to_an_archive_when_kind_load_fails(stubs, tmp_path):
     archive = saves[0].split(" -o ")[1].split()[0]
     assert f"kind load image-archive {archive} --name {CLUSTER}" in calls
     assert not Path(archive).parent.exists(), "the temporary archive is removed"
+
+
+@pytest.mark.parametrize("base", ["", "kfp-mlops-base:bookworm"])
+def test_images_builds_both_on_the_chosen_base(stubs, tmp_path, base):
+    result, calls = _run("images.sh", stubs, tmp_path, STUB_KIND_CLUSTERS=CLUSTER, IMAGE_BASE=base)
+    assert result.returncode == 0, result.stderr
+    builds = [call for call in calls if call.startswith("docker build")]
+    assert len(builds) == 2
+    for build in builds:
+        # Without IMAGE_BASE the Dockerfiles' own default (the official Python image) applies.
+        assert (f"--build-arg BASE_IMAGE={base}" in build) == bool(base), build
+
+
+def test_base_image_names_what_it_needs(stubs, tmp_path):
+    result, calls = _run("base-image.sh", stubs, tmp_path)
+    assert result.returncode == 1
+    assert "missing prerequisite(s): debootstrap" in result.stderr
+    assert "install debootstrap: " in result.stderr and "apt-get install debootstrap" in result.stderr
+    assert calls == []
+
+
+def test_base_image_help_says_what_it_builds(stubs, tmp_path):
+    result, calls = _run("base-image.sh", stubs, tmp_path, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "make base-image" in result.stdout and "CA_BUNDLE" in result.stdout and "debootstrap" in result.stdout
+    assert calls == []
 
 
 def test_down_deletes_the_named_cluster(stubs, tmp_path):
