@@ -2,7 +2,7 @@
 
 Used by the deploy step (target ``local``) and by ``make serve`` / ``make stop``. Each server is the serving
 image's own entry point, ``python -m serving`` (the Open Inference Protocol server, serving.app), run by this
-interpreter with command-line flags. Standard library only here. Each server gets its own process group and a
+interpreter with command-line flags. Each server gets its own process group and a
 record ``server-<port>.json`` (and its log ``server-<port>.log``) in the state directory.
 
     python -m serving.local_server start --model-dir DIR [--model-name model] [--port 9000] [--metrics-port 6000]

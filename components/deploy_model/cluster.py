@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from components.deploy_model import manifests
+
 GROUP = "machinelearning.seldon.io"
 VERSION = "v1"
 PLURAL = "seldondeployments"
@@ -261,13 +263,10 @@ def _not_rolled_out(manifest: dict, deployments: list) -> str:
 
 
 def _model_container(manifest: dict) -> dict:
+    """What identifies the manifest's model container in a Deployment: its name, image and graph parameters."""
+    container = manifests.model_container(manifest)
     (predictor,) = manifest["spec"]["predictors"]
-    graph = predictor["graph"]
-    for component in predictor["componentSpecs"]:
-        for container in component["spec"]["containers"]:
-            if container["name"] == graph["name"]:
-                return {"name": container["name"], "image": container["image"], "parameters": graph.get("parameters")}
-    raise ClusterDeploymentError(f"SeldonDeployment {manifest['metadata']['name']} has no container {graph['name']!r}")
+    return {"name": container["name"], "image": container["image"], "parameters": predictor["graph"].get("parameters")}
 
 
 def _same_model_container(expected: dict, served) -> bool:
