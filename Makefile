@@ -97,20 +97,26 @@ IMAGE_REGISTRY ?=
 IMAGE_TAG ?= $(shell awk -F'"' '/^\[/ {p = ($$0 == "[project]")} p && /^version *=/ {print $$2; exit}' pyproject.toml)-$(shell git rev-parse --short HEAD)
 BUILD_IMAGES ?= 1
 PROMETHEUS ?= 0
+REHEARSE_ARGS ?=
 IMAGE_BASE ?=
 BASE_IMAGE_TAG ?= kfp-mlops-base:bookworm
 CLUSTER_ENV = CLUSTER_NAME='$(CLUSTER_NAME)' IMAGE_REGISTRY='$(IMAGE_REGISTRY)' IMAGE_TAG='$(IMAGE_TAG)' IMAGE_BASE='$(IMAGE_BASE)'
 
-.PHONY: cluster cluster-down images base-image
+.PHONY: cluster cluster-down images base-image rehearse
 
 cluster:  ## kind cluster with KFP 2.17.0, Seldon Core 1.17.1, MLflow and the images (PROMETHEUS=1: Prometheus)
 	$(CLUSTER_ENV) BUILD_IMAGES='$(BUILD_IMAGES)' PROMETHEUS='$(PROMETHEUS)' cluster/up.sh
 
-images:  ## build both images (tag IMAGE_TAG) and load them into the kind cluster
+images:  ## build both images (tag IMAGE_TAG; Docker only); load them into the kind cluster if it exists
 	$(CLUSTER_ENV) cluster/images.sh
 
-base-image:  ## Debian base image from Debian packages only (debootstrap; root): then make images IMAGE_BASE=$(BASE_IMAGE_TAG)
+base-image:  ## slim Debian base image from Debian packages only (debootstrap; root): then make images IMAGE_BASE=$(BASE_IMAGE_TAG)
 	BASE_IMAGE_TAG='$(BASE_IMAGE_TAG)' cluster/base-image.sh
+
+# Every container the cluster would run, run here with Docker and no cluster (cluster/rehearsal): S3, MLflow, each
+# step in the components image, the storage copy, the serving container as Seldon starts it; prints a summary.
+rehearse: $(VENV)/.installed  ## rehearse the cluster path with the images IMAGE_TAG (REHEARSE_ARGS='--rows N')
+	$(PY) -m cluster.rehearsal --image-tag '$(IMAGE_TAG)' --image-registry '$(IMAGE_REGISTRY)' $(REHEARSE_ARGS)
 
 cluster-down:  ## delete the kind cluster and everything in it
 	CLUSTER_NAME='$(CLUSTER_NAME)' cluster/down.sh

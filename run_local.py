@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import builtins
+import contextlib
+import copy
 import inspect
 import json
 import os
@@ -67,6 +69,30 @@ def fix_loop_inputs_of_kfp_local() -> None:
     task_spec_utils.create_parameter_loop_iteration_task_spec = build_keeping_task_outputs
 
 
+@contextlib.contextmanager
+def without_retries(pipeline):
+    """Sets the retry policies of ``pipeline``'s steps aside while the block runs, and puts them back after.
+
+    They are meant for a cluster's transient registry and object-store errors (pipelines/_kubernetes.py), but
+    kfp.local honours them too: a step failing on bad input would fail three more times, after minutes of backoff.
+    """
+    spec = getattr(pipeline, "pipeline_spec", None)  # the very spec kfp.local runs, nested pipelines included
+    dags = [] if spec is None else [spec.root.dag, *(c.dag for c in spec.components.values() if c.HasField("dag"))]
+    retried = [
+        (task, copy.deepcopy(task.retry_policy))
+        for dag in dags
+        for task in dag.tasks.values()
+        if task.HasField("retry_policy")
+    ]
+    for task, _ in retried:
+        task.ClearField("retry_policy")
+    try:
+        yield pipeline
+    finally:
+        for task, policy in retried:
+            task.retry_policy.CopyFrom(policy)
+
+
 def run(pipeline_name: str, arguments: dict, state_dir: Path) -> dict:
     """Runs ``pipeline_name`` with ``arguments``; raises RuntimeError naming the failed step.
 
@@ -86,6 +112,8 @@ def run(pipeline_name: str, arguments: dict, state_dir: Path) -> dict:
         raise ValueError(f"unknown parameter(s) {unknown} for pipeline {pipeline_name!r}; accepted: {sorted(accepted)}")
     # kfp.local ignores base_image locally but warns when its name lacks "python"; ours is a Python image.
     warnings.filterwarnings("ignore", message=".*non-Python base image.*", category=RuntimeWarning)
+    # Each step's CPU and memory settings are for a cluster; kfp.local warns, step by step, that it ignores them.
+    warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*", category=UserWarning)
     fix_loop_inputs_of_kfp_local()
     # kfp.local trains two loop iterations at once; OpenMP estimators (HistGradientBoosting) that each take every
     # core then slow each other down many times over, so each step gets its share of the cores.
@@ -93,7 +121,8 @@ def run(pipeline_name: str, arguments: dict, state_dir: Path) -> dict:
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(state_dir / "pipeline_root"))
     printing = builtins.print
     try:
-        pipeline(**arguments)
+        with without_retries(pipeline):
+            pipeline(**arguments)
     finally:
         # kfp.local indents print() while a step runs; loop iterations running at once restore it out of order
         # and can leave it indenting everything printed after the run.

@@ -25,7 +25,7 @@ waiting for each step:
   1. Kubeflow Pipelines $PIPELINE_VERSION (namespace kubeflow)
   2. Seldon Core operator $SELDON_VERSION (namespace seldon-system)
   3. the project's images: cluster/images.sh builds and loads them into kind (skipped with BUILD_IMAGES=0; then
-     run \`make images\` yourself, which needs the cluster from steps 1-2, before MLflow can start)
+     run \`make images\` yourself once the cluster exists, which loads them, before MLflow can start)
   4. cluster/manifests/: namespace models, its RBAC for kubeflow:pipeline-runner, the rclone Secret, MLflow
   5. with PROMETHEUS=1: kube-prometheus-stack $PROMETHEUS_CHART_VERSION (namespace monitoring), the Seldon PodMonitor,
      the models' alert rules and the Grafana dashboard (cluster/monitoring/)

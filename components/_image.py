@@ -14,12 +14,16 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not pip-installed
     PROJECT_VERSION = "0.1.0"
 
-IMAGE_REGISTRY = os.environ.get("KFP_MLOPS_IMAGE_REGISTRY", "")
-if IMAGE_REGISTRY and not IMAGE_REGISTRY.endswith("/"):
-    IMAGE_REGISTRY += "/"
-IMAGE_TAG = os.environ.get("KFP_MLOPS_IMAGE_TAG") or PROJECT_VERSION
-if IMAGE_TAG == "latest":
-    raise ValueError("KFP_MLOPS_IMAGE_TAG must not be 'latest': Kubernetes would always pull, and kind images fail")
 
-COMPONENTS_IMAGE = f"{IMAGE_REGISTRY}kfp-mlops-components:{IMAGE_TAG}"
-SERVING_IMAGE = f"{IMAGE_REGISTRY}kfp-mlops-serving:{IMAGE_TAG}"
+def image_references(registry: str, tag: str) -> tuple[str, str]:
+    """(components image, serving image) for an image registry prefix and a tag."""
+    if registry and not registry.endswith("/"):
+        registry += "/"
+    if tag == "latest":
+        raise ValueError("the image tag must not be 'latest': Kubernetes would always pull, and kind images fail")
+    return f"{registry}kfp-mlops-components:{tag}", f"{registry}kfp-mlops-serving:{tag}"
+
+
+IMAGE_REGISTRY = os.environ.get("KFP_MLOPS_IMAGE_REGISTRY", "")
+IMAGE_TAG = os.environ.get("KFP_MLOPS_IMAGE_TAG") or PROJECT_VERSION
+COMPONENTS_IMAGE, SERVING_IMAGE = image_references(IMAGE_REGISTRY, IMAGE_TAG)

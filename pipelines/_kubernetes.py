@@ -1,7 +1,13 @@
-"""Kubernetes settings of pipeline tasks (kfp-kubernetes); kfp.local ignores them, a cluster applies them."""
+"""Kubernetes settings of pipeline tasks: what each step's pod requests, may use, how long it may run and whether it
+is retried. A cluster applies them all; kfp.local ignores the resources and timeouts, and run_local.py sets the
+retries aside (a local failure is the data or the code, which a retry would only repeat)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 from kfp import kubernetes
-from kfp.dsl import pipeline_context
+from kfp.dsl import pipeline_channel, pipeline_context
 
 # Created by `make cluster` (cluster/manifests/mlflow.yaml): S3 credentials with which MLflow's client writes
 # model artifacts to the cluster's object store. Optional, so the pipeline also runs where it does not exist.
@@ -11,6 +17,116 @@ REGISTRY_CREDENTIALS_ENV = {
     "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
     "MLFLOW_S3_ENDPOINT_URL": "MLFLOW_S3_ENDPOINT_URL",
 }
+
+
+@dataclass(frozen=True)
+class MemoryLimit:
+    """A step's memory limit: `default`, or per run the value of the pipeline parameter `parameter` (if any)."""
+
+    default: str
+    parameter: str | None = None
+
+
+@dataclass(frozen=True)
+class PodSettings:
+    """What one step's pod declares. CPU and memory are Kubernetes quantities ("250m", "512Mi")."""
+
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: MemoryLimit
+    timeout_seconds: int  # the pod's activeDeadlineSeconds, per attempt
+    retry: bool = False
+
+
+# The two memory limits a run can override, each shared by the steps it names in the pipelines' docstrings.
+DATA_MEMORY_LIMIT = MemoryLimit("2Gi", "data_memory_limit")
+TRAINING_MEMORY_LIMIT = MemoryLimit("4Gi", "training_memory_limit")
+
+POD_SETTINGS: dict[str, PodSettings] = {
+    "ingest_data": PodSettings("250m", "1", "512Mi", DATA_MEMORY_LIMIT, 3600, retry=True),
+    "validate_data": PodSettings("250m", "1", "512Mi", DATA_MEMORY_LIMIT, 1800, retry=True),
+    "prepare_data": PodSettings("250m", "1", "512Mi", DATA_MEMORY_LIMIT, 1800),
+    "train_model": PodSettings("1", "2", "1Gi", TRAINING_MEMORY_LIMIT, 7200),
+    "select_model": PodSettings("250m", "1", "512Mi", MemoryLimit("1Gi"), 900),
+    "evaluate_model": PodSettings("250m", "1", "512Mi", DATA_MEMORY_LIMIT, 1800),
+    "gate_model": PodSettings("250m", "1", "512Mi", DATA_MEMORY_LIMIT, 1800, retry=True),
+    "register_model": PodSettings("250m", "1", "512Mi", MemoryLimit("1Gi"), 1800, retry=True),
+    # The timeout exceeds the step's own bounded wait (deploy_timeout_seconds) by far: a pod stopped by its
+    # deadline cannot roll the SeldonDeployment back.
+    "deploy_model": PodSettings("250m", "1", "512Mi", DATA_MEMORY_LIMIT, 3600),
+    "detect_drift": PodSettings("250m", "1", "512Mi", DATA_MEMORY_LIMIT, 1800, retry=True),
+}
+"""Each step's pod settings, by component name: the one place their figures live.
+
+Derivation: memory request = the step's measured peak on the default data x 1.5; memory limit = its measured peak
+on a 1M-row table x 1.25; CPU likewise from the measured CPU (docs/benchmarks.md 'Step resources', measured by
+`make rehearse` inside the components image). Until those figures are in, the values here are provisional.
+
+A timeout stops a hung step (a stalled download, a lost connection); it must stay well above the step's run time
+on a 1M-row table (provisional too).
+
+Retries (RETRIES, with exponential backoff) only where a transient registry or object-store error is likely and a
+rerun is harmless: ingest_data reads gs:// and https:// sources; validate_data, gate_model and detect_drift read
+the registry and write nothing outside their own outputs; register_model writes to both, and a rerun of the same
+pipeline run finds the version an earlier attempt registered (by run id and digest) and completes its alias (an
+attempt that stopped before registering leaves at most an MLflow run without a version). Not retried:
+- prepare, train, select and evaluate compute on their inputs alone: a rerun fails the same way (bad data, OOM).
+- deploy_model: an attempt stopped mid-rollout (its deadline, a lost node) leaves the new spec live without
+  rolling back; a retry would take that spec for the previous one and, failing, "restore" it.
+"""
+
+DEFAULT_POD_SETTINGS = PodSettings("250m", "1", "512Mi", DATA_MEMORY_LIMIT, 3600)
+"""A step with no entry in POD_SETTINGS (one you added): treated as a data step, never retried. Give it an entry
+once its figures are measured, and `retry=True` only if rerunning it after a partial attempt is harmless."""
+
+# Backoff 30 s, 60 s, 120 s: spans an MLflow or object-store pod being rescheduled. KFP stops retrying once
+# RETRY_WINDOW has passed since the first attempt started.
+RETRIES = 3
+RETRY_BACKOFF = "30s"
+RETRY_BACKOFF_FACTOR = 2.0
+RETRY_WINDOW = "3600s"
+
+
+def pod_settings(component_name: str) -> PodSettings:
+    """The settings of a component (its name with - or _), DEFAULT_POD_SETTINGS for one with no entry."""
+    return POD_SETTINGS.get(component_name.replace("-", "_"), DEFAULT_POD_SETTINGS)
+
+
+def use_pod_settings(**memory_limits) -> None:
+    """Gives every step of the pipeline being defined its requests, limits, timeout and retry from POD_SETTINGS.
+
+    `memory_limits` are the pipeline's memory-limit parameters by name (`data_memory_limit=data_memory_limit`):
+    a step whose limit a parameter overrides gets that parameter, resolved per run. Call it last in the pipeline
+    function, like use_local_images(): it sees the steps defined before it, inside loops and conditions too. A
+    nested pipeline's steps have their settings from its own function (pass the parameters on to it).
+    """
+    for task in pipeline_context.Pipeline.get_default_pipeline().tasks.values():
+        if task.container_spec is None:  # a nested pipeline
+            continue
+        settings = pod_settings(task.component_spec.name)
+        limit = settings.memory_limit
+        if limit.parameter is not None and limit.parameter not in memory_limits:
+            raise ValueError(
+                f"step {task.name!r}: its memory limit is the pipeline parameter {limit.parameter!r}; declare it "
+                f"(`{limit.parameter}: str = {limit.default!r}`) and pass it to use_pod_settings()"
+            )
+        task.set_cpu_request(settings.cpu_request)
+        task.set_cpu_limit(settings.cpu_limit)
+        task.set_memory_request(settings.memory_request)
+        memory_limit = memory_limits[limit.parameter] if limit.parameter else limit.default
+        task.set_memory_limit(memory_limit)
+        # kfp 2.17's resource setters do not register the parameter they are given (set_container_image does):
+        # a step inside a loop or condition would then reference an input its enclosing DAG is never passed.
+        task.register_pipeline_channels(pipeline_channel.extract_pipeline_channels_from_any(memory_limit))
+        kubernetes.set_timeout(task, settings.timeout_seconds)
+        if settings.retry:
+            task.set_retry(
+                num_retries=RETRIES,
+                backoff_duration=RETRY_BACKOFF,
+                backoff_factor=RETRY_BACKOFF_FACTOR,
+                backoff_max_duration=RETRY_WINDOW,
+            )
 
 
 def use_local_images() -> None:

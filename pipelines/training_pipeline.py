@@ -12,7 +12,13 @@ from components.register_model import register_model
 from components.select_model import select_model
 from components.train_model import train_model
 from components.validate_data import validate_data
-from pipelines._kubernetes import use_local_images, use_registry_credentials
+from pipelines._kubernetes import (
+    DATA_MEMORY_LIMIT,
+    TRAINING_MEMORY_LIMIT,
+    use_local_images,
+    use_pod_settings,
+    use_registry_credentials,
+)
 
 # Three kinds of model, one pod each on a cluster: boosting, bagging and a linear baseline.
 DEFAULT_CANDIDATES = [
@@ -58,6 +64,8 @@ def training_pipeline(
     metrics_port: int = 6000,
     deploy_timeout_seconds: int = 600,
     serving_image: str = SERVING_IMAGE,
+    data_memory_limit: str = DATA_MEMORY_LIMIT.default,
+    training_memory_limit: str = TRAINING_MEMORY_LIMIT.default,
 ):
     """Trains a model on `data_uri` and makes it the champion when it passes the gate.
 
@@ -103,9 +111,18 @@ def training_pipeline(
         namespace: Kubernetes namespace of the SeldonDeployment.
         serving_port: HTTP port of the local model server (OIP REST; its gRPC port is this + 500).
         metrics_port: Metrics port of the local model server.
-        deploy_timeout_seconds: How long deployment may take to be Available and answer correctly.
+        deploy_timeout_seconds: How long deployment may take to be Available and answer correctly; at most 3000:
+            the step's pod is stopped after 3600 s (its timeout, pipelines/_kubernetes.py), and a stopped step
+            cannot roll the deployment back.
         serving_image: Model server image of the SeldonDeployment (set at compile time by --image-registry and
             --image-tag).
+        data_memory_limit: Memory limit of each step that holds the dataset in memory (ingest, validate, prepare,
+            evaluate, gate, deploy, and a step you add), a Kubernetes quantity such as `8Gi`: raise it for data the
+            default does not fit, which otherwise ends a step OOM-killed. Not below the steps' memory request
+            (pipelines/_kubernetes.py), or the cluster refuses the pod; a local run ignores it.
+        training_memory_limit: Memory limit of each candidate's training pod (they train in parallel, each in its
+            own pod), a Kubernetes quantity such as `16Gi`; not below train_model's memory request
+            (pipelines/_kubernetes.py). A local run ignores it.
     """
     ingest = ingest_data(source_uri=data_uri, csv_delimiter=csv_delimiter, csv_encoding=csv_encoding)
     # KFP's cache key sees the URI, not the content behind it: a rerun on an updated file must read it again.
@@ -200,4 +217,5 @@ def training_pipeline(
         )
         deploy.set_caching_options(False)
     use_local_images()
+    use_pod_settings(data_memory_limit=data_memory_limit, training_memory_limit=training_memory_limit)
     use_registry_credentials(validate, gate, register, deploy)

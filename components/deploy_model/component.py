@@ -29,7 +29,8 @@ def deploy_model(
     the model name `deployment_name(model_name)` on every target. Target `kubernetes` creates or replaces the
     SeldonDeployment (`protocol: v2`), waits until its new generation is Available and smoke-tests it through its
     in-cluster service; it stops at once, before deploying anything, when `tracking_uri` is empty or a file (a
-    registry inside this step's pod) or `model_uri` is not in object storage the storage initializer can fetch.
+    registry inside this step's pod), or `model_uri` is not in object storage the storage initializer can fetch or
+    holds no model files.
     Target `local` starts the same server (`python -m serving`) on this machine and smoke-tests it. The smoke
     test first checks that the server reports this version's sha256 (so a previous server never passes for it),
     then sends test rows: the answers must equal the model's own predictions. On failure the previous deployment
@@ -58,6 +59,7 @@ def deploy_model(
     from components.deploy_model.logic import (
         SMOKE_ROWS,
         check_cluster_sources,
+        check_model_files,
         check_target,
         deploy_kubernetes,
         deploy_local,
@@ -69,6 +71,7 @@ def deploy_model(
     check_target(deploy_target)
     if deploy_target == "kubernetes":
         check_cluster_sources(tracking_uri, model_uri)
+        check_model_files(model_uri)
     bundle = load(model.path)
     sha256 = bundle.card.sha256
     seldon_deployment = build_seldon_deployment(

@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
+import model_bundle
 from components._common import registry
 from components.deploy_model.manifests import RCLONE_SECRET, deployment_name
 from components.deploy_model.smoke import DeploymentError, smoke_test
@@ -70,6 +71,27 @@ def check_cluster_sources(tracking_uri: str, model_uri: str) -> None:
             "deploy_target=kubernetes needs the version's files in object storage (e.g. s3://mlpipeline/...), "
             "i.e. an MLflow server whose artifact root is a bucket, with a remote of that scheme in the "
             f"{RCLONE_SECRET} Secret"
+        )
+
+
+def check_model_files(model_uri: str) -> None:
+    """Refuses, before anything is deployed, a ``model_uri`` that does not hold the model's files.
+
+    The storage initializer's ``rclone copy`` of a location holding nothing succeeds ("nothing to transfer"), so
+    on the cluster the pod would start with an empty /mnt/models and its model server would fail until the wait
+    timed out. Listed with the step's own object-store credentials (MLflow's artifact repositories)."""
+    import mlflow
+
+    required = (model_bundle.MODEL_FILE, model_bundle.CARD_FILE)
+    try:
+        found = {Path(info.path).name for info in mlflow.artifacts.list_artifacts(artifact_uri=model_uri)}
+    except Exception as error:  # each store raises its own errors (botocore, google.api_core, OSError)
+        raise DeploymentError(f"cannot list parameter model_uri {model_uri!r}: {error}") from error
+    missing = [name for name in required if name not in found]
+    if missing:
+        raise DeploymentError(
+            f"parameter model_uri {model_uri!r} holds no {' or '.join(missing)} (found: {sorted(found) or 'nothing'}):"
+            " the storage initializer would copy nothing the model server can load"
         )
 
 

@@ -101,6 +101,8 @@ def register(
         )
         if previous:
             found = previous[0]
+            # An attempt that registered the version may have stopped before moving the alias.
+            point_alias_at_newest(client, model_name, registry.CHALLENGER)
             return RegisteredVersion(model_name, str(found.version), found.source, found.run_id)
 
     run = client.create_run(

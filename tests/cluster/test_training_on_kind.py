@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-import tomllib
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,6 +20,8 @@ import pandas as pd
 import pytest
 import requests
 
+from cluster.rehearsal.common import built_image_tag
+
 pytestmark = pytest.mark.cluster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -28,15 +29,6 @@ ENDPOINT = os.environ.get("KF_PIPELINES_ENDPOINT", "http://localhost:8080")
 NAMESPACE = "models"
 MODEL_NAME = "houses-on-kind"
 RUN_TIMEOUT_S = 1800
-
-
-def _image_tag() -> str:
-    """The tag `make images` gives: project version and commit (IMAGE_TAG overrides, as in the Makefile)."""
-    if os.environ.get("IMAGE_TAG"):
-        return os.environ["IMAGE_TAG"]
-    version = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
-    return f"{version}-{commit.stdout.strip()}"
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +53,7 @@ def cluster():
 def test_training_pipeline_deploys_a_seldon_deployment_that_serves_with_metrics(cluster, tmp_path):
     kfp_client, core, custom = cluster
     compiled = subprocess.run(
-        [sys.executable, "compile.py", "--output-dir", str(tmp_path), "--image-tag", _image_tag()],
+        [sys.executable, "compile.py", "--output-dir", str(tmp_path), "--image-tag", built_image_tag()],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

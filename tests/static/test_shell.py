@@ -373,11 +373,82 @@ def test_up_refuses_flags_other_than_0_or_1(stubs, tmp_path, flag):
     assert calls == []
 
 
-def test_images_needs_the_cluster_first(stubs, tmp_path):
-    result, calls = _run("images.sh", stubs, tmp_path)
+def _builds(calls: list[str]) -> list[str]:
+    return [call.split(" -t ")[1].split()[0] for call in calls if call.startswith("docker build")]
+
+
+def test_images_builds_without_a_cluster_and_says_it_loaded_nothing(stubs, tmp_path):
+    """make images needs Docker only: with kind installed but no cluster of that name, both images are built."""
+    result, calls = _run("images.sh", stubs, tmp_path, STUB_KIND_CLUSTERS="other-cluster")
+    assert result.returncode == 0, result.stderr
+    assert _builds(calls) == [f"kfp-mlops-components:{TAG}", f"kfp-mlops-serving:{TAG}"]
+    assert "kind get clusters" in calls
+    assert not [call for call in calls if call.startswith(("kind load", "docker image save"))]
+    assert f"not loaded into a cluster: there is no kind cluster named '{CLUSTER}'" in result.stdout
+    assert "make cluster creates it and loads them" in result.stdout
+
+
+def test_images_builds_without_kind_installed(stubs, tmp_path):
+    (stubs / "kind").unlink()
+    result, calls = _run("images.sh", stubs, tmp_path, STUB_KIND_CLUSTERS=CLUSTER)
+    assert result.returncode == 0, result.stderr
+    assert _builds(calls) == [f"kfp-mlops-components:{TAG}", f"kfp-mlops-serving:{TAG}"]
+    assert not [call for call in calls if call.startswith("kind ")]
+    assert "not loaded into a cluster: kind is not installed" in result.stdout
+    assert "missing prerequisite" not in result.stderr
+
+
+def test_images_loads_both_into_the_existing_cluster(stubs, tmp_path):
+    components, serving = f"kfp-mlops-components:{TAG}", f"kfp-mlops-serving:{TAG}"
+    result, calls = _run("images.sh", stubs, tmp_path, STUB_KIND_CLUSTERS=f"other {CLUSTER}")
+    assert result.returncode == 0, result.stderr
+    _assert_in_order(
+        calls,
+        [
+            "docker info",
+            f"docker build -f {REPO_ROOT}/images/components/Dockerfile -t {components} --build-arg GIT_SHA="
+            f" {REPO_ROOT}",
+            f"docker build -f {REPO_ROOT}/images/serving/Dockerfile -t {serving} {REPO_ROOT}",
+            f"kind load docker-image {components} {serving} --name {CLUSTER}",
+        ],
+    )
+    assert f"images ready in '{CLUSTER}'" in result.stdout and "not loaded" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("bridge", "chosen", "network"),
+    [("present", "", None), ("missing", "", "host"), ("present", "host", "host"), ("missing", "default", "default")],
+)
+def test_images_build_on_the_host_network_where_docker_has_no_bridge(stubs, tmp_path, bridge, chosen, network):
+    """dockerd --bridge=none (this project's CI) gives builds no network unless they use the host's."""
+    failing = "docker network inspect bridge" if bridge == "missing" else ""
+    result, calls = _run(
+        "images.sh", stubs, tmp_path, STUB_KIND_CLUSTERS=CLUSTER, STUB_FAIL=failing, IMAGE_BUILD_NETWORK=chosen
+    )
+    assert result.returncode == 0, result.stderr
+    builds = [call for call in calls if call.startswith("docker build")]
+    assert len(builds) == 2
+    for build in builds:
+        assert (f" --network {network} " in build) if network else ("--network" not in build), build
+    assert ("docker network inspect bridge" in calls) == (not chosen)
+
+
+def test_images_stops_at_a_failed_build_before_loading(stubs, tmp_path):
+    result, calls = _run("images.sh", stubs, tmp_path, STUB_KIND_CLUSTERS=CLUSTER, STUB_FAIL="docker build *")
     assert result.returncode == 1
-    assert f"no kind cluster named '{CLUSTER}'" in result.stderr and "make cluster" in result.stderr
-    assert not [call for call in calls if call.startswith("docker build")]
+    assert "docker build of kfp-mlops-components" in result.stderr
+    assert len(_builds(calls)) == 1
+    assert not [call for call in calls if call.startswith("kind ")]
+
+
+def test_images_still_needs_docker(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result, calls = _run("images.sh", empty, tmp_path, STUB_KIND_CLUSTERS=CLUSTER)
+    assert result.returncode == 1
+    assert "missing prerequisite(s): docker" in result.stderr
+    assert "kind" not in result.stderr.split("missing prerequisite(s):")[1].splitlines()[0]
+    assert calls == []
 
 
 def test_images_falls_back_to_an_archive_when_kind_load_fails(stubs, tmp_path):
@@ -431,3 +502,70 @@ def test_help_documents_the_order_of_steps_without_running_anything(stubs, tmp_p
     assert result.returncode == 0, result.stderr
     assert "make cluster" in result.stdout
     assert calls == []
+
+
+def test_base_image_slims_the_rootfs_and_keeps_later_apt_installs_slim(tmp_path):
+    """slim() on a scratch rootfs: docs, man pages and translations go, each package's copyright stays, and the
+    dpkg and apt settings that keep packages installed later just as slim are written."""
+    root = tmp_path / "rootfs"
+    files = {
+        "usr/share/doc/bash/copyright": "licence",
+        "usr/share/doc/bash/changelog.Debian.gz": "x" * 100,
+        "usr/share/doc/bash/examples/startup-files/README": "x",
+        "usr/share/doc/libc6/README.Debian": "x",
+        "usr/share/man/man1/bash.1.gz": "x",
+        "usr/share/man/de/man1/ls.1.gz": "x",
+        "usr/share/info/bash.info.gz": "x",
+        "usr/share/locale/de/LC_MESSAGES/coreutils.mo": "x",
+        "usr/share/zoneinfo/UTC": "kept",
+        "var/log/dpkg.log": "x",
+        "var/log/apt/eipp.log.xz": "kept",
+        "var/cache/debconf/templates.dat": "kept",
+        "var/cache/debconf/templates.dat-old": "x",
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    (root / "usr/share/doc/python3").symlink_to("python3.11")
+    for directory in ("etc/dpkg/dpkg.cfg.d", "etc/apt/apt.conf.d"):
+        (root / directory).mkdir(parents=True)
+
+    script = f'source "{CLUSTER_DIR}/base-image.sh"; slim "$1"'
+    result = subprocess.run([BASH, "-c", script, "bash", str(root)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+    left = sorted(str(path.relative_to(root)) for path in root.rglob("*") if not path.is_dir())
+    assert left == [
+        "etc/apt/apt.conf.d/01-kfp-mlops-slim",
+        "etc/dpkg/dpkg.cfg.d/01-kfp-mlops-slim",
+        "usr/share/doc/bash/copyright",
+        "usr/share/zoneinfo/UTC",
+        "var/cache/debconf/templates.dat",
+        "var/log/apt/eipp.log.xz",
+    ]
+    assert not (root / "usr/share/doc/libc6").exists(), "emptied doc directories go"
+    assert (root / "usr/share/man/man1").is_dir(), "update-alternatives links man pages into man1..man8"
+
+    dpkg = (root / "etc/dpkg/dpkg.cfg.d/01-kfp-mlops-slim").read_text().splitlines()
+    # dpkg applies the last matching rule, so the copyright include must follow the doc exclude.
+    assert dpkg.index("path-include=/usr/share/doc/*/copyright") > dpkg.index("path-exclude=/usr/share/doc/*")
+    for path in ("/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*"):
+        assert f"path-exclude={path}" in dpkg
+    apt = (root / "etc/apt/apt.conf.d/01-kfp-mlops-slim").read_text()
+    assert 'Dir::Cache::pkgcache "";' in apt and 'Dir::Cache::srcpkgcache "";' in apt
+    assert apt.count("rm -f /var/cache/apt/archives/*.deb") == 2  # after apt-get update and after each dpkg run
+
+
+def test_base_image_sourced_runs_nothing(stubs, tmp_path):
+    log = tmp_path / "calls.log"
+    script = f'source "{CLUSTER_DIR}/base-image.sh"; declare -F slim main'
+    result = subprocess.run(
+        [BASH, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": str(stubs), "STUB_LOG": str(log), "STUB_FAIL": ""},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["slim", "main"]
+    assert not log.exists() or log.read_text() == ""

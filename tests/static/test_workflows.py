@@ -113,10 +113,20 @@ def test_ci_audits_both_lock_files_with_a_pinned_pip_audit():
     assert not [line for line in ci_run if "pip-audit" in line.split("#", 1)[0]]  # no vulnerability service there
 
 
-def test_ci_entry_point_lints_and_tests_the_one_environment():
+def test_ci_entry_point_lints_builds_the_images_and_tests_the_one_environment():
     code = [line.split("#", 1)[0] for line in (REPO_ROOT / ".ci" / "run").read_text().splitlines()]
-    assert [line.strip() for line in code if line.strip().startswith("make ")] == ["make lint", "make test"]
+    makes = [line.strip() for line in code if "make " in line]
+    # The images on a base made from Debian packages (no registry needed), before the suite whose container
+    # tier runs them; the base only when this machine has none for this version of its script.
+    assert makes == [
+        "make lint",
+        '"${sudo[@]}" make base-image BASE_IMAGE_TAG="$base" CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt',
+        'make images IMAGE_BASE="$base"',
+        "make test",
+    ]
     assert not [line for line in code if ".venv-serving" in line]  # one environment since issue 15
+    for tool in ("dockerd", "debootstrap", "rclone", "promtool"):
+        assert f"command -v {tool}" in "\n".join(code), tool
 
 
 def test_release_runs_ci_then_pushes_versioned_images_and_publishes_the_compiled_yaml():

@@ -1,8 +1,9 @@
 """The SeldonDeployment the deploy step renders: Kubernetes names, the real CRD schema, the operator's admission
 webhook rules, and the container contract, checked by starting the real server with the env the operator injects.
 
-The operator facts come from Seldon Core 1.17.1 (serving-notes §A1-A6): `operator_env` below derives the env the
-operator sets on a custom graph container from the manifest alone, as `seldondeployment_controller.go` does.
+The operator facts come from Seldon Core 1.17.1 (serving-notes §A1-A6): `operator_env` (cluster.rehearsal.seldon, which
+the rehearsal starts the serving image with) derives the env the operator sets on a custom graph container from the
+manifest alone, as `seldondeployment_controller.go` does.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from cluster.rehearsal.seldon import operator_env
 from components._image import SERVING_IMAGE
 from components.deploy_model.manifests import (
     MAX_NAME_LENGTH,
@@ -298,43 +300,6 @@ def test_webhook_rules_catch_what_the_operator_refuses(manifest, breakage, expec
 
 
 # --- the container contract: the env the operator injects, given to the real entry point -----------------------
-
-
-def operator_env(manifest: dict) -> dict[str, str]:
-    """The env Seldon Core 1.17.1 sets on the graph's custom container (`createContainerService`, `addPortEnvs`,
-    `addModelEnvs`; serving-notes §A1): ports from the container's named ports (which the operator keeps), the
-    node's parameters as JSON, /mnt/models for a modelUri, the container name as the model's id, the metrics
-    port at the executor's Prometheus path."""
-    (p,) = manifest["spec"]["predictors"]
-    graph, container = p["graph"], model_container(manifest)
-    ports = {port["name"]: str(port["containerPort"]) for port in container["ports"]}
-    env = {
-        "PREDICTIVE_UNIT_SERVICE_PORT": ports["http"],  # transport rest
-        "PREDICTIVE_UNIT_HTTP_SERVICE_PORT": ports["http"],
-        "MLSERVER_HTTP_PORT": ports["http"],
-        "PREDICTIVE_UNIT_GRPC_SERVICE_PORT": ports["grpc"],
-        "MLSERVER_GRPC_PORT": ports["grpc"],
-        "PREDICTIVE_UNIT_ID": container["name"],
-        "MLSERVER_MODEL_NAME": container["name"],
-        "PREDICTIVE_UNIT_IMAGE": container["image"],
-        "PREDICTOR_ID": p["name"],
-        "PREDICTOR_LABELS": json.dumps(p.get("labels", {}), separators=(",", ":")),
-        "SELDON_DEPLOYMENT_ID": manifest["metadata"]["name"],
-        "SELDON_EXECUTOR_ENABLED": "true",
-        "PREDICTIVE_UNIT_METRICS_SERVICE_PORT": ports["metrics"],
-        "PREDICTIVE_UNIT_METRICS_ENDPOINT": "/prometheus",
-        "MLSERVER_METRICS_PORT": ports["metrics"],
-        "MLSERVER_METRICS_ENDPOINT": "/prometheus",
-    }
-    if graph.get("parameters"):
-        # Go's json.Marshal of []Parameter: fields in struct order name, value, type.
-        parameters = [{"name": q["name"], "value": q["value"], "type": q["type"]} for q in graph["parameters"]]
-        env["PREDICTIVE_UNIT_PARAMETERS"] = json.dumps(parameters, separators=(",", ":"))
-    if graph.get("modelUri"):
-        env["MLSERVER_MODEL_URI"] = "/mnt/models"
-    # What the container itself declares comes first in the pod spec; the operator never overrides it.
-    env.update({variable["name"]: variable["value"] for variable in container.get("env", [])})
-    return env
 
 
 def test_operator_env_of_the_manifest(manifest):

@@ -17,7 +17,13 @@ import yaml
 from components._common.datasets import write_dataset
 from components.deploy_model import cluster
 from components.deploy_model.component import deploy_model
-from components.deploy_model.logic import DeploymentError, check_cluster_sources, check_target, write_manifest
+from components.deploy_model.logic import (
+    DeploymentError,
+    check_cluster_sources,
+    check_model_files,
+    check_target,
+    write_manifest,
+)
 from components.deploy_model.manifests import build_seldon_deployment
 from components.deploy_model.smoke import smoke_test
 from serving.oip import table_request
@@ -110,6 +116,50 @@ def test_a_model_uri_the_storage_initializer_cannot_fetch_is_refused_naming_the_
         check_cluster_sources(CLUSTER_MLFLOW, model_uri)
 
 
+@pytest.fixture
+def s3_bucket(monkeypatch):
+    """An in-process S3 (moto) with bucket mlpipeline, reached as the deploy step reaches the cluster's store."""
+    from moto import mock_aws
+
+    for name in ("MLFLOW_S3_ENDPOINT_URL", "AWS_CA_BUNDLE", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "minio")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "minio123")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        import boto3
+
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="mlpipeline")
+        yield s3
+
+
+def test_model_files_at_the_model_uri_pass(s3_bucket, regression_bundle):
+    bundle, _ = regression_bundle
+    for path in bundle.directory.iterdir():
+        s3_bucket.put_object(
+            Bucket="mlpipeline", Key=f"mlflow/1/abc/artifacts/model/{path.name}", Body=path.read_bytes()
+        )
+
+    check_model_files("s3://mlpipeline/mlflow/1/abc/artifacts/model")
+
+
+@pytest.mark.parametrize(
+    ("files", "missing"),
+    [((), "model.joblib or model.json"), (("model.json",), "model.joblib"), (("model.joblib",), "model.json")],
+)
+def test_a_model_uri_without_the_model_files_is_refused_before_deploying(s3_bucket, files, missing):
+    # rclone copies "nothing to transfer" without an error: the pod would start with an empty /mnt/models.
+    for name in files:
+        s3_bucket.put_object(Bucket="mlpipeline", Key=f"mlflow/1/abc/artifacts/model/{name}", Body=b"x")
+
+    with pytest.raises(
+        DeploymentError,
+        match=rf"parameter model_uri 's3://mlpipeline/mlflow/1/abc/artifacts/model' holds no {missing} \(found: ",
+    ):
+        check_model_files("s3://mlpipeline/mlflow/1/abc/artifacts/model")
+
+
 @pytest.mark.parametrize(
     ("tracking_uri", "model_uri", "parameter"),
     [
@@ -148,11 +198,15 @@ def test_the_step_stops_before_anything_is_deployed(
 
 
 def test_with_a_registry_server_and_bucket_storage_the_step_goes_on_to_the_cluster(
-    regression_bundle, tmp_path, monkeypatch
+    regression_bundle, tmp_path, monkeypatch, s3_bucket
 ):
     bundle, test = regression_bundle
     test_path = tmp_path / "test.parquet"
     write_dataset(test, test_path)
+    bucket, _, prefix = URI.removeprefix("s3://").partition("/")
+    s3_bucket.create_bucket(Bucket=bucket)
+    for path in bundle.directory.iterdir():
+        s3_bucket.put_object(Bucket=bucket, Key=f"{prefix}/{path.name}", Body=path.read_bytes())
 
     class ClusterReached(Exception):
         pass

@@ -55,6 +55,18 @@ def test_same_pipeline_run_registers_once(mlflow_state, regression_bundle):
     assert len(registry.connect("").search_model_versions("name='houses'")) == 1
 
 
+def test_a_retry_after_registering_still_moves_the_challenger_alias(mlflow_state, regression_bundle):
+    bundle, _ = regression_bundle
+    first = register("", "houses", bundle.directory, SCORES, True, "approved", pipeline_job_id="job-7")
+    client = registry.connect("")
+    client.delete_registered_model_alias("houses", registry.CHALLENGER)  # the attempt stopped before the alias
+
+    retried = register("", "houses", bundle.directory, SCORES, True, "approved", pipeline_job_id="job-7")
+
+    assert retried == first
+    assert str(registry.version_by_alias(client, "houses", registry.CHALLENGER).version) == first.version
+
+
 def test_without_pipeline_job_id_each_call_registers(mlflow_state, regression_bundle):
     bundle, _ = regression_bundle
 

@@ -1,0 +1,5 @@
+import sys
+
+from cluster.rehearsal.rehearse import main
+
+sys.exit(main())

@@ -1,0 +1,48 @@
+"""The container tier's access to Docker and to the images `make images` built (IMAGE_TAG and IMAGE_REGISTRY as
+in the Makefile). Without a daemon or the images the tier skips, saying why; in CI (CI set) it fails instead."""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+import pytest
+
+from cluster.rehearsal.common import RehearsalError, built_image_tag, docker_client, require_image
+from components._image import image_references
+
+
+class Images(NamedTuple):
+    tag: str
+    registry: str
+    components: str
+    serving: str
+
+
+def unavailable(reason: str) -> None:
+    """Skips with ``reason``; in CI the tier is required, so it fails instead."""
+    if os.environ.get("CI"):
+        pytest.fail(f"the container tier is required in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def images() -> Images:
+    registry = os.environ.get("IMAGE_REGISTRY", "")
+    try:
+        tag = built_image_tag()
+    except RehearsalError as error:
+        unavailable(str(error))
+    return Images(tag, registry, *image_references(registry, tag))
+
+
+@pytest.fixture(scope="session")
+def docker(images):
+    """The Docker client, once both images are known to be built here."""
+    try:
+        client = docker_client()
+        for image in (images.components, images.serving):
+            require_image(client, image)
+    except RehearsalError as error:
+        unavailable(str(error))
+    return client
