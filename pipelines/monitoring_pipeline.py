@@ -9,7 +9,7 @@ from components.ingest_data import ingest_data
 from components.validate_data import validate_data
 from pipelines._kubernetes import (
     DATA_MEMORY_LIMIT,
-    TRAINING_MEMORY_LIMIT,
+    MODEL_MEMORY_LIMIT,
     use_local_images,
     use_pod_settings,
     use_registry_credentials,
@@ -39,7 +39,7 @@ def monitoring_pipeline(
     metrics_port: int = 6000,
     serving_image: str = SERVING_IMAGE,
     data_memory_limit: str = DATA_MEMORY_LIMIT.default,
-    training_memory_limit: str = TRAINING_MEMORY_LIMIT.default,
+    model_memory_limit: str = MODEL_MEMORY_LIMIT.default,
 ):
     """Checks `batch_uri` against the champion of `model_name`; when its data drifted, retrains on `retrain_data_uri`.
 
@@ -65,11 +65,11 @@ def monitoring_pipeline(
         serving_port: HTTP port of the local model server (OIP REST; its gRPC port is this + 500).
         metrics_port: Metrics port of the local model server.
         serving_image: Model server image of the SeldonDeployment.
-        data_memory_limit: Memory limit of each step that holds a dataset in memory (the batch's ingest,
-            validation and drift test; the retraining run's data steps), a Kubernetes quantity such as `8Gi` (see
-            the training pipeline).
-        training_memory_limit: Memory limit of each of the retraining run's training pods, a Kubernetes quantity
-            such as `16Gi` (see the training pipeline).
+        data_memory_limit: Memory limit of each step that holds a dataset (the batch's ingest, validation and
+            drift test; the retraining run's data steps), a Kubernetes quantity such as `8Gi` (see the training
+            pipeline).
+        model_memory_limit: Memory limit of the retraining run's steps that train or load the model, a Kubernetes
+            quantity such as `16Gi` (see the training pipeline).
     """
     ingest = ingest_data(source_uri=batch_uri)
     # KFP's cache key sees the URI, not the content behind it: a scheduled run must read today's batch.
@@ -108,7 +108,7 @@ def monitoring_pipeline(
             metrics_port=metrics_port,
             serving_image=serving_image,
             data_memory_limit=data_memory_limit,
-            training_memory_limit=training_memory_limit,
+            model_memory_limit=model_memory_limit,
         )
     use_local_images()
     use_pod_settings(data_memory_limit=data_memory_limit)

@@ -14,7 +14,7 @@ from components.train_model import train_model
 from components.validate_data import validate_data
 from pipelines._kubernetes import (
     DATA_MEMORY_LIMIT,
-    TRAINING_MEMORY_LIMIT,
+    MODEL_MEMORY_LIMIT,
     use_local_images,
     use_pod_settings,
     use_registry_credentials,
@@ -65,7 +65,7 @@ def training_pipeline(
     deploy_timeout_seconds: int = 600,
     serving_image: str = SERVING_IMAGE,
     data_memory_limit: str = DATA_MEMORY_LIMIT.default,
-    training_memory_limit: str = TRAINING_MEMORY_LIMIT.default,
+    model_memory_limit: str = MODEL_MEMORY_LIMIT.default,
 ):
     """Trains a model on `data_uri` and makes it the champion when it passes the gate.
 
@@ -116,13 +116,14 @@ def training_pipeline(
             cannot roll the deployment back.
         serving_image: Model server image of the SeldonDeployment (set at compile time by --image-registry and
             --image-tag).
-        data_memory_limit: Memory limit of each step that holds the dataset in memory (ingest, validate, prepare,
-            evaluate, gate, deploy, and a step you add), a Kubernetes quantity such as `8Gi`: raise it for data the
-            default does not fit, which otherwise ends a step OOM-killed. Not below the steps' memory request
-            (pipelines/_kubernetes.py), or the cluster refuses the pod; a local run ignores it.
-        training_memory_limit: Memory limit of each candidate's training pod (they train in parallel, each in its
-            own pod), a Kubernetes quantity such as `16Gi`; not below train_model's memory request
-            (pipelines/_kubernetes.py). A local run ignores it.
+        data_memory_limit: Memory limit of each step that holds the dataset (ingest, validate, prepare, and a step
+            you add), a Kubernetes quantity such as `8Gi`: the default holds about 2M rows; raise it for more, which
+            otherwise ends a step OOM-killed. Not below the steps' memory request (pipelines/_kubernetes.py), or
+            the cluster refuses the pod; a local run ignores it.
+        model_memory_limit: Memory limit of each step that trains or loads the model (each candidate's training
+            pod, select, evaluate, gate, register, deploy), a Kubernetes quantity such as `16Gi`: a model grows with
+            its training data (a random forest on 800,000 rows needs about 4 GB to train). Not below the steps'
+            memory request (pipelines/_kubernetes.py); a local run ignores it.
     """
     ingest = ingest_data(source_uri=data_uri, csv_delimiter=csv_delimiter, csv_encoding=csv_encoding)
     # KFP's cache key sees the URI, not the content behind it: a rerun on an updated file must read it again.
@@ -217,5 +218,5 @@ def training_pipeline(
         )
         deploy.set_caching_options(False)
     use_local_images()
-    use_pod_settings(data_memory_limit=data_memory_limit, training_memory_limit=training_memory_limit)
+    use_pod_settings(data_memory_limit=data_memory_limit, model_memory_limit=model_memory_limit)
     use_registry_credentials(validate, gate, register, deploy)

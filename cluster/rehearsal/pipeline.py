@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,6 +185,8 @@ def run_in_containers(pipeline_yaml: Path, pipeline_root: Path, arguments: dict)
     from run_local import fix_loop_inputs_of_kfp_local
 
     fix_loop_inputs_of_kfp_local()
+    # The YAML's resources and timeouts are the cluster's to apply; kfp.local warns, step by step, that it cannot.
+    warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*", category=UserWarning)
     local.init(
         runner=local.DockerRunner(network_mode="host", labels={LABEL: "step", RUN_LABEL: RUN_ID}),
         pipeline_root=str(pipeline_root),

@@ -15,33 +15,22 @@ from pipelines import PIPELINES
 from pipelines._kubernetes import (
     DATA_MEMORY_LIMIT,
     DEFAULT_POD_SETTINGS,
+    MODEL_MEMORY_LIMIT,
     POD_SETTINGS,
     RETRIES,
     RETRY_BACKOFF,
     RETRY_BACKOFF_FACTOR,
     RETRY_WINDOW,
-    TRAINING_MEMORY_LIMIT,
     pod_settings,
     use_pod_settings,
 )
+from tests.pipelines.test_compile import EXPECTED_COMPONENTS
 
-PROJECT_STEPS = {
-    "ingest_data",
-    "validate_data",
-    "prepare_data",
-    "train_model",
-    "select_model",
-    "evaluate_model",
-    "gate_model",
-    "register_model",
-    "deploy_model",
-    "detect_drift",
-}
 # Written out, not read from the table: which steps may run twice is a decision (see POD_SETTINGS), not a figure.
 RETRIED_STEPS = {"ingest_data", "validate_data", "gate_model", "register_model", "detect_drift"}
 MEMORY_LIMIT_PARAMETERS = {
     DATA_MEMORY_LIMIT.parameter: DATA_MEMORY_LIMIT,
-    TRAINING_MEMORY_LIMIT.parameter: TRAINING_MEMORY_LIMIT,
+    MODEL_MEMORY_LIMIT.parameter: MODEL_MEMORY_LIMIT,
 }
 # What the deploy step's pod needs besides its own wait: start (image pull), loading the model, the rollback.
 DEPLOY_MARGIN_SECONDS = 600
@@ -126,7 +115,7 @@ def _pipeline_parameters_reaching(spec: dict, dag_name: str, parameter: str) -> 
 
 
 def test_the_table_covers_every_step_of_the_project_and_names_only_components():
-    assert PROJECT_STEPS <= set(POD_SETTINGS) <= set(discover())
+    assert EXPECTED_COMPONENTS <= set(POD_SETTINGS) <= set(discover())
     assert {name for name, settings in POD_SETTINGS.items() if settings.retry} == RETRIED_STEPS
 
 
