@@ -13,6 +13,7 @@ requests and limits are derived from.
 
 from __future__ import annotations
 
+import builtins
 import itertools
 import subprocess
 import sys
@@ -193,10 +194,14 @@ def run_in_containers(pipeline_yaml: Path, pipeline_root: Path, arguments: dict)
         raise_on_error=True,
     )
     pipeline = components.load_component_from_file(str(pipeline_yaml))
+    printing = builtins.print
     try:
         pipeline(**arguments)
     except RuntimeError as error:
         raise RehearsalError(f"the training pipeline failed in its containers: {error}") from error
+    finally:
+        # kfp.local indents print() while a step runs; parallel loop iterations can leave it indenting (run_local).
+        builtins.print = printing
 
 
 def find_output(pipeline_root: Path, task: str, name: str) -> Path:

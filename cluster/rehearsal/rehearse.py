@@ -82,7 +82,6 @@ def rehearse(
         require_image(client, image)
     work = Path(work_dir or tempfile.mkdtemp(prefix="kfp-mlops-rehearsal-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    work.chmod(0o755)  # the storage copy runs as uid 8888, which must reach its destination inside
     credentials = secret_data(MANIFESTS / "mlflow.yaml", "mlflow-s3-credentials")
     result = result if result is not None else Rehearsal()
     result.facts.update(components_image=components_image, serving_image=serving_image, work=work)
@@ -96,6 +95,8 @@ def rehearse(
     finally:
         remove_containers(client)
         store.stop()
+        if "model_dir" in result.facts:
+            shutil.rmtree(result.facts["model_dir"].parent, ignore_errors=True)
     left = rehearsal_containers(client)
     if left:
         raise RehearsalError(f"containers left behind: {left}")
@@ -161,7 +162,11 @@ def _run_stages(result, client, store, work, images, rows) -> None:
 
     result.stage("SeldonDeployment", read_manifest)
 
-    model_dir = work / "mnt-models"
+    # rclone runs as uid 8888, which must traverse every directory above the copy: a fresh one in the system's
+    # temporary directory, whatever the work directory's parents allow.
+    model_dir = Path(tempfile.mkdtemp(prefix="kfp-mlops-rehearsal-models-")) / "mnt-models"
+    model_dir.parent.chmod(0o755)
+    result.facts["model_dir"] = model_dir
 
     def copy_model() -> str:
         rclone_env = on_loopback(
