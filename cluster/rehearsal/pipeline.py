@@ -39,7 +39,7 @@ from cluster.rehearsal.common import (
 
 # Where the pipeline's Secrets are defined for the cluster (cluster/manifests), by Secret name.
 SECRET_MANIFESTS = {"mlflow-s3-credentials": MANIFESTS / "mlflow.yaml"}
-_CGROUP_V1 = Path("/sys/fs/cgroup")
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 def compile_training_pipeline(output_dir: Path, image_tag: str, image_registry: str = "") -> Path:
@@ -160,13 +160,13 @@ def _step_name(args: list[str]) -> str:
 def _cgroup_figures(container_id: str) -> tuple[int, int, int] | None:
     """(rss bytes, peak usage bytes, cpu nanoseconds) of a container from cgroup v1 or v2; None when gone."""
     try:
-        v1 = _CGROUP_V1 / "memory" / "docker" / container_id
+        v1 = _CGROUP_ROOT / "memory" / "docker" / container_id
         if v1.is_dir():
             stat = dict(line.split() for line in (v1 / "memory.stat").read_text().splitlines())
             peak = int((v1 / "memory.max_usage_in_bytes").read_text())
-            cpu = int((_CGROUP_V1 / "cpuacct" / "docker" / container_id / "cpuacct.usage").read_text())
+            cpu = int((_CGROUP_ROOT / "cpuacct" / "docker" / container_id / "cpuacct.usage").read_text())
             return int(stat["total_rss"]), peak, cpu
-        v2 = _CGROUP_V1 / "system.slice" / f"docker-{container_id}.scope"
+        v2 = _CGROUP_ROOT / "system.slice" / f"docker-{container_id}.scope"
         if v2.is_dir():
             stat = dict(line.split() for line in (v2 / "memory.stat").read_text().splitlines())
             peak_file = v2 / "memory.peak"
