@@ -61,3 +61,12 @@ def policy_from_mapping(policy_class: type, values: Mapping | None, parameter: s
             raise ValueError(f"parameter {parameter}[{key!r}] must be a {kind.__name__}, got {value!r}")
         converted[key] = value
     return policy_class(**converted)
+
+
+def renamed(old: str, old_value: Any, new: str, new_value: Any) -> Any:
+    """The value of a parameter renamed from ``old`` to ``new``: the old one when given (not None), with a
+    deprecation message naming the new name; else the new one."""
+    if old_value is None:
+        return new_value
+    print(f"DEPRECATED: parameter {old} will be removed in the next release; use {new} instead", file=sys.stderr)
+    return old_value

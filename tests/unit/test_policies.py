@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from components._common.policies import Deprecated, policy_from_mapping
+from components._common.policies import Deprecated, policy_from_mapping, renamed
 
 
 @dataclass(frozen=True)
@@ -60,3 +60,13 @@ def test_a_deprecated_parameter_agreeing_with_the_policy_is_accepted():
 def test_a_deprecated_parameter_contradicting_the_policy_is_refused():
     with pytest.raises(ValueError, match=r"parameter level \(deprecated\) sets 'level' to 1 but example_policy"):
         policy_from_mapping(ExamplePolicy, {"level": 7}, "example_policy", [Deprecated("level", {"level": 1})])
+
+
+def test_a_renamed_parameter_given_wins_with_a_message_naming_the_new_name(capsys):
+    assert renamed("data_uri", "file:///old.csv", "source_uri", "sample://x") == "file:///old.csv"
+    assert "parameter data_uri will be removed in the next release; use source_uri instead" in capsys.readouterr().err
+
+
+def test_a_renamed_parameter_not_given_leaves_the_new_one(capsys):
+    assert renamed("data_uri", None, "source_uri", "sample://x") == "sample://x"
+    assert capsys.readouterr().err == ""
