@@ -57,7 +57,7 @@ status: $(VENV)/.installed  ## show the local model server(s)
 compile: $(VENV)/.installed  ## compile every pipeline and component into BUILD_DIR
 	$(PY) compile.py --output-dir $(BUILD_DIR)
 
-docs: $(VENV)/.installed  ## regenerate docs/components.md and docs/pipeline-parameters.md from the code
+docs: $(VENV)/.installed  ## regenerate docs/components.md, docs/pipeline-parameters.md and each component's README.md and metadata.yaml
 	$(PY) docs/reference.py
 
 new-component: $(VENV)/.installed  ## scaffold a component and its tests: make new-component NAME=verb_noun
@@ -68,10 +68,11 @@ new-component: $(VENV)/.installed  ## scaffold a component and its tests: make n
 test: venv  ## run the whole test suite
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed  ## ruff lint and format check; the generated docs are current
+lint: $(VENV)/.installed  ## ruff lint and format check; the generated docs are current; the import guard
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) docs/reference.py --check
+	$(PY) tools/import_guard.py
 
 format: $(VENV)/.installed  ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
@@ -129,8 +130,9 @@ RUN_ARGS ?=
 
 .PHONY: run
 
-run: $(VENV)/.installed  ## compile with IMAGE_TAG and start a training run on KF_PIPELINES_ENDPOINT (RUN_ARGS='k=v ...')
+run: $(VENV)/.installed  ## compile with IMAGE_TAG, start a training run on KF_PIPELINES_ENDPOINT (RUN_ARGS='source_uri=... k=v')
 	$(PY) compile.py --output-dir $(BUILD_DIR) --image-registry '$(IMAGE_REGISTRY)' --image-tag '$(IMAGE_TAG)'
 	$(VENV)/bin/kfp --endpoint $(KF_PIPELINES_ENDPOINT) run create -e kfp-mlops -r "training $(IMAGE_TAG)" \
 		-f $(BUILD_DIR)/training_pipeline.yaml tracking_uri=$(TRACKING_URI) deploy_target=kubernetes \
-		namespace=$(MODEL_NAMESPACE) $(RUN_ARGS)
+		namespace=$(MODEL_NAMESPACE) $(RUN_ARGS) \
+		|| { echo "error: kfp run create failed against KF_PIPELINES_ENDPOINT=$(KF_PIPELINES_ENDPOINT) (its message is above): no KFP API there? make cluster prints how to reach it" >&2; exit 1; }

@@ -1,15 +1,16 @@
-"""Scaffolds a component in the project's pattern, with its tests: `make new-component NAME=verb_noun`.
+"""Scaffolds a component in the KFP catalogue's layout, with its tests: `make new-component NAME=verb_noun`.
 
     python new_component.py score_rows
 
 writes
 
-    components/score_rows/__init__.py     exports the component (compile.py and docs/reference.py discover it)
-    components/score_rows/logic.py        the step's decisions in plain Python, no kfp import
-    components/score_rows/component.py    the thin @dsl.component: artifact paths in, logic, artifacts out
-    tests/unit/test_score_rows.py         tests of logic.py
-    tests/components/test_score_rows.py   the component function called with local artifacts
+    components/score_rows/__init__.py              the package, its docstring only
+    components/score_rows/component.py             the thin @dsl.component (compile.py and the docs discover it)
+    components/score_rows/logic.py                 the step's decisions in plain Python, no kfp import
+    components/score_rows/tests/test_logic.py      tests of logic.py
+    components/score_rows/tests/test_component.py  the component function called with local artifacts
 
+and `make new-component` then runs docs/reference.py, which writes the component's README.md and metadata.yaml.
 The new component works as generated (a Dataset in, the chosen columns of it out, with Metrics), so it compiles
 and its tests pass before you change anything; docs/writing-a-component.md walks through making it yours.
 """
@@ -26,18 +27,11 @@ REPO_ROOT = Path(__file__).resolve().parent
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)+")
 
 INIT = Template('''\
-"""$title: a Dataset in, the chosen columns of it out (made by `make new-component`; describe your step here).
-
-The component is in component.py, its decisions in logic.py.
-"""
-
-from components import lazy_component_export
-
-__getattr__ = lazy_component_export(__name__)
+"""$title: keeps the chosen columns of a dataset (say here what your step does)."""
 ''')
 
 LOGIC = Template('''\
-"""$title: the step's decisions, in plain Python (no kfp import), tested in tests/unit/test_$name.py.
+"""$title: the step's decisions, in plain Python (no kfp import), tested in tests/test_logic.py beside it.
 
 As generated it keeps the chosen columns of a table, in the order given: replace `transform` with your step.
 """
@@ -68,6 +62,8 @@ def transform(frame: pd.DataFrame, columns: Sequence[str] = ()) -> pd.DataFrame:
 ''')
 
 COMPONENT = Template('''\
+"""The $name KFP component: reads its dataset, calls logic.py, writes the result and its metrics."""
+
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Output
 
@@ -82,6 +78,8 @@ def $name(
     columns: list = [],  # noqa: B006 (KFP reads the default from the signature and never mutates it)
 ) -> int:
     """Keeps the chosen columns of a dataset, in the order given.
+
+    Everything the body uses is imported inside it: KFP compiles the body alone into the component.
 
     Args:
         dataset: The rows to process (Parquet).
@@ -140,7 +138,7 @@ def test_a_repeated_column_is_named(frame):
 ''')
 
 COMPONENT_TEST = Template('''\
-"""$name called as the pipeline calls it, with local artifacts (``python_func``)."""
+"""$name called as the pipeline calls it (``python_func``), with local artifacts (the `artifact` fixture)."""
 
 from __future__ import annotations
 
@@ -148,15 +146,15 @@ import pandas as pd
 from kfp import dsl
 
 from components._common.datasets import read_dataset, write_dataset
-from components.$name import $name
+from components.$name.component import $name
 
 
-def test_writes_the_result_dataset_and_its_metrics(tmp_path):
+def test_writes_the_result_dataset_and_its_metrics(artifact):
     frame = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
-    dataset = dsl.Dataset(name="dataset", uri=str(tmp_path / "dataset"), metadata={})
+    dataset = artifact(dsl.Dataset, "dataset")
     write_dataset(frame, dataset.path)
-    result = dsl.Dataset(name="result", uri=str(tmp_path / "result"), metadata={})
-    metrics = dsl.Metrics(name="metrics", uri=str(tmp_path / "metrics"), metadata={})
+    result = artifact(dsl.Dataset, "result")
+    metrics = artifact(dsl.Metrics, "metrics")
 
     rows = $name.python_func(dataset=dataset, result=result, metrics=metrics, columns=["b"])
 
@@ -188,22 +186,21 @@ def files(name: str) -> dict[Path, str]:
         "title": name.replace("_", " ").capitalize(),
         "error": "".join(word.capitalize() for word in name.split("_")) + "Error",
     }
+    directory = Path("components", name)
     return {
-        Path("components", name, "__init__.py"): INIT.substitute(values),
-        Path("components", name, "logic.py"): LOGIC.substitute(values),
-        Path("components", name, "component.py"): COMPONENT.substitute(values),
-        Path("tests", "unit", f"test_{name}.py"): UNIT_TEST.substitute(values),
-        Path("tests", "components", f"test_{name}.py"): COMPONENT_TEST.substitute(values),
+        directory / "__init__.py": INIT.substitute(values),
+        directory / "component.py": COMPONENT.substitute(values),
+        directory / "logic.py": LOGIC.substitute(values),
+        directory / "tests" / "test_logic.py": UNIT_TEST.substitute(values),
+        directory / "tests" / "test_component.py": COMPONENT_TEST.substitute(values),
     }
 
 
 def scaffold(name: str, root: Path = REPO_ROOT) -> list[Path]:
-    """Writes the component's files under `root`, refusing to overwrite any file; returns their paths."""
+    """Writes the component's files under `root` (all in the new components/<name>/: check_name refuses a name whose
+    directory exists, so nothing is overwritten); returns their paths."""
     check_name(name, root)
     planned = files(name)
-    existing = [str(path) for path in planned if (root / path).exists()]
-    if existing:
-        raise ScaffoldError(f"NAME={name!r}: {', '.join(existing)} already exist(s); nothing was written")
     for path, content in planned.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(content, encoding="utf-8")
@@ -222,9 +219,9 @@ def main() -> int:
     for path in written:
         print(f"wrote {path}")
     print(
-        f"\nNext: put your step's decisions in components/{args.name}/logic.py (tests in tests/unit/), its inputs and\n"
-        f"outputs in component.py, wire it into a pipeline in pipelines/, then `make docs compile test`.\n"
-        "Guide: docs/writing-a-component.md"
+        f"\nNext: put your step's decisions in components/{args.name}/logic.py (tests in its tests/), its inputs and\n"
+        "outputs in component.py, wire it into a pipeline in pipelines/ (import it from\n"
+        f"components.{args.name}.component), then `make docs compile test`. Guide: docs/writing-a-component.md"
     )
     return 0
 

@@ -4,7 +4,7 @@
 
 Arguments are parsed like `kfp run create` does: a value that parses as JSON is taken as JSON (numbers,
 booleans, objects), anything else as a string, e.g.
-    python run_local.py training data_uri=data/houses.csv target=price thresholds='{"r2": 0.7}'
+    python run_local.py training source_uri=data/houses.csv target=price gate_policy='{"thresholds": {"r2": 0.7}}'
 
 Artifacts go under local_state/pipeline_root, the MLflow registry is local_state/mlflow.db
 (change the directory with --state-dir or $KFP_MLOPS_STATE_DIR).
@@ -43,19 +43,26 @@ def parse_arguments(pairs: list[str]) -> dict:
     return arguments
 
 
-def fix_loop_inputs_of_kfp_local() -> None:
-    """Makes kfp.local 2.17 pass a step's outputs into a dsl.ParallelFor body as they are.
+class _NotSet:
+    """The value kfp.local holds for an optional pipeline input that was not given and has no default."""
 
-    Its iteration builder replaces *every* task-output parameter of a loop with the loop item (it assumes the
-    only one is the list iterated over), so inside the loop `validate.outputs["task"]` would arrive as a
-    candidate configuration. Clusters are not affected: the compiled YAML is right. This keeps those inputs
-    as the original spec has them, except the items of the loop itself.
+    def __repr__(self) -> str:
+        return "<not set>"
+
+    def __deepcopy__(self, memo) -> _NotSet:
+        return self  # kfp.local deep-copies arguments; the marker is recognised by identity
+
+
+NOT_SET = _NotSet()
+
+
+def _keeping_task_outputs(build):
+    """kfp.local's loop-iteration builder, made to keep the task-output inputs of a dsl.ParallelFor body.
+
+    Its builder replaces *every* task-output parameter of a loop with the loop item (it assumes the only one is the
+    list iterated over), so inside the loop `validate.outputs["task"]` would arrive as a candidate configuration.
+    This keeps those inputs as the original spec has them, except the items of the loop itself.
     """
-    from kfp.local.orchestrator import task_spec_utils
-
-    build = task_spec_utils.create_parameter_loop_iteration_task_spec
-    if getattr(build, "keeps_task_outputs", False):
-        return
 
     def build_keeping_task_outputs(original_task_spec, loop_item, loop_task_name):
         iteration = build(original_task_spec, loop_item, loop_task_name)
@@ -65,8 +72,123 @@ def fix_loop_inputs_of_kfp_local() -> None:
                 iteration.inputs.parameters[name].CopyFrom(spec)
         return iteration
 
-    build_keeping_task_outputs.keeps_task_outputs = True
-    task_spec_utils.create_parameter_loop_iteration_task_spec = build_keeping_task_outputs
+    return build_keeping_task_outputs
+
+
+def _joining_unset_optional_inputs(join):
+    """kfp.local's joining of a DAG's arguments with its defaults, made to accept an optional input without a value.
+
+    A deprecated pipeline parameter is declared `= None` (isOptional, no default). KFP's backend passes such an
+    input on as null and a component's optional input that resolves to null gets the component's own default;
+    kfp.local 2.17 instead fails ("Unknown value type"). This holds NOT_SET for it, which the executor input then
+    leaves out (see _leaving_out_unset_inputs), so the component gets its default, None, as on a cluster.
+    """
+
+    def join_user_inputs_and_defaults(dag_arguments, dag_inputs_spec):
+        unset = {
+            name: NOT_SET
+            for name, spec in dag_inputs_spec.parameters.items()
+            if name not in dag_arguments and spec.is_optional and not spec.HasField("default_value")
+        }
+        return join({**dag_arguments, **unset}, dag_inputs_spec)
+
+    return join_user_inputs_and_defaults
+
+
+def _leaving_out_unset_inputs(construct):
+    """kfp.local's executor input builder, made to leave out the inputs that have no value: those holding NOT_SET,
+    and an optional input without a default that the task does not set (kfp.local would pass it as an empty value,
+    which it then fails to read as an `int`). As on KFP's backend, the step then gets the function's default."""
+
+    def construct_executor_input(component_spec, arguments, *args, **kwargs):
+        given = {name: value for name, value in arguments.items() if value is not NOT_SET}
+        executor_input = construct(component_spec, given, *args, **kwargs)
+        values = executor_input.inputs.parameter_values
+        for name in [name for name, value in values.items() if value.WhichOneof("kind") is None]:
+            del values[name]
+        return executor_input
+
+    return construct_executor_input
+
+
+@contextlib.contextmanager
+def kfp_local_fixes():
+    """kfp.local 2.17 made to run the pipelines as a cluster does while the block runs, put back as it was after.
+
+    Inside a dsl.ParallelFor body a step gets the outputs of earlier steps (not the loop item), and an optional
+    pipeline parameter left unset (a deprecated one) reaches its component as the component's default. Clusters
+    need neither: the compiled YAML is right, and KFP's backend resolves both.
+    """
+    from kfp.local import executor_input_utils
+    from kfp.local.orchestrator import task_spec_utils
+    from kfp.local.orchestrator.orchestrator_utils import OrchestratorUtils
+
+    patched = [
+        (task_spec_utils, "create_parameter_loop_iteration_task_spec", _keeping_task_outputs),
+        (executor_input_utils, "construct_executor_input", _leaving_out_unset_inputs),
+    ]
+    saved = [(owner, name, vars(owner)[name]) for owner, name, _ in patched]
+    join = vars(OrchestratorUtils)["join_user_inputs_and_defaults"]  # a classmethod: restored as the descriptor
+    saved.append((OrchestratorUtils, "join_user_inputs_and_defaults", join))
+    try:
+        for owner, name, fix in patched:
+            setattr(owner, name, fix(getattr(owner, name)))
+        joined = _joining_unset_optional_inputs(OrchestratorUtils.join_user_inputs_and_defaults)
+        OrchestratorUtils.join_user_inputs_and_defaults = staticmethod(joined)
+        yield
+    finally:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
+
+
+_MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@contextlib.contextmanager
+def mlflow_uris_restored():
+    """MLflow's process-wide tracking and registry URIs (and the variables it exports them in) put back after the
+    block: `registry.connect` sets them for the steps, and in a long-lived process (a test session, a rehearsal)
+    they would otherwise point at a state directory the run has left."""
+    modules = ("mlflow.tracking._tracking_service.utils", "mlflow.tracking._model_registry.utils")
+    # Read without importing MLflow (seconds): a module not imported yet holds no URI.
+    tracking, registry = (sys.modules.get(name) for name in modules)
+    saved_tracking = getattr(tracking, "_tracking_uri", None)
+    saved_registry = getattr(registry, "_registry_uri", None)
+    saved_variables = {name: os.environ.get(name) for name in _MLFLOW_URI_VARIABLES}
+    try:
+        yield
+    finally:
+        tracking, registry = (sys.modules.get(name) for name in modules)
+        if tracking is not None and tracking._tracking_uri != saved_tracking:
+            tracking.set_tracking_uri(saved_tracking)  # also resets the tracer, which keeps the URI it exported to
+        if registry is not None:
+            registry._registry_uri = saved_registry
+        for name, value in saved_variables.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def process_state_restored():
+    """What a local run changes in this process, put back after the block: environment variables, warning filters,
+    print (kfp.local indents it while a step runs), kfp.local's configuration and MLflow's URIs."""
+    from kfp.local import config
+
+    environment = dict(os.environ)
+    printing = builtins.print
+    local_config = config.LocalExecutionConfig.instance
+    try:
+        with warnings.catch_warnings(), mlflow_uris_restored():
+            yield
+    finally:
+        # Loop iterations running at once restore print out of order and can leave it indenting everything after.
+        builtins.print = printing
+        config.LocalExecutionConfig.instance = local_config
+        for name in set(os.environ) - set(environment):
+            del os.environ[name]
+        os.environ.update(environment)
 
 
 @contextlib.contextmanager
@@ -96,9 +218,9 @@ def without_retries(pipeline):
 def run(pipeline_name: str, arguments: dict, state_dir: Path) -> dict:
     """Runs ``pipeline_name`` with ``arguments``; raises RuntimeError naming the failed step.
 
-    Returns the arguments the run used: ``arguments`` over the pipeline's defaults.
+    Returns the arguments the run used: ``arguments`` over the pipeline's defaults. What the run changes in this
+    process (environment, kfp.local, MLflow's URIs, print) is put back when it returns.
     """
-    os.environ[STATE_DIR_ENV] = str(state_dir)  # read by the steps (registry, local serving)
     from kfp import local
 
     from pipelines import PIPELINES
@@ -110,28 +232,24 @@ def run(pipeline_name: str, arguments: dict, state_dir: Path) -> dict:
     unknown = sorted(set(arguments) - set(accepted))
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown} for pipeline {pipeline_name!r}; accepted: {sorted(accepted)}")
-    # kfp.local ignores base_image locally but warns when its name lacks "python"; ours is a Python image.
-    warnings.filterwarnings("ignore", message=".*non-Python base image.*", category=RuntimeWarning)
-    # Each step's CPU and memory settings are for a cluster; kfp.local warns, step by step, that it ignores them.
-    warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*", category=UserWarning)
-    fix_loop_inputs_of_kfp_local()
-    # kfp.local trains two loop iterations at once; OpenMP estimators (HistGradientBoosting) that each take every
-    # core then slow each other down many times over, so each step gets its share of the cores.
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(state_dir / "pipeline_root"))
-    printing = builtins.print
-    try:
-        with without_retries(pipeline):
-            pipeline(**arguments)
-    finally:
-        # kfp.local indents print() while a step runs; loop iterations running at once restore it out of order
-        # and can leave it indenting everything printed after the run.
-        builtins.print = printing
+    with process_state_restored(), kfp_local_fixes(), without_retries(pipeline):
+        os.environ[STATE_DIR_ENV] = str(state_dir)  # read by the steps (registry, local serving)
+        # kfp.local ignores base_image locally but warns when its name lacks "python"; ours is a Python image.
+        warnings.filterwarnings("ignore", message=".*non-Python base image.*", category=RuntimeWarning)
+        # Each step's CPU and memory settings are for a cluster; kfp.local warns, step by step, that it ignores them.
+        warnings.filterwarnings(
+            "ignore", message=".*have no effect in the current local runner.*", category=UserWarning
+        )
+        # kfp.local trains two loop iterations at once; OpenMP estimators (HistGradientBoosting) that each take every
+        # core then slow each other down many times over, so each step gets its share of the cores.
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
+        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(state_dir / "pipeline_root"))
+        pipeline(**arguments)
     defaults = {name: p.default for name, p in accepted.items() if p.default is not inspect.Parameter.empty}
     return {**defaults, **arguments}
 
 
-def serve_champion(arguments: dict):
+def serve_champion(arguments: dict, state_dir: Path):
     """The champion of ``model_name`` served on ``serving_port``, after a run with ``deploy_target=local``.
 
     The deploy step runs only when the gate approves a challenger; when the gate keeps the champion nothing would
@@ -140,14 +258,16 @@ def serve_champion(arguments: dict):
     """
     from components.deploy_model.logic import serve_champion_locally
 
-    # MLflow's progress bar for copying a local version's files would only push the curl example up the screen.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    return serve_champion_locally(
-        arguments["model_name"],
-        arguments.get("tracking_uri", ""),
-        http_port=int(arguments["serving_port"]),
-        metrics_port=int(arguments["metrics_port"]),
-    )
+    with process_state_restored():
+        os.environ[STATE_DIR_ENV] = str(state_dir)  # where the registry and the served models are
+        # MLflow's progress bar for copying a local version's files would only push the curl example up the screen.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        return serve_champion_locally(
+            arguments["model_name"],
+            arguments.get("tracking_uri", ""),
+            http_port=int(arguments["serving_port"]),
+            metrics_port=int(arguments["metrics_port"]),
+        )
 
 
 def python_example(server) -> str:
@@ -209,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     from serving import local_server
 
     try:
-        served = serve_champion(used)
+        served = serve_champion(used, state_dir)
     except NoChampionError as note:
         # A gate may rightly approve nothing (e.g. thresholds on a first run): the run itself succeeded.
         print(f"nothing to serve: {note}")

@@ -1,9 +1,10 @@
-"""Speed and memory of the gate's paired bootstrap, by test-set size and task.
+"""Speed and memory of the gate's paired bootstrap (components._common.bootstrap), by test-set size and task.
 
-    .venv/bin/python bench/gate.py [--rows 1000 10000 100000 1000000] [--samples 1000]
+    .venv/bin/python bench/gate.py [--rows 1000 10000 100000 1000000] [--samples 1000] [--write-docs]
 
 Each size runs in a fresh process (so peak RSS is that size's own) and prints one line: rows, task, seconds and
-peak RSS in MB; last, one JSON line with every figure.
+peak RSS in MB; last, one JSON line with every figure. ``--write-docs`` also writes the table into
+docs/benchmarks.md ("Gate bootstrap").
 """
 
 from __future__ import annotations
@@ -17,35 +18,53 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from bench import _docs  # noqa: E402
+
+METRICS = {"regression": "r2", "classification": "f1_macro"}
 
 
 def measure(rows: int, task: str, samples: int) -> dict:
     import numpy as np
 
-    from components.gate_model.logic import GatePolicy, paired_bootstrap
+    from components._common.bootstrap import paired_bootstrap
 
     rng = np.random.default_rng(0)
     if task == "regression":
         truth = rng.normal(100, 20, rows)
         challenger, champion = truth + rng.normal(0, 5, rows), truth + rng.normal(0, 6, rows)
-        metric = "r2"
     else:
         labels = np.array(["a", "b", "c", "d"])
         truth = labels[rng.integers(0, 4, rows)]
         challenger = np.where(rng.random(rows) < 0.8, truth, labels[rng.integers(0, 4, rows)])
         champion = np.where(rng.random(rows) < 0.75, truth, labels[rng.integers(0, 4, rows)])
-        metric = "f1_macro"
     started = time.perf_counter()
-    paired_bootstrap(metric, truth, challenger, champion, GatePolicy(bootstrap_samples=samples))
+    paired_bootstrap(METRICS[task], truth, challenger, champion, samples=samples)
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"rows": rows, "task": task, "samples": samples, "seconds": round(seconds, 3), "peak_mb": round(peak_mb)}
+
+
+def markdown(results: list[dict], samples: int) -> str:
+    """The figures as docs/benchmarks.md shows them."""
+    setup = (
+        f"{samples:,} paired bootstrap resamples of the test rows, challenger against champion (regression: r2; "
+        "four classes: macro F1), the metric of every resample computed from weighted sums in chunks of bounded "
+        "memory; each size in a fresh process, so peak RSS is that size's own."
+    )
+    rows = [
+        [f"{result['rows']:,}", f"{result['task']} ({METRICS[result['task']]})", result["seconds"], result["peak_mb"]]
+        for result in results
+    ]
+    return "\n".join([setup, "", _docs.markdown_table(["test rows", "task", "seconds", "peak RSS MB"], rows)])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
     parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--write-docs", action="store_true", help="also write the figures into docs/benchmarks.md")
     parser.add_argument("--one", nargs=2, metavar=("ROWS", "TASK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -54,7 +73,7 @@ def main() -> None:
     results = []
     print(f"{'rows':>10} {'task':<15} {'seconds':>8} {'peak MB':>8}")
     for rows in args.rows:
-        for task in ("regression", "classification"):
+        for task in METRICS:
             completed = subprocess.run(
                 [sys.executable, __file__, "--one", str(rows), task, "--samples", str(args.samples)],
                 capture_output=True,
@@ -66,8 +85,10 @@ def main() -> None:
             results.append(result)
             print(f"{rows:>10} {task:<15} {result['seconds']:>8} {result['peak_mb']:>8}")
     print(json.dumps(results))
+    if args.write_docs:
+        written = _docs.write_section("Gate bootstrap", markdown(results, args.samples), _docs.command_line())
+        print(f"wrote {written}", file=sys.stderr)
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO_ROOT))
     main()

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/images.py [IMAGE ...] [--top 12]
     .venv/bin/python bench/images.py --runs 5 --model-dir DIR       # and how long what they start takes
+    .venv/bin/python bench/images.py --write-docs                     # also into docs/benchmarks.md
 
 IMAGE defaults to both images `make images` builds (kfp-mlops-components and kfp-mlops-serving, tagged
 <project version>-<short commit>, as IMAGE_TAG; --tag and --registry change that). For each image, Docker's size
@@ -25,7 +26,7 @@ images given (a change in the machine's load falls on each alike; the load avera
 Then, once per image, the bytecode written when writing is allowed (as root): by the server until it is ready and
 has answered one request, and by that import; each file is a module the image holds no .pyc for, which every
 start compiles again. Every container is removed when the bench ends. Prints tables and, last, one JSON line;
-never fails on a missed goal.
+never fails on a missed goal. ``--write-docs`` also writes the tables into docs/benchmarks.md ("Image sizes").
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from bench import _docs  # noqa: E402
+
 DEFAULT_BASES = ["kfp-mlops-base:bookworm", "python:3.11.14-slim-bookworm"]  # make base-image; the Dockerfiles' default
 BASE_LABEL = "org.opencontainers.image.base.name"
 GOALS_MB = {"kfp-mlops-serving": 500, "kfp-mlops-components": 1000}  # issue 16, on the Debian base
@@ -340,6 +345,52 @@ def print_tables(results: list[dict], top: int) -> None:
             print(f"  {name}: median {timing['median']:.2f} ({runs}); .pyc it wrote: {timing['pyc_written']}")
 
 
+def markdown(results: list[dict], top: int, load: tuple[float, float] | None) -> str:
+    """The tables as docs/benchmarks.md shows them: sizes, then per image its largest distributions and timings."""
+    header = ["image", "MB", "goal MB", "base", "base MB", "site-packages MB", ".pyc MB", "third-party tests MB"]
+    header.append("doc / man / locale MB")
+    rows = []
+    for row in results:
+        goal = "" if row["goal_mb"] is None else f"{row['goal_mb']:,} ({'met' if row['goal_met'] else 'NOT met'})"
+        base_mb = "?" if row["base_mb"] is None else f"{row['base_mb']:,.0f}"
+        share = " / ".join(f"{row['share_mb'][part]:.0f}" for part in ("doc", "man", "locale"))
+        rows.append(
+            [
+                f"`{row['image']}`",
+                f"{row['image_mb']:,.0f}",
+                goal,
+                f"`{row['base']}`" if row["base"] else "?",
+                base_mb,
+                f"{row['site_packages_mb']:,.0f}",
+                f"{row['pyc_mb']:,.0f}",
+                f"{row['tests_mb']:,.1f}",
+                share,
+            ]
+        )
+    lines = [
+        "MB are 10^6 bytes, Docker's uncompressed size; a distribution's size is the files its RECORD lists that are "
+        "still there (bytecode not included).",
+        "",
+        _docs.markdown_table(header, rows),
+    ]
+    for row in results:
+        ranked = sorted(row["distributions"].items(), key=lambda item: -item[1]["bytes"])[:top]
+        largest = ", ".join(f"{name} {dist['bytes'] / MB:.1f}" for name, dist in ranked)
+        lines += [
+            "",
+            f"`{row['image']}` (Python {row['python']}), its {len(ranked)} largest distributions, MB: {largest}.",
+        ]
+        for name, timing in row.get("timings", {}).items():
+            runs = ", ".join(f"{value:.2f}" for value in timing["runs"])
+            lines.append(
+                f"- {name}: median {timing['median']:.2f} ({runs}); modules it compiles on every start (no .pyc in "
+                f"the image): {timing['pyc_written']}"
+            )
+    if load is not None:
+        lines += ["", f"Load average (1 min) before / after the timings: {load[0]:.2f} / {load[1]:.2f}."]
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("images", nargs="*", help="images to measure (default: both images of `make images`)")
@@ -353,6 +404,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=12, help="largest distributions to list per image")
     parser.add_argument("--runs", type=int, default=0, help="time each image's starts this often (default: 0)")
     parser.add_argument("--model-dir", type=Path, help="a model bundle, for the serving image's cold start")
+    parser.add_argument("--write-docs", action="store_true", help="also write the tables into docs/benchmarks.md")
     args = parser.parse_args()
 
     registry = args.registry if not args.registry or args.registry.endswith("/") else args.registry + "/"
@@ -371,14 +423,19 @@ def main() -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print_tables(results, args.top)
+    loads = None
     if args.runs > 0:
         if args.model_dir is None and any(repository(image) == "kfp-mlops-serving" for image in images):
             print("\nno serving cold start: it needs --model-dir (a model bundle directory)")
-        print(f"\nload average (1 min) before / after the timings: {load[0]:.2f} / {os.getloadavg()[0]:.2f}")
+        loads = (load[0], os.getloadavg()[0])
+        print(f"\nload average (1 min) before / after the timings: {loads[0]:.2f} / {loads[1]:.2f}")
     for row in results:
         ranked = sorted(row["distributions"].items(), key=lambda item: -item[1]["bytes"])
         row["distributions"] = dict(ranked[: args.top])
     print(json.dumps(results))
+    if args.write_docs:
+        written = _docs.write_section("Image sizes", markdown(results, args.top, loads), _docs.command_line())
+        print(f"wrote {written}", file=sys.stderr)
     return 0
 
 

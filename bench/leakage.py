@@ -1,7 +1,7 @@
 """Cost and calibration of validate_data's leakage check (components/validate_data/leakage.py).
 
-    .venv/bin/python bench/leakage.py [--rows 10000 1000000]    # wall time and peak memory of the check
-    .venv/bin/python bench/leakage.py --tables                  # its scores on real tables and on planted leaks
+    .venv/bin/python bench/leakage.py [--rows 10000 1000000] [--write-docs]  # wall time and peak memory
+    .venv/bin/python bench/leakage.py --tables                     # its scores on real tables and planted leaks
 
 Cost: per row count, a synthetic table of 15 columns (numbers, integers, categories, missing values, a numeric
 target) is generated in a fresh process, then the check runs on it as validate_data runs it; printed are its wall
@@ -13,7 +13,8 @@ Calibration: the tables bundled with scikit-learn and statsmodels (no download),
 the same sample with leaks planted; per table, the best single-feature score, the whole-table score, the largest
 fall of that score when one feature is dropped (measured whatever the whole score; "-": no feature weighs
 ``COLLAPSE`` in permutation importance, so none is refitted) and what the check names. Last line of each mode: one
-JSON line.
+JSON line. ``--write-docs`` also writes the cost table into docs/benchmarks.md ("Leakage check (validate_data)");
+the calibration is tabled beside the thresholds it explains, in components/validate_data/leakage.py.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ import tracemalloc
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from bench import _docs  # noqa: E402
+
 TARGET = "price"
 
 
@@ -116,7 +121,7 @@ def _reset_peak_rss() -> float:
     return _status_mb("VmRSS")
 
 
-def cost(row_counts: list[int]) -> None:
+def cost(row_counts: list[int], write_docs: bool = False) -> None:
     results = []
     for rows in row_counts:
         completed = subprocess.run(
@@ -138,7 +143,45 @@ def cost(row_counts: list[int]) -> None:
             f"{r['rows']:>10,}{r['frame_mb']:>10.0f}{r['sampled_rows']:>9}{r['seconds']:>9.2f}"
             f"{r['schema_seconds']:>10.2f}{r['peak_allocated_mb']:>15.1f}{r['peak_rss_growth_mb']:>15.1f}"
         )
+    if write_docs:
+        written = _docs.write_section("Leakage check (validate_data)", cost_markdown(results), _docs.command_line())
+        print(f"wrote {written}")
     print(json.dumps(results))
+
+
+def cost_markdown(results: list[dict]) -> str:
+    """The cost figures as docs/benchmarks.md shows them."""
+    header = [
+        "rows",
+        "table MB",
+        "rows sampled",
+        "check s",
+        "schema inference s (baseline)",
+        "peak allocated MB",
+        "RSS growth MB",
+    ]
+    rows = [
+        [
+            f"{r['rows']:,}",
+            f"{r['frame_mb']:.0f}",
+            f"{r['sampled_rows']:,}",
+            f"{r['seconds']:.2f}",
+            f"{r['schema_seconds']:.2f}",
+            f"{r['peak_allocated_mb']:.1f}",
+            f"{r['peak_rss_growth_mb']:.1f}",
+        ]
+        for r in results
+    ]
+    setup = (
+        "A synthetic 15-column table per row count, the check as validate_data runs it, in a fresh process each; "
+        "beside it, the baseline of the same run: the schema inference validate_data runs on the table anyway."
+    )
+    note = (
+        "The check works on a bounded, seeded sample, so its cost should barely grow with the rows. Its calibration "
+        "(scores on real tables and planted leaks) is `.venv/bin/python bench/leakage.py --tables`, tabled in "
+        "`components/validate_data/leakage.py`."
+    )
+    return "\n".join([setup, "", _docs.markdown_table(header, rows), "", note])
 
 
 def real_tables() -> dict:
@@ -232,15 +275,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 1_000_000])
     parser.add_argument("--tables", action="store_true", help="scores on real tables and planted leaks")
+    parser.add_argument(
+        "--write-docs", action="store_true", help="also write the cost table into docs/benchmarks.md (not --tables)"
+    )
     parser.add_argument("--cost-of", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sys.path.insert(0, str(REPO_ROOT))
+    if args.tables and args.write_docs:
+        parser.error("--write-docs writes the cost figures; the calibration of --tables is tabled in leakage.py")
     if args.cost_of:
         print(json.dumps(run_cost(args.cost_of)))
     elif args.tables:
         calibrate()
     else:
-        cost(args.rows)
+        cost(args.rows, args.write_docs)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Wall time of the training pipeline under kfp.local, in total and per step.
 
-    .venv/bin/python bench/local_pipeline.py [--rows 2000] [--repeat 3] [--deploy-target none|local]
+    .venv/bin/python bench/local_pipeline.py [--rows 2000] [--repeat 3] [--deploy-target none|local] [--write-docs]
 
 Runs `run_local.py training` in a fresh state directory (a cold registry, as a newcomer's first run) and then
 again on the same registry (the gate now scores a champion), and prints a table and, last, one JSON line.
-Step times come from kfp.local's own "finished with status" log lines.
+Step times come from kfp.local's own "finished with status" log lines. ``--write-docs`` also writes the table into
+docs/benchmarks.md (section "Training pipeline under kfp.local", with the command, date and machine).
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from datetime import datetime
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from bench import _docs  # noqa: E402
+
+SECTION = "Training pipeline under kfp.local"
 FINISHED = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) - INFO - Task \S*'([a-z-]+)'\S* finished with status", re.MULTILINE)
 STARTED = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) - INFO - Running pipeline", re.MULTILINE)
 
@@ -62,8 +68,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000, help="sample rows (the pipeline default is 2000)")
     parser.add_argument("--repeat", type=int, default=3, help="warm runs after the cold one")
     parser.add_argument("--deploy-target", choices=["none", "local"], default="none")
+    parser.add_argument("--write-docs", action="store_true", help="also write the figures into docs/benchmarks.md")
     args = parser.parse_args()
-    arguments = [f"data_uri=sample://house-prices?rows={args.rows}&seed=7", f"deploy_target={args.deploy_target}"]
+    arguments = [f"source_uri=sample://house-prices?rows={args.rows}&seed=7", f"deploy_target={args.deploy_target}"]
     if args.deploy_target == "local":
         arguments += ["serving_port=9390", "metrics_port=6390"]
 
@@ -74,12 +81,28 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "serving.local_server", "--state-dir", state, "stop"], check=True)
 
     warm_walls = [wall for wall, _ in warm]
-    print(f"training pipeline under kfp.local, {args.rows} rows, deploy_target={args.deploy_target}")
+    title = f"training pipeline under kfp.local, {args.rows} rows, deploy_target={args.deploy_target}"
+    print(title)
     print(f"{'step':<16}{'cold run s':>12}{'warm median s':>16}")
+    rows = []
     for step in cold_steps:
         warm_median = statistics.median(steps.get(step, 0.0) for _, steps in warm)
         print(f"{step:<16}{cold_steps[step]:>12.2f}{warm_median:>16.2f}")
+        rows.append([step, f"{cold_steps[step]:.2f}", f"{warm_median:.2f}"])
     print(f"{'total wall':<16}{cold_wall:>12.2f}{statistics.median(warm_walls):>16.2f}")
+    rows.append(["total wall", f"{cold_wall:.2f}", f"{statistics.median(warm_walls):.2f}"])
+    if args.write_docs:
+        section = SECTION if args.deploy_target == "none" else f"{SECTION}, deploy_target={args.deploy_target}"
+        body = "\n".join(
+            [
+                f"The {title} (each step a fresh process), in a fresh state directory (cold: an empty registry) and "
+                f"then {args.repeat} more times on the same registry (warm: the gate scores a champion); a step's "
+                "time runs from the previous step's end to its own.",
+                "",
+                _docs.markdown_table(["step", "cold run s", "warm median s"], rows),
+            ]
+        )
+        print(f"wrote {_docs.write_section(section, body, _docs.command_line())}")
     print(
         json.dumps(
             {

@@ -1,7 +1,7 @@
 """Model serving latency and throughput: this project's OIP model server, a hand-written FastAPI server and raw predict.
 
-    .venv/bin/python bench/serving.py [--seconds 10] [--model-type hist_gradient_boosting]
-    .venv/bin/python bench/serving.py --load-test [--load-seconds 60] [--load-concurrency 32]
+    .venv/bin/python bench/serving.py [--seconds 10] [--model-type hist_gradient_boosting] [--write-docs]
+    .venv/bin/python bench/serving.py --load-test [--load-seconds 60] [--load-concurrency 32] [--write-docs]
 
 Trains one regression model on ``house_prices(rows=5000, seed=7)`` (target "price"), saves it as a model bundle
 in a temporary directory and, on that same model, measures:
@@ -29,6 +29,9 @@ the same values in both servers' request forms: numeric columns are FP64 inputs,
 Single-row requests cycle through complete rows; warm-up answers must be 200 and equal raw predict, or the bench
 aborts. Batches include rows with missing values; the table counts the predictions in the 1k batch that differ
 from raw predict.
+
+``--write-docs`` also writes the figures into docs/benchmarks.md: the section "Serving" (the comparison) or
+"Serving load test", stamped with the command, date and machine.
 
 Requests go to 127.0.0.1 only, on free ports. OMP_NUM_THREADS=1 for both servers and this process. The load
 generator shares the machine's CPUs with the servers. Both servers are stopped when the bench ends, whatever
@@ -65,7 +68,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import model_bundle  # noqa: E402
-from components.ingest_data.logic import house_prices  # noqa: E402
+from bench import _docs  # noqa: E402
+from components.ingest_data.samples import house_prices  # noqa: E402
 from components.train_model.logic import train  # noqa: E402
 from serving import local_server  # noqa: E402
 
@@ -484,6 +488,69 @@ def print_table(servers: list[Server], raw: dict, result: dict, args: argparse.N
     )
 
 
+def comparison_markdown(result: dict, args: argparse.Namespace) -> str:
+    """The comparison as docs/benchmarks.md shows it: one table, then the goals of issue 15 with their verdicts."""
+
+    def cells(key: str, spec: str) -> list[str]:
+        return [format(result[f"{name}_{key}"], spec) for name in ("server", "fastapi")]
+
+    def pair(first: str, second: str, spec: str) -> list[str]:
+        return [f"{a} / {b}" for a, b in zip(cells(first, spec), cells(second, spec), strict=True)]
+
+    raw_latency = f"{result['raw_p50_ms']:.2f} / {result['raw_p99_ms']:.2f}"
+    rows = [
+        ["single-row p50 / p99 ms", *pair("p50_ms", "p99_ms", ".2f"), raw_latency],
+        ["health check p50 ms (the HTTP round trip, no model work)", *cells("health_p50_ms", ".2f"), ""],
+    ]
+    for concurrency in CONCURRENCIES:
+        rps, p99 = cells(f"rps_c{concurrency}", ",.1f"), cells(f"p99_ms_c{concurrency}", ",.1f")
+        rows.append(
+            [f"req/s, concurrency {concurrency} (p99 ms)", *(f"{a} ({b})" for a, b in zip(rps, p99, strict=True)), ""]
+        )
+    for label, size in BATCH_SIZES.items():
+        key = f"rows_per_s_{label}"
+        rows.append([f"rows/s, {size:,}-row batches", *cells(key, ",d"), f"{result[f'raw_{key}']:,d}"])
+    differing = "predictions that differ from raw predict, 1,000-row batch with missing values"
+    rows.append([differing, *cells("mismatches_1k", "d"), ""])
+    rows.append(["errors, all runs", *cells("errors", "d"), ""])
+    table = _docs.markdown_table(["measure", "this server", "fastapi", "raw predict"], rows)
+
+    def verdict(holds: bool) -> str:
+        return "holds" if holds else "missed"
+
+    stretch = verdict(result["stretch_rps_c8"])
+    margin = result["server_p50_ms"] - result["raw_p50_ms"]
+    fastapi_margin = result["fastapi_p50_ms"] - result["raw_p50_ms"]
+    share = result["server_rows_per_s_10k"] / result["raw_rows_per_s_10k"]
+    goals = [
+        f"- req/s at concurrency 8 ≥ {GOAL_RPS_C8_RATIO:g}x the FastAPI endpoint: {verdict(result['goal_rps_c8'])}, "
+        f"{result['rps_c8_ratio']:.2f}x (stretch {STRETCH_RPS_C8_RATIO:g}x {stretch})",
+        f"- 10,000-row batches ≥ {GOAL_ROWS_10K_SHARE:.0%} of raw rows/s: {verdict(result['goal_rows_10k'])}, "
+        f"{share:.0%}",
+        f"- single-row p50 ≤ raw predict + {GOAL_P50_MARGIN_MS:g} ms: {verdict(result['goal_p50'])}, raw + "
+        f"{margin:.1f} ms (the FastAPI endpoint: raw + {fastapi_margin:.1f} ms)",
+        f"- {GOAL_LOAD_SECONDS:g} s at concurrency {GOAL_LOAD_CONCURRENCY} with 0 errors: see *Serving load test*",
+    ]
+    setup = (
+        f"A {args.model_type} regression model on {args.rows:,} rows, one worker each, {args.seconds:g} s per "
+        f"throughput run, the load generator on the same {result['cpu_count']} CPUs."
+    )
+    return "\n".join([setup, "", table, "", "Goals (issue 15):", "", *goals])
+
+
+def load_test_markdown(result: dict) -> str:
+    header = ["concurrency", "seconds", "requests", "errors", "req/s", "p50 ms", "p99 ms", "max ms"]
+    row = [result["concurrency"], f"{result['load_seconds']:g}", f"{result['requests']:,d}", result["errors"]]
+    row += [f"{result[key]:,.1f}" for key in ("rps", "p50_ms", "p99_ms", "max_ms")]
+    goal_run = result["load_seconds"] >= GOAL_LOAD_SECONDS and result["concurrency"] >= GOAL_LOAD_CONCURRENCY
+    verdict = "holds" if result["goal_load"] else ("missed" if goal_run else "not measured (a shorter or lower run)")
+    goal = (
+        f"Goal (issue 15): {GOAL_LOAD_SECONDS:g} s at concurrency {GOAL_LOAD_CONCURRENCY} with 0 errors: {verdict}. "
+        "Single-row requests, one worker."
+    )
+    return "\n".join([_docs.markdown_table(header, [row]), "", goal])
+
+
 # --- main ---------------------------------------------------------------------------------------------------
 
 
@@ -541,6 +608,7 @@ def main() -> int:
     parser.add_argument("--load-test", action="store_true", help="only the model server, one long run")
     parser.add_argument("--load-seconds", type=float, default=GOAL_LOAD_SECONDS)
     parser.add_argument("--load-concurrency", type=int, default=GOAL_LOAD_CONCURRENCY)
+    parser.add_argument("--write-docs", action="store_true", help="also write the figures into docs/benchmarks.md")
     args = parser.parse_args()
     if args.seconds <= 0 or args.load_seconds <= 0 or args.load_concurrency < 1:
         parser.error("--seconds and --load-seconds must be > 0, --load-concurrency >= 1")
@@ -558,6 +626,12 @@ def main() -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
     print(json.dumps(result))
+    if args.write_docs:
+        if args.load_test:
+            written = _docs.write_section("Serving load test", load_test_markdown(result), _docs.command_line())
+        else:
+            written = _docs.write_section("Serving", comparison_markdown(result, args), _docs.command_line())
+        print(f"wrote {written}", file=sys.stderr)
     return 1 if args.load_test and result["errors"] else 0
 
 

@@ -1,27 +1,14 @@
-"""One KFP component per MLOps stage: ``components/<verb_noun>/`` exports a component named like its directory.
+"""One KFP component per MLOps stage: ``components/<verb_noun>/component.py`` defines the component named like
+its directory; ``discover()`` finds them all (for compile.py and the generated reference).
 
-Packages whose name starts with an underscore hold shared helpers, not components.
+Packages whose name starts with an underscore hold shared helpers, not components. Nothing here imports kfp: a
+running step imports ``components.<name>.logic`` inside KFP's trimmed runtime, so importing a package must stay
+plain (tests/static/test_import_guard.py checks it).
 """
 
 import importlib
 import pkgutil
 from pathlib import Path
-
-
-def lazy_component_export(package: str):
-    """A module ``__getattr__`` that imports ``<package>.component`` only when the component is asked for.
-
-    Inside a running step KFP loads a trimmed ``kfp.dsl`` without ``dsl.component``; importing the decorated
-    component there would fail. Lazy export keeps ``components.<name>.logic`` importable in every runtime.
-    """
-    name = package.rsplit(".", 1)[-1]
-
-    def __getattr__(attribute: str):
-        if attribute != name:
-            raise AttributeError(f"module {package!r} has no attribute {attribute!r}")
-        return getattr(importlib.import_module(f"{package}.component"), name)
-
-    return __getattr__
 
 
 def discover() -> dict:
@@ -30,9 +17,9 @@ def discover() -> dict:
     for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
         if not module.ispkg or module.name.startswith("_"):
             continue
-        package = importlib.import_module(f"{__name__}.{module.name}")
         try:
-            component = getattr(package, module.name)
+            defined = importlib.import_module(f"{__name__}.{module.name}.component")
+            component = getattr(defined, module.name)
         except (AttributeError, ModuleNotFoundError) as error:
             raise ImportError(
                 f"components/{module.name}/ must define a KFP component named {module.name!r} in component.py"

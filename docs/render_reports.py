@@ -1,7 +1,7 @@
 """Renders the evaluation reports shown in the README, from sample data, and screenshots them.
 
 Runs the evaluate_model step's logic in-process, exactly as the pipeline does: synthetic house prices
-(``components.ingest_data.logic.house_prices``), prepared (cleaned, split), a model trained, saved as a bundle and
+(``components.ingest_data.samples.house_prices``), prepared (cleaned, split), a model trained, saved as a bundle and
 loaded back, evaluated with per-neighbourhood slices and rendered by ``components.evaluate_model.report``. It does
 so twice, for a regression model (target ``price``) and a classifier (target ``energy_label``), and writes
 
@@ -41,7 +41,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: docs/ is on sys.path, the
 import model_bundle  # noqa: E402
 from components.evaluate_model.logic import evaluate  # noqa: E402
 from components.evaluate_model.report import render_report  # noqa: E402
-from components.ingest_data.logic import house_prices  # noqa: E402
+from components.ingest_data.samples import house_prices  # noqa: E402
 from components.prepare_data.logic import prepare  # noqa: E402
 from components.train_model.logic import train  # noqa: E402
 

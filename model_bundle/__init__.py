@@ -16,10 +16,12 @@ from model_bundle.bundle import (
     Bundle,
     BundleError,
     BundleFormatError,
+    check_document_name,
     file_sha256,
     library_versions,
     load,
     read_card,
+    read_documents,
     save,
 )
 from model_bundle.card import (
@@ -64,6 +66,7 @@ __all__ = [
     "ModelCard",
     "SchemaViolation",
     "build_profile",
+    "check_document_name",
     "check_request",
     "coerce_columns",
     "coerce_features",
@@ -73,5 +76,6 @@ __all__ = [
     "library_versions",
     "load",
     "read_card",
+    "read_documents",
     "save",
 ]

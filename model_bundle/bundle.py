@@ -1,4 +1,5 @@
-"""Saving and loading a model bundle: ``model.joblib`` plus its card ``model.json``, integrity-checked."""
+"""Saving and loading a model bundle: ``model.joblib``, its card ``model.json`` and the JSON documents the card
+lists, each checked against the digest recorded for it before it is used."""
 
 from __future__ import annotations
 
@@ -120,8 +121,7 @@ def save(directory: str | Path, model: Any, card: ModelCard, documents: dict[str
     joblib.dump(model, model_path)
     digests = {}
     for name, document in (documents or {}).items():
-        if Path(name).name != name or name in (MODEL_FILE, CARD_FILE) or not name.endswith(".json"):
-            raise BundleError(f"document name {name!r} must be a plain *.json file name other than {CARD_FILE}")
+        check_document_name(name)
         (directory / name).write_text(json.dumps(document, indent=2, sort_keys=True, default=_json_default) + "\n")
         digests[name] = file_sha256(directory / name)
     written = dataclasses.replace(
@@ -182,15 +182,32 @@ def load(directory: str | Path, expected_sha256: str | None = None) -> Bundle:
                 f"{model_path} was written by {name} {trained_with} but this runtime has {runtime[name]}; "
                 "the pins in requirements.txt and images/serving/requirements.txt must match"
             )
-    documents = {name: _read_document(directory / name, digest) for name, digest in card.documents.items()}
+    documents = read_documents(directory, card)
     return Bundle(model=joblib.load(model_path), card=card, directory=directory, documents=documents)
 
 
-def _read_document(path: Path, expected_sha256: str) -> dict:
-    if not path.is_file():
-        raise BundleError(f"{path} is listed in the model card but does not exist")
-    _check_recorded_digest(path, file_sha256(path), expected_sha256)
-    return json.loads(path.read_text())
+def check_document_name(name: str) -> None:
+    """Refuses a document name that is not a plain ``*.json`` file name beside the model (a path, the card)."""
+    if Path(name).name != name or name in (MODEL_FILE, CARD_FILE) or not name.endswith(".json"):
+        raise BundleError(f"document name {name!r} must be a plain *.json file name other than {CARD_FILE}")
+
+
+def read_documents(directory: str | Path, card: ModelCard) -> dict[str, dict]:
+    """The JSON documents ``card`` lists, read from ``directory``, each checked against the sha256 the card
+    records; raises BundleError naming a missing, altered or malformed file and both digests."""
+    directory = Path(directory)
+    documents = {}
+    for name, recorded in card.documents.items():
+        check_document_name(name)  # a card names its documents: never a path outside the bundle
+        path = directory / name
+        if not path.is_file():
+            raise BundleError(f"{path} is listed in the model card but does not exist")
+        _check_recorded_digest(path, file_sha256(path), recorded)
+        try:
+            documents[name] = json.loads(path.read_text())
+        except json.JSONDecodeError as error:  # digest-checked, so written malformed: name it all the same
+            raise BundleError(f"{path} is not valid JSON: {error}") from error
+    return documents
 
 
 def _check_recorded_digest(path: Path, actual: str, recorded: str) -> None:

@@ -4,9 +4,9 @@ through the training pipeline, so a new model still has to pass the same gate be
 from kfp import dsl
 
 from components._image import SERVING_IMAGE
-from components.detect_drift import detect_drift
-from components.ingest_data import ingest_data
-from components.validate_data import validate_data
+from components.detect_drift.component import detect_drift
+from components.ingest_data.component import ingest_data
+from components.validate_data.component import validate_data
 from pipelines._kubernetes import (
     DATA_MEMORY_LIMIT,
     MODEL_MEMORY_LIMIT,
@@ -23,13 +23,13 @@ from pipelines.training_pipeline import DEFAULT_CANDIDATES, training_pipeline
 )
 def monitoring_pipeline(
     batch_uri: str,
-    retrain_data_uri: str,
+    retrain_source_uri: str = "",
     target: str = "price",
     model_name: str = "house-prices",
     drift_policy: dict = {},  # noqa: B006 (KFP needs a literal default; never mutated)
-    schema_policy: dict = {},  # noqa: B006
+    validation_policy: dict = {},  # noqa: B006
+    cleaning_policy: dict = {},  # noqa: B006
     exclude_columns: list = [],  # noqa: B006
-    column_policy: dict = {},  # noqa: B006
     candidates: list = DEFAULT_CANDIDATES,
     gate_policy: dict = {},  # noqa: B006
     tracking_uri: str = "",
@@ -40,21 +40,28 @@ def monitoring_pipeline(
     serving_image: str = SERVING_IMAGE,
     data_memory_limit: str = DATA_MEMORY_LIMIT.default,
     model_memory_limit: str = MODEL_MEMORY_LIMIT.default,
+    # Deprecated, kept for one release (see the training pipeline).
+    retrain_data_uri: str = None,  # noqa: RUF013
+    schema_policy: dict = None,  # noqa: RUF013
+    column_policy: dict = None,  # noqa: RUF013
 ):
-    """Checks `batch_uri` against the champion of `model_name`; when its data drifted, retrains on `retrain_data_uri`.
+    """Checks `batch_uri` against the champion of `model_name`; when its data drifted, retrains on
+    `retrain_source_uri`.
 
     Args:
         batch_uri: The new batch (with its target, as labels arrive), in any form ingest_data reads.
-        retrain_data_uri: What a retraining run trains on, the new data included: typically a glob over the
-            training data and the batches, e.g. `gs://bucket/houses/*.csv`.
+        retrain_source_uri: What a retraining run trains on, the new data included: typically a glob over the
+            training data and the batches, e.g. `gs://bucket/houses/*.csv`. Needed when the batch drifted (the
+            retraining run's ingest stops, naming `source_uri`, when it is empty).
         target: Column to predict.
         model_name: Registered model whose champion is the reference.
         drift_policy: detect_drift's policy, e.g. `{"drift_share": 0.3}` (see detect_drift).
-        schema_policy: validate_data's policy per schema check, e.g. `{"domain": "fail"}`.
+        validation_policy: validate_data's policy, e.g. `{"domain": "fail", "leakage": "warn"}`, for the batch's
+            validation and the retraining run (see the training pipeline).
+        cleaning_policy: The retraining run's cleaning policy, e.g. `{"outliers": "clip"}` (see the training
+            pipeline); the batch's validation reads its `coerce_mixed_types`.
         exclude_columns: Columns that are no features (see the training pipeline), for the batch's validation and
             the retraining run.
-        column_policy: validate_data's policy for identifier columns and suspected target leakage, e.g.
-            `{"leakage": "warn"}`, for the batch's validation and the retraining run.
         candidates: The retraining run's candidate configurations (see the training pipeline).
         gate_policy: The retraining run's gate policy (see gate_model).
         tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store (not with
@@ -70,6 +77,9 @@ def monitoring_pipeline(
             pipeline).
         model_memory_limit: Memory limit of the retraining run's steps that train or load the model, a Kubernetes
             quantity such as `16Gi` (see the training pipeline).
+        retrain_data_uri: Deprecated: use `retrain_source_uri`.
+        schema_policy: Deprecated: use `validation_policy` (the same keys).
+        column_policy: Deprecated: use `validation_policy['identifiers']` and `validation_policy['leakage']`.
     """
     ingest = ingest_data(source_uri=batch_uri)
     # KFP's cache key sees the URI, not the content behind it: a scheduled run must read today's batch.
@@ -79,8 +89,10 @@ def monitoring_pipeline(
         target=target,
         model_name=model_name,
         tracking_uri=tracking_uri,
-        schema_policy=schema_policy,
+        validation_policy=validation_policy,
+        cleaning_policy=cleaning_policy,
         exclude_columns=exclude_columns,
+        schema_policy=schema_policy,
         column_policy=column_policy,
     )
     validate.set_caching_options(False)  # compares with the registry's current champion
@@ -93,13 +105,13 @@ def monitoring_pipeline(
     drift.set_caching_options(False)  # compares with the registry's current champion
     with dsl.If(drift.outputs["Output"] == True, name="data-drifted"):  # noqa: E712 (a KFP condition, not Python)
         training_pipeline(
-            data_uri=retrain_data_uri,
+            source_uri=retrain_source_uri,
             target=target,
             model_name=model_name,
             candidates=candidates,
-            schema_policy=schema_policy,
+            validation_policy=validation_policy,
+            cleaning_policy=cleaning_policy,
             exclude_columns=exclude_columns,
-            column_policy=column_policy,
             gate_policy=gate_policy,
             tracking_uri=tracking_uri,
             deploy_target=deploy_target,
@@ -109,6 +121,9 @@ def monitoring_pipeline(
             serving_image=serving_image,
             data_memory_limit=data_memory_limit,
             model_memory_limit=model_memory_limit,
+            data_uri=retrain_data_uri,
+            schema_policy=schema_policy,
+            column_policy=column_policy,
         )
     use_local_images()
     use_pod_settings(data_memory_limit=data_memory_limit)

@@ -3,15 +3,15 @@
 from kfp import dsl
 
 from components._image import COMPONENTS_IMAGE, SERVING_IMAGE
-from components.deploy_model import deploy_model
-from components.evaluate_model import evaluate_model
-from components.gate_model import gate_model
-from components.ingest_data import ingest_data
-from components.prepare_data import prepare_data
-from components.register_model import register_model
-from components.select_model import select_model
-from components.train_model import train_model
-from components.validate_data import validate_data
+from components.deploy_model.component import deploy_model
+from components.evaluate_model.component import evaluate_model
+from components.gate_model.component import gate_model
+from components.ingest_data.component import ingest_data
+from components.prepare_data.component import prepare_data
+from components.register_model.component import register_model
+from components.select_model.component import select_model
+from components.train_model.component import train_model
+from components.validate_data.component import validate_data
 from pipelines._kubernetes import (
     DATA_MEMORY_LIMIT,
     MODEL_MEMORY_LIMIT,
@@ -36,7 +36,7 @@ MAX_PARALLEL_TRAINING = 4
     "register, deploy to Seldon.",
 )
 def training_pipeline(
-    data_uri: str = "sample://house-prices?rows=2000&seed=7",
+    source_uri: str = "sample://house-prices?rows=2000&seed=7",
     csv_delimiter: str = "",
     csv_encoding: str = "",
     target: str = "price",
@@ -46,15 +46,9 @@ def training_pipeline(
     test_fraction: float = 0.2,
     validation_fraction: float = 0.2,
     seed: int = 42,
-    drop_duplicates: bool = True,
-    coerce_mixed_types: bool = False,
-    outliers: str = "keep",
-    outlier_factor: float = 3.0,
-    schema_policy: dict = {},  # noqa: B006
+    validation_policy: dict = {},  # noqa: B006 (KFP needs a literal default; never mutated)
+    cleaning_policy: dict = {},  # noqa: B006
     exclude_columns: list = [],  # noqa: B006
-    column_policy: dict = {},  # noqa: B006
-    thresholds: dict = {},  # noqa: B006
-    min_improvement: float = 0.0,
     slice_column: str = "",
     gate_policy: dict = {},  # noqa: B006
     tracking_uri: str = "",
@@ -62,15 +56,27 @@ def training_pipeline(
     namespace: str = "models",
     serving_port: int = 9000,
     metrics_port: int = 6000,
-    deploy_timeout_seconds: int = 600,
+    wait_timeout_seconds: int = 600,
     serving_image: str = SERVING_IMAGE,
     data_memory_limit: str = DATA_MEMORY_LIMIT.default,
     model_memory_limit: str = MODEL_MEMORY_LIMIT.default,
+    # Deprecated, kept for one release and passed to the component that owns each; `= None` is how KFP compiles an
+    # optional parameter, and a component given none of them uses its own default.
+    data_uri: str = None,  # noqa: RUF013
+    schema_policy: dict = None,  # noqa: RUF013
+    column_policy: dict = None,  # noqa: RUF013
+    drop_duplicates: bool = None,  # noqa: RUF013
+    coerce_mixed_types: bool = None,  # noqa: RUF013
+    outliers: str = None,  # noqa: RUF013
+    outlier_factor: float = None,  # noqa: RUF013
+    thresholds: dict = None,  # noqa: RUF013
+    min_improvement: float = None,  # noqa: RUF013
+    deploy_timeout_seconds: int = None,  # noqa: RUF013
 ):
-    """Trains a model on `data_uri` and makes it the champion when it passes the gate.
+    """Trains a model on `source_uri` and makes it the champion when it passes the gate.
 
     Args:
-        data_uri: Source data: a local path or glob, `file://`, `gs://bucket/path` (or a glob), an `https://` URL,
+        source_uri: Source data: a local path or glob, `file://`, `gs://bucket/path` (or a glob), an `https://` URL,
             or `sample://house-prices?rows=N&seed=S`; CSV, Parquet or JSON Lines.
         csv_delimiter: CSV delimiter (one character or `tab`); empty detects it.
         csv_encoding: CSV encoding, e.g. `latin-1`; empty means UTF-8 (with or without a byte-order mark).
@@ -84,24 +90,23 @@ def training_pipeline(
         test_fraction: Share of rows held out for evaluation and the gate.
         validation_fraction: Share of the training rows held out to compare the candidates.
         seed: Seed of the splits and of the estimators.
-        drop_duplicates: Drop rows that repeat another row exactly.
-        coerce_mixed_types: In a text column that is mostly numbers, set the other values missing (instead of
-            stopping the run).
-        outliers: `keep`, `clip` or `drop` numbers outside `[Q1 - k*IQR, Q3 + k*IQR]` of each numeric feature.
-        outlier_factor: `k` of the outlier fences.
-        schema_policy: Per schema check against the champion's schema (`columns`, `types`, `nulls`, `domain`,
-            `range`, `uniqueness`): `fail`, `warn` or `ignore`. Columns and types fail by default, the rest warn.
+        validation_policy: validate_data's policy: per schema check against the champion's schema (`columns`,
+            `types`, `nulls`, `domain`, `range`, `uniqueness`) `fail`, `warn` or `ignore` (columns and types fail
+            by default, the rest warn); identifier columns (`identifiers`: `exclude`, `fail` or `keep`) and
+            suspected target leakage (`leakage`: `fail`, `warn` or `ignore`): by default identifiers are excluded
+            with a warning and leakage stops the run naming the `exclude_columns` to rerun with (see validate_data).
+        cleaning_policy: prepare_data's cleaning, e.g. `{"outliers": "clip"}`: `drop_duplicates` (true),
+            `coerce_mixed_types` (false: in a text column that is mostly numbers, set the other values missing
+            instead of stopping the run; validate_data reads it too), `outliers` (`keep`, `clip` or `drop` numbers
+            outside `[Q1 - k*IQR, Q3 + k*IQR]` of each numeric feature) and `outlier_factor` (`k`, 3.0).
         exclude_columns: Columns that are no features, e.g. identifiers or values only known after the target;
             the model neither trains on them nor needs them in requests. An unknown name stops the run.
-        column_policy: Identifier columns (`identifiers`: `exclude`, `fail` or `keep`) and suspected target
-            leakage (`leakage`: `fail`, `warn` or `ignore`); by default identifiers are excluded with a warning and
-            leakage stops the run naming the `exclude_columns` to rerun with (see validate_data).
-        thresholds: Absolute metric bounds the challenger must meet, e.g. `{"r2": 0.6}`.
-        min_improvement: Required gain of the primary metric (r2 / f1_macro) over the champion.
         slice_column: Column whose slices get their own scores in the evaluation report and must not get worse
             than under the champion (the gate's slice guard); empty for none.
-        gate_policy: The gate's statistics and policies, e.g. `{"confidence": 0.95, "min_test_rows": 100,
-            "cold_start": "approve", "incompatible_champion": "reject", "ties": "keep_champion"}`
+        gate_policy: The gate's rules and statistics, e.g. `{"thresholds": {"r2": 0.6}, "min_improvement": 0.01,
+            "confidence": 0.95, "min_test_rows": 100, "cold_start": "approve", "incompatible_champion": "reject",
+            "ties": "keep_champion"}`: `thresholds` are absolute metric bounds the challenger must meet,
+            `min_improvement` the gain of the primary metric (r2 / f1_macro) required over the champion
             (see gate_model).
         tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store (which
             `deploy_target=kubernetes` refuses: the cluster cannot fetch files registered inside a step's pod).
@@ -111,7 +116,7 @@ def training_pipeline(
         namespace: Kubernetes namespace of the SeldonDeployment.
         serving_port: HTTP port of the local model server (OIP REST; its gRPC port is this + 500).
         metrics_port: Metrics port of the local model server.
-        deploy_timeout_seconds: How long deployment may take to be Available and answer correctly; at most 3000:
+        wait_timeout_seconds: How long deployment may take to be Available and answer correctly; at most 3000:
             the step's pod is stopped after 3600 s (its timeout, pipelines/_kubernetes.py), and a stopped step
             cannot roll the deployment back.
         serving_image: Model server image of the SeldonDeployment (set at compile time by --image-registry and
@@ -124,8 +129,20 @@ def training_pipeline(
             pod, select, evaluate, gate, register, deploy), a Kubernetes quantity such as `16Gi`: a model grows with
             its training data (a random forest on 800,000 rows needs about 4 GB to train). Not below the steps'
             memory request (pipelines/_kubernetes.py); a local run ignores it.
+        data_uri: Deprecated: use `source_uri`.
+        schema_policy: Deprecated: use `validation_policy` (the same keys).
+        column_policy: Deprecated: use `validation_policy['identifiers']` and `validation_policy['leakage']`.
+        drop_duplicates: Deprecated: use `cleaning_policy['drop_duplicates']`.
+        coerce_mixed_types: Deprecated: use `cleaning_policy['coerce_mixed_types']`.
+        outliers: Deprecated: use `cleaning_policy['outliers']`.
+        outlier_factor: Deprecated: use `cleaning_policy['outlier_factor']`.
+        thresholds: Deprecated: use `gate_policy['thresholds']`.
+        min_improvement: Deprecated: use `gate_policy['min_improvement']`.
+        deploy_timeout_seconds: Deprecated: use `wait_timeout_seconds`.
     """
-    ingest = ingest_data(source_uri=data_uri, csv_delimiter=csv_delimiter, csv_encoding=csv_encoding)
+    ingest = ingest_data(
+        source_uri=source_uri, csv_delimiter=csv_delimiter, csv_encoding=csv_encoding, data_uri=data_uri
+    )
     # KFP's cache key sees the URI, not the content behind it: a rerun on an updated file must read it again.
     ingest.set_caching_options(False)
     validate = validate_data(
@@ -134,10 +151,12 @@ def training_pipeline(
         task=task,
         model_name=model_name,
         tracking_uri=tracking_uri,
-        schema_policy=schema_policy,
-        coerce_mixed_types=coerce_mixed_types,
+        validation_policy=validation_policy,
+        cleaning_policy=cleaning_policy,
         exclude_columns=exclude_columns,
+        schema_policy=schema_policy,
         column_policy=column_policy,
+        coerce_mixed_types=coerce_mixed_types,
     )
     validate.set_caching_options(False)  # compares with the registry's current champion
     prepare = prepare_data(
@@ -146,6 +165,7 @@ def training_pipeline(
         task=validate.outputs["task"],
         test_fraction=test_fraction,
         seed=seed,
+        cleaning_policy=cleaning_policy,
         drop_duplicates=drop_duplicates,
         coerce_mixed_types=coerce_mixed_types,
         outliers=outliers,
@@ -169,17 +189,18 @@ def training_pipeline(
         train=prepare.outputs["train"],
         test=prepare.outputs["test"],
         slice_column=slice_column,
+        gate_policy=gate_policy,  # the report scores exactly the slices the gate judges (min_slice_rows)
     )
     gate = gate_model(
         model=select.outputs["model"],
         test=prepare.outputs["test"],
         model_name=model_name,
         baseline_scores=evaluate.outputs["baseline_scores"],
-        thresholds=thresholds,
-        min_improvement=min_improvement,
         slice_column=slice_column,
         gate_policy=gate_policy,
         tracking_uri=tracking_uri,
+        thresholds=thresholds,
+        min_improvement=min_improvement,
     )
     gate.set_caching_options(False)  # reads the registry's current champion
     # Every challenger is registered (with the gate's decision) so the registry explains each candidate.
@@ -193,7 +214,7 @@ def training_pipeline(
         validation_report=validate.outputs["report"],
         cleaning_report=prepare.outputs["cleaning_report"],
         selection_report=select.outputs["leaderboard"],
-        data_uri=data_uri,
+        source_uri=ingest.outputs["source_uri"],  # what ingest read, however it was named
         components_image=COMPONENTS_IMAGE,
         serving_image=serving_image,
         tracking_uri=tracking_uri,
@@ -213,8 +234,9 @@ def training_pipeline(
             tracking_uri=tracking_uri,
             serving_port=serving_port,
             metrics_port=metrics_port,
-            wait_timeout_seconds=deploy_timeout_seconds,
+            wait_timeout_seconds=wait_timeout_seconds,
             pipeline_job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            deploy_timeout_seconds=deploy_timeout_seconds,
         )
         deploy.set_caching_options(False)
     use_local_images()

@@ -1,9 +1,11 @@
-"""Starts, checks and stops model servers on this machine, one per HTTP port.
+"""The local model servers: one per HTTP port, each recorded in the state directory, started, listed and stopped
+(also from the command line: ``make serve``, ``make status``, ``make stop``, ``make clean``), and how a user is told
+to call one.
 
-Used by the deploy step (target ``local``) and by ``make serve`` / ``make stop``. Each server is the serving
-image's own entry point, ``python -m serving`` (the Open Inference Protocol server, serving.app), run by this
-interpreter with command-line flags. Each server gets its own process group and a
-record ``server-<port>.json`` (and its log ``server-<port>.log``) in the state directory.
+Used by the deploy step (target ``local``) and the Makefile. Each server is the serving image's own entry point,
+``python -m serving`` (the Open Inference Protocol server, serving.app), run by this interpreter with command-line
+flags, in its own process group (serving.processes), with a record ``server-<port>.json`` and its log
+``server-<port>.log`` in the state directory.
 
     python -m serving.local_server start --model-dir DIR [--model-name model] [--port 9000] [--metrics-port 6000]
     python -m serving.local_server status
@@ -13,15 +15,10 @@ record ``server-<port>.json`` (and its log ``server-<port>.log``) in the state d
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shlex
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -31,13 +28,16 @@ import pandas as pd
 
 import model_bundle
 from serving.oip import table_request
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-HOST = "127.0.0.1"
-
-
-class LocalServerError(RuntimeError):
-    """A local server could not be started or stopped; the message says why and where its log is."""
+from serving.processes import (
+    HOST,
+    LocalServerError,
+    is_alive,
+    port_in_use,
+    spawn,
+    stop_group,
+    wait_healthy,
+    wait_ports_free,
+)
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def start(
     flags = [item for name, value in (parameters or {}).items() for item in (f"--{name}", _flag_value(name, value))]
     stop(http_port, state_dir)
     for port in (http_port, metrics_port, grpc_port):
-        if _port_in_use(port):
+        if port_in_use(port):
             raise LocalServerError(f"port {port} is already in use by another program; choose other ports")
 
     log_file = state_dir / f"server-{http_port}.log"
@@ -173,15 +173,9 @@ def stop(http_port: int, state_dir: str | Path, timeout: float = 20.0) -> bool:
     stop_group(server.pid, timeout)
     # The process may be gone while its sockets still close (threads exiting after the leader): a new server on the
     # same ports must find them free.
-    _wait_ports_free((server.http_port, server.metrics_port, server.grpc_port), timeout=10.0)
+    wait_ports_free((server.http_port, server.metrics_port, server.grpc_port), timeout=10.0)
     record.unlink(missing_ok=True)
     return True
-
-
-def _wait_ports_free(ports, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while any(_port_in_use(port) for port in ports) and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def running(state_dir: str | Path) -> list[LocalServer]:
@@ -189,7 +183,7 @@ def running(state_dir: str | Path) -> list[LocalServer]:
     servers = []
     for record in sorted(Path(state_dir).glob("server-*.json")):
         server = LocalServer(**json.loads(record.read_text()))
-        if _is_alive(server.pid):
+        if is_alive(server.pid):
             servers.append(server)
     return servers
 
@@ -199,87 +193,8 @@ def stop_all(state_dir: str | Path) -> list[int]:
     return [port for port in sorted(ports) if stop(port, state_dir)]
 
 
-def spawn(command: list[str], log_file: str | Path, env: dict[str, str]) -> subprocess.Popen:
-    """Starts ``command`` in its own process group (it outlives the step that starts it, and stops as one group
-    with its workers), output to ``log_file``."""
-    with open(log_file, "w") as log:
-        return subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def wait_healthy(url: str, process: subprocess.Popen, log_file: str | Path, timeout: float, name: str) -> None:
-    """Waits until ``url`` answers 200; raises LocalServerError with the log's tail when the process exits or
-    the time is up."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise LocalServerError(f"{name} exited with code {process.returncode}:\n{_tail(log_file)}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.25)
-    raise LocalServerError(f"{name} not healthy at {url} after {timeout:.0f} s:\n{_tail(log_file)}")
-
-
-def stop_group(pid: int, timeout: float = 20.0) -> None:
-    """Stops the process group led by ``pid``: SIGTERM, then SIGKILL after ``timeout`` seconds."""
-    if not _is_alive(pid):
-        return
-    _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _is_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _is_alive(pid):
-        _signal_group(pid, signal.SIGKILL)
-
-
-def _tail(log_file: str | Path, lines: int = 25) -> str:
-    try:
-        text = Path(log_file).read_text(errors="replace").splitlines()
-    except OSError:
-        return f"(no log at {log_file})"
-    return "\n".join(text[-lines:]) + f"\n(full log: {log_file})"
-
-
 def _record_path(state_dir: Path, http_port: int) -> Path:
     return state_dir / f"server-{http_port}.json"
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        return probe.connect_ex((HOST, port)) == 0
-
-
-def _is_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) is not serving, once its other threads are gone too.
-    try:
-        status = dict(
-            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
-        )
-        return not (status["State"].split()[0] == "Z" and int(status["Threads"]) <= 1)
-    except (OSError, KeyError, ValueError, IndexError):
-        return True
-
-
-def _signal_group(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signum)
 
 
 def main(argv: list[str] | None = None) -> int:

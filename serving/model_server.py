@@ -1,5 +1,8 @@
 """The model server: a model bundle served over the Open Inference Protocol (OIP, "V2") by the KServe Python SDK,
 on REST and gRPC (``inference.GRPCInferenceService``). Start it with ``python -m serving`` (see serving.settings).
+Longer than ~300 lines for a reason: about 80 are this reference of the protocol as served, kept beside the code
+that answers it, and the code is one KServe model class whose loading, metadata and inference (requests predicted
+together) share its state; the request's wire form is serving.oip's, its columns serving.decoding's.
 
 Endpoints (REST; gRPC has the same calls):
 - ``GET /v2/health/live``, ``GET /v2/health/ready``, ``GET /v2/models/<name>/ready``;
@@ -64,24 +67,13 @@ alone, so every answer has the very bits it has alone (tests/serving/test_http.p
 concurrency rises several-fold. Linear models are predicted request by request: BLAS sums their dot products in an
 order that depends on the batch.
 
-Prometheus metrics (on the metrics port, any path, e.g. /prometheus; and /metrics on the HTTP port), each labelled
-``model_name``:
-- ``model_requests_total{outcome="ok"|"error", reason}``: inference requests (reason: the codes above, "" if ok);
-- ``model_prediction_rows_total``: rows predicted;
-- ``model_prediction_seconds``: histogram of the time per request (checks, prediction and signals);
-- ``model_predict_calls_total``: calls of the model's predict; for tree models, requests that arrive while one
-  is predicted are predicted together, with the very same results (see ``BundleModel._run``);
-- ``model_missing_values_total{feature}``: missing input values, per feature;
-- ``model_predicted_class_total{class}``: predicted labels (classifiers);
-- ``model_predicted_value_total{bucket}``: predictions per range of the training target's deciles (regressors);
-- ``model_feature_values_total{feature, bin}`` and ``model_feature_drift{feature}``: the requests' values per
-  training decile or category, and how far their recent distribution is from training (see feature_monitor).
+Prometheus metrics (requests by outcome and reason, rows, time, predict calls, missing values, predictions,
+feature drift): see serving.metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 import uuid
@@ -91,35 +83,14 @@ import numpy as np
 import pandas as pd
 from kserve import Model
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 import model_bundle
-from serving import oip
-from serving.feature_monitor import FeatureMonitor
+from serving import metrics, oip
+from serving.decoding import Contract, Decoded, decode
 from serving.oip import RequestError
 from serving.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-disable_created_metrics()  # the *_created series only double what a scrape shows
-LABEL = "model_name"
-REQUESTS = Counter("model_requests", "Inference requests, by outcome and reason", [LABEL, "outcome", "reason"])
-ROWS = Counter("model_prediction_rows", "Rows predicted", [LABEL])
-# Calls of the model's predict: fewer than requests when concurrent requests are predicted together.
-CALLS = Counter("model_predict_calls", "Calls of the model's predict (concurrent requests may share one)", [LABEL])
-SECONDS = Histogram(
-    "model_prediction_seconds",
-    "Time per inference request in the model (checks, prediction, signals)",
-    [LABEL],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-)
-MISSING = Counter("model_missing_values", "Missing input values, per feature", [LABEL, "feature"])
-CLASSES = Counter("model_predicted_class", "Predicted labels", [LABEL, "class"])
-VALUES = Counter("model_predicted_value", "Predictions per range of training-target deciles", [LABEL, "bucket"])
-FEATURE_VALUES = Counter(
-    "model_feature_values", "Request values per training decile or category", [LABEL, "feature", "bin"]
-)
-DRIFT = Gauge("model_feature_drift", "Distance of recent requests from training, 0 to 1", [LABEL, "feature"])
 
 # Estimators whose prediction for a row is computed from that row alone, in a fixed order (trees, summed tree by
 # tree): predicting rows together gives each row the very bits it gets alone, so concurrent requests may share one
@@ -142,17 +113,15 @@ class BundleModel(Model):
         super().__init__(settings.model_name)
         self.settings = settings
         self.bundle: model_bundle.Bundle | None = None
-        self.contract: oip.Contract | None = None
+        self.contract: Contract | None = None
         self.schema_checks = model_bundle.schema.parse_request_checks(settings.schema_checks)
-        self._monitor: FeatureMonitor | None = None
-        self._bucket_edges: np.ndarray | None = None
-        self._bucket_labels: list[str] = []
+        self._signals: metrics.ModelSignals | None = None
         self._target_datatype = "FP64"
         # One thread runs the CPU-bound work (checks, predict, signals): the event loop stays free to answer other
-        # requests and health checks, and the feature monitor's state is only ever touched by that thread.
+        # requests and health checks, and the signals' state (the feature monitor's) is only ever touched by it.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
         self._batching = False
-        self._pending: list[tuple[oip.Decoded, asyncio.Future]] = []
+        self._pending: list[tuple[Decoded, asyncio.Future]] = []
         self._draining = False
         self._drainer: asyncio.Task | None = None
 
@@ -163,18 +132,13 @@ class BundleModel(Model):
         model_bundle.BundleError naming the file and both digests when the bytes are not the trained ones."""
         bundle = model_bundle.load(self.settings.model_dir, expected_sha256=self.settings.model_sha256 or None)
         self.bundle = bundle
-        self.contract = oip.Contract(
+        self.contract = Contract(
             features=bundle.features,
             ignored=frozenset(bundle.non_feature_columns),
             classifier=bundle.task == model_bundle.CLASSIFICATION,
             max_rows=self.settings.max_rows,
         )
-        profile = bundle.documents.get(model_bundle.PROFILE_FILE)
-        self._monitor = FeatureMonitor(profile, bundle.features) if profile else None
-        edges = bundle.card.prediction_buckets
-        if edges:
-            self._bucket_edges = np.asarray(edges, dtype="float64")
-            self._bucket_labels = _bucket_labels(edges)
+        self._signals = metrics.ModelSignals(self.name, bundle)
         if self.contract.classifier:
             kind = np.asarray(bundle.model.classes_).dtype.kind
             self._target_datatype = "INT64" if kind in "iu" else "BYTES"
@@ -240,7 +204,7 @@ class BundleModel(Model):
         started = time.perf_counter()
         request = oip.from_json(body)
         outputs, rows = await self._infer(request)
-        self._count_ok(rows, started)
+        metrics.count_ok(self.name, rows, started)
         return {
             "model_name": self.name,
             "model_version": self.version,
@@ -264,7 +228,7 @@ class BundleModel(Model):
         except Exception:
             self.count_error("INTERNAL")
             raise
-        self._count_ok(rows, started)
+        metrics.count_ok(self.name, rows, started)
         return InferResponse(
             response_id=request.id or str(uuid.uuid4()),
             model_name=self.name,
@@ -277,7 +241,7 @@ class BundleModel(Model):
         )
 
     async def _infer(self, request: oip.Request) -> tuple[list[dict], int]:
-        decoded = oip.decode(request, self.contract)
+        decoded = decode(request, self.contract)
         outputs = await self._run(decoded)
         if request.outputs:
             produced = {output["name"]: output for output in outputs}
@@ -289,7 +253,7 @@ class BundleModel(Model):
             outputs = [produced[name] for name in request.outputs]
         return outputs, decoded.rows
 
-    async def _run(self, decoded: oip.Decoded) -> list[dict]:
+    async def _run(self, decoded: Decoded) -> list[dict]:
         """The request's outputs, computed in the worker thread. For a model whose predictions of a row do not
         depend on the other rows predicted with it (BATCH_IDENTICAL), the requests that arrive while the worker is
         busy are predicted together in one call when it is free: no waiting when idle, far fewer predict calls
@@ -323,7 +287,7 @@ class BundleModel(Model):
         finally:
             self._draining = False
 
-    def _predict_batch(self, batch: list[oip.Decoded]) -> list[list[dict] | BaseException]:
+    def _predict_batch(self, batch: list[Decoded]) -> list[list[dict] | BaseException]:
         """Each request's outputs (or its error), in the worker thread: the data contract per request, one predict
         for the requests that pass it, then each request's signals in arrival order."""
         results: list = [None] * len(batch)
@@ -352,10 +316,10 @@ class BundleModel(Model):
                 continue
             predictions, probabilities = answer
             results[position] = self._outputs(decoded, predictions, probabilities)
-            self._record(features, predictions)
+            self._signals.record(features, predictions)
         return results
 
-    def _checked(self, decoded: oip.Decoded) -> pd.DataFrame:
+    def _checked(self, decoded: Decoded) -> pd.DataFrame:
         """The request's columns typed as the model types them, held to the data contract."""
         bundle = self.bundle
         try:
@@ -377,7 +341,7 @@ class BundleModel(Model):
         frames = [features for _, _, features in accepted]
         rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         predictions = np.asarray(self.bundle.predict(rows))
-        CALLS.labels(self.name).inc()
+        metrics.count_predict_call(self.name)
         wanted = any(decoded.probabilities for _, decoded, _ in accepted)
         probabilities = self.bundle.predict_proba(rows) if wanted else None
         answers, start = [], 0
@@ -388,7 +352,7 @@ class BundleModel(Model):
             start = end
         return answers
 
-    def _outputs(self, decoded: oip.Decoded, predictions: np.ndarray, probabilities: np.ndarray | None) -> list[dict]:
+    def _outputs(self, decoded: Decoded, predictions: np.ndarray, probabilities: np.ndarray | None) -> list[dict]:
         outputs = [{"name": self.bundle.card.target, "shape": [decoded.rows], "datatype": self._target_datatype}]
         if self._target_datatype == "FP64":
             outputs[0]["data"] = predictions.astype("float64").tolist()
@@ -411,36 +375,7 @@ class BundleModel(Model):
     # -- metrics ----------------------------------------------------------------------------------------------
 
     def count_error(self, reason: str) -> None:
-        REQUESTS.labels(self.name, "error", reason).inc()
-
-    def _count_ok(self, rows: int, started: float) -> None:
-        REQUESTS.labels(self.name, "ok", "").inc()
-        ROWS.labels(self.name).inc(rows)
-        SECONDS.labels(self.name).observe(time.perf_counter() - started)
-
-    def _record(self, features: pd.DataFrame, predictions: np.ndarray) -> None:
-        name = self.name
-        columns = {feature: features[feature].to_numpy() for feature in features.columns}
-        for feature, values in columns.items():
-            if count := int(pd.isna(values).sum()):
-                MISSING.labels(name, feature).inc(count)
-        if self.contract.classifier:
-            labels, counts = np.unique(predictions.astype(str), return_counts=True)
-            for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
-                CLASSES.labels(name, label).inc(count)
-        elif self._bucket_edges is not None:
-            buckets, counts = np.unique(
-                np.searchsorted(self._bucket_edges, predictions, side="right"), return_counts=True
-            )
-            for bucket, count in zip(buckets.tolist(), counts.tolist(), strict=True):
-                VALUES.labels(name, self._bucket_labels[bucket]).inc(count)
-        if self._monitor is not None:
-            for signal in self._monitor.observe(columns):
-                tags = signal["tags"]
-                if signal["key"] == "model_feature_values":
-                    FEATURE_VALUES.labels(name, tags["feature"], tags["bin"]).inc(signal["value"])
-                else:
-                    DRIFT.labels(name, tags["feature"]).set(signal["value"])
+        metrics.count_error(self.name, reason)
 
 
 def _unwrap(result):
@@ -457,9 +392,3 @@ def _final_estimator(model) -> str:
 def _array(output: dict) -> np.ndarray:
     kind = {"FP64": "float64", "INT64": "int64"}.get(output["datatype"], object)
     return np.asarray(output["data"], dtype=kind)
-
-
-def _bucket_labels(edges: list[float]) -> list[str]:
-    """Readable names of the ranges between ``edges``: "<e0", "e0-e1", ..., ">=eN"."""
-    shown = [f"{edge:.6g}" for edge in edges]
-    return [f"<{shown[0]}"] + [f"{low}-{high}" for low, high in itertools.pairwise(shown)] + [f">={shown[-1]}"]

@@ -13,7 +13,6 @@ requests and limits are derived from.
 
 from __future__ import annotations
 
-import builtins
 import itertools
 import subprocess
 import sys
@@ -180,28 +179,27 @@ def _cgroup_figures(container_id: str) -> tuple[int, int, int] | None:
 
 def run_in_containers(pipeline_yaml: Path, pipeline_root: Path, arguments: dict) -> None:
     """Runs the pipeline YAML under kfp.local's DockerRunner (host network, step containers labelled for the
-    monitor and the clean-up). Raises RehearsalError naming the failed step."""
+    monitor and the clean-up). Raises RehearsalError naming the failed step. kfp.local's fixes and configuration,
+    the warning filters and print are put back as they were when it returns (run_local owns them)."""
     from kfp import components, local
 
-    from run_local import fix_loop_inputs_of_kfp_local
+    from run_local import kfp_local_fixes, process_state_restored
 
-    fix_loop_inputs_of_kfp_local()
-    # The YAML's resources and timeouts are the cluster's to apply; kfp.local warns, step by step, that it cannot.
-    warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*", category=UserWarning)
-    local.init(
-        runner=local.DockerRunner(network_mode="host", labels={LABEL: "step", RUN_LABEL: RUN_ID}),
-        pipeline_root=str(pipeline_root),
-        raise_on_error=True,
-    )
-    pipeline = components.load_component_from_file(str(pipeline_yaml))
-    printing = builtins.print
-    try:
-        pipeline(**arguments)
-    except RuntimeError as error:
-        raise RehearsalError(f"the training pipeline failed in its containers: {error}") from error
-    finally:
-        # kfp.local indents print() while a step runs; parallel loop iterations can leave it indenting (run_local).
-        builtins.print = printing
+    with process_state_restored(), kfp_local_fixes():
+        # The YAML's resources and timeouts are the cluster's to apply; kfp.local warns, step by step, that it cannot.
+        warnings.filterwarnings(
+            "ignore", message=".*have no effect in the current local runner.*", category=UserWarning
+        )
+        local.init(
+            runner=local.DockerRunner(network_mode="host", labels={LABEL: "step", RUN_LABEL: RUN_ID}),
+            pipeline_root=str(pipeline_root),
+            raise_on_error=True,
+        )
+        pipeline = components.load_component_from_file(str(pipeline_yaml))
+        try:
+            pipeline(**arguments)
+        except RuntimeError as error:
+            raise RehearsalError(f"the training pipeline failed in its containers: {error}") from error
 
 
 def find_output(pipeline_root: Path, task: str, name: str) -> Path:

@@ -74,6 +74,7 @@ def rehearse(
     """Runs every stage; always removes its containers and stops its servers, whatever failed. ``result`` (if
     given) collects the stages as they finish, so a caller can still show what ran and was measured."""
     from components._image import image_references
+    from run_local import mlflow_uris_restored
 
     components_image, serving_image = image_references(image_registry, image_tag)
 
@@ -91,7 +92,10 @@ def rehearse(
             Stage("object store", 0.0, f"S3 API at {store.endpoint_url}, bucket {BUCKET}, only the Secrets' key id")
         )
         images = (components_image, serving_image, image_tag, image_registry)
-        _run_stages(result, client, store, work, images, rows)
+        # The stages reach the MLflow server through registry.connect, which sets MLflow's URIs for the process;
+        # a caller (the container tier's tests) goes on after the rehearsal with its own.
+        with mlflow_uris_restored():
+            _run_stages(result, client, store, work, images, rows)
     finally:
         remove_containers(client)
         store.stop()
@@ -125,7 +129,7 @@ def _run_stages(result, client, store, work, images, rows) -> None:
         given = pipeline.with_secrets_as_env(compiled, work / "rehearsed.yaml", {CLUSTER_S3_URL: store.endpoint_url})
         arguments = {"tracking_uri": server.tracking_uri, "deploy_target": "none"}
         if rows:
-            arguments["data_uri"] = f"sample://house-prices?rows={rows}&seed=7"
+            arguments["source_uri"] = f"sample://house-prices?rows={rows}&seed=7"
         try:
             with pipeline.UsageMonitor(client) as monitor:
                 pipeline.run_in_containers(work / "rehearsed.yaml", work / "pipeline_root", arguments)

@@ -52,7 +52,7 @@ RCLONE_BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/"}
 COPY_TIMEOUT = 300.0
 GRACE_SECONDS = 30  # a pod's default terminationGracePeriodSeconds
 METRICS_ENDPOINT_ENV = "PREDICTIVE_UNIT_METRICS_ENDPOINT"
-REQUEST_COUNTER = "model_requests_total"  # serving.model_server.REQUESTS, labelled model_name, outcome, reason
+REQUEST_COUNTER = "model_requests_total"  # serving.metrics.REQUESTS, labelled model_name, outcome, reason
 # Kubernetes' probe defaults, for fields a probe leaves out.
 PROBE_DEFAULTS = {"initialDelaySeconds": 0, "periodSeconds": 10, "failureThreshold": 3}
 

@@ -1,4 +1,5 @@
-"""Datasets travel between steps as Parquet files; these helpers read and write them the same way everywhere."""
+"""How datasets travel between steps: as Parquet files, read and written the same way everywhere, with the content
+hash every step records as lineage."""
 
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ def write_dataset(data: pd.DataFrame | pa.Table, path: str | Path) -> dict:
 
 
 def read_dataset(path: str | Path) -> pd.DataFrame:
+    """The Parquet dataset at ``path`` as pandas, as every step reads a dataset."""
     frame = pq.read_table(path).to_pandas()
     # The Arrow table is gone, but its allocator keeps the freed pages for reuse; pandas allocates elsewhere, so
     # returning them keeps the next step's peak memory near the frame's own size.

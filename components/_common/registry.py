@@ -1,4 +1,5 @@
-"""MLflow tracking and model registry access shared by the gate, register and deploy steps.
+"""MLflow tracking and model registry access shared by every step, and the one way to reach a registered version:
+``champion`` / ``verified_version`` return it with its model card and documents checked against their digests.
 
 An empty ``tracking_uri`` means the local default: a SQLite file under the local state directory
 (``$KFP_MLOPS_STATE_DIR``, else ``./local_state``), with artifacts beside it. On a cluster, pass the MLflow
@@ -8,26 +9,45 @@ server URL (credentials come from the environment, never from parameters).
 from __future__ import annotations
 
 import os
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from model_bundle import Bundle, ModelCard
 
 STATE_DIR_ENV = "KFP_MLOPS_STATE_DIR"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# The version tag holding the sha256 of model.json as registered (register_model writes it): the card records the
+# digests of the model and the documents, this one anchors the card itself.
+CARD_SHA256_TAG = "card_sha256"
 
 
 def local_state_dir() -> Path:
     return Path(os.environ.get(STATE_DIR_ENV, "local_state")).resolve()
 
 
-def local_store() -> Path:
-    return local_state_dir() / "mlflow.db"
+def local_store(state_dir: str | Path | None = None) -> Path:
+    """The local SQLite registry file of ``state_dir`` (default: the local state directory)."""
+    return (Path(state_dir).resolve() if state_dir is not None else local_state_dir()) / "mlflow.db"
+
+
+def local_tracking_uri(state_dir: str | Path | None = None) -> str:
+    """The tracking URI of the local registry of ``state_dir`` (default: the local state directory)."""
+    return f"sqlite:///{local_store(state_dir)}"
+
+
+def registry_location(tracking_uri: str) -> str:
+    """The URI ``tracking_uri`` stands for (the local SQLite store when empty), without creating anything."""
+    return tracking_uri or local_tracking_uri()
 
 
 def resolve_tracking_uri(tracking_uri: str) -> str:
-    if tracking_uri:
-        return tracking_uri
-    local_state_dir().mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{local_store()}"
+    if not tracking_uri:
+        local_state_dir().mkdir(parents=True, exist_ok=True)
+    return registry_location(tracking_uri)
 
 
 def connect(tracking_uri: str):
@@ -71,36 +91,159 @@ def version_by_alias(client, model_name: str, alias: str):
         raise
 
 
-def download_version(model_version, destination: str | Path) -> Path:
-    """Downloads a registered version's model directory into ``destination``; returns the local directory."""
-    import mlflow
+@dataclass(frozen=True)
+class VerifiedVersion:
+    """A registered version whose model card and JSON documents have been read and checked: the card against the
+    digests the registry recorded (tags ``model_sha256``, ``schema_sha256`` and, for versions registered since it
+    was introduced, ``card_sha256``: model.json itself), each document against the card.
 
-    destination = Path(destination)
-    destination.mkdir(parents=True, exist_ok=True)
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_version.source, dst_path=str(destination)))
+    The model file is neither downloaded nor unpickled until ``download`` or ``load_bundle``.
+    """
+
+    model_name: str
+    version: str  # the registered version number, as MLflow gives it
+    source: str  # the version's artifact URI (what deploy serves, "model_uri")
+    tags: dict[str, str]  # the registry's version tags (model_sha256, ...)
+    card: ModelCard  # model.json, parsed
+    documents: dict[str, dict]  # every JSON document the card lists, each checked against the card's sha256
+    description: str  # e.g. "houses version 3 (the champion)": what error messages cite
+
+    def document(self, file_name: str) -> dict | None:
+        """A document the card lists (``schema.json``, ``reference_profile.json``), or None if it lists none."""
+        return self.documents.get(file_name)
+
+    def download(self, directory: str | Path) -> Path:
+        """Downloads the bundle's files (model, card, documents) into ``directory``; returns it.
+
+        Raises BundleError naming the file when one cannot be fetched, or the card is no longer the one verified.
+        Nothing is unpickled: ``model_bundle.load`` (or a model server) checks the model file against its digest.
+        """
+        from model_bundle import CARD_FILE, MODEL_FILE, BundleError, read_card
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in (CARD_FILE, MODEL_FILE, *self.card.documents):
+            _download_file(self.source, name, directory)
+        if read_card(directory) != self.card:
+            raise BundleError(
+                f"{self.description}: its {CARD_FILE} in {self.source} changed since it was verified; "
+                "refusing to use it"
+            )
+        return directory
+
+    def load_bundle(self, directory: str | Path) -> Bundle:
+        """Downloads the bundle into ``directory`` and loads it, the model file checked against the registry's
+        ``model_sha256`` tag and its card before it is unpickled; raises BundleError naming the file (as
+        ``model_bundle.load`` does, with its path in ``directory``)."""
+        from model_bundle import load
+
+        return load(self.download(directory), expected_sha256=self.tags.get("model_sha256") or None)
 
 
-def champion_document(tracking_uri: str, model_name: str, file_name: str) -> tuple[dict | None, str]:
-    """A JSON document registered with ``model_name``'s champion (``schema.json``, ``reference_profile.json``),
-    and what it is.
+def champion(tracking_uri: str, model_name: str) -> VerifiedVersion | None:
+    """``model_name``'s champion, verified (see VerifiedVersion); the alias is resolved once.
 
-    ``(None, "")`` when there is no champion yet (cold start) or the champion was registered without that file.
+    None when there is no local registry yet (it is not created), no such model, or no champion (cold start).
+    Raises model_bundle.BundleError naming the file and both digests when the card or a document fails its check
+    (BundleFormatError for a card of another format version).
     """
     if not tracking_uri and not local_store().exists():
-        return None, ""  # no local registry yet: reading must not create one (nor pay for importing MLflow)
-    import json
-    import tempfile
+        return None  # no local registry yet: reading must not create one (nor pay for importing MLflow)
+    found = version_by_alias(connect(tracking_uri), model_name, CHAMPION)
+    if found is None:
+        return None
+    return _verify(found, model_name, f"{model_name} version {found.version} (the {CHAMPION})")
 
+
+def verified_version(tracking_uri: str, model_name: str, version: str, description: str = "") -> VerifiedVersion:
+    """Version ``version`` of ``model_name``, verified as ``champion`` verifies; ``description`` names it in errors
+    (default "<model_name> version <version>"). Raises ValueError naming an unknown model or version."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = connect(tracking_uri).get_model_version(model_name, str(version))
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            raise ValueError(f"the registry has no version {version!r} of model {model_name!r}: {error}") from error
+        raise
+    return _verify(found, model_name, description or f"{model_name} version {found.version}")
+
+
+def _verify(model_version, model_name: str, description: str) -> VerifiedVersion:
+    """Reads the version's card and documents (not its model file) and checks them; see VerifiedVersion."""
+    from model_bundle import (
+        CARD_FILE,
+        SCHEMA_FILE,
+        BundleError,
+        BundleFormatError,
+        check_document_name,
+        read_card,
+        read_documents,
+    )
+
+    source, tags = model_version.source, dict(model_version.tags or {})
+    with tempfile.TemporaryDirectory() as workdir:
+        try:
+            _download_file(source, CARD_FILE, workdir)
+            try:
+                card = read_card(workdir)
+            except BundleFormatError:
+                # A card of another format is an older release's only if the registry's digest says it is intact:
+                # an edited format_version is tampering, not a model to judge incompatible.
+                _check_card_digest(Path(workdir) / CARD_FILE, tags.get(CARD_SHA256_TAG))
+                raise
+            # The registry recorded these digests when the version was registered: a card edited since fails here.
+            for tag, listed in (("model_sha256", card.sha256), ("schema_sha256", card.documents.get(SCHEMA_FILE, ""))):
+                recorded = tags.get(tag)
+                if recorded and listed != recorded:
+                    raise BundleError(
+                        f"sha256 digest mismatch for {Path(workdir) / CARD_FILE}: it records {listed or 'nothing'} "
+                        f"where the registry's tag {tag} records {recorded}; refusing to use it"
+                    )
+            for name in card.documents:
+                check_document_name(name)  # before it becomes part of a URI
+                _download_file(source, name, workdir)
+            documents = read_documents(workdir, card)
+            # Last, so an edit the checks above catch is named by them: what remains is a document rewritten
+            # together with its digest in the card (e.g. reference_profile.json, which only the card records).
+            # Versions registered before this tag existed have none: the checks above are all they get.
+            _check_card_digest(Path(workdir) / CARD_FILE, tags.get(CARD_SHA256_TAG))
+        except BundleError as error:
+            # Named as in the registry: the temporary directory means nothing to whoever reads the message.
+            raise type(error)(f"{description}: {str(error).replace(workdir, source)}") from error
+    return VerifiedVersion(
+        model_name=model_name,
+        version=str(model_version.version),
+        source=source,
+        tags=tags,
+        card=card,
+        documents=documents,
+        description=description,
+    )
+
+
+def _check_card_digest(card_path: Path, recorded: str | None) -> None:
+    """Refuses ``card_path`` when the registry recorded another sha256 for it; nothing to check when it recorded
+    none."""
+    from model_bundle import BundleError, file_sha256
+
+    actual = file_sha256(card_path)
+    if recorded and actual != recorded:
+        raise BundleError(
+            f"sha256 digest mismatch for {card_path}: found {actual} where the registry's tag {CARD_SHA256_TAG} "
+            f"records {recorded}; refusing to use it"
+        )
+
+
+def _download_file(source: str, name: str, directory: str | Path) -> Path:
+    """File ``name`` of the version directory ``source``, downloaded into ``directory``; BundleError naming it when
+    it cannot be."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    champion = version_by_alias(connect(tracking_uri), model_name, CHAMPION)
-    if champion is None:
-        return None, ""
-    with tempfile.TemporaryDirectory() as workdir:
-        try:
-            path = mlflow.artifacts.download_artifacts(artifact_uri=f"{champion.source}/{file_name}", dst_path=workdir)
-        except (MlflowException, OSError):
-            return None, ""
-        document = json.loads(Path(path).read_text())
-    return document, f"the {file_name} of {model_name} version {champion.version} (the champion)"
+    from model_bundle import BundleError
+
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{source}/{name}", dst_path=str(directory)))
+    except (MlflowException, OSError) as error:
+        raise BundleError(f"cannot download {name} from {source}: {error}") from error

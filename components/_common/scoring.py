@@ -1,9 +1,11 @@
-"""Metrics for both tasks, and which metric decides whether one model is better than another."""
+"""Metrics for both tasks, a model bundle's predictions scored on a table, and which metric decides whether one
+model is better than another."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-import pandas as pd
 from sklearn import metrics
 
 from model_bundle import CLASSIFICATION, REGRESSION, TASKS  # the task names belong to the model card
@@ -21,9 +23,6 @@ HIGHER_IS_BETTER = {
     "roc_auc": True,
     "log_loss": False,
 }
-# Slices of the test set (by one column's value): fewer rows than this are listed, never judged or scored.
-MIN_SLICE_ROWS = 30
-MISSING_SLICE = "(missing)"
 METRICS_BY_TASK = {
     REGRESSION: ("r2", "rmse", "mae", "mape"),
     CLASSIFICATION: ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"),
@@ -33,11 +32,6 @@ METRICS_BY_TASK = {
 # percentage does not exist: scikit-learn then reports ~1e16). MAPE is only reported when no true value is that close
 # to zero; relative to the median, so the rule reads the same in any unit.
 MAPE_NEAR_ZERO_FRACTION = 0.01
-
-
-def slice_labels(column: pd.Series) -> pd.Series:
-    """The slice of each row: the column's value as text, missing values as MISSING_SLICE."""
-    return column.astype(object).where(column.notna(), MISSING_SLICE).astype(str)
 
 
 def check_task(task: str) -> str:
@@ -135,26 +129,35 @@ def _check_probabilities(y_true: np.ndarray, probabilities, classes) -> tuple[li
     return classes, probabilities
 
 
-def improvement(metric: str, challenger: float, reference: float) -> float:
-    """How much better ``challenger`` is than ``reference`` on ``metric`` (negative when worse)."""
+def improvement(metric: str, challenger, reference):
+    """How much better ``challenger`` is than ``reference`` on ``metric`` (negative when worse): two numbers, or two
+    arrays of scores (the bootstrap's resamples) compared element by element."""
     if metric not in HIGHER_IS_BETTER:
         raise ValueError(f"unknown metric {metric!r}; known metrics: {sorted(HIGHER_IS_BETTER)}")
     return challenger - reference if HIGHER_IS_BETTER[metric] else reference - challenger
 
 
-def predictions(bundle, features) -> tuple[np.ndarray, np.ndarray | None]:
-    """A loaded bundle's predictions for ``features`` and, for a classifier that has them, its class probabilities
-    (columns in ``bundle.card.classes`` order); None otherwise."""
-    predicted = np.asarray(bundle.predict(features))
-    if bundle.task == CLASSIFICATION and hasattr(bundle.model, "predict_proba"):
-        return predicted, bundle.predict_proba(features)
-    return predicted, None
+@dataclass(frozen=True)
+class Scored:
+    """A model's predictions on a table's rows, its class probabilities (columns in the card's ``classes`` order;
+    None for a regressor or a classifier without them), and its scores there."""
+
+    predictions: np.ndarray
+    scores: dict[str, float]
+    probabilities: np.ndarray | None = None
 
 
-def score_bundle(bundle, frame, target: str) -> dict[str, float]:
-    """Scores a loaded model bundle on ``frame`` (features plus ``target``) with the metrics of its task.
+def score_bundle(bundle, frame) -> Scored:
+    """A loaded model bundle's predictions on ``frame`` (features plus the card's target) and its scores there,
+    with the metrics of its task (a classifier's probability metrics when it gives probabilities).
 
     Raises model_bundle.FeatureError when the frame lacks a column the model needs.
     """
-    predicted, probabilities = predictions(bundle, frame.drop(columns=[target]))
-    return score(bundle.task, frame[target], predicted, probabilities, bundle.card.classes)
+    target = bundle.card.target
+    features = frame.drop(columns=[target])
+    predicted = np.asarray(bundle.predict(features))
+    probabilities = None
+    if bundle.task == CLASSIFICATION and hasattr(bundle.model, "predict_proba"):
+        probabilities = bundle.predict_proba(features)
+    scores = score(bundle.task, frame[target], predicted, probabilities, bundle.card.classes)
+    return Scored(predictions=predicted, scores=scores, probabilities=probabilities)

@@ -2,7 +2,7 @@
 roll back.
 
 The API object, the clock and the smoke test are passed in, so the whole sequence is unit-tested against a
-recording fake (tests/unit/test_deploy_cluster.py) with the objects the Seldon Core 1.17.1 operator and the
+recording fake (components/deploy_model/tests/test_cluster.py) with the objects the Seldon Core 1.17.1 operator and the
 Deployment controller write.
 
 Why the rollout, not the SeldonDeployment's status, decides: the status has no observedGeneration, so right after
@@ -11,7 +11,8 @@ counts a Deployment ready while any replica is). The operator renders each predi
 `seldon-deployment-id=<name>`; the wait requires every one of them to carry the new model container (image and
 graph parameters, which include the model's digest) and to have finished rolling it out, as `kubectl rollout
 status` judges it. The smoke test then checks the digest the served model reports, so an old pod can never pass
-for a new version.
+for a new version. (About 330 lines: one sequence, apply, wait, smoke test, roll back, whose every step ends in
+the same rollback on failure, so it is kept in one module.)
 """
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+"""The deploy_model KFP component: its parameters and outputs; what it does is decided in logic.py (``deploy``)."""
+
 from typing import NamedTuple
 
 from kfp import dsl
@@ -22,6 +24,7 @@ def deploy_model(
     metrics_port: int = 6000,
     wait_timeout_seconds: int = 600,
     pipeline_job_id: str = "",
+    deploy_timeout_seconds: int = None,  # noqa: RUF013 (KFP compiles `x: T = None` as an optional parameter)
 ) -> NamedTuple("Outputs", [("endpoint", str)]):
     """Serves the registered model version and, once it answers correctly, moves the `champion` alias to it.
 
@@ -31,10 +34,12 @@ def deploy_model(
     in-cluster service; it stops at once, before deploying anything, when `tracking_uri` is empty or a file (a
     registry inside this step's pod), or `model_uri` is not in object storage the storage initializer can fetch or
     holds no model files.
-    Target `local` starts the same server (`python -m serving`) on this machine and smoke-tests it. The smoke
-    test first checks that the server reports this version's sha256 (so a previous server never passes for it),
-    then sends test rows: the answers must equal the model's own predictions. On failure the previous deployment
-    is restored and `champion` is not moved. Target `none` only renders the SeldonDeployment manifest.
+    Target `local` downloads the version's files from the registry (its card and documents checked against their
+    digests), starts this project's model server on them on this machine (`python -m serving`, run by the step's
+    own Python environment, as the image runs it) and smoke-tests it. The smoke test first checks that the server
+    reports this version's sha256 (so a previous server never passes for it), then sends test rows: the answers
+    must equal the model's own predictions. On failure the previous deployment is restored and `champion` is not
+    moved. Target `none` only renders the SeldonDeployment manifest.
 
     Args:
         model: The trained model directory (its card gives the digest the server must verify).
@@ -51,50 +56,30 @@ def deploy_model(
         metrics_port: Prometheus metrics port of the local server (target `local`).
         wait_timeout_seconds: How long to wait for the SeldonDeployment to be Available and answer correctly.
         pipeline_job_id: The KFP run, recorded as an annotation on the SeldonDeployment.
+        deploy_timeout_seconds: Deprecated: use `wait_timeout_seconds`.
 
     Returns:
         endpoint: The OIP infer URL (`.../v2/models/<name>/infer`), empty for target `none`.
     """
-    from components._common.datasets import read_dataset
-    from components.deploy_model.logic import (
-        SMOKE_ROWS,
-        check_cluster_sources,
-        check_model_files,
-        check_target,
-        deploy_kubernetes,
-        deploy_local,
-        write_manifest,
-    )
-    from components.deploy_model.manifests import build_seldon_deployment
-    from model_bundle import load
+    from components._common.policies import renamed
+    from components.deploy_model.logic import deploy
 
-    check_target(deploy_target)
-    if deploy_target == "kubernetes":
-        check_cluster_sources(tracking_uri, model_uri)
-        check_model_files(model_uri)
-    bundle = load(model.path)
-    sha256 = bundle.card.sha256
-    seldon_deployment = build_seldon_deployment(
-        model_name, model_version, model_uri, sha256, namespace, image=serving_image, pipeline_job_id=pipeline_job_id
+    endpoint = deploy(
+        model.path,
+        test.path,
+        model_name,
+        model_version,
+        model_uri,
+        serving_image,
+        manifest.path,
+        deploy_target=deploy_target,
+        namespace=namespace,
+        tracking_uri=tracking_uri,
+        serving_port=serving_port,
+        metrics_port=metrics_port,
+        wait_timeout_seconds=renamed(
+            "deploy_timeout_seconds", deploy_timeout_seconds, "wait_timeout_seconds", wait_timeout_seconds
+        ),
+        pipeline_job_id=pipeline_job_id,
     )
-    write_manifest(seldon_deployment, manifest.path)
-    if deploy_target == "none":
-        print(f"rendered the SeldonDeployment for {model_name} v{model_version}; nothing deployed")
-        return ("",)
-    rows = read_dataset(test.path)[bundle.feature_names].head(SMOKE_ROWS)
-    expected = bundle.predict(rows)
-    if deploy_target == "kubernetes":
-        endpoint = deploy_kubernetes(seldon_deployment, rows, expected, tracking_uri, timeout=wait_timeout_seconds)
-    else:
-        endpoint = deploy_local(
-            model_name,
-            model_version,
-            sha256,
-            rows,
-            expected,
-            tracking_uri=tracking_uri,
-            http_port=serving_port,
-            metrics_port=metrics_port,
-        )
-    print(f"{model_name} v{model_version} is the champion, served at {endpoint}")
     return (endpoint,)

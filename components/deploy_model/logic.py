@@ -1,17 +1,21 @@
-"""Deploys a registered model version and, only when it serves correctly, makes it the champion.
+"""The deploy step's decisions: which target, what a kubernetes deployment needs before it starts, which
+registered version is served (read through the registry, verified), and when the alias ``champion`` moves.
 
-Targets:
-- ``kubernetes``: refuse at once a registry or model URI the cluster could never fetch (check_cluster_sources),
-  create or replace the SeldonDeployment (``protocol: v2``), follow the new spec's rollout, smoke-test it through
-  its in-cluster service, then move the registry alias ``champion``; on failure the previous spec is restored (or
-  the new object deleted) and the alias is left alone (see cluster.py).
-- ``local``: serve it on this machine with the project's Open Inference Protocol server (``python -m serving``,
-  as in the image), smoke-test it, then move ``champion``; on failure the previous local server is restored and
-  the alias is left alone. ``serve_champion_locally`` serves the current champion the same way when a run
-  deployed nothing (run_local).
+Targets (``deploy`` is the step):
+- ``kubernetes``: refuse at once a registry or model URI the cluster could never fetch (check_cluster_sources,
+  check_model_files), create or replace the SeldonDeployment (``protocol: v2``), follow the new spec's rollout,
+  smoke-test it through its in-cluster service, then move ``champion``; on failure the previous spec is restored
+  (or the new object deleted) and the alias is left alone (the mechanism: cluster.py).
+- ``local``: serve the registered version's files on this machine with this project's model server
+  (``python -m serving``, run by the step's own Python environment, as the image runs it), smoke-test it, then move
+  ``champion``; on failure the previous local server is restored and the alias is left alone (the mechanism:
+  local.py). ``serve_champion_locally`` serves the current champion the same way when a run deployed nothing
+  (run_local).
 - ``none``: only render the SeldonDeployment a cluster would apply.
-The SeldonDeployment manifest is rendered for every target, by the same builder. Every smoke test (smoke.py) first
-checks the digest the server reports, then that it answers test rows exactly as the model predicts in-process.
+The SeldonDeployment manifest is rendered for every target, by the same builder (manifests.py). Every smoke test
+(smoke.py) first checks the digest the server reports, then that it answers test rows exactly as the model
+predicts in-process. (About 320 lines: the decisions of the three targets are kept together, so that the order of
+checks, deployment and alias move reads in one place; the mechanisms are in cluster.py and local.py.)
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ import pandas as pd
 
 import model_bundle
 from components._common import registry
-from components.deploy_model.manifests import RCLONE_SECRET, deployment_name
+from components._common.datasets import read_dataset
+from components.deploy_model import local
+from components.deploy_model.manifests import RCLONE_SECRET, build_seldon_deployment
 from components.deploy_model.smoke import DeploymentError, smoke_test
 
 if TYPE_CHECKING:
@@ -101,6 +107,57 @@ def _scheme(uri: str) -> str:
     return "" if len(scheme) <= 1 else scheme
 
 
+def deploy(
+    model_dir: str | Path,
+    test_path: str | Path,
+    model_name: str,
+    model_version: str,
+    model_uri: str,
+    serving_image: str,
+    manifest_path: str | Path,
+    deploy_target: str = "none",
+    namespace: str = "models",
+    tracking_uri: str = "",
+    serving_port: int = 9000,
+    metrics_port: int = 6000,
+    wait_timeout_seconds: float = 600,
+    pipeline_job_id: str = "",
+) -> str:
+    """The deploy step: checks what ``deploy_target`` needs, renders the SeldonDeployment to ``manifest_path``,
+    then deploys version ``model_version`` (the model in ``model_dir``) to the target; returns its OIP infer URL,
+    empty for target ``none``. Parameters as the component documents them.
+
+    A kubernetes deployment the cluster could never fetch is refused before anything, even the manifest, is
+    written. The smoke test sends the first ``SMOKE_ROWS`` rows of the dataset at ``test_path`` and expects the
+    model's own predictions.
+    """
+    check_target(deploy_target)
+    if deploy_target == "kubernetes":
+        check_cluster_sources(tracking_uri, model_uri)
+        check_model_files(model_uri)
+    bundle = model_bundle.load(model_dir)
+    sha256 = bundle.card.sha256
+    manifest = build_seldon_deployment(
+        model_name, model_version, model_uri, sha256, namespace, image=serving_image, pipeline_job_id=pipeline_job_id
+    )
+    write_manifest(manifest, manifest_path)
+    if deploy_target == "none":
+        print(f"rendered the SeldonDeployment for {model_name} v{model_version}; nothing deployed")
+        return ""
+    rows = read_dataset(test_path)[bundle.feature_names].head(SMOKE_ROWS)
+    expected = bundle.predict(rows)
+    if deploy_target == "kubernetes":
+        endpoint = deploy_kubernetes(
+            manifest, model_name, model_version, sha256, rows, expected, tracking_uri, timeout=wait_timeout_seconds
+        )
+    else:
+        endpoint = deploy_local(
+            model_name, model_version, sha256, rows, expected, tracking_uri, serving_port, metrics_port
+        )
+    print(f"{model_name} v{model_version} is the champion, served at {endpoint}")
+    return endpoint
+
+
 def deploy_local(
     model_name: str,
     model_version: str,
@@ -114,15 +171,24 @@ def deploy_local(
     """Serves the registered version locally, smoke-tests it, then makes it the champion; returns its OIP
     infer URL.
 
-    The files served are downloaded from the registry (as a cluster would), not taken from the pipeline's
-    own artifact. On any failure the previously served model is restored and ``champion`` stays where it was.
+    The files served are downloaded from the registry (as a cluster would), not taken from the pipeline's own
+    artifact, once its card and documents have passed their digest checks (registry.verified_version); the server
+    checks the model file against ``model_sha256``. On any failure the previously served model is restored and
+    ``champion`` stays where it was.
     """
-    client = registry.connect(tracking_uri)
-    downloaded = _download_version(client, model_name, model_version)
-    server = _serve_locally(
-        model_name, model_version, downloaded, model_sha256, smoke_rows, expected_predictions, http_port, metrics_port
+    directory = local.version_dir(model_name, model_version)
+    try:
+        version = registry.verified_version(tracking_uri, model_name, model_version)
+        shutil.rmtree(directory, ignore_errors=True)
+        version.download(directory)
+    except model_bundle.BundleError as error:
+        raise DeploymentError(
+            f"deploying {model_name} v{model_version} failed, nothing was started: {error}"
+        ) from error
+    server = local.serve(
+        model_name, model_version, directory, model_sha256, smoke_rows, expected_predictions, http_port, metrics_port
     )
-    promote_champion(tracking_uri, model_name, model_version, _local_deployment_tags(server))
+    promote_champion(tracking_uri, model_name, model_version, local.deployment_tags(server))
     return server.infer_url
 
 
@@ -148,56 +214,43 @@ def serve_champion_locally(
     A run whose gate keeps the champion deploys nothing, so after ``make stop`` nothing would be serving it. The
     server this tool runs on ``http_port`` (metrics on ``metrics_port``) is kept only when its OIP metadata, under
     the model's name, reports the digest the registry recorded and the champion's version. Otherwise the champion
-    is served as the deploy step serves a version: downloaded from the registry, checked against the recorded
-    digest (``model_sha256`` tag) before it is loaded, started in place of whatever ran on the port, smoke-tested
-    with the input example of its model card; on failure the previous server is restored. The alias is not moved.
+    is served as the deploy step serves a version: read from the registry with its card and documents verified
+    (registry.champion), its model file checked against the recorded digest (``model_sha256`` tag) before it is
+    loaded, started in place of whatever ran on the port, smoke-tested with the input example of its model card;
+    on failure the previous server is restored. The alias is not moved.
     """
-    from model_bundle import BundleError, load
-    from serving import local_server
-
-    client = registry.connect(tracking_uri)
-    champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
+    try:
+        champion = registry.champion(tracking_uri, model_name)
+    except model_bundle.BundleError as error:
+        raise DeploymentError(f"the champion of {model_name} cannot be served: {error}") from error
     if champion is None:
         raise NoChampionError(
             f"{model_name} has no version with the alias {registry.CHAMPION!r} in the registry at "
-            f"{client.tracking_uri}: no version has passed the gate and been deployed yet"
+            f"{registry.registry_location(tracking_uri)}: no version has passed the gate and been deployed yet"
         )
-    version = str(champion.version)
-    sha256 = champion.tags.get("model_sha256")
+    version, sha256 = champion.version, champion.tags.get("model_sha256")
+    what = f"{model_name} v{version} (the champion)"
     if not sha256:
-        raise DeploymentError(
-            f"{model_name} v{version} (the champion) has no model_sha256 tag: its files cannot be verified, "
-            "so they are not served"
-        )
+        raise DeploymentError(f"{what} has no model_sha256 tag: its files cannot be verified, so they are not served")
 
-    state = _local_serving_dir()
-    current = next((s for s in local_server.running(state) if s.http_port == http_port), None)
-    if current is not None and current.metrics_port == metrics_port and _serves(current, model_name, version, sha256):
+    current = local.running_on(http_port)
+    if (
+        current is not None
+        and current.metrics_port == metrics_port
+        and local.serves(current, model_name, version, sha256)
+    ):
         return LocalChampion(model_name, version, current, started=False)
 
-    downloaded = _download_version(client, model_name, version)
+    directory = local.version_dir(model_name, version)
+    shutil.rmtree(directory, ignore_errors=True)
     try:
-        bundle = load(downloaded, expected_sha256=sha256)
-    except BundleError as error:
-        raise DeploymentError(f"{model_name} v{version} (the champion) cannot be served: {error}") from error
+        bundle = champion.load_bundle(directory)
+    except model_bundle.BundleError as error:
+        raise DeploymentError(f"{what} cannot be served: {error}") from error
     rows = _example_rows(bundle, f"{model_name} v{version}")
-    server = _serve_locally(
-        model_name, version, downloaded, sha256, rows, bundle.predict(rows), http_port, metrics_port
-    )
-    _tag_version(client, model_name, version, _local_deployment_tags(server))
+    server = local.serve(model_name, version, directory, sha256, rows, bundle.predict(rows), http_port, metrics_port)
+    _tag_version(registry.connect(tracking_uri), model_name, version, local.deployment_tags(server))
     return LocalChampion(model_name, version, server, started=True)
-
-
-def _serves(server: LocalServer, model_name: str, version: str, sha256: str) -> bool:
-    """Whether ``server`` answers for ``model_name`` and its metadata reports ``version`` with digest ``sha256``
-    (what the server loaded, not what its record says it was asked to load)."""
-    from serving import local_server
-
-    if server.model_name != deployment_name(model_name):
-        return False
-    metadata = local_server.health(server)
-    parameters = (metadata or {}).get("parameters") or {}
-    return parameters.get("sha256") == sha256 and str(parameters.get("model_version")) == version
 
 
 def _example_rows(bundle, what: str) -> pd.DataFrame:
@@ -211,92 +264,31 @@ def _example_rows(bundle, what: str) -> pd.DataFrame:
     return pd.DataFrame([{name: example[name] for name in bundle.feature_names}])
 
 
-def _local_serving_dir() -> Path:
-    return registry.local_state_dir() / "serving"
-
-
-def _version_dir(model_name: str, model_version: str) -> Path:
-    return _local_serving_dir() / "models" / deployment_name(model_name) / f"v{model_version}"
-
-
-def _download_version(client, model_name: str, model_version: str) -> Path:
-    """The registered version's files, freshly downloaded under the local serving directory."""
-    version = client.get_model_version(model_name, model_version)
-    model_dir = _version_dir(model_name, model_version)
-    shutil.rmtree(model_dir, ignore_errors=True)
-    return registry.download_version(version, model_dir)
-
-
-def _serve_locally(
-    model_name: str,
-    model_version: str,
-    model_dir: Path,
-    model_sha256: str,
-    smoke_rows: pd.DataFrame,
-    expected_predictions: np.ndarray,
-    http_port: int,
-    metrics_port: int,
-) -> LocalServer:
-    """Starts a server for ``model_dir`` on ``http_port`` (replacing the one there) and smoke-tests it; on failure
-    restores the server that ran there before and raises DeploymentError.
-
-    The OIP model name is the one the cluster uses (the SeldonDeployment's graph node), so a client's URL is the
-    same path locally and behind Seldon.
-    """
-    from serving import local_server
-
-    name = deployment_name(model_name)
-    state = _local_serving_dir()
-    previous = next((s for s in local_server.running(state) if s.http_port == http_port), None)
-    # Its registry version is a start parameter the record does not keep: read back from what it serves.
-    previous_parameters = _version_parameter(local_server.health(previous)) if previous is not None else {}
-    try:
-        server = local_server.start(
-            model_dir,
-            model_sha256,
-            state,
-            http_port=http_port,
-            metrics_port=metrics_port,
-            parameters={"model_version": str(model_version)},
-            model_name=name,
-        )
-        smoke_test(server.base_url, server.model_name, smoke_rows, expected_predictions, model_sha256)
-    except (local_server.LocalServerError, DeploymentError) as error:
-        local_server.stop(http_port, state)
-        raise DeploymentError(
-            f"deploying {model_name} v{model_version} failed: {error}; {_restore(previous, previous_parameters, state)}"
-        ) from error
-    return server
-
-
-def _local_deployment_tags(server: LocalServer) -> dict[str, str]:
-    return {"deployment.target": "local", "deployment.endpoint": server.infer_url}
-
-
 def deploy_kubernetes(
     manifest: dict,
+    model_name: str,
+    model_version: str,
+    model_sha256: str,
     smoke_rows: pd.DataFrame,
     expected_predictions: np.ndarray,
     tracking_uri: str = "",
     timeout: float = 600.0,
     api=None,
 ) -> str:
-    """Rolls ``manifest`` out to the cluster, smoke-tests it in the cluster, then makes it the champion.
+    """Rolls ``manifest`` (version ``model_version`` of ``model_name``, digest ``model_sha256``) out to the
+    cluster, smoke-tests it in the cluster, then makes it the champion.
 
     On any failure the cluster is rolled back and ``champion`` stays where it was. Returns the in-cluster OIP
     infer URL. (The step has already refused, with check_cluster_sources, what the cluster could never fetch.)
     """
     from components.deploy_model import cluster
 
-    annotations = manifest["metadata"]["annotations"]
-    model_name, model_version = annotations["kfp-mlops/registered-model"], annotations["kfp-mlops/model-version"]
-    sha256 = annotations["kfp-mlops/model-sha256"]
     served_name = manifest["spec"]["predictors"][0]["graph"]["name"]
     try:
         rollout = cluster.roll_out(
             api if api is not None else cluster.load_api(),
             manifest,
-            lambda base_url: smoke_test(base_url, served_name, smoke_rows, expected_predictions, sha256),
+            lambda base_url: smoke_test(base_url, served_name, smoke_rows, expected_predictions, model_sha256),
             timeout=timeout,
         )
     except cluster.ClusterDeploymentError as error:
@@ -325,33 +317,6 @@ def promote_champion(tracking_uri: str, model_name: str, model_version: str, tag
 def _tag_version(client, model_name: str, model_version: str, tags: dict[str, str]) -> None:
     for key, value in tags.items():
         client.set_model_version_tag(model_name, model_version, key, value)
-
-
-def _version_parameter(metadata: dict | None) -> dict[str, str]:
-    version = ((metadata or {}).get("parameters") or {}).get("model_version")
-    return {"model_version": str(version)} if version not in (None, "") else {}
-
-
-def _restore(previous: LocalServer | None, parameters: dict[str, str], state: Path) -> str:
-    """Restarts the server that ran before a failed deployment; says what happened, for the error message."""
-    from serving import local_server
-
-    if previous is None:
-        return "no server was running before"
-    try:
-        local_server.start(
-            previous.model_dir,
-            previous.model_sha256,
-            state,
-            previous.http_port,
-            previous.metrics_port,
-            previous.grpc_port,
-            parameters=parameters,
-            model_name=previous.model_name,
-        )
-    except local_server.LocalServerError as error:
-        return f"the previous server of {previous.model_dir} could not be restarted either: {error}"
-    return f"restored the previous server of {previous.model_dir}"
 
 
 def write_manifest(manifest: dict, path: str | Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 
-from components._image import SERVING_IMAGE
 from components.deploy_model.smoke import DeploymentError
 
 RCLONE_SECRET = "seldon-rclone-secret"
@@ -57,10 +56,12 @@ def build_seldon_deployment(
     model_uri: str,
     model_sha256: str,
     namespace: str = "models",
-    image: str = SERVING_IMAGE,
+    *,
+    image: str,
     pipeline_job_id: str = "",
 ) -> dict:
-    """The SeldonDeployment (machinelearning.seldon.io/v1) serving ``model_uri`` with this project's image.
+    """The SeldonDeployment (machinelearning.seldon.io/v1) serving ``model_uri`` with the model server ``image``
+    (this project's serving image: the deploy step's ``serving_image``, whose default is the pinned one).
 
     The operator's storage initializer copies ``model_uri`` to /mnt/models with the rclone Secret; the server
     checks the files against ``model_sha256`` before loading them and reports it, with ``model_version``, in the

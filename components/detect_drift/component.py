@@ -1,3 +1,6 @@
+"""The detect_drift KFP component: reads the batch, the champion's reference and the policy, writes the report,
+summary and metrics; the decisions are in logic.py."""
+
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Output
 
@@ -28,8 +31,8 @@ def detect_drift(
         summary: Markdown: the verdict, the policy and, per feature, the test, score, threshold and unseen
             categories.
         metrics: `drifted_share`, `drifted_features`, `dataset_drift` (1 or 0) and `drift_score.<feature>`.
-        drift_policy: Overrides of `drift_share` (0.5), `alpha` (0.05), `correction` (`bonferroni`|`none`),
-            `distance_threshold` (0.1) and `min_rows` (30).
+        drift_policy: Overrides of the `DriftPolicy` keys `drift_share`, `alpha`, `correction`
+            (`bonferroni`|`none`), `distance_threshold` and `min_rows` (each with its default in `DriftPolicy`).
         tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store.
 
     Returns:

@@ -37,13 +37,23 @@ class DriftError(ValueError):
 
 @dataclass(frozen=True)
 class DriftPolicy:
-    """When a feature, and the data, drift; every field can be set through the parameter ``drift_policy``."""
+    """When a feature, and the data, drift; every field can be set through the parameter ``drift_policy``.
 
-    drift_share: float = 0.5  # share of the features that must drift for the data to drift (Evidently's default)
-    alpha: float = 0.05  # significance of the p-value tests, before the correction
-    correction: str = BONFERRONI  # or `none`
-    distance_threshold: float = 0.1  # of the distances (large reference samples)
-    min_rows: int = 30  # a smaller batch cannot show drift reliably: it is refused
+    Attributes:
+        drift_share: Share of the features that must drift for the data to drift, in (0, 1] (Evidently's default).
+        alpha: Significance of the p-value tests (reference samples up to 1,000 rows), in (0, 1), before the
+            correction.
+        correction: `bonferroni` (alpha divided by the number of p-value tests, so that many features tested at
+            once do not flag some by chance) or `none`.
+        distance_threshold: Distance from which a feature drifts (reference samples above 1,000 rows), in (0, 1].
+        min_rows: Fewest rows of new data to test; a smaller batch cannot show drift reliably and is refused.
+    """
+
+    drift_share: float = 0.5
+    alpha: float = 0.05
+    correction: str = BONFERRONI
+    distance_threshold: float = 0.1
+    min_rows: int = 30
 
     @classmethod
     def from_mapping(cls, values: Mapping) -> DriftPolicy:
@@ -115,18 +125,20 @@ def reference_sample(profile: Mapping) -> pd.DataFrame:
 
 
 def champion_reference(tracking_uri: str, model_name: str) -> tuple[pd.DataFrame, list[dict]]:
-    """The champion's reference sample and its features (names and types from its model card)."""
-    from components._common.registry import champion_document
-    from model_bundle import CARD_FILE, PROFILE_FILE, ModelCard
+    """The champion's reference sample and its features (names and types from its model card), read with one
+    registry look-up and verified against their digests (a tampered file raises model_bundle.BundleError naming it).
+    """
+    from components._common import registry
+    from model_bundle import PROFILE_FILE
 
-    profile, _ = champion_document(tracking_uri, model_name, PROFILE_FILE)
-    card, _ = champion_document(tracking_uri, model_name, CARD_FILE)
-    if profile is None or card is None:
+    champion = registry.champion(tracking_uri, model_name)
+    profile = champion.document(PROFILE_FILE) if champion is not None else None
+    if profile is None:
         raise DriftError(
             f"model {model_name!r} has no champion with a reference profile in the registry: train and deploy one "
             "before monitoring it"
         )
-    return reference_sample(profile), ModelCard.from_json(card, f"the model card of {model_name}'s champion").features
+    return reference_sample(profile), champion.card.features
 
 
 def choose_test(feature_type: str, reference: pd.Series) -> str:

@@ -1,3 +1,6 @@
+"""The evaluate_model KFP component: reads the model, the train and test rows, writes the metrics, the classifier's
+curves and the HTML report; the evaluation is in logic.py, the page in report.py."""
+
 from typing import NamedTuple
 
 from kfp import dsl
@@ -15,6 +18,7 @@ def evaluate_model(
     classification_metrics: Output[ClassificationMetrics],
     report: Output[HTML],
     slice_column: str = "",
+    gate_policy: dict = {},  # noqa: B006 (KFP needs a literal default; never mutated)
 ) -> NamedTuple("Outputs", [("scores", dict), ("baseline_scores", dict)]):
     """Scores the model on the held-out test set, and a constant-prediction baseline beside it.
 
@@ -32,19 +36,24 @@ def evaluate_model(
         report: Self-contained HTML page: metrics beside the baseline; plots (regression: predicted vs actual,
             residuals; classification: confusion matrix, ROC curves, calibration); per-slice metrics.
         slice_column: Feature column whose values split the test rows into slices scored separately (missing
-            values form their own slice; slices under 30 rows are listed, not scored); empty for no slices.
+            values form their own slice; slices under `gate_policy['min_slice_rows']` rows are listed, not scored);
+            empty for no slices.
+        gate_policy: The gate's policy, the same dict gate_model takes: only its `min_slice_rows` (30) is read
+            here, so the report scores exactly the slices the gate judges.
 
     Returns:
         scores: The test scores by metric name.
         baseline_scores: The constant-prediction baseline's test scores by metric name.
     """
     from components._common.datasets import read_dataset
+    from components._common.slices import SliceRule
     from components.evaluate_model.logic import evaluate
     from components.evaluate_model.report import render_report
     from model_bundle import load
 
+    rule = SliceRule.from_gate_policy(gate_policy)
     bundle = load(model.path)
-    evaluation = evaluate(bundle, read_dataset(train.path), read_dataset(test.path), slice_column)
+    evaluation = evaluate(bundle, read_dataset(train.path), read_dataset(test.path), slice_column, rule)
     for name, value in evaluation.scores.items():
         metrics.log_metric(name, value)
     for name, value in evaluation.baseline_scores.items():

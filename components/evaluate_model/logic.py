@@ -1,4 +1,5 @@
-"""Scores a trained model on the held-out test set, next to a constant-prediction baseline, overall and per slice."""
+"""Scores a trained model on the held-out test set, next to a constant-prediction baseline, overall and per slice
+(slices by the rule the gate judges them by: components._common.slices)."""
 
 from __future__ import annotations
 
@@ -10,22 +11,12 @@ from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import confusion_matrix, roc_curve
 from sklearn.preprocessing import label_binarize
 
-from components._common.scoring import CLASSIFICATION, MIN_SLICE_ROWS, predictions, score, slice_labels
+from components._common.scoring import CLASSIFICATION, score, score_bundle
+from components._common.slices import MAX_SLICES, Slice, SliceRule, score_slices, slice_labels
 from model_bundle import Bundle
 
-# More slices do not fit a readable table; the smaller ones are reported together as one remainder.
-MAX_SLICES = 50
 # Enough points for a smooth curve in the KFP UI, few enough for the artifact's metadata.
 MAX_ROC_POINTS = 200
-
-
-@dataclass(frozen=True)
-class Slice:
-    """Test rows sharing one value of the slice column; ``scores`` is None below MIN_SLICE_ROWS rows."""
-
-    value: str
-    rows: int
-    scores: dict[str, float] | None
 
 
 @dataclass(frozen=True)
@@ -56,6 +47,7 @@ class Evaluation:
     roc_curve: RocCurve | None = None
     slice_column: str = ""
     slices: list[Slice] = field(default_factory=list)
+    slice_rule: SliceRule = field(default_factory=SliceRule)  # slices under its min_slice_rows are not scored
 
 
 def baseline_scores(task: str, train_target: pd.Series, test_target: pd.Series) -> dict[str, float]:
@@ -70,39 +62,47 @@ def baseline_scores(task: str, train_target: pd.Series, test_target: pd.Series) 
     return score(task, test_target, dummy.predict(np.zeros((len(test_target), 1))))
 
 
-def evaluate(bundle: Bundle, train: pd.DataFrame, test: pd.DataFrame, slice_column: str = "") -> Evaluation:
+def evaluate(
+    bundle: Bundle, train: pd.DataFrame, test: pd.DataFrame, slice_column: str = "", slice_rule: SliceRule | None = None
+) -> Evaluation:
     """The model's and the baseline's test scores, what the report plots, and per-slice scores by ``slice_column``
-    (empty: none). Raises ValueError for an empty test set or a slice column that is not a feature of it."""
+    (empty: none) under ``slice_rule`` (None: the default rule). Raises ValueError for an empty test set or a slice
+    column that is not a feature of it."""
     target = bundle.card.target
     if test.empty:
         raise ValueError("the test set has no rows")
-    slice_values = _slice_values(test, target, slice_column) if slice_column else None
-    predicted, probabilities = predictions(bundle, test.drop(columns=[target]))
+    slice_rule = slice_rule or SliceRule()
+    labels = slice_labels(test, target, slice_column)
+    scored = score_bundle(bundle, test)
     if bundle.task == CLASSIFICATION:
         classes = [str(label) for label in bundle.card.classes]
         actual = test[target].astype(str).to_numpy()
-        predicted = predicted.astype(str)
+        predicted = scored.predictions.astype(str)
     else:
         classes = None
         actual = test[target].to_numpy(dtype="float64")
+        predicted = scored.predictions
     evaluation = Evaluation(
         task=bundle.task,
         target=target,
-        scores=score(bundle.task, actual, predicted, probabilities, classes),
+        scores=scored.scores,
         baseline_scores=baseline_scores(bundle.task, train[target], test[target]),
         test_rows=len(test),
         actual=actual,
         predicted=predicted,
-        probabilities=probabilities,
+        probabilities=scored.probabilities,
         classes=classes,
         slice_column=slice_column,
+        slice_rule=slice_rule,
     )
     if bundle.task == CLASSIFICATION:
         evaluation.confusion_matrix = confusion_matrix(actual, predicted, labels=classes).tolist()
-        if probabilities is not None:
-            evaluation.roc_curve = summary_roc_curve(actual, probabilities, classes)
-    if slice_values is not None:
-        evaluation.slices = score_slices(evaluation, slice_values)
+        if scored.probabilities is not None:
+            evaluation.roc_curve = summary_roc_curve(actual, scored.probabilities, classes)
+    if labels is not None:
+        evaluation.slices = score_slices(
+            labels, slice_rule, bundle.task, actual, predicted, scored.probabilities, classes, max_listed=MAX_SLICES
+        )
     return evaluation
 
 
@@ -122,38 +122,3 @@ def summary_roc_curve(actual: np.ndarray, probabilities: np.ndarray, classes: li
     # scikit-learn's first threshold is +inf ("above every score"); probabilities never exceed 1.
     thresholds = np.minimum(thresholds, 1.0)
     return RocCurve(name, fpr[keep].tolist(), tpr[keep].tolist(), thresholds[keep].tolist())
-
-
-def score_slices(evaluation: Evaluation, slice_values: pd.Series) -> list[Slice]:
-    """Scores per value of the slice column, largest slice first (ties by value); beyond MAX_SLICES, the smallest
-    slices are summarised as one remainder."""
-    values = slice_values.to_numpy()
-    names, sizes = np.unique(values, return_counts=True)
-    ordered = sorted(zip(names.tolist(), sizes.tolist(), strict=True), key=lambda item: (-item[1], item[0]))
-    shown, rest = ordered[:MAX_SLICES], [name for name, _ in ordered[MAX_SLICES:]]
-    slices = [_score_slice(evaluation, name, values == name) for name, _ in shown]
-    if rest:
-        slices.append(_score_slice(evaluation, f"({len(rest)} other values)", np.isin(values, rest)))
-    return slices
-
-
-def _score_slice(evaluation: Evaluation, name: str, mask: np.ndarray) -> Slice:
-    rows = int(mask.sum())
-    if rows < MIN_SLICE_ROWS:
-        return Slice(name, rows, None)
-    probabilities = evaluation.probabilities[mask] if evaluation.probabilities is not None else None
-    scores = score(
-        evaluation.task, evaluation.actual[mask], evaluation.predicted[mask], probabilities, evaluation.classes
-    )
-    return Slice(name, rows, scores)
-
-
-def _slice_values(test: pd.DataFrame, target: str, slice_column: str) -> pd.Series:
-    """The slice column's label per test row (as the gate labels slices)."""
-    features = [str(name) for name in test.columns if name != target]
-    if slice_column not in features:
-        raise ValueError(
-            f"parameter slice_column: {slice_column!r} is not a feature column of the test set; "
-            f"feature columns are {features}"
-        )
-    return slice_labels(test[slice_column])

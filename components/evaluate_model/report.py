@@ -1,40 +1,27 @@
 """The evaluation as one self-contained HTML page: metrics next to the baseline, plots, per-slice metrics.
 
 The KFP UI shows an HTML artifact in a sandboxed iframe and clusters may be offline, so the page has inline CSS,
-plots as embedded PNG images, no script and no external URL. Plots are drawn on ``matplotlib.figure.Figure``
-objects without pyplot: no global state, nothing to close, no display backend.
+plots as embedded PNG images (plots.py), no script and no external URL.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import io
-
-import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-from sklearn.metrics import roc_curve
 
 from components._common.scoring import (
     CLASSIFICATION,
     HIGHER_IS_BETTER,
     METRICS_BY_TASK,
-    MIN_SLICE_ROWS,
     REGRESSION,
     improvement,
     mape_undefined_reason,
-    roc_auc_by_class,
 )
-from components.evaluate_model.logic import MAX_SLICES, Evaluation
+from components._common.slices import MAX_SLICES
+from components.evaluate_model.logic import Evaluation
+from components.evaluate_model.plots import plots
 from model_bundle import ModelCard
 
-# Scatter plots show a random sample of at most this many rows; the fixed seed keeps reports reproducible.
-MAX_SCATTER_POINTS = 5000
-SAMPLE_SEED = 0
-CALIBRATION_BINS = 10
-# matplotlib's default x-axis tick count assumes short labels: six-digit values (prices) then overlap.
-SCATTER_X_TICKS = 5
 METRIC_LABELS = {
     "r2": "R²",
     "rmse": "RMSE",
@@ -68,7 +55,6 @@ def render_report(evaluation: Evaluation, model_card: ModelCard | None = None) -
     """The whole page for ``evaluation`` of the model described by ``model_card``."""
     estimator = (model_card and model_card.estimator) or "model"
     title = f"Evaluation of {estimator} predicting {evaluation.target} ({evaluation.task})"
-    plots = _classification_plots(evaluation) if evaluation.task == CLASSIFICATION else _regression_plots(evaluation)
     sections = [
         f"<h1>{_text(title)}</h1>",
         f"<p>{evaluation.test_rows:,} held-out test rows; model trained on "
@@ -76,7 +62,7 @@ def render_report(evaluation: Evaluation, model_card: ModelCard | None = None) -
         "<h2>Metrics</h2>",
         _metrics_table(evaluation),
         "<h2>Plots</h2>",
-        "\n".join(_figure(*plot) for plot in plots),
+        "\n".join(_figure(*plot) for plot in plots(evaluation)),
     ]
     if evaluation.slice_column:
         sections += [f"<h2>Metrics per value of {_text(evaluation.slice_column)}</h2>", _slices_table(evaluation)]
@@ -138,7 +124,8 @@ def _slices_table(evaluation: Evaluation) -> str:
     ]
     note = (
         f"Largest slices first, at most {MAX_SLICES}; the rest are summarised in one row. "
-        f"Slices of fewer than {MIN_SLICE_ROWS} rows are not scored: their metrics vary too much to be read."
+        f"Slices of fewer than {evaluation.slice_rule.min_slice_rows} rows (gate_policy['min_slice_rows']) are not "
+        "scored, nor judged by the gate: their metrics vary too much to be read."
     )
     if any(part.scores is not None and not set(metrics) <= set(part.scores) for part in evaluation.slices):
         note += (
@@ -176,153 +163,5 @@ def _figure(title: str, png: bytes, caption: str) -> str:
     )
 
 
-def _regression_plots(evaluation: Evaluation) -> list[tuple[str, bytes, str]]:
-    sample, note = _sample(evaluation.test_rows)
-    actual, predicted = evaluation.actual[sample], evaluation.predicted[sample].astype("float64")
-    target = _plain(evaluation.target)
-
-    versus = Figure(figsize=(5.5, 4.5))
-    axes = versus.add_subplot()
-    axes.scatter(actual, predicted, s=8, alpha=0.4, edgecolors="none")
-    low, high = min(actual.min(), predicted.min()), max(actual.max(), predicted.max())
-    axes.plot([low, high], [low, high], color="black", linewidth=1, label="predicted = actual")
-    axes.set(xlabel=f"actual {target}", ylabel=f"predicted {target}")
-    axes.xaxis.set_major_locator(MaxNLocator(nbins=SCATTER_X_TICKS))
-    axes.legend(loc="upper left")
-
-    residuals = Figure(figsize=(5.5, 4.5))
-    axes = residuals.add_subplot()
-    axes.scatter(predicted, actual - predicted, s=8, alpha=0.4, edgecolors="none")
-    axes.axhline(0, color="black", linewidth=1)
-    axes.set(xlabel=f"predicted {target}", ylabel="residual (actual − predicted)")
-    axes.xaxis.set_major_locator(MaxNLocator(nbins=SCATTER_X_TICKS))
-    return [
-        ("Predicted vs actual", _png(versus), f"Points on the line are exact predictions. {note}"),
-        ("Residuals vs predicted", _png(residuals), f"A pattern or funnel shape means systematic error. {note}"),
-    ]
-
-
-def _classification_plots(evaluation: Evaluation) -> list[tuple[str, bytes, str]]:
-    plots = [
-        (
-            "Confusion matrix",
-            _png(_confusion_figure(evaluation)),
-            "Rows: true class; columns: predicted class; cells: test rows.",
-        )
-    ]
-    if evaluation.probabilities is None:
-        return plots
-    by_class = roc_auc_by_class(evaluation.actual, evaluation.probabilities, evaluation.classes)
-    if by_class:
-        binary = len(evaluation.classes) == 2
-        caption = (
-            f"Positive class: {evaluation.classes[1]}."
-            if binary
-            else "One-vs-rest, one curve per class present in the test set."
-        )
-        plots.append(("ROC curves", _png(_roc_figure(evaluation, by_class, binary)), caption))
-    plots.append(("Calibration", _png(_calibration_figure(evaluation)), _calibration_caption(evaluation)))
-    return plots
-
-
-def _confusion_figure(evaluation: Evaluation) -> Figure:
-    matrix = np.array(evaluation.confusion_matrix)
-    labels = [_plain(label) for label in evaluation.classes]
-    size = min(4 + 0.45 * len(labels), 12)
-    figure = Figure(figsize=(size, size * 0.85))
-    axes = figure.add_subplot()
-    image = axes.imshow(matrix, cmap="Blues")
-    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
-    ticks = range(len(labels))
-    axes.set_xticks(ticks, labels=labels, rotation=45, ha="right")
-    axes.set_yticks(ticks, labels=labels)
-    axes.set(xlabel="predicted class", ylabel="true class")
-    font_size = max(5, 10 - len(labels) // 5)
-    for (row, column), count in np.ndenumerate(matrix):
-        dark = count > matrix.max() / 2
-        axes.text(
-            column, row, str(count), ha="center", va="center", fontsize=font_size, color="white" if dark else "black"
-        )
-    return figure
-
-
-def _roc_figure(evaluation: Evaluation, by_class: dict[str, float], binary: bool) -> Figure:
-    figure = Figure(figsize=(5.5, 4.5))
-    axes = figure.add_subplot()
-    shown = [evaluation.classes[1]] if binary else list(by_class)
-    for label in shown:
-        column = evaluation.classes.index(label)
-        fpr, tpr, _ = roc_curve(evaluation.actual == label, evaluation.probabilities[:, column])
-        axes.plot(fpr, tpr, linewidth=1.5, label=f"{_plain(label)} (AUC {by_class[label]:.3f})")
-    axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="chance")
-    axes.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.02))
-    axes.legend(loc="lower right", fontsize="small")
-    return figure
-
-
-def _calibration_figure(evaluation: Evaluation) -> Figure:
-    confidence, correct = _calibration_inputs(evaluation)
-    bins = np.minimum((confidence * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1)
-    counts = np.bincount(bins, minlength=CALIBRATION_BINS)
-    filled = counts > 0
-    mean_confidence = np.bincount(bins, weights=confidence, minlength=CALIBRATION_BINS)[filled] / counts[filled]
-    observed = np.bincount(bins, weights=correct, minlength=CALIBRATION_BINS)[filled] / counts[filled]
-
-    figure = Figure(figsize=(5.5, 4.5))
-    axes = figure.add_subplot()
-    axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
-    axes.plot(mean_confidence, observed, marker="o", linewidth=1.5, label="model")
-    for x, y, count in zip(mean_confidence, observed, counts[filled], strict=True):
-        axes.annotate(f"{count:,}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
-    if len(evaluation.classes) == 2:
-        axes.set(xlabel="predicted probability", ylabel="observed frequency")
-    else:
-        axes.set(xlabel="confidence (highest class probability)", ylabel="accuracy")
-    axes.set(xlim=(0, 1), ylim=(0, 1.02))
-    axes.legend(loc="upper left", fontsize="small")
-    return figure
-
-
-def _calibration_inputs(evaluation: Evaluation) -> tuple[np.ndarray, np.ndarray]:
-    """Binary: the positive class's probability and whether the row is positive. Multiclass: top-label
-    calibration (one curve that stays readable for any number of classes): the highest probability and whether
-    that class is the true one."""
-    probabilities, classes = evaluation.probabilities, np.array(evaluation.classes)
-    if len(classes) == 2:
-        return probabilities[:, 1], (evaluation.actual == classes[1]).astype("float64")
-    top = probabilities.argmax(axis=1)
-    return probabilities.max(axis=1), (classes[top] == evaluation.actual).astype("float64")
-
-
-def _calibration_caption(evaluation: Evaluation) -> str:
-    if len(evaluation.classes) == 2:
-        subject = f"how often rows are of class {evaluation.classes[1]}, against its predicted probability"
-    else:
-        subject = "how often the most probable class is right, against its probability (top-label calibration)"
-    return (
-        f"Shows {subject}, in {CALIBRATION_BINS} equal-width bins (numbers: rows per bin). "
-        "Points on the diagonal are well calibrated."
-    )
-
-
-def _sample(rows: int) -> tuple[np.ndarray, str]:
-    if rows <= MAX_SCATTER_POINTS:
-        return np.arange(rows), ""
-    chosen = np.random.default_rng(SAMPLE_SEED).choice(rows, size=MAX_SCATTER_POINTS, replace=False)
-    return np.sort(chosen), f"Shown: {MAX_SCATTER_POINTS:,} of {rows:,} rows, drawn at random."
-
-
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    # No "Software" entry: the bytes then do not change with the matplotlib version.
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
-    return buffer.getvalue()
-
-
 def _text(value) -> str:
     return html.escape(str(value))
-
-
-def _plain(text: str) -> str:
-    """``text`` for a matplotlib label: a ``$`` would otherwise start mathtext."""
-    return str(text).replace("$", r"\$")

@@ -1,3 +1,6 @@
+"""The gate_model KFP component: reads the challenger, the test rows and the policy, writes the reasons and metrics;
+the decision is made by logic.gate."""
+
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
 
@@ -12,19 +15,20 @@ def gate_model(
     baseline_scores: dict,
     reasons: Output[Markdown],
     metrics: Output[Metrics],
-    thresholds: dict = {},  # noqa: B006 (KFP needs a literal default; never mutated)
-    min_improvement: float = 0.0,
     slice_column: str = "",
-    gate_policy: dict = {},  # noqa: B006
+    gate_policy: dict = {},  # noqa: B006 (KFP needs a literal default; never mutated)
     tracking_uri: str = "",
+    thresholds: dict = None,  # noqa: RUF013 (KFP compiles `x: T = None` as an optional parameter)
+    min_improvement: float = None,  # noqa: RUF013
 ) -> bool:
     """Approves the challenger only if it passes its thresholds and baseline and beats the champion beyond noise.
 
-    The registry's champion is loaded and re-scored on this run's test set, so both models are compared on
-    the same rows; the gain's paired bootstrap confidence interval must lie above zero. On a cold start (no
-    champion) the same bootstrap compares the challenger with the constant baseline (the model card's
-    `baseline_prediction`) on the test rows, whatever their number: the interval of the gain in r2 (classifiers:
-    balanced accuracy, on which guessing cannot beat a constant) must lie above zero.
+    The registry's champion (its card and documents verified against their digests) is loaded and re-scored on
+    this run's test set, so both models are compared on the same rows; the gain's paired bootstrap confidence
+    interval must lie above zero. On a cold start (no champion) the same bootstrap compares the challenger with
+    the constant baseline (the model card's `baseline_prediction`) on the test rows, whatever their number: the
+    interval of the gain in r2 (classifiers: balanced accuracy, on which guessing cannot beat a constant) must lie
+    above zero.
 
     Args:
         model: The challenger's model directory.
@@ -37,63 +41,37 @@ def gate_model(
         metrics: The challenger's primary metric; against a champion, the champion's, the gain and its interval
             (`gain`, `gain_ci_low`, `gain_ci_high`); without one, the gain over the constant baseline and its
             interval (`baseline_gain`, `baseline_gain_ci_low`, `baseline_gain_ci_high`); and `approved` (1 or 0).
-        thresholds: Absolute bounds per metric, e.g. `{"r2": 0.6}` (a floor) or `{"rmse": 40000}` (a ceiling).
-        min_improvement: How much the primary metric (r2 or f1_macro) must exceed the champion's.
-        slice_column: Column whose every slice (of at least `min_slice_rows` rows) must not be worse than under
-            the champion by more than `max_slice_regression`; empty: no slice guard.
-        gate_policy: Overrides of `confidence` (0.95), `bootstrap_samples` (1000), `min_test_rows` (100, test
-            rows needed to compare with a champion; a cold start needs none), `cold_start` (`approve`|`reject`),
+        slice_column: Feature column whose every slice (of at least `gate_policy['min_slice_rows']` rows) must not
+            be worse than under the champion by more than `gate_policy['max_slice_regression']`; empty: no slice
+            guard.
+        gate_policy: Overrides of `thresholds` ({}: absolute bounds per metric, e.g. `{"r2": 0.6}`, a floor, or
+            `{"rmse": 40000}`, a ceiling), `min_improvement` (0.0, the primary metric's required gain over the
+            champion), `confidence` (0.95), `bootstrap_samples` (1000), `min_test_rows` (100, test rows needed
+            to compare with a champion; a cold start needs none), `cold_start` (`approve`|`reject`),
             `incompatible_champion` (`reject`|`approve`), `ties` (`keep_champion`|`promote_challenger`),
             `min_slice_rows` (30), `max_slice_regression` (0.02), `seed` (0).
         tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store.
+        thresholds: Deprecated: use `gate_policy['thresholds']`.
+        min_improvement: Deprecated: use `gate_policy['min_improvement']`.
 
     Returns:
         Whether the challenger may become the champion. (The step's only output parameter: kfp.local 2.17
         evaluates a dsl.If condition only on a task's single output.)
     """
     from components._common.datasets import read_dataset
-    from components.gate_model.logic import (
-        GatePolicy,
-        constant_baseline,
-        decide,
-        load_champion,
-        measure,
-        render_reasons,
-        slices_of,
-    )
+    from components.gate_model.logic import decision_metrics, gate
+    from components.gate_model.policy import GatePolicy
+    from components.gate_model.report import render_reasons
     from model_bundle import load
 
-    policy = GatePolicy.from_mapping(gate_policy)
-    challenger = load(model.path)
-    rows = read_dataset(test.path)
-    truth = rows[challenger.card.target]
-    decision = decide(
-        challenger.task,
-        truth,
-        measure(challenger, rows),
-        baseline_scores,
-        load_champion(tracking_uri, model_name, challenger, rows),
-        thresholds,
-        min_improvement,
-        policy,
-        slices=slices_of(rows, slice_column),
-        baseline=constant_baseline(challenger.card, truth),
+    policy = GatePolicy.from_mapping(gate_policy, thresholds=thresholds, min_improvement=min_improvement)
+    decision = gate(
+        load(model.path), read_dataset(test.path), model_name, baseline_scores, policy, slice_column, tracking_uri
     )
     report = render_reasons(decision)
     with open(reasons.path, "w") as stream:
         stream.write(report)
-    metrics.log_metric(f"challenger_{decision.primary_metric}", decision.challenger_score)
-    if decision.interval is not None:
-        metrics.log_metric(
-            f"champion_{decision.primary_metric}", decision.champion.scored.scores[decision.primary_metric]
-        )
-        metrics.log_metric("gain", decision.interval.gain)
-        metrics.log_metric("gain_ci_low", decision.interval.low)
-        metrics.log_metric("gain_ci_high", decision.interval.high)
-    if decision.baseline_interval is not None:
-        metrics.log_metric("baseline_gain", decision.baseline_interval.gain)
-        metrics.log_metric("baseline_gain_ci_low", decision.baseline_interval.low)
-        metrics.log_metric("baseline_gain_ci_high", decision.baseline_interval.high)
-    metrics.log_metric("approved", int(decision.approved))
+    for name, value in decision_metrics(decision).items():
+        metrics.log_metric(name, value)
     print(report)
     return decision.approved

@@ -1,8 +1,1 @@
-"""Reads raw data from a URI into a Parquet dataset.
-
-The component is in component.py, its decisions in logic.py.
-"""
-
-from components import lazy_component_export
-
-__getattr__ = lazy_component_export(__name__)
+"""Reads raw data from a URI into a Parquet dataset."""

@@ -1,3 +1,5 @@
+"""The ingest_data component: reads the source into a Parquet dataset with its lineage (decisions in logic.py)."""
+
 from typing import NamedTuple
 
 from kfp import dsl
@@ -8,11 +10,13 @@ from components._image import COMPONENTS_IMAGE
 
 @dsl.component(base_image=COMPONENTS_IMAGE, install_kfp_package=False)
 def ingest_data(
-    source_uri: str,
     dataset: Output[Dataset],
+    source_uri: str = "",
     csv_delimiter: str = "",
     csv_encoding: str = "",
-) -> NamedTuple("Outputs", [("rows", int), ("content_sha256", str)]):
+    # Deprecated, kept for one release; `= None` is how KFP 2.17 compiles an optional parameter.
+    data_uri: str = None,  # noqa: RUF013
+) -> NamedTuple("Outputs", [("rows", int), ("content_sha256", str), ("source_uri", str)]):
     """Reads raw data from a URI into a Parquet dataset.
 
     Fails, naming the file and the problem, on: a missing path, object, bucket or URL (HTTP errors with their
@@ -22,31 +26,36 @@ def ingest_data(
     differ. CSV values are parsed as `pandas.read_csv` parses them by default (dates stay text).
 
     Args:
+        dataset: The data as Parquet, with rows, columns, content hash, source URI, bytes read and the files read
+            in its metadata.
         source_uri: Where the data is: `sample://house-prices?rows=N&seed=S`; a local path, `file://` URI or local
             glob (`data/*.csv`); `gs://bucket/path/file.csv` or `gs://bucket/prefix/*.csv`; or an `https://` /
             `http://` URL. Formats by extension: CSV (`.csv`, `.tsv`, `.csv.gz`), Parquet (`.parquet`, `.pq`),
             JSON Lines (`.jsonl`, `.ndjson`). A glob's files are read in name order and concatenated only when
             they have the same columns with compatible types. Credentials come from the environment (Application
-            Default Credentials for `gs://`), never from parameters.
-        dataset: The data as Parquet, with rows, columns, content hash, source, bytes read and the files read
-            in its metadata.
+            Default Credentials for `gs://`), never from parameters. Required (or the deprecated `data_uri`).
         csv_delimiter: CSV field delimiter, one character (or `tab`); empty detects it among `,` `;` tab `|`
             (a `.tsv` file is tab-separated).
         csv_encoding: CSV text encoding (a Python codec name such as `latin-1` or `cp1252`); empty means UTF-8,
             with or without a byte-order mark.
+        data_uri: Deprecated: use `source_uri`.
 
     Returns:
         rows: Number of rows read.
         content_sha256: sha256 of the data itself (format independent), recorded as lineage with the model.
+        source_uri: The URI that was read (from `source_uri`, or the deprecated `data_uri`), for the lineage the
+            model is registered with.
     """
     from components._common.datasets import write_dataset
+    from components._common.policies import renamed
     from components.ingest_data.logic import read_source
 
+    source_uri = renamed("data_uri", data_uri, "source_uri", source_uri).strip()
     ingested = read_source(source_uri, csv_delimiter=csv_delimiter, csv_encoding=csv_encoding)
     info = write_dataset(ingested.table, dataset.path)
-    dataset.metadata.update({**info, "source": source_uri, **ingested.metadata()})
+    dataset.metadata.update({**info, "source_uri": source_uri, **ingested.metadata()})
     print(
         f"ingested {info['rows']} rows x {info['columns']} columns from {source_uri} "
         f"({len(ingested.files)} file(s), {ingested.bytes} bytes)"
     )
-    return (info["rows"], info["content_sha256"])
+    return (info["rows"], info["content_sha256"], source_uri)

@@ -1,5 +1,5 @@
-"""Turns a source URI into the local files to read: local paths and globs as they are, ``gs://`` objects and
-``http(s)://`` URLs downloaded into a working directory.
+"""Turns a source URI into the local files to read (owns fetching, and the download limits): local paths and globs
+as they are, ``gs://`` objects and ``http(s)://`` URLs downloaded into a working directory.
 
 Credentials come from the environment only, never from the URI: for ``gs://``, Application Default Credentials
 (``GOOGLE_APPLICATION_CREDENTIALS``, ``gcloud auth application-default login``, or the service account of the
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from components.ingest_data.decoding import one_line
 from components.ingest_data.errors import IngestError
 from components.ingest_data.formats import EXTENSIONS, suffix_of, unsupported_extension
 
@@ -49,22 +50,22 @@ class SourceFile:
     size: int  # bytes as stored (compressed size for .gz)
 
 
-def source_files(uri: str, workdir: Path) -> Iterator[SourceFile]:
-    """The files behind ``uri`` in name order; remote ones are downloaded into ``workdir`` one at a time, as the
+def source_files(source_uri: str, workdir: Path) -> Iterator[SourceFile]:
+    """The files behind ``source_uri`` in name order; remote ones are downloaded into ``workdir`` one at a time, as the
     caller asks for them (the caller may delete each download once read)."""
-    scheme = urlparse(uri).scheme.lower()
+    scheme = urlparse(source_uri).scheme.lower()
     if scheme == "gs":
-        return _gcs(uri, workdir)
+        return _gcs(source_uri, workdir)
     if scheme in ("http", "https"):
-        return _http(uri, workdir)
+        return _http(source_uri, workdir)
     if scheme == "file":
-        parsed = urlparse(uri)
+        parsed = urlparse(source_uri)
         if parsed.netloc not in ("", "localhost"):
-            raise IngestError(f"file URI {uri!r} names host {parsed.netloc!r}; only local files can be read")
+            raise IngestError(f"file URI {source_uri!r} names host {parsed.netloc!r}; only local files can be read")
         path = parsed.path + (f"?{parsed.query}" if parsed.query else "")  # a '?' is a glob here, not a query
-        return iter(_local(unquote(path), uri))
+        return iter(_local(unquote(path), source_uri))
     if scheme == "":
-        return iter(_local(uri, uri))
+        return iter(_local(source_uri, source_uri))
     raise ValueError(f"not a file-like scheme: {scheme!r}")  # the caller checks schemes first
 
 
@@ -75,7 +76,7 @@ def has_glob(text: str) -> bool:
 # --- local -------------------------------------------------------------------------------------------------------
 
 
-def _local(path_text: str, uri: str) -> list[SourceFile]:
+def _local(path_text: str, source_uri: str) -> list[SourceFile]:
     path = Path(path_text)
     if not has_glob(path_text) or path.exists():  # a file whose name contains '[' is read as itself
         if not path.exists():
@@ -85,41 +86,43 @@ def _local(path_text: str, uri: str) -> list[SourceFile]:
         return [SourceFile(path, path_text, path.stat().st_size)]
     matches = sorted(match for match in glob.glob(path_text, recursive=True) if os.path.isfile(match))
     if not matches:
-        raise IngestError(f"no files match {uri!r}")
+        raise IngestError(f"no files match {source_uri!r}")
     return [SourceFile(Path(match), match, os.path.getsize(match)) for match in matches]
 
 
 # --- Cloud Storage -----------------------------------------------------------------------------------------------
 
 
-def _gcs(uri: str, workdir: Path) -> Iterator[SourceFile]:
-    bucket_name, _, object_name = uri[len("gs://") :].partition("/")
+def _gcs(source_uri: str, workdir: Path) -> Iterator[SourceFile]:
+    bucket_name, _, object_name = source_uri[len("gs://") :].partition("/")
     if not bucket_name or not object_name:
-        raise IngestError(f"{uri!r} names no object; expected gs://bucket/path/file.csv or gs://bucket/prefix/*.csv")
+        raise IngestError(
+            f"{source_uri!r} names no object; expected gs://bucket/path/file.csv or gs://bucket/prefix/*.csv"
+        )
     if object_name.endswith("/"):
-        raise IngestError(f"{uri!r} is a folder, not an object; match the objects in it, e.g. {uri}*.csv")
-    client = _gcs_client(uri)
+        raise IngestError(f"{source_uri!r} is a folder, not an object; match the objects in it, e.g. {source_uri}*.csv")
+    client = _gcs_client(source_uri)
     bucket = client.bucket(bucket_name)
     if has_glob(object_name):
         pattern = _glob_regex(object_name)
         prefix = re.match(r"[^*?\[]*", object_name).group()  # list only below the literal part of the pattern
-        with _gcs_errors(uri, not_found=f"bucket {bucket_name!r} does not exist"):
+        with _gcs_errors(source_uri, not_found=f"bucket {bucket_name!r} does not exist"):
             blobs = [
                 blob
                 for blob in client.list_blobs(bucket, prefix=prefix, timeout=GCS_TIMEOUT)
                 if not blob.name.endswith("/") and pattern.match(blob.name)
             ]
         if not blobs:
-            raise IngestError(f"no objects match {uri!r}")
+            raise IngestError(f"no objects match {source_uri!r}")
     else:
-        with _gcs_errors(uri, not_found=f"bucket {bucket_name!r} does not exist"):
+        with _gcs_errors(source_uri, not_found=f"bucket {bucket_name!r} does not exist"):
             blob = bucket.get_blob(object_name, timeout=GCS_TIMEOUT)  # None when the object does not exist
             if blob is None:
                 exists = _bucket_exists(bucket)
                 problem = (
                     "the object does not exist" if exists is not False else f"bucket {bucket_name!r} does not exist"
                 )
-                raise IngestError(f"cannot read {uri!r}: {problem}")
+                raise IngestError(f"cannot read {source_uri!r}: {problem}")
         blobs = [blob]
     blobs.sort(key=lambda blob: blob.name)
     names = [f"gs://{bucket_name}/{blob.name}" for blob in blobs]
@@ -129,7 +132,7 @@ def _gcs(uri: str, workdir: Path) -> Iterator[SourceFile]:
     total = sum(blob.size or 0 for blob in blobs)
     if total > MAX_DOWNLOAD_BYTES:
         raise IngestError(
-            f"{uri!r} holds {total} bytes in {len(blobs)} object(s), more than the download limit of "
+            f"{source_uri!r} holds {total} bytes in {len(blobs)} object(s), more than the download limit of "
             f"{MAX_DOWNLOAD_BYTES} bytes (MAX_DOWNLOAD_BYTES)"
         )
     return _gcs_downloads(blobs, names, workdir)
@@ -145,7 +148,7 @@ def _gcs_downloads(blobs: list, names: list[str], workdir: Path) -> Iterator[Sou
         yield SourceFile(path, name, path.stat().st_size)
 
 
-def _gcs_client(uri: str):
+def _gcs_client(source_uri: str):
     from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import storage
 
@@ -155,9 +158,9 @@ def _gcs_client(uri: str):
         return storage.Client(project=None)
     except DefaultCredentialsError as error:
         raise IngestError(
-            f"cannot read {uri!r}: no Google Cloud credentials in the environment ({error}); provide Application "
-            "Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, `gcloud auth application-default login`, or the "
-            "workload's service account), or set STORAGE_EMULATOR_HOST for an emulator"
+            f"cannot read {source_uri!r}: no Google Cloud credentials in the environment ({error}); provide "
+            "Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, `gcloud auth application-default "
+            "login`, or the workload's service account), or set STORAGE_EMULATOR_HOST for an emulator"
         ) from error
 
 
@@ -195,7 +198,7 @@ def _gcs_errors(name: str, not_found: str) -> Iterator[None]:
         RequestException,
         OSError,
     ) as error:
-        raise IngestError(f"cannot read {name!r}: {' '.join(str(error).split())}") from error
+        raise IngestError(f"cannot read {name!r}: {one_line(error)}") from error
 
 
 def _glob_regex(pattern: str) -> re.Pattern[str]:
@@ -231,30 +234,30 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
 # --- HTTP --------------------------------------------------------------------------------------------------------
 
 
-def _http(url: str, workdir: Path) -> Iterator[SourceFile]:
-    parsed = urlparse(url)
+def _http(source_uri: str, workdir: Path) -> Iterator[SourceFile]:
+    parsed = urlparse(source_uri)
     if parsed.username is not None or parsed.password is not None:
         shown = parsed._replace(netloc=parsed.netloc.rpartition("@")[2]).geturl()  # without the credentials
         raise IngestError(
             f"{shown!r} carries a user name or password; credentials are never taken from pipeline parameters"
         )
     if not parsed.hostname:
-        raise IngestError(f"URL {url!r} names no host")
-    return _http_download(url, workdir)
+        raise IngestError(f"URL {source_uri!r} names no host")
+    return _http_download(source_uri, workdir)
 
 
-def _http_download(url: str, workdir: Path) -> Iterator[SourceFile]:
+def _http_download(source_uri: str, workdir: Path) -> Iterator[SourceFile]:
     import requests
 
     try:
-        with requests.get(url, stream=True, timeout=HTTP_TIMEOUT) as response:
+        with requests.get(source_uri, stream=True, timeout=HTTP_TIMEOUT) as response:
             if response.status_code >= 400:
-                raise IngestError(f"GET {url} failed: HTTP {response.status_code} {response.reason}")
-            suffix = _url_suffix(url, response)
+                raise IngestError(f"GET {source_uri} failed: HTTP {response.status_code} {response.reason}")
+            suffix = _url_suffix(source_uri, response)
             length = response.headers.get("Content-Length", "")
             if length.isdigit() and int(length) > MAX_DOWNLOAD_BYTES:
                 raise IngestError(
-                    f"{url} is {int(length)} bytes, more than the download limit of {MAX_DOWNLOAD_BYTES} bytes "
+                    f"{source_uri} is {int(length)} bytes, more than the download limit of {MAX_DOWNLOAD_BYTES} bytes "
                     "(MAX_DOWNLOAD_BYTES)"
                 )
             path = workdir / f"download{suffix}"
@@ -264,18 +267,18 @@ def _http_download(url: str, workdir: Path) -> Iterator[SourceFile]:
                     received += len(chunk)
                     if received > MAX_DOWNLOAD_BYTES:
                         raise IngestError(
-                            f"{url} is larger than the download limit of {MAX_DOWNLOAD_BYTES} bytes "
+                            f"{source_uri} is larger than the download limit of {MAX_DOWNLOAD_BYTES} bytes "
                             "(MAX_DOWNLOAD_BYTES); stopped reading it"
                         )
                     out.write(chunk)
     except requests.RequestException as error:
-        raise IngestError(f"cannot download {url}: {' '.join(str(error).split())}") from error
-    yield SourceFile(path, url, received)
+        raise IngestError(f"cannot download {source_uri}: {one_line(error)}") from error
+    yield SourceFile(path, source_uri, received)
 
 
-def _url_suffix(url: str, response) -> str:
+def _url_suffix(source_uri: str, response) -> str:
     """The format of a URL: from its path (or the redirected one), else from the Content-Type header."""
-    for candidate in (url, response.url):
+    for candidate in (source_uri, response.url):
         suffix = suffix_of(unquote(urlparse(candidate).path))
         if suffix:
             return suffix
@@ -283,6 +286,6 @@ def _url_suffix(url: str, response) -> str:
     if content_type in CONTENT_TYPES:
         return CONTENT_TYPES[content_type]
     raise IngestError(
-        f"input file {url!r} has unsupported extension; supported: {sorted(EXTENSIONS)} "
+        f"input file {source_uri!r} has unsupported extension; supported: {sorted(EXTENSIONS)} "
         f"(nor does its Content-Type {content_type or 'header'!r} name a supported format)"
     )

@@ -1,8 +1,1 @@
-"""Cleans the data by explicit policy and splits train and test sets.
-
-The component is in component.py, its decisions in logic.py.
-"""
-
-from components import lazy_component_export
-
-__getattr__ = lazy_component_export(__name__)
+"""Cleans the data by explicit policy and splits train and test sets."""

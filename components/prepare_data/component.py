@@ -1,3 +1,5 @@
+"""The prepare_data component: cleans by the cleaning policy, splits, profiles (decisions in logic.py)."""
+
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Output
 
@@ -16,14 +18,16 @@ def prepare_data(
     metrics: Output[Metrics],
     test_fraction: float = 0.2,
     seed: int = 42,
-    drop_duplicates: bool = True,
-    coerce_mixed_types: bool = False,
-    outliers: str = "keep",
-    outlier_factor: float = 3.0,
+    cleaning_policy: dict = {},  # noqa: B006 (KFP needs a literal default; never mutated)
+    # Deprecated, kept for one release; `= None` is how KFP 2.17 compiles an optional parameter.
+    drop_duplicates: bool = None,  # noqa: RUF013
+    coerce_mixed_types: bool = None,  # noqa: RUF013
+    outliers: str = None,  # noqa: RUF013
+    outlier_factor: float = None,  # noqa: RUF013
 ):
-    """Cleans the data by explicit policy, splits train and test sets, and profiles the training rows.
+    """Cleans the data by its cleaning policy, splits train and test sets, and profiles the training rows.
 
-    Policies, in order: rows without a target are dropped; text columns that are mostly numbers are coerced
+    Cleaning steps, in order: rows without a target are dropped; text columns that are mostly numbers are coerced
     (`coerce_mixed_types`); outliers are kept, clipped or dropped (`outliers`); exact duplicates are dropped
     (`drop_duplicates`). What each one changed is in `cleaning_report` and `metrics`.
 
@@ -39,28 +43,36 @@ def prepare_data(
         metrics: Row counts of each set and of the rows dropped or values changed, by policy.
         test_fraction: Share of rows held out for testing, between 0 and 1.
         seed: Seed of the split; the same seed and data give the same split.
-        drop_duplicates: Drop rows that repeat another row exactly.
-        coerce_mixed_types: In a text column that is mostly numbers, set the values that are not numbers missing
-            and make the column numeric (validate_data must be given the same setting).
-        outliers: `keep`, `clip` or `drop` numbers outside `[Q1 - k*IQR, Q3 + k*IQR]` of each numeric feature.
-        outlier_factor: `k` of the outlier fences.
+        cleaning_policy: How the data is cleaned, e.g. `{"outliers": "clip"}`; keys `drop_duplicates` (default
+            true), `coerce_mixed_types` (false), `outliers` (`keep`), `outlier_factor` (3.0), each described in
+            `CleaningPolicy`. Pass validate_data the same dict: it reads `coerce_mixed_types`.
+        drop_duplicates: Deprecated: use `cleaning_policy['drop_duplicates']`.
+        coerce_mixed_types: Deprecated: use `cleaning_policy['coerce_mixed_types']`.
+        outliers: Deprecated: use `cleaning_policy['outliers']`.
+        outlier_factor: Deprecated: use `cleaning_policy['outlier_factor']`.
     """
     import json
 
+    from components._common.cleaning import read_cleaning_policy
     from components._common.datasets import read_dataset, write_dataset
-    from components.prepare_data.logic import prepare, render_cleaning_report
+    from components.prepare_data.logic import prepare
+    from components.prepare_data.report import render_cleaning_report
     from model_bundle.profile import build_profile
 
+    policy = read_cleaning_policy(
+        cleaning_policy,
+        drop_duplicates=drop_duplicates,
+        coerce_mixed_types=coerce_mixed_types,
+        outliers=outliers,
+        outlier_factor=outlier_factor,
+    )
     prepared = prepare(
         read_dataset(dataset.path),
         target=target,
         task=task,
         test_fraction=test_fraction,
         seed=seed,
-        drop_duplicates=drop_duplicates,
-        coerce_mixed_types=coerce_mixed_types,
-        outliers=outliers,
-        outlier_factor=outlier_factor,
+        cleaning_policy=policy,
     )
     train.metadata.update(write_dataset(prepared.train, train.path))
     test.metadata.update(write_dataset(prepared.test, test.path))

@@ -1,15 +1,15 @@
-"""Cleans the validated data by explicit, logged policy and splits it into train and test sets (the component
-profiles the training rows with model_bundle.profile, the reference for drift detection).
+"""Cleans the validated data by the cleaning policy and splits it into train and test sets; owns what each
+cleaning step does and the split (the component profiles the training rows with model_bundle.profile).
 
-The policies, in the order they apply:
+The steps, in the order they apply (keys of ``components._common.cleaning.CleaningPolicy``):
 1. rows without a target are dropped (always);
-2. ``coerce_mixed_types``: in a text column that is mostly numbers (see validate_data), values that are not
-   numbers become missing and the column numeric;
+2. ``coerce_mixed_types``: in a text column that is mostly numbers (the rule of ``_common.cleaning``), values that
+   are not numbers become missing and the column numeric;
 3. ``outliers``: ``keep`` (default), ``clip`` or ``drop`` numbers outside the fences
    ``[Q1 - k * IQR, Q3 + k * IQR]`` of each numeric feature (``k`` = ``outlier_factor``; a feature whose IQR is 0
    is left alone);
 4. ``drop_duplicates``: rows repeating another row exactly are dropped.
-Each policy's effect (rows or values changed, per column, with examples) is in ``Preparation.cleaning``.
+Each step's effect (rows or values changed, per column, with examples) is in ``Preparation.cleaning``.
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from components._common.cleaning import CLIP, DROP, KEEP, CleaningPolicy, coerce_mixed_columns, is_mostly_numbers
 from components._common.scoring import CLASSIFICATION, check_task
-from components.validate_data.logic import coerce_mixed_columns, is_mostly_numbers
 from model_bundle import NUMERIC, infer_feature_types
 
 MIN_ROWS = 10
-OUTLIER_POLICIES = ("keep", "clip", "drop")
 
 
 class PreparationError(ValueError):
@@ -35,7 +34,10 @@ class PreparationError(ValueError):
 
 @dataclass(frozen=True)
 class CleaningStep:
-    """What one policy did: ``rows`` dropped or ``values`` changed, in which column, with examples."""
+    """What one cleaning step did: ``rows`` dropped or ``values`` changed, in which column, with examples.
+
+    ``policy``: the cleaning policy key that decided it (``missing_target`` for the rows without a target).
+    """
 
     policy: str
     setting: str
@@ -83,12 +85,9 @@ def prepare(
     task: str,
     test_fraction: float = 0.2,
     seed: int = 42,
-    drop_duplicates: bool = True,
-    coerce_mixed_types: bool = False,
-    outliers: str = "keep",
-    outlier_factor: float = 3.0,
+    cleaning_policy: CleaningPolicy = CleaningPolicy(),  # noqa: B008 (frozen: one shared default is safe)
 ) -> Preparation:
-    """Cleans ``frame`` by the policies of the module docstring, then splits train/test.
+    """Cleans ``frame`` by ``cleaning_policy`` (the steps of the module docstring), then splits train/test.
 
     Classification splits are stratified, so every class is in both sets in proportion. The split is
     deterministic for a given ``seed``.
@@ -96,10 +95,6 @@ def prepare(
     check_task(task)
     if not 0.0 < test_fraction < 1.0:
         raise PreparationError(f"parameter test_fraction must be between 0 and 1 (exclusive), got {test_fraction}")
-    if outliers not in OUTLIER_POLICIES:
-        raise PreparationError(f"parameter outliers must be one of {list(OUTLIER_POLICIES)}, got {outliers!r}")
-    if not outlier_factor > 0:
-        raise PreparationError(f"parameter outlier_factor must be a positive number, got {outlier_factor}")
     if target not in frame.columns:
         raise PreparationError(f"target column {target!r} not found; columns are {list(frame.columns)}")
 
@@ -107,17 +102,20 @@ def prepare(
     kept = np.flatnonzero(frame[target].notna().to_numpy())
     dropped_missing_target = len(frame) - len(kept)
     cleaning = [CleaningStep("missing_target", "drop", target, rows=dropped_missing_target)]
-    if coerce_mixed_types:
+    if cleaning_policy.coerce_mixed_types:
         frame, coerced = _coerce_mixed(frame, target)
         cleaning += coerced
-    if outliers != "keep":
-        frame, kept, steps = _handle_outliers(frame, target, kept, outliers, outlier_factor)
+    if cleaning_policy.outliers != KEEP:
+        frame, kept, steps = _handle_outliers(
+            frame, target, kept, cleaning_policy.outliers, cleaning_policy.outlier_factor
+        )
         cleaning += steps
     usable = len(kept)
-    if drop_duplicates:
+    if cleaning_policy.drop_duplicates:
         kept = kept[~_duplicated(frame, kept)]
     dropped_duplicates = usable - len(kept)
-    cleaning.append(CleaningStep("duplicates", "drop" if drop_duplicates else "keep", rows=dropped_duplicates))
+    setting = DROP if cleaning_policy.drop_duplicates else KEEP
+    cleaning.append(CleaningStep("duplicates", setting, rows=dropped_duplicates))
     if len(kept) < MIN_ROWS:
         dropped = ", ".join(f"{step.rows} by {step.policy}" for step in cleaning if step.rows)
         raise PreparationError(
@@ -207,33 +205,16 @@ def _handle_outliers(
             continue
         examples = np.unique(labelled[outside_labelled])[[0, -1]].tolist()
         detail = f"outside [{low:.6g}, {high:.6g}], e.g. {examples[0]:.6g} .. {examples[-1]:.6g}"
-        if policy == "clip":
+        if policy == CLIP:
             clipped[name] = np.clip(values, low, high)
-            steps.append(CleaningStep("outliers", "clip", name, values=count, detail=detail))
+            steps.append(CleaningStep("outliers", CLIP, name, values=count, detail=detail))
         else:
             outside_any |= outside_labelled
-            steps.append(CleaningStep("outliers", "drop", name, rows=count, detail=detail))
+            steps.append(CleaningStep("outliers", DROP, name, rows=count, detail=detail))
     if clipped:
         frame = frame.assign(**clipped)
     if outside_any.any():
         # A row outside in several columns is counted in each column but dropped once.
-        steps.append(CleaningStep("outliers", "drop", "", rows=int(outside_any.sum()), detail="rows dropped in all"))
+        steps.append(CleaningStep("outliers", DROP, "", rows=int(outside_any.sum()), detail="rows dropped in all"))
         kept = kept[~outside_any]
     return frame, kept, steps
-
-
-def render_cleaning_report(prepared: Preparation) -> str:
-    """A Markdown report for the KFP UI: every policy, its setting and what it changed."""
-    lines = [
-        "# Data preparation",
-        "",
-        f"{len(prepared.train)} training rows, {len(prepared.test)} test rows.",
-        "",
-        "| policy | setting | column | rows dropped | values changed | detail |",
-        "|---|---|---|---|---|---|",
-    ]
-    for step in prepared.cleaning:
-        lines.append(
-            f"| {step.policy} | {step.setting} | {step.column} | {step.rows} | {step.values} | {step.detail} |"
-        )
-    return "\n".join(lines) + "\n"

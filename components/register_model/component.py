@@ -1,3 +1,5 @@
+"""The KFP component register_model: its parameters and artifacts, handed to ``logic.register``."""
+
 from typing import NamedTuple
 
 from kfp import dsl
@@ -17,19 +19,23 @@ def register_model(
     validation_report: Input[Markdown] = None,
     cleaning_report: Input[Markdown] = None,
     selection_report: Input[Markdown] = None,
-    data_uri: str = "",
+    source_uri: str = "",
     components_image: str = "",
     serving_image: str = "",
     tracking_uri: str = "",
     pipeline_job_id: str = "",
+    data_uri: str = None,  # noqa: RUF013 (KFP takes `str | None` for an artifact type; `= None` makes it optional)
 ) -> NamedTuple("Outputs", [("model_version", str), ("model_uri", str)]):
     """Logs the pipeline run to MLflow and registers the model as a new version of `model_name`, alias `challenger`.
 
     One MLflow run per pipeline run: the model's parameters, train/validation/test scores, the reports as artifacts, and
-    lineage tags (KFP run id, data content hash, schema digest, git commit, images). The version holds the model
-    directory plus MLflow's sklearn flavour, so `mlflow.pyfunc.load_model("models:/NAME@champion")` works.
-    Every challenger is registered, with the gate's decision; only deployment moves `champion`. Retrying the
-    step in the same pipeline run returns the version it already created.
+    lineage tags on the run and the version: `kfp.pipeline_job_id`, `data_content_sha256` (ingest_data's
+    `content_sha256`, from the model card), `schema_sha256`, `git_sha`, `image.components`, `image.serving`, plus
+    the digests `model_sha256` and `card_sha256` (model.json's own) against which every later step verifies the
+    version's files. The version holds the model directory plus MLflow's sklearn flavour, so
+    `mlflow.pyfunc.load_model("models:/NAME@champion")` works. Every challenger is registered, with the gate's
+    decision; only deployment moves `champion`. Retrying the step in the same pipeline run returns the version it
+    already created.
 
     Args:
         model: The trained model directory.
@@ -41,20 +47,22 @@ def register_model(
         validation_report: validate_data's report, logged under `reports/`.
         cleaning_report: prepare_data's report, logged under `reports/`.
         selection_report: select_model's leaderboard, logged under `reports/`.
-        data_uri: Where the training data came from, logged as parameter `data_uri`.
+        source_uri: Where the training data came from (ingest_data's `source_uri`), logged as parameter `source_uri`.
         components_image: Image of the pipeline steps, recorded as tag `image.components`.
         serving_image: Image of the model server, recorded as tag `image.serving`.
         tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store.
         pipeline_job_id: The KFP run, recorded for lineage and used to make retries idempotent.
+        data_uri: Deprecated: use `source_uri`.
 
     Returns:
         model_version: The registry version number.
         model_uri: Where the version's model directory is stored (what the server downloads).
     """
+    from pathlib import Path
+
+    from components._common.policies import renamed
     from components.register_model.logic import register
 
-    with open(gate_reasons.path) as stream:
-        decision = stream.read()
     reports = {
         "gate.md": gate_reasons,
         "evaluation.html": evaluation_report,
@@ -68,11 +76,14 @@ def register_model(
         model_dir=model.path,
         scores=scores,
         approved=approved,
-        decision=decision,
+        decision=Path(gate_reasons.path).read_text(),
         pipeline_job_id=pipeline_job_id,
-        reports={name: report.path for name, report in reports.items() if report is not None},
-        data_uri=data_uri,
-        images={role: image for role, image in (("components", components_image), ("serving", serving_image)) if image},
+        reports={name: None if report is None else report.path for name, report in reports.items()},
+        source_uri=renamed("data_uri", data_uri, "source_uri", source_uri),
+        images={"components": components_image, "serving": serving_image},
     )
-    print(f"registered {registered.model_name} version {registered.version} at {registered.source}")
+    print(
+        f"registered {registered.model_name} version {registered.version} (MLflow run {registered.run_id}) "
+        f"at {registered.source}"
+    )
     return (registered.version, registered.source)

@@ -1,11 +1,11 @@
-"""Records a pipeline run's model in MLflow: one tracking run with its parameters, scores, reports and lineage,
-and a registry version that MLflow itself can load.
+"""Records a pipeline run's model in MLflow: one tracking run with its parameters, scores, reports and lineage, and a
+registry version that MLflow itself can load, with the alias ``challenger`` moved to the newest version.
 
 Every challenger is registered, approved or not, so the registry shows every candidate and why it was or was
-not promoted; the newest version carries the alias ``challenger``. Only a successful deployment moves
-``champion``. The version's directory is the model bundle (what the model server loads, digest-checked) plus the
-MLflow sklearn flavour (``MLmodel``), so ``mlflow.pyfunc.load_model("models:/NAME@champion")`` works too.
-Registering is idempotent per pipeline run: a retried step finds the version it already created.
+not promoted. Only a successful deployment moves ``champion``. The version's directory is the model bundle (what
+the model server loads, digest-checked) plus the MLflow sklearn flavour (``MLmodel``), so
+``mlflow.pyfunc.load_model("models:/NAME@champion")`` works too. Registering is idempotent per pipeline run: a
+retried step finds the version it already created.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from components._common import registry
 from components._common.scoring import CLASSIFICATION, PRIMARY_METRIC
-from model_bundle import SCHEMA_FILE, ModelCard, load
+from model_bundle import CARD_FILE, SCHEMA_FILE, ModelCard, file_sha256, load
 
 GIT_SHA_ENV = "KFP_MLOPS_GIT_SHA"  # set in the components image at build time
 MODEL_ARTIFACT = "model"
@@ -34,6 +34,9 @@ ALIAS_ATTEMPTS = 20
 
 @dataclass(frozen=True)
 class RegisteredVersion:
+    """What ``register`` created: the version number, its artifact URI (``source``, as MLflow names it: what the
+    server downloads) and the MLflow run holding its parameters, scores and reports."""
+
     model_name: str
     version: str
     source: str
@@ -66,14 +69,17 @@ def register(
     approved: bool,
     decision: str,
     pipeline_job_id: str = "",
-    reports: Mapping[str, str | Path] | None = None,
-    data_uri: str = "",
+    reports: Mapping[str, str | Path | None] | None = None,
+    source_uri: str = "",
     images: Mapping[str, str] | None = None,
 ) -> RegisteredVersion:
     """Logs the run and registers ``model_dir`` as a new version of ``model_name`` with the alias ``challenger``.
 
-    ``reports`` are files (by artifact name) logged under ``reports/``; ``data_uri`` where the training data came
-    from; ``images`` the container images by role, recorded as lineage tags.
+    ``reports`` are files (by artifact name) logged under ``reports/``, None for a report the run did not make;
+    ``source_uri`` where the training data came from, logged as parameter ``source_uri``; ``images`` the container
+    images by role (empty: not known), recorded as tags ``image.<role>``. The model card's data hash becomes the
+    tag ``data_content_sha256`` of the run and the version; the digests of the model, the schema and the card itself
+    the tags ``model_sha256``, ``schema_sha256`` and ``card_sha256``, against which ``registry`` verifies them.
     """
     from mlflow.entities import Metric, Param
     from mlflow.exceptions import MlflowException
@@ -82,17 +88,21 @@ def register(
         raise ValueError("parameter model_name is empty")
     bundle = load(model_dir)  # verifies the files against their digests before anything is recorded
     card = bundle.card
+    reports = {name: path for name, path in (reports or {}).items() if path is not None}
     client = registry.connect(tracking_uri)
     tags = {
         "model_sha256": card.sha256,
         "data_content_sha256": card.data_content_sha256,
         # The data contract travels in the model directory; its digest names the schema version.
         "schema_sha256": card.documents.get(SCHEMA_FILE, ""),
+        # The card itself, as registered: it records the other documents' digests (the reference profile's only
+        # there), so registry.champion refuses a document rewritten together with its digest in the card.
+        registry.CARD_SHA256_TAG: file_sha256(Path(model_dir) / CARD_FILE),
         "git_sha": git_sha(),
         "gate.approved": str(approved).lower(),
         "gate.decision": decision[:TEXT_LIMIT],
         "kfp.pipeline_job_id": pipeline_job_id,
-        **{f"image.{role}": image for role, image in (images or {}).items()},
+        **{f"image.{role}": image for role, image in (images or {}).items() if image},
     }
     if pipeline_job_id:
         previous = client.search_model_versions(
@@ -126,7 +136,7 @@ def register(
         "features": ",".join(card.feature_names),
         "excluded_columns": json.dumps(card.excluded_columns, sort_keys=True),
         "validation_fraction": card.validation_fraction,
-        "data_uri": data_uri,
+        "source_uri": source_uri,
     }
     client.log_batch(
         run_id,
@@ -138,7 +148,7 @@ def register(
         shutil.copytree(model_dir, logged)
         add_sklearn_flavour(bundle, logged)
         client.log_artifacts(run_id, str(logged), artifact_path=MODEL_ARTIFACT)
-        for name, path in (reports or {}).items():
+        for name, path in reports.items():
             copy = Path(staging) / REPORTS_ARTIFACT / name
             copy.parent.mkdir(exist_ok=True)
             shutil.copyfile(path, copy)

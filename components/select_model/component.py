@@ -1,3 +1,5 @@
+"""The KFP component select_model: its artifacts, handed to ``logic.select_model_directory``."""
+
 from kfp import dsl
 from kfp.dsl import Input, Markdown, Metrics, Model, Output
 
@@ -19,17 +21,14 @@ def select_model(
         leaderboard: Markdown table of the candidates, best first.
         metrics: The winner's validation score, its index and the number of candidates.
     """
-    import shutil
+    from pathlib import Path
 
-    from components.select_model.logic import render_leaderboard, select
-    from model_bundle import read_card
+    from components.select_model.logic import render_leaderboard, select_model_directory, selection_metrics
 
-    selection = select([read_card(candidate.path) for candidate in models])
-    shutil.copytree(models[selection.winner.index].path, model.path, dirs_exist_ok=True)
+    selection = select_model_directory([candidate.path for candidate in models], model.path)
     model.metadata.update(models[selection.winner.index].metadata)
-    with open(leaderboard.path, "w") as stream:
-        stream.write(render_leaderboard(selection))
-    metrics.log_metric(f"validation_{selection.metric}", selection.winner.validation_score)
-    metrics.log_metric("winner_index", selection.winner.index)
-    metrics.log_metric("candidates", len(selection.ranking))
-    print(render_leaderboard(selection))
+    board = render_leaderboard(selection)
+    Path(leaderboard.path).write_text(board)
+    for name, value in selection_metrics(selection).items():
+        metrics.log_metric(name, value)
+    print(board)

@@ -1,4 +1,5 @@
-"""Model selection: the candidate with the best validation score on the primary metric wins.
+"""Model selection: ranks the candidate models by validation score on the primary metric, passes on the winner's
+directory and renders the leaderboard.
 
 Candidates are compared on their validation scores (rows held out of the training set), never on the test set:
 the test set stays untouched for the gate's comparison with the champion.
@@ -7,11 +8,13 @@ the test set stays untouched for the gate's comparison with the champion.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from components._common.scoring import PRIMARY_METRIC, improvement
-from model_bundle import ModelCard
+from model_bundle import ModelCard, read_card
 
 
 class SelectionError(ValueError):
@@ -70,6 +73,23 @@ def select(cards: Sequence[ModelCard]) -> Selection:
         candidates, key=lambda c: (-improvement(metric, c.validation_score, best.validation_score), c.index)
     )
     return Selection(metric=metric, winner=best, ranking=ranking)
+
+
+def select_model_directory(candidate_dirs: Sequence[str | Path], model_dir: str | Path) -> Selection:
+    """The step: ranks the model directories ``candidate_dirs`` by their cards and copies the winner's directory to
+    ``model_dir``."""
+    selection = select([read_card(directory) for directory in candidate_dirs])
+    shutil.copytree(candidate_dirs[selection.winner.index], model_dir, dirs_exist_ok=True)
+    return selection
+
+
+def selection_metrics(selection: Selection) -> dict[str, float]:
+    """The step's metrics: the winner's validation score, its index and the number of candidates."""
+    return {
+        f"validation_{selection.metric}": selection.winner.validation_score,
+        "winner_index": selection.winner.index,
+        "candidates": len(selection.ranking),
+    }
 
 
 def render_leaderboard(selection: Selection) -> str:

@@ -1,3 +1,5 @@
+"""The KFP component train_model: its parameters and artifacts, handed to ``logic.train_model_directory``."""
+
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
@@ -38,37 +40,24 @@ def train_model(
         seed: Random state of the estimator (unless given in hyperparameters) and of the validation split.
         validation_fraction: Share of the training rows held out to score the candidate (model selection
             compares these scores); the model is then refitted on every row. 0 skips validation.
-        data_content_sha256: Hash of the ingested data, recorded in the model card as lineage.
+        data_content_sha256: Hash of the ingested data (ingest_data's `content_sha256`), recorded in the model
+            card as lineage; register_model tags the registered version with it.
     """
-    import dataclasses
-    import json
+    from components.train_model.logic import card_metrics, train_model_directory
+    from model_bundle import PROFILE_FILE, SCHEMA_FILE
 
-    from components._common.datasets import read_dataset
-    from components.train_model.logic import parse_candidate
-    from components.train_model.logic import train as fit
-    from model_bundle import PROFILE_FILE, SCHEMA_FILE, excluded_columns, save
-
-    documents = {}
-    for name, artifact in ((SCHEMA_FILE, schema), (PROFILE_FILE, reference_profile)):
-        with open(artifact.path) as stream:
-            documents[name] = json.load(stream)
-    model_type, hyperparameters = parse_candidate(candidate)
-    pipeline, card = fit(
-        read_dataset(train.path),
+    card = train_model_directory(
+        train.path,
+        {SCHEMA_FILE: schema.path, PROFILE_FILE: reference_profile.path},
+        model.path,
         target=target,
         task=task,
-        model_type=model_type,
-        hyperparameters=hyperparameters,
+        candidate=candidate,
         seed=seed,
         validation_fraction=validation_fraction,
-        excluded_columns=excluded_columns(documents[SCHEMA_FILE]),  # the schema's column roles
+        data_content_sha256=data_content_sha256,
     )
-    card = save(model.path, pipeline, dataclasses.replace(card, data_content_sha256=data_content_sha256), documents)
     model.metadata.update({"sha256": card.sha256, "task": task, "estimator": card.estimator})
-    for name, value in card.training_scores.items():
-        metrics.log_metric(f"train_{name}", value)
-    for name, value in (card.validation_scores or {}).items():
-        metrics.log_metric(f"validation_{name}", value)
-    metrics.log_metric("fit_seconds", card.fit_seconds)
-    metrics.log_metric("training_rows", card.training_rows)
+    for name, value in card_metrics(card).items():
+        metrics.log_metric(name, value)
     print(f"trained {card.estimator} on {card.training_rows} rows in {card.fit_seconds} s")

@@ -1,4 +1,6 @@
-"""Fits a scikit-learn Pipeline (preprocessing + estimator) and describes it in a model card."""
+"""How train_model fits a candidate: the Pipeline (built by ``candidate``) fitted on the labelled rows, its
+held-out validation scores, and the model card and model directory that record it.
+"""
 
 from __future__ import annotations
 
@@ -6,152 +8,19 @@ import json
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from numbers import Integral
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import (
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
-from sklearn.utils._param_validation import Interval
 
-from components._common.scoring import CLASSIFICATION, REGRESSION, check_task, score
-from model_bundle import AS_CATEGORY, AS_NUMBER, CATEGORICAL, NUMERIC, ModelCard, infer_feature_types
-
-ESTIMATORS = {
-    "hist_gradient_boosting": {
-        REGRESSION: HistGradientBoostingRegressor,
-        CLASSIFICATION: HistGradientBoostingClassifier,
-    },
-    "random_forest": {REGRESSION: RandomForestRegressor, CLASSIFICATION: RandomForestClassifier},
-    "linear": {REGRESSION: Ridge, CLASSIFICATION: LogisticRegression},
-}
-# One-hot columns per categorical feature at most; rarer categories share an "infrequent" column.
-MAX_CATEGORIES = 50
-DEFAULT_MODEL_TYPE = "hist_gradient_boosting"
-CANDIDATE_KEYS = ("model_type", "hyperparameters")  # of a candidate configuration
-
-
-class TrainingError(ValueError):
-    """Training cannot start as configured; the message names the parameter or column."""
-
-
-def parse_candidate(candidate: Mapping) -> tuple[str, dict]:
-    """``(model_type, hyperparameters)`` of a candidate configuration such as
-    ``{"model_type": "random_forest", "hyperparameters": {"n_estimators": 300}}`` (both keys optional)."""
-    if not isinstance(candidate, Mapping):
-        raise TrainingError(f"a candidate must be an object with keys {list(CANDIDATE_KEYS)}, got {candidate!r}")
-    unknown = sorted(set(candidate) - set(CANDIDATE_KEYS))
-    if unknown:
-        raise TrainingError(f"candidate {dict(candidate)} has unknown key(s) {unknown}; known: {list(CANDIDATE_KEYS)}")
-    hyperparameters = candidate.get("hyperparameters") or {}
-    if not isinstance(hyperparameters, Mapping):
-        raise TrainingError(f"candidate {dict(candidate)}: hyperparameters must be an object, got {hyperparameters!r}")
-    return candidate.get("model_type") or DEFAULT_MODEL_TYPE, dict(hyperparameters)
-
-
-def restore_integers(estimator_class: type, hyperparameters: dict) -> dict:
-    """Gives integer-only parameters their int back: ``{"max_depth": 3.0}`` becomes ``{"max_depth": 3}``.
-
-    KFP passes dict parameters through protobuf Struct, where every number is a float. A whole float is
-    converted when the parameter accepts it as an integer and not as a real number (scikit-learn's own
-    constraints decide): ``min_samples_leaf=2.0`` becomes 2, while ``max_features=1.0`` stays the fraction
-    1.0, which is a valid real value there.
-    """
-    constraints = getattr(estimator_class, "_parameter_constraints", {})
-    restored = dict(hyperparameters)
-    for name, value in hyperparameters.items():
-        if not (isinstance(value, float) and value.is_integer()):
-            continue
-        intervals = [c for c in constraints.get(name, []) if isinstance(c, Interval)]
-        as_integer = any(issubclass(i.type, Integral) and int(value) in i for i in intervals)
-        as_real = any(not issubclass(i.type, Integral) and value in i for i in intervals)
-        if as_integer and not as_real:
-            restored[name] = int(value)
-    return restored
-
-
-def build_pipeline(
-    features: list[dict[str, str]], task: str, model_type: str, hyperparameters: dict, seed: int
-) -> Pipeline:
-    """The full model, from raw columns: type, impute and scale numeric columns; type, impute and one-hot
-    categorical ones; then the estimator. The typing steps make model.joblib stand on its own (model_bundle.features).
-    """
-    check_task(task)
-    if model_type not in ESTIMATORS:
-        raise TrainingError(f"parameter model_type must be one of {sorted(ESTIMATORS)}, got {model_type!r}")
-    estimator_class = ESTIMATORS[model_type][task]
-    known = estimator_class().get_params()
-    unknown = sorted(set(hyperparameters) - set(known))
-    if unknown:
-        raise TrainingError(
-            f"unknown hyperparameter(s) {unknown} for {estimator_class.__name__}; valid: {sorted(known)}"
-        )
-    params = restore_integers(estimator_class, hyperparameters)
-    if "random_state" in known:
-        params.setdefault("random_state", seed)
-    try:
-        estimator = estimator_class(**params)
-        estimator._validate_params()
-    except (TypeError, ValueError) as error:
-        raise TrainingError(f"invalid hyperparameters for {estimator_class.__name__}: {error}") from error
-
-    numeric = [f["name"] for f in features if f["type"] == NUMERIC]
-    categorical = [f["name"] for f in features if f["type"] == CATEGORICAL]
-    # Selected by name: the fitted model takes a DataFrame with these columns in any order, and ignores others.
-    preprocess = ColumnTransformer(
-        [
-            (
-                "numeric",
-                Pipeline(
-                    [
-                        *_typing_steps(AS_NUMBER),
-                        ("impute", SimpleImputer(strategy="median")),
-                        ("scale", StandardScaler()),
-                    ]
-                ),
-                numeric,
-            ),
-            (
-                "categorical",
-                Pipeline(
-                    [
-                        *_typing_steps(AS_CATEGORY),
-                        # AS_CATEGORY marks missing values pd.NA (pandas' string dtype).
-                        ("impute", SimpleImputer(strategy="constant", fill_value="missing", missing_values=pd.NA)),
-                        (
-                            "one_hot",
-                            OneHotEncoder(
-                                handle_unknown="infrequent_if_exist",
-                                max_categories=MAX_CATEGORIES,
-                                sparse_output=False,
-                            ),
-                        ),
-                    ]
-                ),
-                categorical,
-            ),
-        ],
-        sparse_threshold=0.0,
-    )
-    return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
-
-
-def _typing_steps(calls) -> list[tuple[str, FunctionTransformer]]:
-    return [
-        (f"type_{position}", FunctionTransformer(call, feature_names_out="one-to-one"))
-        for position, call in enumerate(calls)
-    ]
+from components._common.datasets import read_dataset
+from components._common.scoring import CLASSIFICATION, REGRESSION, score
+from components.train_model.candidate import DEFAULT_MODEL_TYPE, TrainingError, build_pipeline, parse_candidate
+from model_bundle import SCHEMA_FILE, ModelCard, infer_feature_types, save
+from model_bundle import excluded_columns as schema_excluded_columns
 
 
 def train(
@@ -163,13 +32,15 @@ def train(
     seed: int = 42,
     validation_fraction: float = 0.2,
     excluded_columns: Mapping[str, str] | None = None,
+    data_content_sha256: str = "",
 ) -> tuple[Pipeline, ModelCard]:
     """Fits the model on ``frame``; returns it with its model card (everything but file digests and versions).
 
     ``excluded_columns``: columns that are not features (name -> why, from the schema's column roles); the card
-    records them. With a ``validation_fraction``, a copy of the model is first fitted without that share of the
-    rows and scored on them: the ``validation_scores`` that model selection compares, never the test set's. The
-    model returned is then fitted on every row.
+    records them, and ``data_content_sha256`` (the ingested data's hash) as lineage. With a
+    ``validation_fraction``, a copy of the model is first fitted without that share of the rows and scored on them:
+    the ``validation_scores`` that model selection compares, never the test set's. The model returned is then
+    fitted on every row.
     """
     hyperparameters = dict(hyperparameters or {})
     excluded_columns = dict(excluded_columns or {})
@@ -188,7 +59,7 @@ def train(
     pipeline = build_pipeline(features, task, model_type, hyperparameters, seed)
     x = labelled[[f["name"] for f in features]]  # raw: the model types its own input
     y = labelled[target].astype(str) if task == CLASSIFICATION else labelled[target].astype("float64")
-    validation_scores, validation_rows = validate(pipeline, x, y, task, validation_fraction, seed)
+    validation_scores, validation_rows = score_held_out(pipeline, x, y, task, validation_fraction, seed)
     started = time.perf_counter()
     pipeline.fit(x, y)
     fit_seconds = time.perf_counter() - started
@@ -220,8 +91,52 @@ def train(
             np.unique(np.quantile(y, np.linspace(0.1, 0.9, 9))).tolist() if task == REGRESSION else None
         ),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        data_content_sha256=data_content_sha256,
     )
     return pipeline, card
+
+
+def train_model_directory(
+    train_path: str | Path,
+    document_paths: Mapping[str, str | Path],
+    model_dir: str | Path,
+    *,
+    target: str,
+    task: str,
+    candidate: Mapping,
+    seed: int = 42,
+    validation_fraction: float = 0.2,
+    data_content_sha256: str = "",
+) -> ModelCard:
+    """The step: fits ``candidate`` on the rows at ``train_path`` and writes the model directory at ``model_dir``
+    with the JSON documents at ``document_paths`` (file name -> path; ``schema.json`` is required: its column roles
+    decide the features); returns the saved card (with digests and library versions)."""
+    documents = {name: json.loads(Path(path).read_text()) for name, path in document_paths.items()}
+    if SCHEMA_FILE not in documents:
+        raise TrainingError(f"no {SCHEMA_FILE} among the documents {sorted(documents)}: its column roles are required")
+    model_type, hyperparameters = parse_candidate(candidate)
+    pipeline, card = train(
+        read_dataset(train_path),
+        target=target,
+        task=task,
+        model_type=model_type,
+        hyperparameters=hyperparameters,
+        seed=seed,
+        validation_fraction=validation_fraction,
+        excluded_columns=schema_excluded_columns(documents[SCHEMA_FILE]),  # the schema's column roles
+        data_content_sha256=data_content_sha256,
+    )
+    return save(model_dir, pipeline, card, documents)
+
+
+def card_metrics(card: ModelCard) -> dict[str, float]:
+    """The step's metrics: training (``train_<metric>``) and validation scores, fit time and row count."""
+    return {
+        **{f"train_{name}": value for name, value in card.training_scores.items()},
+        **{f"validation_{name}": value for name, value in (card.validation_scores or {}).items()},
+        "fit_seconds": card.fit_seconds,
+        "training_rows": card.training_rows,
+    }
 
 
 def _most_frequent(labels: pd.Series) -> str:
@@ -230,10 +145,11 @@ def _most_frequent(labels: pd.Series) -> str:
     return str(min(counts[counts == counts.max()].index))
 
 
-def validate(
+def score_held_out(
     pipeline: Pipeline, x: pd.DataFrame, y: pd.Series, task: str, validation_fraction: float, seed: int
 ) -> tuple[dict[str, float] | None, int]:
-    """Scores of a copy of ``pipeline`` fitted without a held-out share of the rows, on those rows.
+    """``(scores, rows held out)`` of a copy of ``pipeline`` fitted without a ``validation_fraction`` share of the
+    rows, scored on those rows; ``(None, 0)`` for a fraction of 0.
 
     Classification holds out a stratified share when every class has at least two rows.
     """

@@ -1,3 +1,6 @@
+"""The validate_data component: reads the dataset and the champion's schema, writes the schema, report and
+metrics, and stops the run on failures (decisions in logic.py, the policy in policy.py, the report in report.py)."""
+
 from typing import NamedTuple
 
 from kfp import dsl
@@ -16,21 +19,27 @@ def validate_data(
     task: str = "auto",
     model_name: str = "",
     tracking_uri: str = "",
-    schema_policy: dict = {},  # noqa: B006 (KFP needs a literal default; never mutated)
-    coerce_mixed_types: bool = False,
+    validation_policy: dict = {},  # noqa: B006 (KFP needs a literal default; never mutated)
+    cleaning_policy: dict = {},  # noqa: B006
     exclude_columns: list = [],  # noqa: B006
-    column_policy: dict = {},  # noqa: B006
+    # Deprecated, kept for one release; `= None` is how KFP 2.17 compiles an optional parameter.
+    schema_policy: dict = None,  # noqa: RUF013
+    column_policy: dict = None,  # noqa: RUF013
+    coerce_mixed_types: bool = None,  # noqa: RUF013
 ) -> NamedTuple("Outputs", [("task", str)]):
     """Infers the data's schema, compares it with the champion's, and stops the run when a model cannot be trained
     on the data or a schema check whose policy is `fail` finds a difference.
 
     Data checks (always fail), naming the column: no rows, a missing target column, a target without values or
     with a single value, a regression task on a text target, no feature column, a column without values, a text
-    column that mixes in numbers, an infinite number. Schema checks against the champion's schema: `columns`
-    (missing or new), `types`, `nulls`, `domain` (unseen categories), `range`, `uniqueness`; excluded columns are
-    only held to `uniqueness`. Column checks: `identifiers` (unique integers in sequence, unique text) and
-    `leakage` (a feature that alone predicts the target almost perfectly, or without which a too-good fit of the
-    whole table collapses; on a sample of at most 2000 rows).
+    column that mixes in numbers, an infinite number. Schema checks against the champion's schema (its verified
+    `schema.json`; a file that fails its digest stops the step, naming it): `columns` (missing or new), `types`,
+    `nulls`, `domain` (unseen categories), `range`, `uniqueness`; excluded columns are only held to `uniqueness`.
+    A champion written by another release (a model card of another format version) is not compared with: a warning
+    names it and gate_model's `incompatible_champion` policy decides.
+    Column checks: `identifiers` (unique integers in sequence, unique text) and `leakage` (a feature that alone
+    predicts the target almost perfectly, or without which a too-good fit of the whole table collapses; on a
+    sample of at most 2000 rows).
 
     Args:
         dataset: The ingested data.
@@ -38,55 +47,80 @@ def validate_data(
         schema: The inferred schema as JSON (per column: role - feature, target or excluded, with why -, type,
             kind, missing values, range or domain, uniqueness); it travels with the trained model, which uses the
             feature columns only, and becomes the reference when that model is champion.
-        report: Markdown report: every check with its result, each problem and warning with counts and
+        report: Markdown report: every check with its result, each failure and warning with counts and
             examples, the excluded columns and why, every feature's leakage scores, and the schema.
-        metrics: Rows, columns, problems, warnings, excluded columns, suspected leakage and the fraction of
+        metrics: Rows, columns, failures, warnings, excluded columns, suspected leakage and the fraction of
             missing values per column.
         task: `regression`, `classification` or `auto` (text, booleans and up to 20 integer labels are
             classification).
         model_name: Registered model whose champion's schema the data is compared with; empty skips the schema
             checks, as does a model without a champion (cold start).
         tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store.
-        schema_policy: Per schema check, `fail`, `warn` or `ignore`, e.g. `{"domain": "fail"}`. Defaults:
-            columns and types fail; nulls, domain, range and uniqueness warn.
-        coerce_mixed_types: A text column that is mostly numbers is a warning, and prepare_data sets its other
-            values missing, instead of a failure.
+        validation_policy: What each check does to the run, e.g. `{"domain": "fail", "leakage": "warn"}`. Schema
+            checks take `fail`, `warn` or `ignore` (defaults: columns and types fail; nulls, domain, range and
+            uniqueness warn); `identifiers` takes `exclude` (default: excluded from the features with a
+            warning), `fail` or `keep`; `leakage` takes `fail` (default: the run stops, naming the columns and
+            the `exclude_columns` to rerun with), `warn` or `ignore`. Each key is described in `ValidationPolicy`.
+        cleaning_policy: prepare_data's cleaning policy, the same dict: with `coerce_mixed_types` true, a text
+            column that is mostly numbers is a warning, and prepare_data sets its other values missing, instead
+            of a failure. Its other keys are checked here and applied by prepare_data.
         exclude_columns: Columns that are no features (the model neither trains on them nor needs them in
             requests), e.g. `["customer_id", "refund_amount"]`; a name the data does not have, or the target,
             stops the run.
-        column_policy: `{"identifiers": "exclude" | "fail" | "keep", "leakage": "fail" | "warn" | "ignore"}`.
-            Defaults: identifiers are excluded from the features with a warning; suspected target leakage stops
-            the run, naming the columns and the `exclude_columns` to rerun with.
+        schema_policy: Deprecated: use `validation_policy['columns']`, `['types']`, `['nulls']`, `['domain']`,
+            `['range']` and `['uniqueness']`.
+        column_policy: Deprecated: use `validation_policy['identifiers']` and `validation_policy['leakage']`.
+        coerce_mixed_types: Deprecated: use `cleaning_policy['coerce_mixed_types']`.
 
     Returns:
         task: The resolved task, `regression` or `classification`.
     """
     import json
 
+    from components._common.cleaning import read_cleaning_policy
     from components._common.datasets import read_dataset
-    from components._common.registry import champion_document
-    from components.validate_data.logic import render_report, validate
-    from model_bundle import SCHEMA_FILE
+    from components._common.registry import champion
+    from components.validate_data.logic import validate_dataset
+    from components.validate_data.policy import read_validation_policy
+    from components.validate_data.report import render_report
+    from model_bundle import SCHEMA_FILE, BundleFormatError
 
-    reference, reference_name = champion_document(tracking_uri, model_name, SCHEMA_FILE) if model_name else (None, "")
-    validation = validate(
+    policy = read_validation_policy(validation_policy, schema_policy=schema_policy, column_policy=column_policy)
+    cleaning = read_cleaning_policy(cleaning_policy, coerce_mixed_types=coerce_mixed_types)
+    # The champion's documents are verified against its card and the registry's digests; a tampered one raises.
+    not_compared = ""
+    try:
+        verified = champion(tracking_uri, model_name) if model_name else None
+    except BundleFormatError as error:
+        # Intact files written by another release: whether such a champion still counts is gate_model's decision
+        # (its incompatible_champion policy), not a reason to stop the run here.
+        verified = None
+        not_compared = (
+            f"the champion of {model_name} has a model card of another format version, so this data is not "
+            f"compared with its {SCHEMA_FILE}; gate_model will judge that champion incompatible "
+            f"(gate_policy['incompatible_champion'] decides). {error}"
+        )
+    reference = verified.document(SCHEMA_FILE) if verified is not None else None
+    reference_name = f"the {SCHEMA_FILE} of {verified.description}" if reference is not None else ""
+    validation = validate_dataset(
         read_dataset(dataset.path),
         target=target,
         task=task,
         reference=reference,
         reference_name=reference_name,
-        policy=schema_policy,
-        coerce_mixed_types=coerce_mixed_types,
+        validation_policy=policy,
+        coerce_mixed_types=cleaning.coerce_mixed_types,
         exclude_columns=exclude_columns,
-        column_policy=column_policy,
     )
     with open(schema.path, "w") as stream:
         json.dump(validation.schema, stream, indent=2)
     with open(report.path, "w") as stream:
         stream.write(render_report(validation, target))
+        if not_compared:
+            stream.write(f"\n## Champion not compared\n\n{not_compared}\n")
     metrics.log_metric("rows", validation.schema["rows"])
     metrics.log_metric("columns", len(validation.schema["columns"]))
-    metrics.log_metric("problems", len(validation.failures))
+    metrics.log_metric("failures", len(validation.failures))
     metrics.log_metric("warnings", len(validation.warnings))
     metrics.log_metric("excluded_columns", len(validation.excluded))
     if validation.leakage is not None and not validation.leakage.not_run:
@@ -94,10 +128,12 @@ def validate_data(
         metrics.log_metric(f"leakage_whole_{validation.leakage.metric}", round(validation.leakage.whole, 6))
     for column in validation.schema["columns"]:
         metrics.log_metric(f"null_fraction.{column['name']}", round(column["null_fraction"], 6))
+    if not_compared:
+        print(f"warning [champion] {not_compared}")
     for warning in validation.warnings:
         print(f"warning [{warning.check}] {warning.message}")
     for name, reason in validation.excluded.items():
         print(f"excluded column {name!r}: {reason}")
-    validation.raise_for_problems()
+    validation.raise_for_failures()
     print(f"validation passed: task {validation.task}; {reference_name or 'no reference schema'}")
     return (validation.task,)

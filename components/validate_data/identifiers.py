@@ -1,4 +1,5 @@
-"""Identifier columns: values unique per row that carry no magnitude, so a model can only memorise them.
+"""Identifier columns: which columns are identifiers (values unique per row that carry no magnitude, so a model can
+only memorise them), and the finding that says so under the validation policy's ``identifiers`` action.
 
 Built on the schema's ``unique`` flag (whole numbers or text, every present value distinct):
 
@@ -18,6 +19,9 @@ import re
 from collections.abc import Mapping
 
 import pandas as pd
+
+from components.validate_data.policy import EXCLUDE, FAIL, IDENTIFIERS
+from model_bundle.schema import Finding
 
 MIN_ROWS = 20
 # Drawn at random from a range at most twice their count, n distinct-by-chance integers have a probability of
@@ -58,3 +62,20 @@ def identifier_reason(column: Mapping, present: pd.Series | None = None, mostly_
 def _uuid_like(present: pd.Series) -> bool:
     sample = present.iloc[:: max(1, len(present) // _UUID_SAMPLE)].astype(str).str.strip()
     return bool(sample.str.match(_UUID_LIKE).all())
+
+
+def identifier_finding(column: Mapping, reason: str, action: str) -> Finding:
+    """The finding of the identifier ``column`` (``reason`` from ``identifier_reason``), saying what ``action`` (the
+    policy's ``identifiers``: exclude, fail or keep) does with it."""
+    name = column["name"]
+    what = f"column {name!r} is an identifier ({reason.removeprefix('identifier: ')}, {column['distinct']} values)"
+    if action == EXCLUDE:
+        message = f"{what}: excluded from the features (validation_policy identifiers=exclude)"
+    elif action == FAIL:
+        message = (
+            f"{what}: a model can only memorise it; rerun with exclude_columns=[{name!r}] or validation_policy "
+            "identifiers=exclude"
+        )
+    else:
+        message = f"{what}: kept as a feature (validation_policy identifiers=keep)"
+    return Finding(IDENTIFIERS, name, message, column["distinct"])

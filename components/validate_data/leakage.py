@@ -1,5 +1,5 @@
-"""Target leakage: features that give the target away, typically because they are recorded after it (a refund
-amount for "was refunded", a copy of the price in another currency, the parts of a total).
+"""The leakage check: which features give the target away, typically because they are recorded after it (a refund
+amount for "was refunded", a copy of the price in another currency, the parts of a total), and its findings.
 
 Both measures work on a seeded sample of at most ``SAMPLE_ROWS`` labelled rows (exact duplicate rows dropped, as
 prepare_data drops them: a repeated row would be learnt by heart across folds) and score out-of-fold predictions of
@@ -74,7 +74,9 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from components._common.scoring import CLASSIFICATION, REGRESSION
+from components.validate_data.policy import LEAKAGE
 from model_bundle import CATEGORICAL
+from model_bundle.schema import Finding
 
 SAMPLE_ROWS = 2000
 MIN_ROWS = 50
@@ -188,6 +190,20 @@ def check_leakage(
             by.append(BY_FIT)
         check.features.append(FeatureScore(name, alone[j], without.get(j), tuple(by)))
     return check
+
+
+def leakage_findings(check: LeakageCheck, target: str, already: list[str]) -> list[Finding]:
+    """One finding per suspect, each with the whole ``exclude_columns`` to rerun with: ``already`` and the suspects."""
+    rerun = [*already, *(feature.name for feature in check.suspects)]
+    return [
+        Finding(
+            LEAKAGE,
+            feature.name,
+            f"column {feature.name!r} is suspected target leakage of {target!r}: {check.evidence(feature)}. If its "
+            f"value is not known when predicting, exclude it: rerun with exclude_columns={rerun}",
+        )
+        for feature in check.suspects
+    ]
 
 
 def _encode(values: pd.Series, kind: str) -> np.ndarray:

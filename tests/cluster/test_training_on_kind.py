@@ -64,7 +64,7 @@ def test_training_pipeline_deploys_a_seldon_deployment_that_serves_with_metrics(
     run = kfp_client.create_run_from_pipeline_package(
         str(tmp_path / "training_pipeline.yaml"),
         arguments={
-            "data_uri": "sample://house-prices?rows=1000&seed=5",
+            "source_uri": "sample://house-prices?rows=1000&seed=5",
             "model_name": MODEL_NAME,
             "tracking_uri": "http://mlflow.kubeflow.svc.cluster.local:5000",
             "deploy_target": "kubernetes",

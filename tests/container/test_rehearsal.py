@@ -1,7 +1,7 @@
 """`make rehearse` as tests: the whole cluster path with the real images, one rehearsal for the module.
 
 The images are the ones `make images` tagged (conftest.py). Skipped with the reason where no Docker daemon runs or
-the images are not built; in CI both fail.
+the images are not built; in CI (CI set) such a skip fails the run (tests/fixtures.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,16 @@ pytestmark = pytest.mark.container
 
 @pytest.fixture(scope="module")
 def rehearsed(images, docker, tmp_path_factory):
-    return docker, rehearsal.rehearse(images.tag, images.registry, work_dir=tmp_path_factory.mktemp("rehearsal"))
+    from kfp.local import config
+    from kfp.local.orchestrator import task_spec_utils
+
+    # The rehearsal sets kfp.local up for the whole process (local.init with its DockerRunner) and patches its loop
+    # builder (run_local.kfp_local_fixes): both are put back once the module is done.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(config.LocalExecutionConfig, "instance", config.LocalExecutionConfig.instance)
+        loop_builder = "create_parameter_loop_iteration_task_spec"
+        patch.setattr(task_spec_utils, loop_builder, getattr(task_spec_utils, loop_builder))
+        yield docker, rehearsal.rehearse(images.tag, images.registry, work_dir=tmp_path_factory.mktemp("rehearsal"))
 
 
 def test_every_stage_runs_and_reports_what_it_proved(rehearsed):

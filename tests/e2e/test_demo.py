@@ -2,16 +2,15 @@
 (a Python example with kserve's OIP client, then an OIP curl; both are run here as a user would paste them), whether
 the run deployed a model, the gate kept the champion after `make stop`, or a server was already up.
 
-Runs the real Makefile (in its own state and build directories, on free ports) with the environments under test.
+Runs the real Makefile (in its own state and build directories, on free ports) with the environment under test
+(the ``make`` fixture of tests/fixtures.py).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,18 +23,13 @@ from serving import local_server
 pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-VENV = Path(sys.executable).parent.parent
-# make must use the environment as it is (-o: never rebuild it), not a parent `make test`'s settings.
-MAKE = ["make", "-o", f"{VENV}/.installed", f"VENV={VENV}"]
-CLEAN_ENVIRONMENT = {key: value for key, value in os.environ.items() if key not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 CURL = re.compile(r"^curl -s -X POST .*\\\n\s+-d .*$", re.MULTILINE)
 PYTHON_EXAMPLE = re.compile(r"^\S+python - <<'EOF'\n.*?^EOF$", re.MULTILINE | re.DOTALL)
 MODEL_NAME = "house-prices"
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory, free_ports):
+def demo(tmp_path_factory, free_ports, make):
     """``demo(target)`` runs ``make <target>`` with this module's state, build directory and ports; the first demo
     has run (a cold start: its model deployed). Every server is stopped at the end."""
     state_dir = tmp_path_factory.mktemp("demo-state")
@@ -44,15 +38,7 @@ def demo(tmp_path_factory, free_ports):
     settings = [f"STATE_DIR={state_dir}", f"BUILD_DIR={build_dir}", f"PORT={port}", f"METRICS_PORT={metrics_port}"]
 
     def run(target: str) -> subprocess.CompletedProcess:
-        completed = subprocess.run(
-            [*MAKE, target, *settings],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env=CLEAN_ENVIRONMENT,
-        )
-        completed.stdout = ANSI.sub("", completed.stdout)
+        completed = make(target, *settings)
         assert completed.returncode == 0, f"make {target}:\n{completed.stdout[-4000:]}\n{completed.stderr[-4000:]}"
         return completed
 

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from components._common import registry
-from components.ingest_data.logic import house_prices
+from components.ingest_data.samples import house_prices
 from serving import local_server
 
 pytestmark = pytest.mark.e2e
@@ -61,13 +61,13 @@ def test_no_drift_retrains_nothing_and_drift_retrains_through_the_gate(tmp_path,
     state_dir = tmp_path / "state"
     serving_port, metrics_port = free_ports(2)
     deploy = ["deploy_target=local", f"serving_port={serving_port}", f"metrics_port={metrics_port}"]
-    monitor = ["monitoring", state_dir, f"retrain_data_uri={data['training'].parent}/houses-*.csv", *deploy]
+    monitor = ["monitoring", state_dir, f"retrain_source_uri={data['training'].parent}/houses-*.csv", *deploy]
     assert data["shifted"].parent == data["training"].parent  # retraining includes the new data
     try:
         trained = run(
             "training",
             state_dir,
-            f"data_uri={data['training']}",
+            f"source_uri={data['training']}",
             'candidates=[{"model_type": "hist_gradient_boosting", "hyperparameters": {"max_iter": 20}}]',
             *deploy,
         )

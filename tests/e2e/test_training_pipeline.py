@@ -85,7 +85,7 @@ def test_a_degraded_model_never_replaces_the_champion_and_the_best_of_three_cand
 
     # 1. A good model (a short boosting run) on an empty registry: cold start, deployed, champion.
     first = run_training(
-        state_dir, f"data_uri={SAMPLE}", candidates(("hist_gradient_boosting", {"max_iter": 20})), *deploy
+        state_dir, f"source_uri={SAMPLE}", candidates(("hist_gradient_boosting", {"max_iter": 20})), *deploy
     )
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr
     assert "passed champion: none registered yet (cold start)" in first.stdout
@@ -101,7 +101,8 @@ def test_a_degraded_model_never_replaces_the_champion_and_the_best_of_three_cand
     assert re.search(r'^model_requests_total\{.*outcome="ok".*\} [1-9]', metrics, re.MULTILINE), metrics[:2000]
     served_sha = requests.get(model_url, timeout=30).json()["parameters"]["sha256"]
 
-    # 2. A deliberately degraded configuration: registered (so the registry explains it), never deployed.
+    # 2. A deliberately degraded configuration: registered (so the registry explains it), never deployed. Its data
+    # is named by the deprecated data_uri, which still works for one release, saying what replaces it.
     degraded = run_training(
         state_dir,
         f"data_uri={SAMPLE}",
@@ -109,11 +110,18 @@ def test_a_degraded_model_never_replaces_the_champion_and_the_best_of_three_cand
         *deploy,
     )
     assert degraded.returncode == 0, degraded.stdout[-3000:] + degraded.stderr
+    deprecation = "DEPRECATED: parameter data_uri will be removed in the next release; use source_uri instead"
+    assert deprecation in degraded.stdout + degraded.stderr
+    assert deprecation not in first.stdout + first.stderr
     assert re.search(r"FAILED champion v1: r2 [0-9.]+ vs [0-9.]+, gain -[0-9.]+ \(95% CI \[-", degraded.stdout)
     assert "significantly worse" in degraded.stdout
     client = registry_client(state_dir)
     assert str(client.get_model_version_by_alias(MODEL_NAME, registry.CHALLENGER).version) == "2"
     assert client.get_model_version(MODEL_NAME, "2").tags["gate.approved"] == "false"
+    # The lineage is what ingest read, whichever name gave it.
+    for version in ("1", "2"):
+        run = client.get_run(client.get_model_version(MODEL_NAME, version).run_id)
+        assert run.data.params["source_uri"] == SAMPLE, version
     assert champion_version(state_dir) == "1"
     # The champion is still served, byte for byte.
     assert requests.get(model_url, timeout=30).json()["parameters"]["sha256"] == served_sha
@@ -122,7 +130,7 @@ def test_a_degraded_model_never_replaces_the_champion_and_the_best_of_three_cand
     # 3. Three candidates train in the loop; the best by validation score is the one evaluated, gated, deployed.
     better = run_training(
         state_dir,
-        f"data_uri={SAMPLE}",
+        f"source_uri={SAMPLE}",
         candidates(("linear", {}), ("hist_gradient_boosting", {}), ("random_forest", {"n_estimators": 50})),
         *deploy,
     )
@@ -155,6 +163,7 @@ def test_a_degraded_model_never_replaces_the_champion_and_the_best_of_three_cand
     assert reports == {
         f"reports/{name}" for name in ("gate.md", "evaluation.html", "validation.md", "cleaning.md", "selection.md")
     }
+    # Process-wide settings: tests/fixtures.py puts MLflow's URIs back after every test.
     mlflow.set_tracking_uri(f"sqlite:///{state_dir / 'mlflow.db'}")
     mlflow.set_registry_uri(f"sqlite:///{state_dir / 'mlflow.db'}")
     pyfunc = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
@@ -172,7 +181,7 @@ def test_a_degraded_model_never_replaces_the_champion_and_the_best_of_three_cand
     # New data is held to it: a renamed column stops the run at validation, naming the column and the check.
     renamed = state_dir / "renamed.csv"
     pd.read_csv(houses_csv).rename(columns={"size_sqm": "area_sqm"}).to_csv(renamed, index=False)
-    changed = run_training(state_dir, f"data_uri={renamed}", *deploy)
+    changed = run_training(state_dir, f"source_uri={renamed}", *deploy)
     assert changed.returncode == 1
     assert "Inner task failed: 'validate-data'" in changed.stderr
     assert "[columns] column 'size_sqm' of the reference schema is missing" in changed.stdout
@@ -200,16 +209,16 @@ def test_a_degraded_model_never_replaces_the_champion_and_the_best_of_three_cand
 )
 def test_bad_input_stops_the_run_at_the_first_step_that_can_see_it(tmp_path, houses_csv, case, failed_step, message):
     if case == "missing_target":
-        arguments = [f"data_uri={houses_csv}", "target=no_such_column"]
+        arguments = [f"source_uri={houses_csv}", "target=no_such_column"]
     elif case == "empty_file":
         (tmp_path / "empty.csv").write_bytes(b"")
-        arguments = [f"data_uri={tmp_path / 'empty.csv'}"]
+        arguments = [f"source_uri={tmp_path / 'empty.csv'}"]
     elif case == "missing_path":
-        arguments = [f"data_uri={tmp_path / 'nowhere.csv'}"]
+        arguments = [f"source_uri={tmp_path / 'nowhere.csv'}"]
     else:
         frame = pd.read_csv(houses_csv).assign(price=250000.0)
         frame.to_csv(tmp_path / "constant.csv", index=False)
-        arguments = [f"data_uri={tmp_path / 'constant.csv'}"]
+        arguments = [f"source_uri={tmp_path / 'constant.csv'}"]
 
     completed = run_training(tmp_path / "state", *arguments)
     assert completed.returncode == 1
@@ -230,7 +239,7 @@ def test_any_csv_with_mixed_columns_trains_and_renders_a_deployment(tmp_path, ta
     other = {"monthly_rent": "tenure", "tenure": "monthly_rent"}[target]
     completed = run_training(
         tmp_path / "state",
-        f"data_uri={path}",
+        f"source_uri={path}",
         f"target={target}",
         f'exclude_columns=["{other}"]',
         f"model_name=flats-{task}",

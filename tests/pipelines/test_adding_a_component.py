@@ -1,6 +1,7 @@
-"""Adding a component, as a user does: `make new-component NAME=...` scaffolds one that compiles, is documented
-and passes its own tests as is; docs/writing-a-component.md works as written (its worked example, typed into a
-fresh copy of the repository, compiles into the training pipeline and passes its tests and the project's)."""
+"""Adding a component, as a user does: `make new-component NAME=...` scaffolds one in the catalogue's layout
+(components/<name>/ with its tests beside it, its README and metadata) that compiles, is documented and passes its
+own tests as is; docs/writing-a-component.md works as written (its worked example, typed into a fresh copy of the
+repository, compiles into the training pipeline and passes its tests and the project's)."""
 
 from __future__ import annotations
 
@@ -47,23 +48,41 @@ def _check_style(paths: list[str], cwd: Path) -> None:
 def test_a_scaffolded_component_compiles_is_documented_and_passes_its_tests(repository_copy):
     _run([*MAKE, "new-component", f"NAME={NAME}"], repository_copy)
 
+    # The catalogue's layout: the package, its tests beside it, and the README and metadata make generated.
+    component = repository_copy / "components" / NAME
+    assert sorted(str(path.relative_to(component)) for path in component.rglob("*") if path.is_file()) == [
+        "README.md",
+        "__init__.py",
+        "component.py",
+        "logic.py",
+        "metadata.yaml",
+        "tests/test_component.py",
+        "tests/test_logic.py",
+    ]
     for path in files(NAME):
         assert (repository_copy / path).is_file(), path
+    metadata = yaml.safe_load((component / "metadata.yaml").read_text())
+    assert metadata["name"] == NAME
+    assert f"\n# {NAME}\n" in (component / "README.md").read_text()
+    # The package is its docstring alone: KFP-facing code imports the component from its module.
+    init = (component / "__init__.py").read_text()
+    assert init.startswith('"""') and init.count("\n") == 1
     # compile.py discovers it: its own YAML, loadable for reuse.
     _run([sys.executable, "compile.py", "--output-dir", "build"], repository_copy)
     assert (repository_copy / "build" / "components" / f"{NAME}.yaml").is_file()
     # make new-component regenerated the reference, so the stale-docs test passes with the new entry in it.
     assert f"## {NAME}" in (repository_copy / "docs" / "components.md").read_text()
     tests = [
-        f"tests/unit/test_{NAME}.py",
-        f"tests/components/test_{NAME}.py",
+        f"components/{NAME}",
         "tests/unit/test_docs_reference.py",
         "tests/pipelines/test_compile.py::test_component_yaml_loads_for_reuse",
+        "tests/static/test_import_guard.py::test_the_repository_passes_every_check",
     ]
     output = _pytest(tests, repository_copy)
-    assert f"tests/unit/test_{NAME}.py::test_keeps_the_chosen_columns_in_the_order_given PASSED" in output
-    assert f"tests/components/test_{NAME}.py::test_writes_the_result_dataset_and_its_metrics PASSED" in output
+    assert f"components/{NAME}/tests/test_logic.py::test_keeps_the_chosen_columns_in_the_order_given PASSED" in output
+    assert f"components/{NAME}/tests/test_component.py::test_writes_the_result_dataset_and_its_metrics PASSED" in output
     assert f"test_component_yaml_loads_for_reuse[{NAME}] PASSED" in output
+    assert "test_the_repository_passes_every_check PASSED" in output
     # The generated code is in the project's style as is.
     _check_style([str(path) for path in files(NAME)], repository_copy)
 
@@ -86,13 +105,14 @@ def test_a_bad_or_taken_name_is_refused_naming_the_problem(name, problem):
 
 
 def test_nothing_is_written_when_one_of_the_files_exists(tmp_path):
-    (tmp_path / "tests" / "unit").mkdir(parents=True)
-    (tmp_path / "tests" / "unit" / f"test_{NAME}.py").write_text("# mine\n")
+    existing = tmp_path / "components" / NAME / "tests" / "test_logic.py"
+    existing.parent.mkdir(parents=True)
+    existing.write_text("# mine\n")
 
-    with pytest.raises(ScaffoldError, match=f"tests/unit/test_{NAME}.py already exist"):
+    with pytest.raises(ScaffoldError, match=f"components/{NAME}/ already exists"):
         scaffold(NAME, tmp_path)
-    assert not (tmp_path / "components").exists()
-    assert (tmp_path / "tests" / "unit" / f"test_{NAME}.py").read_text() == "# mine\n"
+    assert [path for path in tmp_path.rglob("*") if path.is_file()] == [existing]
+    assert existing.read_text() == "# mine\n"
 
 
 def test_make_without_a_name_prints_the_usage():
@@ -105,10 +125,10 @@ def test_the_guide_names_the_files_of_its_example():
     paths = [block["path"] for block in FILE_BLOCK.finditer(GUIDE.read_text())]
     assert paths == [
         "components/explain_model/logic.py",
-        "tests/unit/test_explain_model.py",
+        "components/explain_model/tests/test_logic.py",
         "components/explain_model/component.py",
         "components/explain_model/__init__.py",
-        "tests/components/test_explain_model.py",
+        "components/explain_model/tests/test_component.py",
         "pipelines/training_pipeline.py",
     ]
 
@@ -140,12 +160,13 @@ def test_the_worked_example_works_as_written(repository_copy):
     training = next(yaml.safe_load_all((repository_copy / "build" / "training_pipeline.yaml").read_text()))
     assert "explain-model" in training["root"]["dag"]["tasks"]
     tests = [
-        "tests/unit/test_explain_model.py",
-        "tests/components/test_explain_model.py",
+        "components/explain_model",
         "tests/unit/test_docs_reference.py",
         "tests/pipelines/test_compile.py",
+        "tests/static/test_import_guard.py::test_the_repository_passes_every_check",
     ]
     output = _pytest(tests, repository_copy)
     assert "test_explains_a_trained_model_on_its_test_rows PASSED" in output
     assert "test_the_feature_the_target_depends_on_ranks_first PASSED" in output
+    assert "test_the_repository_passes_every_check PASSED" in output
     _check_style(written, repository_copy)

@@ -163,14 +163,15 @@ def test_monitoring_retrains_through_the_training_pipeline_only_on_drift(build_d
     assert list(body) == ["training-pipeline"]
     nested = spec["components"][body["training-pipeline"]["componentRef"]["name"]]["dag"]["tasks"]
     assert {"gate-model", "register-model", "select-model"} <= set(nested)
-    retrain_data = body["training-pipeline"]["inputs"]["parameters"]["data_uri"]["componentInputParameter"]
-    assert retrain_data == "pipelinechannel--retrain_data_uri"
+    retrain_data = body["training-pipeline"]["inputs"]["parameters"]["source_uri"]["componentInputParameter"]
+    assert retrain_data == "pipelinechannel--retrain_source_uri"
 
 
 @pytest.mark.parametrize(
-    ("parameter", "kind", "default"), [("exclude_columns", "LIST", []), ("column_policy", "STRUCT", {})]
+    ("parameter", "kind", "default"),
+    [("exclude_columns", "LIST", []), ("validation_policy", "STRUCT", {}), ("cleaning_policy", "STRUCT", {})],
 )
-def test_column_roles_are_parameters_of_both_pipelines_wired_to_validation_and_retraining(
+def test_column_roles_and_policies_are_parameters_of_both_pipelines_wired_to_validation_and_retraining(
     build_dir, parameter, kind, default
 ):
     training = _documents(build_dir / "training_pipeline.yaml")[0]
@@ -190,10 +191,138 @@ def test_column_roles_are_parameters_of_both_pipelines_wired_to_validation_and_r
 def test_pipeline_defaults_run_on_the_sample_data(build_dir):
     spec = _documents(build_dir / "training_pipeline.yaml")[0]
     parameters = spec["root"]["inputDefinitions"]["parameters"]
-    assert parameters["data_uri"]["defaultValue"].startswith("sample://house-prices")
+    assert parameters["source_uri"]["defaultValue"].startswith("sample://house-prices")
     assert parameters["target"]["defaultValue"] == "price"
     # Uploaded to a cluster as-is, the default must not try to start a server on the pipeline pod.
     assert parameters["deploy_target"]["defaultValue"] == "none"
+
+
+# --- parameters renamed or moved into a policy (issue 17): the new ones wired, each old one kept for one release ---
+
+SAMPLE_DEFAULT = "sample://house-prices?rows=2000&seed=7"
+# Each new parameter: its type and default, and the component input it sets in each step it reaches.
+NEW_PARAMETERS = {
+    "training": {
+        "source_uri": ("STRING", SAMPLE_DEFAULT, {"ingest-data": "source_uri"}),
+        "validation_policy": ("STRUCT", {}, {"validate-data": "validation_policy"}),
+        "cleaning_policy": ("STRUCT", {}, {"validate-data": "cleaning_policy", "prepare-data": "cleaning_policy"}),
+        "gate_policy": ("STRUCT", {}, {"gate-model": "gate_policy"}),
+        "wait_timeout_seconds": ("NUMBER_INTEGER", 600, {"deploy-model": "wait_timeout_seconds"}),
+    },
+    "monitoring": {
+        "retrain_source_uri": ("STRING", "", {"training-pipeline": "source_uri"}),
+        "validation_policy": (
+            "STRUCT",
+            {},
+            {"validate-data": "validation_policy", "training-pipeline": "validation_policy"},
+        ),
+        "cleaning_policy": ("STRUCT", {}, {"validate-data": "cleaning_policy", "training-pipeline": "cleaning_policy"}),
+    },
+}
+# Each deprecated parameter: its type, the new name its docstring points to, and the component input it still sets
+# in each step that owns it.
+DEPRECATED_PARAMETERS = {
+    "training": {
+        "data_uri": ("STRING", "`source_uri`", {"ingest-data": "data_uri"}),
+        "schema_policy": ("STRUCT", "`validation_policy`", {"validate-data": "schema_policy"}),
+        "column_policy": ("STRUCT", "`validation_policy['identifiers']`", {"validate-data": "column_policy"}),
+        "drop_duplicates": ("BOOLEAN", "`cleaning_policy['drop_duplicates']`", {"prepare-data": "drop_duplicates"}),
+        "coerce_mixed_types": (
+            "BOOLEAN",
+            "`cleaning_policy['coerce_mixed_types']`",
+            {"validate-data": "coerce_mixed_types", "prepare-data": "coerce_mixed_types"},
+        ),
+        "outliers": ("STRING", "`cleaning_policy['outliers']`", {"prepare-data": "outliers"}),
+        "outlier_factor": ("NUMBER_DOUBLE", "`cleaning_policy['outlier_factor']`", {"prepare-data": "outlier_factor"}),
+        "thresholds": ("STRUCT", "`gate_policy['thresholds']`", {"gate-model": "thresholds"}),
+        "min_improvement": ("NUMBER_DOUBLE", "`gate_policy['min_improvement']`", {"gate-model": "min_improvement"}),
+        "deploy_timeout_seconds": (
+            "NUMBER_INTEGER",
+            "`wait_timeout_seconds`",
+            {"deploy-model": "deploy_timeout_seconds"},
+        ),
+    },
+    "monitoring": {
+        "retrain_data_uri": ("STRING", "`retrain_source_uri`", {"training-pipeline": "data_uri"}),
+        "schema_policy": (
+            "STRUCT",
+            "`validation_policy`",
+            {"validate-data": "schema_policy", "training-pipeline": "schema_policy"},
+        ),
+        "column_policy": (
+            "STRUCT",
+            "`validation_policy['identifiers']`",
+            {"validate-data": "column_policy", "training-pipeline": "column_policy"},
+        ),
+    },
+}
+
+
+def _pipeline_spec(build_dir: Path, pipeline: str) -> dict:
+    return _documents(build_dir / f"{PIPELINES[pipeline].pipeline_func.__name__}.yaml")[0]
+
+
+def _steps_and_their_dags(spec: dict) -> dict[str, tuple[dict, bool]]:
+    """The pipeline's own steps by task name (the root DAG's and its dsl.If bodies', not those of a nested
+    pipeline): each task and whether it sits in a dsl.If body (where the pipeline's parameters are channels)."""
+    found = {name: (task, False) for name, task in spec["root"]["dag"]["tasks"].items()}
+    for name, component in spec["components"].items():
+        if name.startswith("comp-condition") and "dag" in component:
+            found.update({task_name: (task, True) for task_name, task in component["dag"]["tasks"].items()})
+    return found
+
+
+def _assert_wired(spec: dict, parameter: str, reaches: dict[str, str]) -> None:
+    """``parameter`` of the pipeline is what each step in ``reaches`` gets as its input of the given name."""
+    steps = _steps_and_their_dags(spec)
+    for step, component_input in reaches.items():
+        task, in_condition = steps[step]
+        source = f"pipelinechannel--{parameter}" if in_condition else parameter
+        assert task["inputs"]["parameters"][component_input] == {"componentInputParameter": source}, (step, parameter)
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "parameter"), [(pipeline, name) for pipeline, names in NEW_PARAMETERS.items() for name in names]
+)
+def test_the_new_parameters_are_declared_with_their_defaults_and_reach_their_steps(build_dir, pipeline, parameter):
+    spec = _pipeline_spec(build_dir, pipeline)
+    kind, default, reaches = NEW_PARAMETERS[pipeline][parameter]
+
+    declared = spec["root"]["inputDefinitions"]["parameters"][parameter]
+    assert (declared["parameterType"], declared["defaultValue"]) == (kind, default)
+    _assert_wired(spec, parameter, reaches)
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "parameter"),
+    [(pipeline, name) for pipeline, names in DEPRECATED_PARAMETERS.items() for name in names],
+)
+def test_a_deprecated_parameter_still_compiles_optional_and_reaches_the_component_that_owns_it(
+    build_dir, pipeline, parameter
+):
+    spec = _pipeline_spec(build_dir, pipeline)
+    kind, replacement, reaches = DEPRECATED_PARAMETERS[pipeline][parameter]
+
+    declared = spec["root"]["inputDefinitions"]["parameters"][parameter]
+    # Optional without a default: left unset, the step's own input is unset too and the component's default holds.
+    assert declared["parameterType"] == kind and declared["isOptional"] is True and "defaultValue" not in declared
+    assert " ".join(declared["description"].split()).startswith(f"Deprecated: use {replacement}")
+    _assert_wired(spec, parameter, reaches)
+    steps = _steps_and_their_dags(spec)
+    for step, component_input in reaches.items():
+        component = spec["components"][steps[step][0]["componentRef"]["name"]]
+        owned = component["inputDefinitions"]["parameters"][component_input]
+        assert owned["isOptional"] is True and "defaultValue" not in owned, (step, component_input)
+
+
+def test_register_records_the_source_ingest_actually_read(build_dir):
+    spec = _pipeline_spec(build_dir, "training")
+    register = spec["root"]["dag"]["tasks"]["register-model"]["inputs"]["parameters"]["source_uri"]
+
+    # Not the pipeline parameter: with the deprecated data_uri given, only ingest knows which name was used.
+    assert register == {"taskOutputParameter": {"outputParameterKey": "source_uri", "producerTask": "ingest-data"}}
+    outputs = spec["components"]["comp-ingest-data"]["outputDefinitions"]["parameters"]
+    assert outputs["source_uri"]["parameterType"] == "STRING"
 
 
 def _compile_for_cluster(tmp_path: Path, *options: str) -> subprocess.CompletedProcess:

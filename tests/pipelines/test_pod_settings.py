@@ -197,7 +197,7 @@ def test_the_memory_limit_parameters_default_to_the_tables_figures(compiled):
 
 def test_the_deploy_steps_timeout_outlasts_its_wait_and_the_parameter_says_so(pipelines):
     spec, _ = pipelines["training"]
-    wait = spec["root"]["inputDefinitions"]["parameters"]["deploy_timeout_seconds"]
+    wait = spec["root"]["inputDefinitions"]["parameters"]["wait_timeout_seconds"]
     timeout = POD_SETTINGS["deploy_model"].timeout_seconds
     assert wait["defaultValue"] + DEPLOY_MARGIN_SECONDS <= timeout
     documented = re.search(
@@ -248,19 +248,12 @@ def fail_on_bad_input(attempts_file: str):
 
 
 def test_a_local_run_does_not_retry_a_failing_step_and_the_compiled_policy_stays(tmp_path, monkeypatch):
-    import builtins
-
-    from components._common.registry import STATE_DIR_ENV
-
     @dsl.pipeline
     def failing(attempts_file: str):
         fail_on_bad_input(attempts_file=attempts_file).set_retry(
             num_retries=RETRIES, backoff_duration=RETRY_BACKOFF, backoff_factor=RETRY_BACKOFF_FACTOR
         )
 
-    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path))  # run() sets these; registered so they are restored
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setattr(builtins, "print", builtins.print)
     monkeypatch.setitem(PIPELINES, "failing", failing)
     attempts = tmp_path / "attempts"
 

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 import model_bundle
-from serving import local_server
+from serving import local_server, processes
 
 # Bounded waits: server start-up (sklearn + kserve imports), a spawned server's start-up and one helper script.
 START_TIMEOUT = 60.0
@@ -164,7 +164,7 @@ def run_python() -> Callable[..., subprocess.CompletedProcess]:
     def run(source: str, *args: str) -> subprocess.CompletedProcess:
         result = subprocess.run(
             [sys.executable, "-c", source, *args],
-            cwd=local_server.REPO_ROOT,
+            cwd=processes.REPO_ROOT,
             capture_output=True,
             text=True,
             timeout=SUBPROCESS_TIMEOUT,
@@ -216,19 +216,19 @@ def spawned_server(
     base_env: dict[str, str] | None = None,
     wait_ready: bool = True,
 ) -> Iterator[subprocess.Popen]:
-    """``python -m serving ARGS`` in its own process group (local_server.spawn), output to ``log``, with ``env`` on
+    """``python -m serving ARGS`` in its own process group (serving.processes.spawn), output to ``log``, with ``env`` on
     top of ``base_env`` (default: clean_environment()); waits until /v2/models/<model_name>/ready answers 200 on
     ``http_port`` (unless ``wait_ready`` is False, for a server that must refuse to start) and stops the group
-    afterwards, whatever happens (local_server.stop_group)."""
+    afterwards, whatever happens (serving.processes.stop_group)."""
     environment = {**(clean_environment() if base_env is None else base_env), **(env or {})}
-    process = local_server.spawn([sys.executable, "-m", "serving", *args], log, environment)
+    process = processes.spawn([sys.executable, "-m", "serving", *args], log, environment)
     try:
         if wait_ready:
-            ready = f"http://{local_server.HOST}:{http_port}/v2/models/{model_name}/ready"
-            local_server.wait_healthy(ready, process, log, SPAWN_TIMEOUT, "`python -m serving`")
+            ready = f"http://{processes.HOST}:{http_port}/v2/models/{model_name}/ready"
+            processes.wait_healthy(ready, process, log, SPAWN_TIMEOUT, "`python -m serving`")
         yield process
     finally:
-        local_server.stop_group(process.pid)
+        processes.stop_group(process.pid)
         process.wait(timeout=30)
 
 
@@ -329,8 +329,8 @@ def grpc_client(tmp_path) -> Callable[[int, list[dict]], list[dict]]:
         calls_file, results_file = tmp_path / "grpc-calls.json", tmp_path / "grpc-results.json"
         calls_file.write_text(json.dumps(calls, allow_nan=False))
         child = subprocess.run(
-            [sys.executable, "-c", GRPC_CLIENT, f"{local_server.HOST}:{port}", str(calls_file), str(results_file)],
-            cwd=local_server.REPO_ROOT,
+            [sys.executable, "-c", GRPC_CLIENT, f"{processes.HOST}:{port}", str(calls_file), str(results_file)],
+            cwd=processes.REPO_ROOT,
             env=clean_environment(),
             capture_output=True,
             text=True,

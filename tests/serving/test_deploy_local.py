@@ -142,7 +142,11 @@ def test_successful_deploy_serves_the_registered_files_and_moves_champion(mlflow
     [server] = local_server.running(mlflow_state / "serving")
     assert server.model_name == "houses"
     # Served from the registry's copy, not from the pipeline's own artifact.
-    assert server.model_dir.startswith(str(mlflow_state / "serving" / "models" / "houses" / "v1"))
+    assert Path(server.model_dir) == mlflow_state / "serving" / "models" / "houses" / "v1"
+    # Only the bundle: the model, its card and the documents the card lists, each verified on loading.
+    assert sorted(path.name for path in Path(server.model_dir).iterdir()) == sorted(
+        ["model.joblib", "model.json", *bundle.card.documents]
+    )
 
 
 def test_a_model_name_becomes_its_deployment_name(mlflow_state, regression_bundle, free_ports):
@@ -189,7 +193,7 @@ def test_a_version_that_answers_wrongly_is_rolled_back(mlflow_state, champion_v1
 
     assert str(registry.version_by_alias(registry.connect(""), "houses", registry.CHAMPION).version) == "1"
     [server] = local_server.running(mlflow_state / "serving")
-    assert "/v1/" in server.model_dir
+    assert Path(server.model_dir) == mlflow_state / "serving" / "models" / "houses" / "v1"
     assert _metadata(http_port)["parameters"]["model_version"] == "1"
 
 
@@ -217,7 +221,7 @@ def test_after_stop_the_champion_is_served_again_from_the_registry(mlflow_state,
     assert (served.model_name, served.version, served.started) == ("houses", "1", True)
     assert (served.server.model_name, served.server.metrics_port) == ("houses", metrics_port)
     assert [server.pid for server in local_server.running(mlflow_state / "serving")] == [served.server.pid]
-    assert served.server.model_dir.startswith(str(mlflow_state / "serving" / "models" / "houses" / "v1"))
+    assert Path(served.server.model_dir) == mlflow_state / "serving" / "models" / "houses" / "v1"
     assert _metadata(http_port)["parameters"]["sha256"] == bundle.card.sha256
     assert _metadata(http_port)["parameters"]["model_version"] == "1"
     assert _predict(http_port, rows) == pytest.approx(list(bundle.predict(rows)), rel=1e-9)
@@ -264,7 +268,7 @@ def test_a_new_champion_replaces_the_served_one_on_the_same_port(mlflow_state, c
     assert (served.version, served.started) == ("2", True)
     [after] = local_server.running(mlflow_state / "serving")
     assert after.http_port == http_port and after.pid != before.pid
-    assert "/v2/" in after.model_dir
+    assert Path(after.model_dir) == mlflow_state / "serving" / "models" / "houses" / "v2"
     assert _metadata(http_port)["parameters"]["sha256"] == other.card.sha256
     rows = other_test[other.feature_names].head(3)
     assert _predict(http_port, rows) == list(other.predict(rows))

@@ -510,7 +510,9 @@ def test_health_and_readiness(served):
 
 def test_a_slow_batch_does_not_stall_other_requests(classification_server, classification_bundle, oip_table):
     """scikit-learn's predict runs off the event loop: health checks answer at once while a batch of 20,000 rows
-    is checked and predicted."""
+    is checked and predicted. "At once" is measured against the batch itself, so a busy machine (slower batch and
+    slower answers alike) does not fail it: an event loop blocked by the prediction would hold a health check for
+    most of the batch's time."""
     import concurrent.futures
 
     bundle, test = classification_bundle
@@ -531,7 +533,9 @@ def test_a_slow_batch_does_not_stall_other_requests(classification_server, class
         took = time.perf_counter() - started
     assert answer.status_code == 200, answer.text[:1000]
     assert len(waits) >= 3, f"the batch took only {took:.2f} s: too short to tell"
-    assert max(waits) < 0.25, f"health checks waited up to {max(waits):.3f} s during a {took:.2f} s batch"
+    # 0.25 s, or a quarter of the batch on a machine slow enough to make the batch take over a second.
+    limit = max(0.25, took / 4)
+    assert max(waits) < limit, f"health checks waited up to {max(waits):.3f} s during a {took:.2f} s batch"
 
 
 # ---------------------------------------------------------------------------------------------------------------

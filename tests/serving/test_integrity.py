@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import model_bundle
-from serving import local_server
+from serving import local_server, processes
 
 pytestmark = pytest.mark.serving
 
@@ -42,11 +41,6 @@ def _processes_with_port(port: int) -> list[str]:
     return found
 
 
-def _listening(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        return probe.connect_ex((local_server.HOST, port)) == 0
-
-
 def _start_refused(model_dir: Path, sha256: str, state_dir: Path, ports: list[int]) -> str:
     """Starts a server that must refuse to serve; returns the error message after checking nothing is left over."""
     http_port, metrics_port, grpc_port = ports
@@ -61,7 +55,7 @@ def _start_refused(model_dir: Path, sha256: str, state_dir: Path, ports: list[in
     assert not (state_dir / f"server-{http_port}.json").exists(), "a refused server must not stay recorded"
     assert not _processes_with_port(http_port), _processes_with_port(http_port)
     for port in ports:
-        assert not _listening(port), f"port {port} still answers after a refused start"
+        assert not processes.port_in_use(port), f"port {port} still answers after a refused start"
     return str(refused.value)
 
 
@@ -125,7 +119,7 @@ def test_the_entry_point_exits_non_zero_naming_the_file_and_both_digests(regress
     ports = ["--http_port", str(http_port), "--grpc_port", str(grpc_port), "--metrics_port", str(metrics_port)]
     result = subprocess.run(
         [sys.executable, "-m", "serving", "--model_dir", str(tampered), *ports],
-        cwd=local_server.REPO_ROOT,
+        cwd=processes.REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=START_TIMEOUT,
@@ -135,4 +129,4 @@ def test_the_entry_point_exits_non_zero_naming_the_file_and_both_digests(regress
     assert result.returncode != 0
     assert str(tampered / "model.joblib") in result.stderr
     assert bundle.card.sha256 in result.stderr and found in result.stderr
-    assert not _listening(http_port)
+    assert not processes.port_in_use(http_port)

@@ -15,9 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+from kfp import dsl
 
 import model_bundle
-from components.ingest_data.logic import ingest
+from components._common.datasets import read_dataset
+from components.ingest_data.component import ingest_data
 from components.register_model.logic import add_sklearn_flavour
 from components.train_model.logic import train
 
@@ -129,8 +131,15 @@ def standalone_python(tmp_path_factory) -> Path:
     return venv / "bin" / "python"
 
 
+def _ingested(training_file: Path, directory: Path) -> pd.DataFrame:
+    """The training file as the pipeline's steps read it: through ingest_data, then the Parquet dataset."""
+    dataset = dsl.Dataset(name="dataset", uri=str(directory / "dataset"), metadata={})
+    ingest_data.python_func(source_uri=str(training_file), dataset=dataset)
+    return read_dataset(dataset.path)
+
+
 def _bundle(directory: Path, training_file: Path, target: str, task: str) -> model_bundle.Bundle:
-    frame = ingest(str(training_file))
+    frame = _ingested(training_file, directory.parent)
     assert frame["student"].dtype == bool and frame["region"].dtype == object  # as ingest_data types them
     # The other target is excluded: whole rows still predict, everywhere.
     other = {"spend": "default", "default": "spend"}[target]

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -89,10 +88,8 @@ def _rule_queries() -> list[str]:
 def _promtool() -> str:
     promtool = shutil.which("promtool")
     if promtool is None:
-        message = "promtool not found: install Debian's prometheus package (.ci/run does)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        # In CI (CI set) tests/fixtures.py turns this skip into a failure.
+        pytest.skip("promtool not found: install Debian's prometheus package (.ci/run does)")
     return promtool
 
 

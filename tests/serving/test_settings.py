@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from serving import local_server
+from serving import processes
 from serving.settings import Settings, SettingsError, resolve
 
 START_TIMEOUT = 60.0
@@ -146,7 +146,7 @@ def _refused_start(argv: list[str], env: dict[str, str]) -> subprocess.Completed
     return subprocess.run(
         [sys.executable, "-m", "serving", *argv],
         env={**_base_env(), **env},
-        cwd=local_server.REPO_ROOT,
+        cwd=processes.REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=START_TIMEOUT,

@@ -166,14 +166,25 @@ def test_pre_commit_hooks_pass_on_the_repository_and_stop_a_bad_change(repositor
         command = [str(BIN / "pre-commit"), "run", "--all-files", "--color", "never"]
         return subprocess.run(command, cwd=repository_copy, capture_output=True, text=True, env=environment)
 
+    config = yaml.safe_load((repository_copy / ".pre-commit-config.yaml").read_text())
+    hooks = {hook["id"]: hook["name"] for repo in config["repos"] for hook in repo["hooks"]}
+    assert set(hooks) == {"ruff-check", "ruff-format", "generated-docs", "import-guard"}
+
+    def outcome(output: str, hook: str) -> str:
+        found = re.search(rf"^{re.escape(hooks[hook])}\.+(Passed|Failed|Skipped)$", output, re.MULTILINE)
+        assert found, f"hook {hook} not run:\n{output}"
+        return found[1]
+
     git("init", "-q")
     git("add", "-A")
     clean = pre_commit()
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    assert clean.stdout.count("Passed") == 3
+    assert clean.stdout.count("Passed") == len(hooks)
+    assert {hook: outcome(clean.stdout, hook) for hook in hooks} == dict.fromkeys(hooks, "Passed")
 
     logic = repository_copy / "components" / "select_model" / "logic.py"
-    logic.write_text(logic.read_text().replace("import json\n", "import json\nimport os\n"))  # unused import
+    # An unused import, and kfp in a module a step runs.
+    logic.write_text(logic.read_text().replace("import json\n", "import json\nimport os\n\nimport kfp  # noqa: F401\n"))
     component = repository_copy / "components" / "select_model" / "component.py"
     component.write_text(component.read_text().replace('"""Passes on', '"""Picks and passes on'))  # stale docs
     git("add", "-A")
@@ -183,3 +194,5 @@ def test_pre_commit_hooks_pass_on_the_repository_and_stop_a_bad_change(repositor
     assert "F401" in dirty.stdout
     assert re.search(r"generated docs are current.*\.+Failed", dirty.stdout)
     assert "docs/components.md is stale" in dirty.stdout
+    assert outcome(dirty.stdout, "import-guard") == "Failed"
+    assert re.search(r"^components/select_model/logic\.py:\d+: .*\bkfp\b", dirty.stdout, re.MULTILINE), dirty.stdout

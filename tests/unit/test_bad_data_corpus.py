@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from components._common.cleaning import CleaningPolicy
 from components.ingest_data.errors import IngestError
 from components.ingest_data.logic import read_source
 from components.prepare_data.logic import Preparation, PreparationError, prepare
-from components.validate_data.logic import DataValidationError, Validation, validate
+from components.validate_data.logic import DataValidationError, Validation, validate_dataset
+from components.validate_data.policy import read_validation_policy
 from model_bundle import schema as contract
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
@@ -181,8 +183,8 @@ CASES = [
 def champion_schema() -> dict:
     """The schema a champion trained on good.csv carries."""
     good = read_source(str(CORPUS / "good.csv")).frame
-    validation = validate(good, "price")
-    assert validation.passed, validation.problems
+    validation = validate_dataset(good, "price")
+    assert validation.passed, validation.failures
     assert [(w.check, w.column) for w in validation.warnings] == [IDENTIFIER_EXCLUDED]  # the only warning
     return validation.schema
 
@@ -191,23 +193,20 @@ def run_until_training(case: Case, reference: dict | None) -> tuple[Validation, 
     """ingest -> validate -> prepare, as the training pipeline runs them; returns what training would get."""
     options = case.options
     frame = read_source(str(CORPUS / case.file), csv_delimiter=options.get("csv_delimiter", "")).frame
-    validation = validate(
+    cleaning = CleaningPolicy(
+        coerce_mixed_types=options.get("coerce_mixed_types", False), outliers=options.get("outliers", "keep")
+    )
+    validation = validate_dataset(
         frame,
         case.target,
         task=options.get("task", "auto"),
         reference=reference,
         reference_name="the champion's schema",
-        policy=options.get("policy"),
-        coerce_mixed_types=options.get("coerce_mixed_types", False),
+        validation_policy=read_validation_policy(options.get("policy")),
+        coerce_mixed_types=cleaning.coerce_mixed_types,
     )
-    validation.raise_for_problems()
-    prepared = prepare(
-        frame,
-        case.target,
-        validation.task,
-        coerce_mixed_types=options.get("coerce_mixed_types", False),
-        outliers=options.get("outliers", "keep"),
-    )
+    validation.raise_for_failures()
+    prepared = prepare(frame, case.target, validation.task, cleaning_policy=cleaning)
     return validation, prepared
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from components.ingest_data.logic import house_prices
+from components.ingest_data.samples import house_prices
 from model_bundle import coerce_features, infer_feature_types
 from model_bundle.profile import build_profile
 from serving.feature_monitor import HALF_LIFE_ROWS, FeatureMonitor

@@ -11,7 +11,8 @@ import pytest
 from components._common.datasets import content_hash, write_dataset
 from components.ingest_data.formats import read_file
 from components.prepare_data.logic import _duplicated
-from components.validate_data.logic import _mixed_type_problem, infer_schema
+from components.validate_data.logic import _mixed_type_finding
+from model_bundle.schema import infer as infer_schema
 
 
 @pytest.mark.parametrize(
@@ -86,6 +87,6 @@ def test_schema_and_mixed_types_of_text_and_non_text_objects():
     schema = {column["name"]: column for column in infer_schema(frame)["columns"]}
     assert schema["s"]["distinct"] == 3 and schema["s"]["categories"][0] == "1"
     assert schema["m"]["distinct"] == int(frame["m"].dropna().nunique())
-    assert _mixed_type_problem(frame["s"].dropna(), "s").message == (
+    assert _mixed_type_finding(frame["s"].dropna(), "s").message == (
         "column 's' mixes numbers and text: 1 of 4 values are not numbers, e.g. ['x']"
     )

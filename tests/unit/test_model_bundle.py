@@ -218,6 +218,47 @@ def test_model_written_by_another_scikit_learn_is_refused(bundle_copy):
         load(bundle_copy)
 
 
+# --- the documents beside the model: one check, used by load and by the registry ----------------------------------
+
+
+def test_documents_are_read_after_their_digests_are_checked(bundle_copy, regression_bundle):
+    bundle, _ = regression_bundle
+
+    documents = model_bundle.read_documents(bundle_copy, read_card(bundle_copy))
+
+    assert documents == bundle.documents == load(bundle_copy).documents
+    assert set(documents) == {model_bundle.SCHEMA_FILE, model_bundle.PROFILE_FILE}
+
+
+@pytest.mark.parametrize("name", ["schema.json", "reference_profile.json"])
+def test_an_altered_document_is_refused_naming_it_and_both_digests(bundle_copy, name):
+    recorded = read_card(bundle_copy).documents[name]
+    (bundle_copy / name).write_text("{}")
+
+    for read in (lambda: model_bundle.read_documents(bundle_copy, read_card(bundle_copy)), lambda: load(bundle_copy)):
+        with pytest.raises(
+            BundleError,
+            match=rf"sha256 digest mismatch for {bundle_copy / name}: its card records {recorded}, found "
+            rf"{file_sha256(bundle_copy / name)}; refusing to load",
+        ):
+            read()
+
+
+def test_a_listed_document_that_is_missing_is_named(bundle_copy):
+    (bundle_copy / "reference_profile.json").unlink()
+
+    with pytest.raises(BundleError, match=r"reference_profile\.json is listed in the model card but does not exist"):
+        model_bundle.read_documents(bundle_copy, read_card(bundle_copy))
+
+
+@pytest.mark.parametrize("name", ["../schema.json", "sub/schema.json", "model.json", "notes.txt"])
+def test_a_document_name_that_is_not_a_plain_json_file_beside_the_model_is_refused(bundle_copy, name):
+    edit_card(bundle_copy, lambda card: card["documents"].update({name: "0" * 64}))
+
+    with pytest.raises(BundleError, match=rf"document name {name!r} must be a plain \*\.json file name"):
+        model_bundle.read_documents(bundle_copy, read_card(bundle_copy))
+
+
 def test_package_exports_the_documented_names():
     assert set(model_bundle.__all__) >= {"Bundle", "BundleError", "FeatureError", "load", "save", "coerce_features"}
 

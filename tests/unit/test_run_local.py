@@ -1,10 +1,15 @@
 """run_local: `name=value` pairs (JSON where the value parses, a string otherwise), kfp.local made to pass a
-step's outputs into a ParallelFor body, and a deploy_target=local run ending with the champion served and how to
-call it (a Python OIP client, then the curl; both run against a real server in tests/serving/test_deploy_local.py)."""
+step's outputs into a ParallelFor body and to leave an unset optional (deprecated) parameter to its component's
+default, what a run changes in this process put back after it, and a deploy_target=local run ending with the
+champion served and how to call it (a Python OIP client, then the curl; both run against a real server in
+tests/serving/test_deploy_local.py)."""
 
 import builtins
 import importlib.util
 import json
+import os
+import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -39,12 +44,12 @@ def parse_arguments(run_local):
         pytest.param("nothing=null", {"nothing": None}, id="null"),
         pytest.param('name="42"', {"name": "42"}, id="quoted-number-stays-text"),
         pytest.param("target=price", {"target": "price"}, id="plain-string"),
-        pytest.param("data_uri=data/houses.csv", {"data_uri": "data/houses.csv"}, id="path"),
+        pytest.param("source_uri=data/houses.csv", {"source_uri": "data/houses.csv"}, id="path"),
         pytest.param("deploy_target=none", {"deploy_target": "none"}, id="none-is-text"),
         pytest.param("tracking_uri=", {"tracking_uri": ""}, id="empty-value"),
         pytest.param(
-            "data_uri=sample://house-prices?rows=100&seed=3",
-            {"data_uri": "sample://house-prices?rows=100&seed=3"},
+            "source_uri=sample://house-prices?rows=100&seed=3",
+            {"source_uri": "sample://house-prices?rows=100&seed=3"},
             id="equals-in-value",
         ),
         pytest.param("query=a=b=c", {"query": "a=b=c"}, id="several-equals"),
@@ -69,11 +74,8 @@ def test_malformed_pair_is_named(parse_arguments, pair):
         parse_arguments(["seed=1", pair])
 
 
-def test_a_parallel_for_body_gets_the_outputs_of_earlier_steps(run_local, tmp_path, monkeypatch):
+def test_a_parallel_for_body_gets_the_outputs_of_earlier_steps(run_local, tmp_path):
     from kfp import dsl, local
-
-    # kfp.local's loop iterations can leave print() indenting (run() undoes that; this test calls kfp directly).
-    monkeypatch.setattr(builtins, "print", builtins.print)
 
     # The module has no `from __future__ import annotations`: KFP reads these annotations as types.
     @dsl.component(base_image="python:3.11")
@@ -95,42 +97,95 @@ def test_a_parallel_for_body_gets_the_outputs_of_earlier_steps(run_local, tmp_pa
             described = describe(task=task.output, candidate=candidate)
         join(descriptions=dsl.Collected(described.output))
 
-    run_local.fix_loop_inputs_of_kfp_local()
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path))
-
-    run = loop()
+    # kfp.local's loop iterations can leave print() indenting, and local.init configures the whole process.
+    with run_local.process_state_restored(), run_local.kfp_local_fixes():
+        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path))
+        run = loop()
 
     # Without the fix kfp.local 2.17 hands each iteration its loop item as `task`.
     joined = next(path for path in tmp_path.glob("loop-*/join/executor_output.json"))
     assert '"regression:linear,regression:random_forest"' in joined.read_text(), run
 
 
-class _FakePipeline:
-    """Stands in for a compiled pipeline: records its arguments and, as kfp.local can when loop iterations run at
-    once, leaves print() indenting."""
+def test_an_optional_parameter_left_unset_reaches_its_component_as_the_components_default(
+    run_local, tmp_path, monkeypatch
+):
+    """As on a cluster: a deprecated pipeline parameter is `= None` (optional, no default); unset, the component
+    gets its own default, None (kfp.local 2.17 alone fails on it); set, the component gets the value."""
+    from kfp import dsl
 
-    def __init__(self):
+    import pipelines
+
+    @dsl.component(base_image="python:3.11")
+    def record(path: str, new: str = "", old: str = None, policy: dict = None, seconds: int = None):  # noqa: RUF013
+        with open(path, "a") as stream:
+            stream.write(f"{new!r} {old!r} {policy!r} {seconds!r}\n")
+
+    @dsl.pipeline
+    def renamed(path: str, new: str = "default", old: str = None, policy: dict = None, seconds: int = None):  # noqa: RUF013
+        with dsl.If(new != "skip"):  # inside a dsl.If body too, as deploy_model is
+            record(path=path, new=new, old=old, policy=policy, seconds=seconds)
+
+    monkeypatch.setitem(pipelines.PIPELINES, "renamed", renamed)
+    calls = tmp_path / "calls"
+
+    run_local.run("renamed", {"path": str(calls)}, tmp_path)
+    run_local.run("renamed", {"path": str(calls), "old": "given", "policy": {"key": 1}, "seconds": 30}, tmp_path)
+
+    assert calls.read_text().splitlines() == ["'default' None None None", "'default' 'given' {'key': 1.0} 30"]
+
+
+def test_the_kfp_local_fixes_are_undone_after_the_block_even_when_it_fails(run_local):
+    from kfp.local import executor_input_utils
+    from kfp.local.orchestrator import task_spec_utils
+    from kfp.local.orchestrator.orchestrator_utils import OrchestratorUtils
+
+    def state():
+        return (
+            task_spec_utils.create_parameter_loop_iteration_task_spec,
+            executor_input_utils.construct_executor_input,
+            vars(OrchestratorUtils)["join_user_inputs_and_defaults"],
+        )
+
+    before = state()
+    with pytest.raises(RuntimeError, match="a step failed"), run_local.kfp_local_fixes():
+        assert all(patched is not original for patched, original in zip(state(), before, strict=True))
+        raise RuntimeError("a step failed")
+
+    assert all(now is original for now, original in zip(state(), before, strict=True))
+
+
+class _FakePipeline:
+    """Stands in for a compiled pipeline: records its arguments and changes what a real run changes in this process:
+    kfp.local indents print() (as it can leave it when loop iterations run at once), the steps' registry calls set
+    MLflow's URIs, and a warning filter is added."""
+
+    def __init__(self, state_dir: Path):
         self.calls = []
+        self.state_dir = state_dir
 
     @staticmethod
     def pipeline_func(model_name: str = "house-prices", serving_port: int = 9000, deploy_target: str = "none"):
         """A pipeline's parameters and their defaults."""
 
     def __call__(self, **arguments):
-        self.calls.append(arguments)
+        import mlflow
+
+        from components._common.registry import STATE_DIR_ENV
+
+        self.calls.append({**arguments, "during the run": os.environ.get(STATE_DIR_ENV)})
         original = builtins.print
         builtins.print = lambda *args, **kwargs: original("    ", *args, **kwargs)
+        mlflow.set_tracking_uri(f"sqlite:///{self.state_dir / 'mlflow.db'}")
+        mlflow.set_registry_uri(f"sqlite:///{self.state_dir / 'mlflow.db'}")
+        warnings.filterwarnings("ignore", message="left behind by the run")
 
 
 @pytest.fixture
 def fake_pipeline(monkeypatch, tmp_path):
     import pipelines
-    from components._common.registry import STATE_DIR_ENV
 
-    # run() sets these for the steps; registered here so they are restored after the test.
-    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    fake = _FakePipeline()
+    fake = _FakePipeline(tmp_path)
     monkeypatch.setitem(pipelines.PIPELINES, "fake", fake)
     return fake
 
@@ -138,7 +193,7 @@ def fake_pipeline(monkeypatch, tmp_path):
 def test_run_returns_the_arguments_over_the_pipelines_defaults(run_local, fake_pipeline, tmp_path):
     used = run_local.run("fake", {"serving_port": 9412, "deploy_target": "local"}, tmp_path)
 
-    assert fake_pipeline.calls == [{"serving_port": 9412, "deploy_target": "local"}]
+    assert fake_pipeline.calls == [{"serving_port": 9412, "deploy_target": "local", "during the run": str(tmp_path)}]
     assert used == {"model_name": "house-prices", "serving_port": 9412, "deploy_target": "local"}
 
 
@@ -148,6 +203,44 @@ def test_print_is_plain_again_after_a_run(run_local, fake_pipeline, tmp_path):
     run_local.run("fake", {}, tmp_path)
 
     assert builtins.print is printing
+
+
+def test_a_run_puts_back_what_it_changed_in_this_process(run_local, fake_pipeline, tmp_path):
+    import mlflow
+    from kfp.local import config
+
+    environment = dict(os.environ)
+    filters = list(warnings.filters)
+    tracking, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    local_config = config.LocalExecutionConfig.instance
+
+    run_local.run("fake", {}, tmp_path)
+
+    # The run itself set the state directory for its steps, OMP_NUM_THREADS and kfp.local's configuration.
+    assert fake_pipeline.calls[0]["during the run"] == str(tmp_path)
+    assert dict(os.environ) == environment
+    assert warnings.filters == filters
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == (tracking, registry)
+    assert config.LocalExecutionConfig.instance is local_config
+
+
+def test_mlflow_uris_set_in_the_block_are_put_back_unset(run_local, tmp_path, monkeypatch):
+    import mlflow
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", None)
+    assert "mlflow" in sys.modules
+
+    with run_local.mlflow_uris_restored():
+        mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+        mlflow.set_registry_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+        assert os.environ["MLFLOW_TRACKING_URI"] == f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+    assert tracking_utils._tracking_uri is None
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+    assert str(tmp_path) not in mlflow.get_registry_uri()
 
 
 # --- after a run with deploy_target=local, the champion is served ----------------------------------------------
@@ -177,10 +270,13 @@ def after_run(run_local, monkeypatch):
     serve_champion_locally is recorded and answered by ``serve``."""
     from components.deploy_model import logic
 
-    state = {"used": {}, "calls": [], "serve": None}
+    state = {"used": {}, "calls": [], "state_dirs": [], "serve": None}
 
     def serve_champion_locally(model_name, tracking_uri="", http_port=9000, metrics_port=6000):
+        from components._common.registry import STATE_DIR_ENV
+
         state["calls"].append((model_name, tracking_uri, http_port, metrics_port))
+        state["state_dirs"].append(os.environ.get(STATE_DIR_ENV))
         return state["serve"](model_name, http_port, metrics_port)
 
     monkeypatch.setattr(run_local, "run", lambda name, arguments, state_dir: state["used"])
@@ -218,6 +314,8 @@ def test_a_local_run_ends_with_its_models_champion_served_and_a_curl(
     assert run_local.main(["training", "--state-dir", str(tmp_path), "model_name=flats"]) == 0
 
     assert after_run["calls"] == [("flats", "", 9412, 6412)]
+    # The champion is looked up and served from the run's state directory, which is not left set afterwards.
+    assert after_run["state_dirs"] == [str(tmp_path.resolve())]
     out = capsys.readouterr().out
     assert line in out.splitlines()
     assert "response = await client.infer('http://127.0.0.1:9412', request, model_name='flats')" in out

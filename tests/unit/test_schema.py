@@ -117,15 +117,6 @@ def test_a_unique_column_that_repeats_is_named(reference):
     assert finding.count == 3
 
 
-def test_policy_defaults_and_refusals():
-    assert contract.check_policy({}) == contract.DEFAULT_POLICY
-    assert contract.check_policy({"domain": "fail"})["domain"] == "fail"
-    with pytest.raises(ValueError, match=r"schema_policy names unknown check\(s\) \['colour'\]"):
-        contract.check_policy({"colour": "fail"})
-    with pytest.raises(ValueError, match=r"schema_policy: each check takes one of .*\{'range': 'stop'\}"):
-        contract.check_policy({"range": "stop"})
-
-
 def coerced_request(reference: dict, **overrides) -> pd.DataFrame:
     features = [{"name": c["name"], "type": c["type"]} for c in reference["columns"] if c["name"] != "price"]
     row = {"id": 4, "size": 75.0, "area": "north", "renovated": True} | overrides

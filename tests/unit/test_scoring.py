@@ -221,17 +221,20 @@ def test_unknown_task_is_named():
 def test_score_bundle_scores_the_test_rows(regression_bundle):
     bundle, test = regression_bundle
 
-    scores = score_bundle(bundle, test, "price")
+    scored = score_bundle(bundle, test)
 
-    assert scores == score("regression", test["price"], bundle.predict(test.drop(columns=["price"])))
-    assert scores["r2"] > 0.5
+    predictions = bundle.predict(test.drop(columns=["price"]))
+    assert scored.scores == score("regression", test["price"], predictions)
+    assert scored.scores["r2"] > 0.5
+    assert scored.predictions.tolist() == predictions.tolist()
+    assert scored.probabilities is None
 
 
 def test_score_bundle_gives_a_classifier_its_probability_metrics(classification_bundle):
     bundle, test = classification_bundle
     features = test.drop(columns=["energy_label"])
 
-    scores = score_bundle(bundle, test, "energy_label")
+    scored = score_bundle(bundle, test)
 
     expected = score(
         "classification",
@@ -240,12 +243,18 @@ def test_score_bundle_gives_a_classifier_its_probability_metrics(classification_
         bundle.predict_proba(features),
         bundle.card.classes,
     )
-    assert scores == expected
-    assert set(scores) == set(METRICS_BY_TASK["classification"])
+    assert scored.scores == expected
+    assert set(scored.scores) == set(METRICS_BY_TASK["classification"])
+    assert scored.probabilities.tolist() == bundle.predict_proba(features).tolist()
 
 
 def test_score_bundle_names_a_missing_feature(regression_bundle):
     bundle, test = regression_bundle
 
     with pytest.raises(FeatureError, match=r"missing column\(s\) \['rooms'\]"):
-        score_bundle(bundle, test.drop(columns=["rooms"]), "price")
+        score_bundle(bundle, test.drop(columns=["rooms"]))
+
+
+def test_improvement_compares_arrays_of_scores_element_by_element():
+    assert improvement("r2", np.array([0.5, 0.7]), np.array([0.6, 0.6])).tolist() == pytest.approx([-0.1, 0.1])
+    assert improvement("rmse", np.array([1.0, 3.0]), np.array([2.0, 2.0])).tolist() == [1.0, -1.0]

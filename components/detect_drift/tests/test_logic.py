@@ -1,0 +1,216 @@
+"""detect_drift: no drift on fresh samples of the training distribution (false positives measured over 20
+seeds), drift on a shifted mean, a changed category mix and a new category; tests chosen by type and size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import model_bundle
+from components._common import registry
+from components.detect_drift.logic import (
+    DriftError,
+    DriftPolicy,
+    champion_reference,
+    choose_test,
+    detect,
+    reference_sample,
+    render_summary,
+)
+from components.ingest_data.samples import house_prices
+from components.register_model.logic import register
+from components.train_model.logic import train
+from model_bundle.profile import build_profile
+
+FEATURES = [
+    {"name": "size_sqm", "type": "numeric"},
+    {"name": "rooms", "type": "numeric"},
+    {"name": "age_years", "type": "numeric"},
+    {"name": "renovated", "type": "categorical"},
+    {"name": "distance_to_center_km", "type": "numeric"},
+    {"name": "neighbourhood", "type": "categorical"},
+    {"name": "energy_label", "type": "categorical"},
+]
+SEEDS = range(100, 120)
+
+
+@pytest.fixture(scope="module")
+def reference() -> pd.DataFrame:
+    """The reference as the pipeline keeps it: a sample of the training rows inside the reference profile."""
+    return reference_sample(build_profile(house_prices(rows=2000, seed=1), "price"))
+
+
+def batch(seed: int = 5, rows: int = 500) -> pd.DataFrame:
+    return house_prices(rows=rows, seed=seed).drop(columns=["price"])
+
+
+def drifted(result) -> list[str]:
+    return sorted(result.drifted_features)
+
+
+def test_fresh_samples_of_the_training_distribution_are_not_drift(reference):
+    results = [detect(reference, batch(seed), FEATURES, DriftPolicy()) for seed in SEEDS]
+
+    dataset_flags = sum(result.dataset_drift for result in results)
+    feature_flags = sum(len(result.drifted_features) for result in results)
+    feature_rate = feature_flags / (len(SEEDS) * len(FEATURES))
+    print(f"false positives over {len(SEEDS)} seeds: data {dataset_flags}/{len(SEEDS)}, features {feature_rate:.1%}")
+    assert dataset_flags == 0
+    assert feature_rate <= 0.10
+
+
+def test_a_shifted_mean_is_drift(reference):
+    current = batch()
+    current["size_sqm"] += 0.5 * current["size_sqm"].std()
+
+    result = detect(reference, current, FEATURES, DriftPolicy())
+    size = next(feature for feature in result.features if feature.column == "size_sqm")
+
+    assert size.drifted and size.test == "wasserstein" and size.score >= 0.3
+    assert detect(reference, current, FEATURES, DriftPolicy(drift_share=0.1)).dataset_drift
+
+
+def test_a_changed_category_mix_is_drift(reference):
+    current = batch()
+    current["neighbourhood"] = np.random.default_rng(0).choice(["Old Town", "Harbour"], size=len(current), p=[0.8, 0.2])
+
+    result = detect(reference, current, FEATURES, DriftPolicy())
+
+    assert "neighbourhood" in result.drifted_features
+    neighbourhood = next(feature for feature in result.features if feature.column == "neighbourhood")
+    assert neighbourhood.test == "jensenshannon" and neighbourhood.unseen_categories == ()
+
+
+def test_a_new_category_is_drift_and_named(reference):
+    current = batch()
+    current.loc[current.index[:100], "energy_label"] = "H"
+
+    result = detect(reference, current, FEATURES, DriftPolicy())
+    label = next(feature for feature in result.features if feature.column == "energy_label")
+
+    assert label.drifted
+    assert label.unseen_categories == ("H",)
+    assert label.unseen_share == pytest.approx(100 / len(current))
+    assert "['H'] (20.0% of rows)" in render_summary(result)
+
+
+def test_the_data_drifts_when_enough_features_do(reference):
+    current = batch()
+    for column in ("size_sqm", "age_years", "distance_to_center_km", "rooms"):
+        current[column] = current[column] * 1.6
+
+    result = detect(reference, current, FEATURES, DriftPolicy())
+
+    assert result.drifted_share >= 0.5
+    assert result.dataset_drift
+    assert render_summary(result).startswith("# Drift detected\n")
+
+
+def test_small_references_get_p_value_tests_with_bonferroni(reference):
+    small = reference.head(800)
+
+    corrected = detect(small, batch(), FEATURES, DriftPolicy())
+    uncorrected = detect(small, batch(), FEATURES, DriftPolicy(correction="none"))
+
+    assert {feature.column: feature.test for feature in corrected.features} == {
+        "size_sqm": "ks",
+        "rooms": "ks",
+        "age_years": "ks",
+        "renovated": "z",
+        "distance_to_center_km": "ks",
+        "neighbourhood": "chisquare",
+        "energy_label": "chisquare",
+    }
+    assert [feature.threshold for feature in corrected.features] == pytest.approx([0.05 / 7] * 7)
+    assert {feature.threshold for feature in uncorrected.features} == {0.05}
+    assert all(0 <= feature.score <= 1 for feature in corrected.features)
+    assert set(drifted(corrected)) <= set(drifted(uncorrected))
+
+
+@pytest.mark.parametrize(
+    ("feature_type", "values", "test"),
+    [
+        ("numeric", range(1000), "ks"),
+        ("numeric", range(1001), "wasserstein"),
+        ("categorical", ["a", "b"] * 500, "z"),
+        ("categorical", ["a", "b", "c"] * 300, "chisquare"),
+        ("categorical", ["a", "b"] * 501, "jensenshannon"),
+    ],
+)
+def test_the_test_follows_type_and_reference_size(feature_type, values, test):
+    assert choose_test(feature_type, pd.Series(list(values))) == test
+
+
+def test_a_feature_missing_from_the_new_data_is_named(reference):
+    with pytest.raises(DriftError, match=r"the new data lacks feature column\(s\) \['rooms'\] of the model"):
+        detect(reference, batch().drop(columns=["rooms"]), FEATURES, DriftPolicy())
+
+
+def test_too_small_a_batch_is_refused(reference):
+    with pytest.raises(DriftError, match=r"the new data has 10 rows, fewer than drift_policy\['min_rows'\]=30"):
+        detect(reference, batch(rows=10), FEATURES, DriftPolicy())
+
+
+def test_a_profile_without_a_sample_is_named():
+    with pytest.raises(DriftError, match=r"the reference profile holds no sample of training rows"):
+        reference_sample({"rows": 10, "columns": {}})
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"drift_shares": 0.3}, r"unknown key\(s\) \['drift_shares'\]"),
+        ({"correction": "holm"}, r"drift_policy\['correction'\] must be 'bonferroni' or 'none'"),
+        ({"drift_share": 0.0}, r"drift_policy\['drift_share'\] must be in \(0, 1\]"),
+        ({"alpha": "0.05"}, r"drift_policy\['alpha'\] must be a float"),
+    ],
+)
+def test_bad_policy_values_are_named(values, message):
+    with pytest.raises(ValueError, match=message):
+        DriftPolicy.from_mapping(values)
+
+
+def test_policy_from_a_kfp_dict():
+    assert DriftPolicy.from_mapping({"min_rows": 50.0, "drift_share": 1}) == DriftPolicy(min_rows=50, drift_share=1.0)
+
+
+# --- the champion's reference in a real registry -----------------------------------------------------------------
+
+
+def test_the_reference_is_the_champions_training_sample(mlflow_state, tmp_path):
+    frame = house_prices(rows=300, seed=2)
+    pipeline, card = train(frame, "price", "regression", model_type="linear")
+    directory = tmp_path / "model"
+    model_bundle.save(directory, pipeline, card, {model_bundle.PROFILE_FILE: build_profile(frame, "price")})
+    version = register("", "houses", directory, {"r2": 0.5}, True, "approved").version
+
+    with pytest.raises(DriftError, match=r"model 'houses' has no champion with a reference profile"):
+        champion_reference("", "houses")
+
+    registry.connect("").set_registered_model_alias("houses", registry.CHAMPION, version)
+    sample, features = champion_reference("", "houses")
+
+    assert features == card.features
+    assert len(sample) == 300
+    pd.testing.assert_series_equal(
+        sample["size_sqm"].sort_values(ignore_index=True), frame["size_sqm"].sort_values(ignore_index=True)
+    )
+
+
+def test_the_reference_is_read_with_one_registry_look_up(mlflow_state, regression_bundle, monkeypatch):
+    from mlflow import MlflowClient
+
+    bundle, _ = regression_bundle
+    version = register("", "houses", bundle.directory, {"r2": 0.5}, True, "approved").version
+    registry.connect("").set_registered_model_alias("houses", registry.CHAMPION, version)
+    lookups = []
+    look_up = MlflowClient.get_model_version_by_alias
+    monkeypatch.setattr(
+        MlflowClient, "get_model_version_by_alias", lambda self, *args: lookups.append(args) or look_up(self, *args)
+    )
+
+    sample, features = champion_reference("", "houses")
+
+    assert lookups == [("houses", registry.CHAMPION)]
+    assert features == bundle.card.features and len(sample) > 0

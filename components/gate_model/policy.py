@@ -1,0 +1,122 @@
+"""How strict the gate is: ``GatePolicy``, read from the step's one dict parameter ``gate_policy`` (the old
+``thresholds`` and ``min_improvement`` parameters merged in for one release), with its defaults and checks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from components._common.policies import Deprecated, policy_from_mapping
+from components._common.scoring import HIGHER_IS_BETTER, METRICS_BY_TASK
+from components._common.slices import MIN_SLICE_ROWS, SliceRule
+
+APPROVE, REJECT = "approve", "reject"
+KEEP_CHAMPION, PROMOTE_CHALLENGER = "keep_champion", "promote_challenger"
+CHOICES = {
+    "cold_start": (APPROVE, REJECT),
+    "incompatible_champion": (APPROVE, REJECT),
+    "ties": (KEEP_CHAMPION, PROMOTE_CHALLENGER),
+}
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """How strict the gate is; every field is a key of the pipeline parameter ``gate_policy``.
+
+    Attributes:
+        thresholds: Absolute bounds per metric the challenger must hold, e.g. `{"r2": 0.6}` (a floor: the metric is
+            better higher) or `{"rmse": 40000}` (a ceiling); a bound on a metric undefined on the test set fails.
+        min_improvement: How much the primary metric (r2, or f1_macro for a classifier) must gain over the
+            champion's.
+        confidence: Of the bootstrap intervals of the gain over the champion or the constant baseline.
+        bootstrap_samples: Resamples of the test rows behind each interval.
+        min_test_rows: Test rows needed to compare with a champion (fewer cannot tell two models apart); a cold
+            start is decided by its interval over the constant baseline, whatever the test-set size.
+        cold_start: No champion yet: `approve` on the thresholds and the baseline interval, or `reject` (a person
+            promotes).
+        incompatible_champion: The champion cannot be compared fairly (another target or task, columns or types
+            this data no longer has): `reject` (a person decides), or `approve` on the thresholds and the baseline
+            interval.
+        ties: A gain within noise: `keep_champion`, or `promote_challenger` (fresher data wins).
+        min_slice_rows: Slices of the `slice_column` with fewer test rows are not judged (nor scored in the
+            evaluation report, which reads this key too).
+        max_slice_regression: How much worse than under the champion a judged slice's primary metric may be.
+        seed: Of the bootstrap resampling: the same data always gets the same decision.
+    """
+
+    thresholds: dict = field(default_factory=dict)
+    min_improvement: float = 0.0
+    confidence: float = 0.95
+    bootstrap_samples: int = 1000
+    min_test_rows: int = 100
+    cold_start: str = APPROVE
+    incompatible_champion: str = REJECT
+    ties: str = KEEP_CHAMPION
+    min_slice_rows: int = MIN_SLICE_ROWS
+    max_slice_regression: float = 0.02
+    seed: int = 0
+
+    def __post_init__(self):
+        for key, allowed in CHOICES.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"parameter gate_policy[{key!r}] must be one of {allowed}, got {getattr(self, key)!r}")
+        if not 0.5 <= self.confidence < 1:
+            raise ValueError(f"parameter gate_policy['confidence'] must be in [0.5, 1), got {self.confidence}")
+        for key in ("bootstrap_samples", "min_test_rows"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"parameter gate_policy[{key!r}] must be at least 1, got {getattr(self, key)}")
+        SliceRule(self.min_slice_rows)  # checks min_slice_rows where the slice rule is owned
+        if self.max_slice_regression < 0:
+            raise ValueError(
+                f"parameter gate_policy['max_slice_regression'] must be >= 0, got {self.max_slice_regression}"
+            )
+        not_numbers = sorted(
+            str(name)
+            for name, value in self.thresholds.items()
+            if isinstance(value, bool) or not isinstance(value, int | float)
+        )
+        if not_numbers:
+            raise ValueError(
+                f"parameter gate_policy['thresholds'] must map metrics to numbers; {not_numbers} are not numbers"
+            )
+
+    @classmethod
+    def from_mapping(
+        cls, values: Mapping | None, thresholds: Mapping | None = None, min_improvement: float | None = None
+    ) -> GatePolicy:
+        """The policy from the parameter ``gate_policy``; unknown keys and invalid values raise naming the key.
+
+        ``thresholds`` and ``min_improvement`` are the deprecated parameters of those names (None: not given),
+        merged into their keys with a deprecation message; one contradicting ``gate_policy`` raises.
+        """
+        return policy_from_mapping(
+            cls,
+            values,
+            "gate_policy",
+            deprecated=[
+                Deprecated("thresholds", None if thresholds is None else {"thresholds": thresholds}),
+                Deprecated(
+                    "min_improvement", None if min_improvement is None else {"min_improvement": min_improvement}
+                ),
+            ],
+        )
+
+    @property
+    def slice_rule(self) -> SliceRule:
+        """The rule of which slices are judged, shared with evaluate_model's report."""
+        return SliceRule(self.min_slice_rows)
+
+    def check_thresholds(self, task: str) -> None:
+        """Every threshold names a metric computed for ``task``; raises naming the others."""
+        allowed = METRICS_BY_TASK[task]
+        unknown = sorted(set(self.thresholds) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"parameter gate_policy['thresholds'] names metric(s) {unknown} not computed for {task}; "
+                f"use {list(allowed)}"
+            )
+
+    def threshold_holds(self, metric: str, value: float) -> bool:
+        """Whether ``value`` of ``metric`` is within its threshold: at least a floor, at most a ceiling."""
+        bound = self.thresholds[metric]
+        return value >= bound if HIGHER_IS_BETTER[metric] else value <= bound

@@ -1,0 +1,437 @@
+"""ingest_data formats: CSV dialects and encodings, gzip, Parquet and JSON Lines, and the malformed files that must
+fail naming the file and the problem. The small corpus under tests/data/ingest/ can be opened and read by hand."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from components.ingest_data import decoding
+from components.ingest_data.errors import IngestError
+from components.ingest_data.logic import read_source
+
+CORPUS = Path(__file__).resolve().parents[3] / "tests" / "data" / "ingest"
+
+FLATS = pd.DataFrame(
+    {
+        "city": ["Lyon", "Porto", "Graz"],
+        "area_m2": [54.5, 71.0, 38.2],
+        "rooms": [2, 3, 1],
+    }
+)
+
+
+def corpus(name: str) -> str:
+    return str(CORPUS / name)
+
+
+def ingest(source_uri: str, **options) -> pd.DataFrame:
+    """The dataset at ``source_uri`` as pandas, as the later steps read it."""
+    return read_source(source_uri, **options).frame
+
+
+def fails(path, message: str, **options) -> None:
+    """Reading ``path`` raises an IngestError naming the file and matching ``message``."""
+    with pytest.raises(IngestError, match=message) as raised:
+        ingest(str(path), **options)
+    assert str(path) in str(raised.value)
+
+
+# --- the committed corpus: read correctly -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "comment"),
+    [
+        ("semicolon.csv", ["bright, quiet", "near the river, renovated", "small"]),  # commas inside values
+        ("tabs.tsv", ["bright, quiet; sunny", "near the river", "small"]),
+    ],
+)
+def test_delimiter_is_detected_and_values_keep_their_types(name, comment):
+    frame = ingest(corpus(name))
+
+    pd.testing.assert_frame_equal(frame, FLATS.assign(comment=comment))
+
+
+def test_gzipped_csv_is_decompressed():
+    frame = ingest(corpus("gzipped.csv.gz"))
+
+    pd.testing.assert_frame_equal(frame, FLATS.assign(furnished=[True, False, True]))
+    assert frame["furnished"].dtype == bool
+
+
+def test_utf8_byte_order_mark_is_not_part_of_the_first_column_name():
+    frame = ingest(corpus("utf8_bom.csv"))
+
+    assert list(frame.columns) == ["city", "area_m2", "rooms"]
+    assert frame["city"].tolist() == ["Zürich", "Málaga", "Kraków"]
+    assert frame["rooms"].dtype == np.int64
+
+
+def test_utf8_byte_order_mark_is_also_skipped_when_utf8_is_named():
+    assert list(ingest(corpus("utf8_bom.csv"), csv_encoding="UTF-8").columns) == ["city", "area_m2", "rooms"]
+
+
+def test_json_lines_keep_json_types():
+    frame = ingest(corpus("flats.jsonl"))
+
+    pd.testing.assert_frame_equal(frame[["city", "area_m2", "rooms"]], FLATS)
+    assert frame["furnished"].iloc[:2].tolist() == [True, False]
+    assert pd.isna(frame["furnished"].iloc[2])
+
+
+# --- the committed corpus: refused, naming the file and the problem ----------------------------------------------
+
+
+def test_latin1_is_not_utf8_and_the_error_names_the_byte_offset_and_line():
+    path = corpus("latin1.csv")  # "Zürich" on line 3: the ü is the byte 0xfc at offset 32
+    fails(path, r"is not UTF-8: byte 0xfc at offset 32 \(line 3\) cannot be decoded; .*set csv_encoding")
+
+
+def test_latin1_reads_when_its_encoding_is_given():
+    frame = ingest(corpus("latin1.csv"), csv_encoding="latin-1")
+
+    pd.testing.assert_frame_equal(frame, FLATS.assign(city=["Lyon", "Zürich", "Málaga"]))
+
+
+def test_duplicate_header_names_are_refused_instead_of_renamed():
+    # pandas alone would silently call the second one 'city.1'.
+    fails(corpus("duplicate_header.csv"), r"repeats column name\(s\) in its header: 'city' \(2 times\)")
+
+
+def test_header_only_file_is_refused():
+    fails(corpus("header_only.csv"), r"has a header but no data rows")
+
+
+def test_empty_file_is_refused():
+    fails(corpus("empty.csv"), r"is empty \(0 bytes\)")
+
+
+def test_truncated_last_line_is_refused_naming_the_line():
+    # pandas alone pads the short row with NaN and reads 3 rows.
+    fails(
+        corpus("truncated_last_line.csv"),
+        r"line 4 has 2 field\(s\) but the header has 4; the file ends in the middle of that line, "
+        r"so it looks truncated",
+    )
+
+
+def test_text_named_parquet_is_not_a_parquet_file():
+    fails(
+        corpus("csv_named_parquet.parquet"),
+        r"cannot read .* as parquet: it is not a Parquet file \(it starts with text 'city,area_m2,rooms",
+    )
+
+
+def test_corpus_files_are_small():
+    assert all(path.stat().st_size <= 4096 for path in CORPUS.iterdir())
+
+
+# --- CSV: delimiter ----------------------------------------------------------------------------------------------
+
+
+def test_pipe_delimiter_is_detected(tmp_path):
+    path = tmp_path / "pipes.csv"
+    path.write_text("city|area_m2\nLyon|54.5\nPorto|71.0\n")
+
+    assert ingest(str(path)).to_dict("list") == {"city": ["Lyon", "Porto"], "area_m2": [54.5, 71.0]}
+
+
+def test_single_column_csv_reads(tmp_path):
+    path = tmp_path / "one.csv"
+    path.write_text("price\n1\n2\n")
+
+    assert ingest(str(path))["price"].tolist() == [1, 2]
+
+
+def test_given_delimiter_overrides_detection(tmp_path):
+    path = tmp_path / "pipes.csv"
+    path.write_text("city,name|area_m2\nLyon,A|54.5\nPorto,B|71.0\n")
+
+    frame = ingest(str(path), csv_delimiter="|")
+
+    assert list(frame.columns) == ["city,name", "area_m2"]
+    # Told it is comma-separated, the semicolon file has one column in its header and two in its rows.
+    fails(corpus("semicolon.csv"), r"line 2 has 2 field\(s\) but the header has 1", csv_delimiter=",")
+
+
+@pytest.mark.parametrize("option", ["tab", "\\t", "\t"])
+def test_tab_can_be_named(tmp_path, option):
+    path = tmp_path / "tabs.csv"
+    path.write_text("a\tb\n1\t2\n")
+
+    assert list(ingest(str(path), csv_delimiter=option).columns) == ["a", "b"]
+
+
+@pytest.mark.parametrize(("option", "message"), [("ab", "'ab'"), ('"', "'\"'"), ("\n", r"'\\n'")])
+def test_bad_delimiter_option_is_refused(option, message):
+    with pytest.raises(IngestError, match=rf"csv_delimiter must be one character .*got {message}"):
+        ingest(corpus("semicolon.csv"), csv_delimiter=option)
+
+
+# --- CSV: encoding -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["no-such-codec", "base64"])
+def test_unknown_or_non_text_encoding_is_refused(option):
+    with pytest.raises(IngestError, match=rf"csv_encoding '{option}' is not a text encoding"):
+        ingest(corpus("latin1.csv"), csv_encoding=option)
+
+
+def test_byte_offsets_are_exact_across_read_chunks(tmp_path, monkeypatch):
+    # Tiny chunks split the two-byte 'é' (valid) between reads; the bad byte is found at its file offset.
+    monkeypatch.setattr(decoding, "READ_CHUNK", 3)
+    path = tmp_path / "chunks.csv"
+    data = "name,n\nRené,1\nJosé,2\n".encode() + b"Bj\xf6rn,3\n"
+    path.write_bytes(data)
+
+    offset = data.index(b"\xf6")
+    fails(path, rf"byte 0xf6 at offset {offset} \(line 4\)")
+
+
+def test_offsets_count_the_byte_order_mark(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbfa,b\n1,\xff\n")
+
+    fails(path, r"byte 0xff at offset 9 \(line 2\)")
+
+
+def test_cut_multibyte_character_at_the_end_is_reported(tmp_path):
+    path = tmp_path / "cut.csv"
+    path.write_bytes("a,b\n1,é".encode()[:-1])
+
+    fails(path, rf"byte 0xc3 at offset {path.stat().st_size - 1} \(line 2\)")
+
+
+def test_given_encoding_that_cannot_decode_names_it(tmp_path):
+    path = tmp_path / "cp1252.csv"
+    path.write_bytes(b"a,b\n1,\x81\n")  # 0x81 is unassigned in cp1252
+
+    fails(path, r"is not valid cp1252: byte 0x81 at offset 6 \(line 2\)", csv_encoding="cp1252")
+
+
+def test_utf16_gets_a_hint_and_reads_when_named(tmp_path):
+    path = tmp_path / "utf16.csv"
+    path.write_bytes("city,rooms\nZürich,2\n".encode("utf-16"))
+
+    fails(path, r"starts with a UTF-16 byte-order mark: set csv_encoding='utf-16'")
+    assert ingest(str(path), csv_encoding="utf-16").to_dict("list") == {"city": ["Zürich"], "rooms": [2]}
+
+
+# --- CSV: rows ---------------------------------------------------------------------------------------------------
+
+
+def test_short_row_in_the_middle_is_refused(tmp_path):
+    path = tmp_path / "short.csv"
+    path.write_text("a,b,c\n1,2,3\n4,5\n6,7,8\n")
+
+    fails(path, r"line 3 has 2 field\(s\) but the header has 3 \(a truncated or malformed row\)")
+
+
+def test_extra_field_is_refused_rather_than_becoming_the_index(tmp_path):
+    # pandas alone turns column 'a' into the index and shifts every value one column to the left.
+    path = tmp_path / "extra.csv"
+    path.write_text("a,b,c\n1,2,3,4\n5,6,7,8\n")
+
+    fails(path, r"line 2 has 4 field\(s\) but the header has 3 \(a value containing the delimiter ',' must be quoted")
+
+
+def test_line_numbers_count_blank_lines_and_quoted_line_breaks(tmp_path):
+    path = tmp_path / "lines.csv"
+    path.write_text('a,b,c\n\n1,"two\nlines",3\n4,5\n7,8,9\n')
+
+    fails(path, r"line 5 has 2 field\(s\)")
+
+
+def test_last_line_without_line_break_is_fine_when_complete(tmp_path):
+    path = tmp_path / "no_newline.csv"
+    path.write_text("a,b\n1,2\n3,4")
+
+    assert ingest(str(path)).to_dict("list") == {"a": [1, 3], "b": [2, 4]}
+
+
+def test_trailing_empty_fields_are_values_not_missing_fields(tmp_path):
+    path = tmp_path / "trailing.csv"
+    path.write_text("a,b,c\n1,2,\n")
+
+    frame = ingest(str(path))
+    assert frame["a"].tolist() == [1] and pd.isna(frame["c"].iloc[0])
+
+
+def test_unclosed_quote_at_the_end_is_reported_as_truncation(tmp_path):
+    path = tmp_path / "quote.csv"
+    path.write_text('a,b\n1,"x\n2,y\n')
+
+    fails(path, r"the quoted value in the record starting on line 2 never closes .* so it looks truncated")
+
+
+def test_a_stray_quote_inside_a_value_is_text_not_an_unclosed_quote(tmp_path):
+    path = tmp_path / "heights.csv"
+    path.write_text("name,height\nAnn,5'11\"\nBo,6'1\"\nCy,5'9\"\n")
+    assert ingest(str(path))["height"].tolist() == ["5'11\"", "6'1\"", "5'9\""]
+
+
+def test_first_line_longer_than_the_sample_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(decoding, "SAMPLE_CHARS", 16)
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(f"column_{index}" for index in range(10)) + "\n" + ",".join("1" * 10) + "\n")
+
+    fails(path, r"its first line is longer than 16 characters")
+
+
+# --- gzip --------------------------------------------------------------------------------------------------------
+
+
+def test_plain_text_named_csv_gz_reads(tmp_path):
+    # An HTTP server may already have decompressed it: gzip is recognised by its magic bytes.
+    path = tmp_path / "plain.csv.gz"
+    path.write_text("a,b\n1,2\n")
+
+    assert ingest(str(path)).to_dict("list") == {"a": [1], "b": [2]}
+
+
+def test_truncated_gzip_is_reported(tmp_path):
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(gzip.compress(b"a,b\n" + b"1,2\n" * 1000)[:40])
+
+    fails(path, r"its gzip data is corrupt or truncated")
+
+
+def test_gzip_of_nothing_is_empty(tmp_path):
+    path = tmp_path / "nothing.csv.gz"
+    path.write_bytes(gzip.compress(b""))
+
+    fails(path, r"is empty \(0 bytes after gzip decompression\)")
+
+
+def test_gzipped_json_lines_read(tmp_path):
+    path = tmp_path / "rows.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"a": 1}\n{"a": 2}\n'))
+
+    assert ingest(str(path))["a"].tolist() == [1, 2]
+
+
+# --- Parquet -----------------------------------------------------------------------------------------------------
+
+
+def test_truncated_parquet_is_reported(tmp_path):
+    path = tmp_path / "cut.parquet"
+    FLATS.to_parquet(path, index=False)
+    path.write_bytes(path.read_bytes()[:-20])
+
+    fails(path, r"it is not a complete Parquet file \(it does not end with 'PAR1', so it looks truncated\)")
+
+
+def test_binary_non_parquet_shows_bytes(tmp_path):
+    path = tmp_path / "zip.parquet"
+    path.write_bytes(b"PK\x03\x04" + bytes(range(40)))
+
+    fails(path, r"it is not a Parquet file \(it starts with bytes 50 4b 03 04")
+
+
+def test_parquet_with_duplicate_column_names_is_refused(tmp_path):
+    path = tmp_path / "dup.parquet"
+    pq.write_table(pa.table([[1, 2], [3, 4]], names=["a", "a"]), path)
+
+    fails(path, r"has duplicate column names \['a'\]")
+
+
+def test_parquet_without_rows_is_refused(tmp_path):
+    path = tmp_path / "none.parquet"
+    FLATS.head(0).to_parquet(path, index=False)
+
+    fails(path, r"has columns but no data rows")
+
+
+# --- JSON Lines --------------------------------------------------------------------------------------------------
+
+
+def test_json_lines_keep_strings_that_look_like_numbers_or_dates(tmp_path):
+    path = tmp_path / "codes.jsonl"
+    path.write_text('{"zip": "01234", "created_at": "2024-01-01"}\n{"zip": "75001", "created_at": "2024-02-01"}\n')
+
+    frame = ingest(str(path))
+    assert frame["zip"].tolist() == ["01234", "75001"]
+    assert frame["created_at"].tolist() == ["2024-01-01", "2024-02-01"]
+
+
+def test_json_lines_with_a_byte_order_mark_read(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"a": 1}\n')
+
+    assert ingest(str(path)).to_dict("list") == {"a": [1]}
+
+
+def test_invalid_json_line_is_named(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"a": 1}\n{a: 2}\n{"a": 3}\n')
+
+    fails(path, r"line 2 is not valid JSON \(Expecting property name enclosed in double quotes at column 2\)$")
+
+
+def test_truncated_json_line_is_named(tmp_path):
+    path = tmp_path / "cut.jsonl"
+    path.write_text('{"a": 1}\n\n{"a": 2}\n{"a": ')
+
+    fails(path, r"line 4 is not valid JSON .*it is the last line .* truncated\?")
+
+
+@pytest.mark.parametrize(("line", "kind"), [("[1, 2]", "array"), ("5", "number"), ('"x"', "string")])
+def test_json_line_that_is_not_an_object_is_named(tmp_path, line, kind):
+    path = tmp_path / "values.jsonl"
+    path.write_text(f'{{"a": 1}}\n{line}\n')
+
+    fails(path, rf"line 2 is a JSON {kind}, not an object")
+
+
+def test_json_lines_of_arrays_only_are_refused(tmp_path):
+    # pandas alone reads them as columns named 0 and 1.
+    path = tmp_path / "arrays.jsonl"
+    path.write_text("[1, 2]\n[3, 4]\n")
+
+    fails(path, r"line 1 is a JSON array, not an object")
+
+
+def test_blank_json_lines_are_refused(tmp_path):
+    path = tmp_path / "blank.jsonl"
+    path.write_text("\n\n")
+
+    fails(path, r"holds only blank lines, no JSON objects")
+
+
+def test_non_utf8_json_lines_are_refused(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"city": "Z\xfcrich"}\n')
+
+    fails(path, r"is not UTF-8: byte 0xfc at offset 11 \(line 1\) cannot be decoded; JSON Lines files must be UTF-8")
+
+
+# --- metadata ----------------------------------------------------------------------------------------------------
+
+
+def test_read_source_reports_the_file_and_its_bytes():
+    path = corpus("gzipped.csv.gz")
+
+    ingested = read_source(path)
+
+    assert ingested.files == [path]
+    assert ingested.bytes == Path(path).stat().st_size  # as stored: the compressed size
+    assert ingested.metadata() == {"bytes": ingested.bytes, "file_count": 1, "files": [path]}
+
+
+def test_sample_reads_no_files():
+    ingested = read_source("sample://house-prices?rows=20&seed=1")
+
+    assert (ingested.files, ingested.bytes, len(ingested.frame)) == ([], 0, 20)
+
+
+def test_options_are_checked_even_when_they_do_not_apply():
+    with pytest.raises(IngestError, match=re.escape("csv_encoding 'nope'")):
+        read_source("sample://house-prices?rows=20", csv_encoding="nope")
