@@ -79,35 +79,20 @@ def validate_data(
 
     from components._common.cleaning import read_cleaning_policy
     from components._common.datasets import read_dataset
-    from components._common.registry import champion
     from components.validate_data.logic import validate_dataset
     from components.validate_data.policy import read_validation_policy
+    from components.validate_data.reference import champion_reference
     from components.validate_data.report import render_report
-    from model_bundle import SCHEMA_FILE, BundleFormatError
 
     policy = read_validation_policy(validation_policy, schema_policy=schema_policy, column_policy=column_policy)
     cleaning = read_cleaning_policy(cleaning_policy, coerce_mixed_types=coerce_mixed_types)
-    # The champion's documents are verified against its card and the registry's digests; a tampered one raises.
-    not_compared = ""
-    try:
-        verified = champion(tracking_uri, model_name) if model_name else None
-    except BundleFormatError as error:
-        # Intact files written by another release: whether such a champion still counts is gate_model's decision
-        # (its incompatible_champion policy), not a reason to stop the run here.
-        verified = None
-        not_compared = (
-            f"the champion of {model_name} has a model card of another format version, so this data is not "
-            f"compared with its {SCHEMA_FILE}; gate_model will judge that champion incompatible "
-            f"(gate_policy['incompatible_champion'] decides). {error}"
-        )
-    reference = verified.document(SCHEMA_FILE) if verified is not None else None
-    reference_name = f"the {SCHEMA_FILE} of {verified.description}" if reference is not None else ""
+    reference = champion_reference(tracking_uri, model_name)
     validation = validate_dataset(
         read_dataset(dataset.path),
         target=target,
         task=task,
-        reference=reference,
-        reference_name=reference_name,
+        reference=reference.schema,
+        reference_name=reference.name,
         validation_policy=policy,
         coerce_mixed_types=cleaning.coerce_mixed_types,
         exclude_columns=exclude_columns,
@@ -116,8 +101,8 @@ def validate_data(
         json.dump(validation.schema, stream, indent=2)
     with open(report.path, "w") as stream:
         stream.write(render_report(validation, target))
-        if not_compared:
-            stream.write(f"\n## Champion not compared\n\n{not_compared}\n")
+        if reference.not_compared:
+            stream.write(f"\n## Champion not compared\n\n{reference.not_compared}\n")
     metrics.log_metric("rows", validation.schema["rows"])
     metrics.log_metric("columns", len(validation.schema["columns"]))
     metrics.log_metric("failures", len(validation.failures))
@@ -128,12 +113,12 @@ def validate_data(
         metrics.log_metric(f"leakage_whole_{validation.leakage.metric}", round(validation.leakage.whole, 6))
     for column in validation.schema["columns"]:
         metrics.log_metric(f"null_fraction.{column['name']}", round(column["null_fraction"], 6))
-    if not_compared:
-        print(f"warning [champion] {not_compared}")
+    if reference.not_compared:
+        print(f"warning [champion] {reference.not_compared}")
     for warning in validation.warnings:
         print(f"warning [{warning.check}] {warning.message}")
     for name, reason in validation.excluded.items():
         print(f"excluded column {name!r}: {reason}")
     validation.raise_for_failures()
-    print(f"validation passed: task {validation.task}; {reference_name or 'no reference schema'}")
+    print(f"validation passed: task {validation.task}; {reference.name or 'no reference schema'}")
     return (validation.task,)
