@@ -3,21 +3,17 @@ run, and two registrations at once get distinct versions."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from kfp import dsl
 
 import model_bundle
 from components._common import registry
-from components._common.datasets import read_dataset
 from components.register_model.logic import GIT_SHA_ENV, TEXT_LIMIT, point_alias_at_newest, register
 from model_bundle import BundleError
-from model_bundle.profile import build_profile
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -295,88 +291,3 @@ def test_without_the_image_variable_the_commit_is_asked_of_git(mlflow_state, mon
     tags = registry.connect("").get_model_version("houses", registered.version).tags
     assert tags["git_sha"] == head.stdout.strip()
     assert not any(tag.startswith("image.") for tag in tags)  # an image not given is not recorded as ""
-
-
-# --- the component: parameter names and lineage from ingest to the registry ---------------------------------------
-
-
-def _artifact(kind, directory: Path, name: str):
-    return kind(name=name, uri=str(directory / name), metadata={})
-
-
-def _register_component(model_dir, tmp_path, **parameters) -> tuple[str, str]:
-    from components.register_model.component import register_model
-
-    gate = _artifact(dsl.Markdown, tmp_path, "gate.md")
-    Path(gate.path).write_text("# Challenger approved\n")
-    return register_model.python_func(
-        model=dsl.Model(name="model", uri=str(model_dir), metadata={}),
-        model_name="houses",
-        scores=SCORES,
-        approved=True,
-        gate_reasons=gate,
-        **parameters,
-    )
-
-
-def test_the_component_records_source_uri_under_that_name(mlflow_state, tmp_path, capsys, regression_bundle):
-    bundle, _ = regression_bundle
-
-    version, _ = _register_component(bundle.directory, tmp_path, source_uri="gs://bucket/houses-*.csv")
-
-    client = registry.connect("")
-    run = client.get_run(client.get_model_version("houses", version).run_id)
-    assert run.data.params["source_uri"] == "gs://bucket/houses-*.csv"
-    assert "DEPRECATED" not in capsys.readouterr().err
-
-
-def test_the_deprecated_data_uri_still_works_and_names_source_uri(mlflow_state, tmp_path, capsys, regression_bundle):
-    bundle, _ = regression_bundle
-
-    version, _ = _register_component(bundle.directory, tmp_path, data_uri="gs://bucket/old.csv")
-
-    client = registry.connect("")
-    run = client.get_run(client.get_model_version("houses", version).run_id)
-    assert run.data.params["source_uri"] == "gs://bucket/old.csv"
-    assert "data_uri" not in run.data.params
-    assert (
-        "DEPRECATED: parameter data_uri will be removed in the next release; use source_uri instead"
-        in capsys.readouterr().err
-    )
-
-
-def test_the_version_carries_the_content_hash_ingest_computed(mlflow_state, tmp_path, houses_csv):
-    """README, "MLflow: lineage and the registry": the run and the version are tagged with the data's content hash
-    (tag ``data_content_sha256``), the one ingest_data computed, carried by train_model's model card."""
-    from components.ingest_data.component import ingest_data
-    from components.train_model.component import train_model
-
-    dataset = _artifact(dsl.Dataset, tmp_path, "dataset")
-    ingested = ingest_data.python_func(source_uri=str(houses_csv), dataset=dataset)
-    content_sha256 = ingested[1]  # outputs: rows, content_sha256, ...
-    frame = read_dataset(dataset.path)
-    schema, profile = _artifact(dsl.Artifact, tmp_path, "schema"), _artifact(dsl.Artifact, tmp_path, "profile")
-    Path(schema.path).write_text(json.dumps(model_bundle.schema.infer(frame, "price")))
-    Path(profile.path).write_text(json.dumps(build_profile(frame, "price")))
-    model = _artifact(dsl.Model, tmp_path, "model")
-    train_model.python_func(
-        train=dataset,
-        schema=schema,
-        reference_profile=profile,
-        target="price",
-        task="regression",
-        model=model,
-        metrics=_artifact(dsl.Metrics, tmp_path, "metrics"),
-        candidate={"model_type": "linear", "hyperparameters": {}},
-        data_content_sha256=content_sha256,
-    )
-
-    version, _ = _register_component(model.path, tmp_path, source_uri=str(houses_csv), pipeline_job_id="job-9")
-
-    assert len(content_sha256) == 64
-    client = registry.connect("")
-    registered = client.get_model_version("houses", version)
-    assert registered.tags["data_content_sha256"] == content_sha256
-    run = client.get_run(registered.run_id)
-    assert run.data.tags["data_content_sha256"] == content_sha256
-    assert run.data.params["source_uri"] == str(houses_csv)

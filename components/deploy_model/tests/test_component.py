@@ -1,0 +1,94 @@
+"""deploy_model as a pipeline step: one decision in logic.deploy, the component only passes its parameters (and maps
+the deprecated deploy_timeout_seconds)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from components.deploy_model import cluster
+from components.deploy_model.component import deploy_model
+from components.deploy_model.logic import deploy
+from components.deploy_model.manifests import build_seldon_deployment
+
+URI = "s3://models/houses/7/artifacts/model"
+
+
+def test_target_none_renders_the_manifest_and_deploys_nothing(regression_bundle, tmp_path, monkeypatch):
+    bundle, _ = regression_bundle
+    monkeypatch.setattr(cluster, "load_api", lambda: pytest.fail("target none reached the cluster"))
+    rendered = tmp_path / "manifest.yaml"
+
+    # No test rows are read and no registry is asked: the manifest is all target none produces.
+    endpoint = deploy(
+        bundle.directory, tmp_path / "absent.parquet", "houses", "3", URI, "kfp-mlops-serving:test", rendered
+    )
+
+    assert endpoint == ""
+    assert yaml.safe_load(rendered.read_text()) == build_seldon_deployment(
+        "houses", "3", URI, bundle.card.sha256, "models", image="kfp-mlops-serving:test"
+    )
+
+
+def component_arguments(bundle, tmp_path, **overrides) -> dict:
+    return {
+        "model": SimpleNamespace(path=str(bundle.directory)),
+        "test": SimpleNamespace(path=str(tmp_path / "test.parquet")),
+        "model_name": "houses",
+        "model_version": "3",
+        "model_uri": URI,
+        "serving_image": "kfp-mlops-serving:test",
+        "manifest": SimpleNamespace(path=str(tmp_path / "manifest.yaml")),
+        **overrides,
+    }
+
+
+def test_the_component_passes_every_parameter_to_the_step(regression_bundle, tmp_path, monkeypatch):
+    from components.deploy_model import logic
+
+    calls = []
+    monkeypatch.setattr(logic, "deploy", lambda *args, **kwargs: calls.append((args, kwargs)) or "http://served")
+
+    (endpoint,) = deploy_model.python_func(
+        **component_arguments(regression_bundle[0], tmp_path, deploy_target="local", wait_timeout_seconds=42)
+    )
+
+    assert endpoint == "http://served"
+    [(args, kwargs)] = calls
+    assert args == (
+        str(regression_bundle[0].directory),
+        str(tmp_path / "test.parquet"),
+        "houses",
+        "3",
+        URI,
+        "kfp-mlops-serving:test",
+        str(tmp_path / "manifest.yaml"),
+    )
+    assert kwargs == {
+        "deploy_target": "local",
+        "namespace": "models",
+        "tracking_uri": "",
+        "serving_port": 9000,
+        "metrics_port": 6000,
+        "wait_timeout_seconds": 42,
+        "pipeline_job_id": "",
+    }
+
+
+def test_deploy_timeout_seconds_still_sets_the_wait_with_a_deprecation_message(
+    regression_bundle, tmp_path, monkeypatch, capsys
+):
+    from components.deploy_model import logic
+
+    calls = []
+    monkeypatch.setattr(logic, "deploy", lambda *args, **kwargs: calls.append(kwargs) or "")
+
+    deploy_model.python_func(**component_arguments(regression_bundle[0], tmp_path, deploy_timeout_seconds=42))
+
+    assert calls[0]["wait_timeout_seconds"] == 42
+    assert (
+        "DEPRECATED: parameter deploy_timeout_seconds will be removed in the next release; use wait_timeout_seconds "
+        "instead" in capsys.readouterr().err
+    )
