@@ -135,4 +135,4 @@ run: $(VENV)/.installed  ## compile with IMAGE_TAG, start a training run on KF_P
 	$(VENV)/bin/kfp --endpoint $(KF_PIPELINES_ENDPOINT) run create -e kfp-mlops -r "training $(IMAGE_TAG)" \
 		-f $(BUILD_DIR)/training_pipeline.yaml tracking_uri=$(TRACKING_URI) deploy_target=kubernetes \
 		namespace=$(MODEL_NAMESPACE) $(RUN_ARGS) \
-		|| { echo "error: kfp run create failed against KF_PIPELINES_ENDPOINT=$(KF_PIPELINES_ENDPOINT) (its message is above): no KFP API there? make cluster prints how to reach it" >&2; exit 1; }
+		|| { echo "error: no run was started on KF_PIPELINES_ENDPOINT=$(KF_PIPELINES_ENDPOINT) (kfp says why above): no KFP API there? make cluster prints how to reach it" >&2; exit 1; }
