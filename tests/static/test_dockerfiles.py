@@ -274,6 +274,8 @@ def _lazy_imports(package: Path) -> set[str]:
     """Top-level names of modules imported inside functions: a step or the server imports them after start."""
     found = set()
     for path in package.rglob("*.py"):
+        if "tests" in path.relative_to(package).parts:
+            continue  # a component's tests are not in the image (.dockerignore)
         tree = ast.parse(path.read_text(), filename=str(path))
         for function in ast.walk(tree):
             if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -320,3 +322,10 @@ def test_components_bytecode_covers_every_step_and_the_mlflow_server():
     assert "python3 -m compileall -q components pipelines serving model_bundle" in code
     (walk,) = [command for command in code if "pkgutil.walk_packages" in command]
     assert walk.startswith("PYTHONDONTWRITEBYTECODE='' python3 -c") and "(components, pipelines, model_bundle)" in walk
+
+
+def test_the_components_tests_stay_out_of_the_image_context():
+    """Each component's tests live beside it (components/<name>/tests/); the image copies components/, so the
+    build context must leave them out."""
+    ignored = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    assert "components/*/tests" in ignored

@@ -3,6 +3,8 @@ credential check, the MLflow container built from its manifest, and reading a st
 
 from __future__ import annotations
 
+import uuid
+
 import boto3
 import botocore.exceptions
 import pytest
@@ -71,8 +73,11 @@ def test_object_store_accepts_only_the_secrets_access_key():
     secret = secret_data(MANIFESTS / "mlflow.yaml", REGISTRY_CREDENTIALS_SECRET)
     store = start_object_store(secret["AWS_ACCESS_KEY_ID"], secret["AWS_SECRET_ACCESS_KEY"])
     try:
-        store.s3().put_object(Bucket=BUCKET, Key="mlflow/a.txt", Body=b"a")
-        assert store.keys("mlflow/") == ["mlflow/a.txt"]
+        # moto keeps its buckets per process: an earlier store in this process (the container tier's rehearsal)
+        # may have left objects, so this test lists a prefix of its own.
+        prefix = f"mlflow/{uuid.uuid4().hex}/"
+        store.s3().put_object(Bucket=BUCKET, Key=f"{prefix}a.txt", Body=b"a")
+        assert store.keys(prefix) == [f"{prefix}a.txt"]
 
         stranger = boto3.session.Session(
             aws_access_key_id="someone-else", aws_secret_access_key="x", region_name="us-east-1"
