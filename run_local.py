@@ -27,7 +27,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from components._common.registry import STATE_DIR_ENV
+from components._common.registry import STATE_DIR_ENV, mlflow_uris_restored
 
 
 def parse_arguments(pairs: list[str]) -> dict:
@@ -139,35 +139,6 @@ def kfp_local_fixes():
     finally:
         for owner, name, original in saved:
             setattr(owner, name, original)
-
-
-_MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-
-
-@contextlib.contextmanager
-def mlflow_uris_restored():
-    """MLflow's process-wide tracking and registry URIs (and the variables it exports them in) put back after the
-    block: `registry.connect` sets them for the steps, and in a long-lived process (a test session, a rehearsal)
-    they would otherwise point at a state directory the run has left."""
-    modules = ("mlflow.tracking._tracking_service.utils", "mlflow.tracking._model_registry.utils")
-    # Read without importing MLflow (seconds): a module not imported yet holds no URI.
-    tracking, registry = (sys.modules.get(name) for name in modules)
-    saved_tracking = getattr(tracking, "_tracking_uri", None)
-    saved_registry = getattr(registry, "_registry_uri", None)
-    saved_variables = {name: os.environ.get(name) for name in _MLFLOW_URI_VARIABLES}
-    try:
-        yield
-    finally:
-        tracking, registry = (sys.modules.get(name) for name in modules)
-        if tracking is not None and tracking._tracking_uri != saved_tracking:
-            tracking.set_tracking_uri(saved_tracking)  # also resets the tracer, which keeps the URI it exported to
-        if registry is not None:
-            registry._registry_uri = saved_registry
-        for name, value in saved_variables.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @contextlib.contextmanager

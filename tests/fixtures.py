@@ -31,7 +31,6 @@ from model_bundle.profile import build_profile
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The one tier that may skip in CI: it needs a live cluster, which CI does not build (tests/cluster).
 MAY_SKIP_IN_CI = "cluster"
-MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 # --- CI: a skip outside the cluster tier is a failure ----------------------------------------------------------------
@@ -80,40 +79,9 @@ def pytest_make_collect_report(collector):
 # --- MLflow's process-wide settings ---------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def mlflow_uris_kept() -> Iterator[None]:
-    """MLflow's tracking and registry URIs as they were before the block: ``registry.connect`` sets them for the whole
-    process (mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI, inherited by every later subprocess), so a
-    test's temporary registry would otherwise stay the default of every test after it. MLflow is not imported here
-    when the block did not import it."""
-    variables = {name: os.environ.get(name) for name in MLFLOW_URI_VARIABLES}
-    uris = _mlflow_uris() if "mlflow" in sys.modules else (None, None)
-    try:
-        yield
-    finally:
-        if "mlflow" in sys.modules and _mlflow_uris() != uris:
-            import mlflow
-
-            mlflow.set_tracking_uri(uris[0])  # None is MLflow's own "not set" (it also resets its tracer)
-            mlflow.set_registry_uri(uris[1])
-        for name, value in variables.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def _mlflow_uris() -> tuple[str | None, str | None]:
-    """The URIs set in this process (not the defaults MLflow would resolve without them)."""
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    return tracking_utils._tracking_uri, registry_utils._registry_uri
-
-
 @pytest.fixture(autouse=True)
 def _restore_mlflow_uris() -> Iterator[None]:
-    with mlflow_uris_kept():
+    with registry.mlflow_uris_restored():
         yield
 
 
@@ -184,7 +152,7 @@ def houses_csv(tmp_path_factory, houses) -> Path:
 @pytest.fixture(scope="session")
 def _empty_mlflow_db(tmp_path_factory) -> Path:
     state = tmp_path_factory.mktemp("mlflow-template")
-    with pytest.MonkeyPatch.context() as patch, mlflow_uris_kept():
+    with pytest.MonkeyPatch.context() as patch, registry.mlflow_uris_restored():
         patch.setenv(registry.STATE_DIR_ENV, str(state))
         client = registry.connect("")
         client.search_registered_models()  # forces the schema to be created

@@ -73,8 +73,8 @@ def rehearse(
 ) -> Rehearsal:
     """Runs every stage; always removes its containers and stops its servers, whatever failed. ``result`` (if
     given) collects the stages as they finish, so a caller can still show what ran and was measured."""
+    from components._common.registry import mlflow_uris_restored
     from components._image import image_references
-    from run_local import mlflow_uris_restored
 
     components_image, serving_image = image_references(image_registry, image_tag)
 

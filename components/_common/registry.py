@@ -8,8 +8,11 @@ server URL (credentials come from the environment, never from parameters).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,9 +23,14 @@ if TYPE_CHECKING:
 STATE_DIR_ENV = "KFP_MLOPS_STATE_DIR"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-# The version tag holding the sha256 of model.json as registered (register_model writes it): the card records the
-# digests of the model and the documents, this one anchors the card itself.
+# Version tags register_model writes and every reader checks: the sha256 of model.joblib and of schema.json as
+# registered, and of model.json itself (the card records the digests of the model and the documents; this one
+# anchors the card).
+MODEL_SHA256_TAG = "model_sha256"
+SCHEMA_SHA256_TAG = "schema_sha256"
 CARD_SHA256_TAG = "card_sha256"
+# Where mlflow.set_tracking_uri / set_registry_uri export the URIs (inherited by every later subprocess).
+MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 def local_state_dir() -> Path:
@@ -59,6 +67,32 @@ def connect(tracking_uri: str):
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+@contextlib.contextmanager
+def mlflow_uris_restored() -> Iterator[None]:
+    """MLflow's process-wide tracking and registry URIs (and the variables it exports them in) put back after the
+    block: ``connect`` sets them for the steps, and in a long-lived process (a test session, a local run, a
+    rehearsal) they would otherwise point at a state directory the run has left. MLflow is not imported here."""
+    modules = ("mlflow.tracking._tracking_service.utils", "mlflow.tracking._model_registry.utils")
+    # Read without importing MLflow (seconds): a module not imported yet holds no URI.
+    tracking, registry = (sys.modules.get(name) for name in modules)
+    saved_tracking = getattr(tracking, "_tracking_uri", None)
+    saved_registry = getattr(registry, "_registry_uri", None)
+    saved_variables = {name: os.environ.get(name) for name in MLFLOW_URI_VARIABLES}
+    try:
+        yield
+    finally:
+        tracking, registry = (sys.modules.get(name) for name in modules)
+        if tracking is not None and tracking._tracking_uri != saved_tracking:
+            tracking.set_tracking_uri(saved_tracking)  # also resets the tracer, which keeps the URI it exported to
+        if registry is not None:
+            registry._registry_uri = saved_registry
+        for name, value in saved_variables.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def experiment_id(client, name: str) -> str:
@@ -137,7 +171,7 @@ class VerifiedVersion:
         ``model_bundle.load`` does, with its path in ``directory``)."""
         from model_bundle import load
 
-        return load(self.download(directory), expected_sha256=self.tags.get("model_sha256") or None)
+        return load(self.download(directory), expected_sha256=self.tags.get(MODEL_SHA256_TAG) or None)
 
 
 def champion(tracking_uri: str, model_name: str) -> VerifiedVersion | None:
@@ -193,7 +227,10 @@ def _verify(model_version, model_name: str, description: str) -> VerifiedVersion
                 _check_card_digest(Path(workdir) / CARD_FILE, tags.get(CARD_SHA256_TAG))
                 raise
             # The registry recorded these digests when the version was registered: a card edited since fails here.
-            for tag, listed in (("model_sha256", card.sha256), ("schema_sha256", card.documents.get(SCHEMA_FILE, ""))):
+            for tag, listed in (
+                (MODEL_SHA256_TAG, card.sha256),
+                (SCHEMA_SHA256_TAG, card.documents.get(SCHEMA_FILE, "")),
+            ):
                 recorded = tags.get(tag)
                 if recorded and listed != recorded:
                     raise BundleError(

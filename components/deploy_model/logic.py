@@ -228,10 +228,12 @@ def serve_champion_locally(
             f"{model_name} has no version with the alias {registry.CHAMPION!r} in the registry at "
             f"{registry.registry_location(tracking_uri)}: no version has passed the gate and been deployed yet"
         )
-    version, sha256 = champion.version, champion.tags.get("model_sha256")
+    version, sha256 = champion.version, champion.tags.get(registry.MODEL_SHA256_TAG)
     what = f"{model_name} v{version} (the champion)"
     if not sha256:
-        raise DeploymentError(f"{what} has no model_sha256 tag: its files cannot be verified, so they are not served")
+        raise DeploymentError(
+            f"{what} has no {registry.MODEL_SHA256_TAG} tag: its files cannot be verified, so they are not served"
+        )
 
     current = local.running_on(http_port)
     if (

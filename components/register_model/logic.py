@@ -91,10 +91,10 @@ def register(
     reports = {name: path for name, path in (reports or {}).items() if path is not None}
     client = registry.connect(tracking_uri)
     tags = {
-        "model_sha256": card.sha256,
+        registry.MODEL_SHA256_TAG: card.sha256,
         "data_content_sha256": card.data_content_sha256,
         # The data contract travels in the model directory; its digest names the schema version.
-        "schema_sha256": card.documents.get(SCHEMA_FILE, ""),
+        registry.SCHEMA_SHA256_TAG: card.documents.get(SCHEMA_FILE, ""),
         # The card itself, as registered: it records the other documents' digests (the reference profile's only
         # there), so registry.champion refuses a document rewritten together with its digest in the card.
         registry.CARD_SHA256_TAG: file_sha256(Path(model_dir) / CARD_FILE),
