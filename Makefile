@@ -9,13 +9,16 @@ METRICS_PORT ?= 6000
 MONITOR_PORT ?= 9001
 MONITOR_METRICS_PORT ?= 6001
 PYTEST_ARGS ?=
+# Single-quoted for the shell, whatever the text holds (quotes, $, backticks): make rollback REASON="..."
+quote = '$(subst ','\'',$(1))'
 
 PY := $(VENV)/bin/python
 PIP_QUIET := --quiet --disable-pip-version-check
 UV := $(VENV)/bin/uv pip install --quiet --compile-bytecode
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo monitor-demo stop serve status compile docs new-component test lint format lock clean distclean
+.PHONY: help venv demo monitor-demo stop serve status history rollback compile docs new-component test lint format lock \
+	clean distclean
 
 help:  ## list the targets
 	@grep -hE '^[a-z.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -53,6 +56,19 @@ serve: venv  ## serve a model directory (OIP): make serve MODEL_DIR=path [MODEL_
 
 status: $(VENV)/.installed  ## show the local model server(s)
 	@$(PY) -m serving.local_server --state-dir $(STATE_DIR) status
+
+history: $(VENV)/.installed  ## a model's promotion history (champion and challenger moves): make history MODEL=name
+	@test -n "$(MODEL)" || { echo "usage: make history MODEL=<registered model name>"; exit 2; }
+	@$(PY) run_local.py history --state-dir $(STATE_DIR) model_name=$(call quote,$(value MODEL))
+
+# The rollback pipeline, locally: the version is verified, served on PORT through the training pipeline's deploy
+# step (smoke test, previous server restored on failure), then becomes the champion; the move is in `make history`.
+rollback: $(VENV)/.installed  ## serve a previous version again: make rollback MODEL=name [VERSION=N REASON="..." FORCE=1]
+	@test -n "$(MODEL)" || { echo 'usage: make rollback MODEL=<registered model name> [VERSION=<version>] [REASON="why"] [FORCE=1]'; exit 2; }
+	$(PY) run_local.py rollback --state-dir $(STATE_DIR) deploy_target=local \
+		serving_port=$(PORT) metrics_port=$(METRICS_PORT) model_name=$(call quote,$(value MODEL)) \
+		$(if $(VERSION),to_version=$(call quote,$(value VERSION))) $(if $(REASON),reason=$(call quote,$(value REASON))) \
+		$(if $(FORCE),force=true)
 
 compile: $(VENV)/.installed  ## compile every pipeline and component into BUILD_DIR
 	$(PY) compile.py --output-dir $(BUILD_DIR)
@@ -127,12 +143,14 @@ KF_PIPELINES_ENDPOINT ?= http://localhost:8080
 TRACKING_URI ?= http://mlflow.kubeflow.svc.cluster.local:5000
 MODEL_NAMESPACE ?= models
 RUN_ARGS ?=
+PIPELINE ?= training
 
 .PHONY: run
 
-run: $(VENV)/.installed  ## compile with IMAGE_TAG, start a training run on KF_PIPELINES_ENDPOINT (RUN_ARGS='source_uri=... k=v')
+# PIPELINE=rollback is the cluster's rollback: make run PIPELINE=rollback RUN_ARGS='model_name=house-prices reason="..."'
+run: $(VENV)/.installed  ## compile with IMAGE_TAG, start a PIPELINE (training) run on KF_PIPELINES_ENDPOINT (RUN_ARGS='k=v ...')
 	$(PY) compile.py --output-dir $(BUILD_DIR) --image-registry '$(IMAGE_REGISTRY)' --image-tag '$(IMAGE_TAG)'
-	$(VENV)/bin/kfp --endpoint $(KF_PIPELINES_ENDPOINT) run create -e kfp-mlops -r "training $(IMAGE_TAG)" \
-		-f $(BUILD_DIR)/training_pipeline.yaml tracking_uri=$(TRACKING_URI) deploy_target=kubernetes \
+	$(VENV)/bin/kfp --endpoint $(KF_PIPELINES_ENDPOINT) run create -e kfp-mlops -r "$(PIPELINE) $(IMAGE_TAG)" \
+		-f $(BUILD_DIR)/$(PIPELINE)_pipeline.yaml tracking_uri=$(TRACKING_URI) deploy_target=kubernetes \
 		namespace=$(MODEL_NAMESPACE) $(RUN_ARGS) \
 		|| { echo "error: no run was started on KF_PIPELINES_ENDPOINT=$(KF_PIPELINES_ENDPOINT) (kfp says why above): no KFP API there? make cluster prints how to reach it" >&2; exit 1; }

@@ -1,10 +1,19 @@
 """Runs a pipeline on this machine with kfp.local: no cluster, every step a subprocess in this environment.
 
-    python run_local.py training [name=value ...]
+    python run_local.py training|monitoring|rollback [name=value ...]
+    python run_local.py history model_name=NAME [tracking_uri=URI]
 
 Arguments are parsed like `kfp run create` does: a value that parses as JSON is taken as JSON (numbers,
 booleans, objects), anything else as a string, e.g.
     python run_local.py training source_uri=data/houses.csv target=price gate_policy='{"thresholds": {"r2": 0.7}}'
+A parameter declared `str` takes the value as written, even one that parses as a number (`to_version=2`).
+
+`rollback` serves a registered version again through the training pipeline's deploy step (by default the champion
+before the current one; refusals name the problem), e.g.
+    python run_local.py rollback model_name=house-prices deploy_target=local reason="v3 answers slowly"
+    python run_local.py rollback model_name=house-prices to_version=2 deploy_target=local
+`history` is no pipeline: it prints the model's promotion history (every move of `champion` and `challenger`:
+when, from and to which version, what moved it and why) with the aliases the registry has now.
 
 Artifacts go under local_state/pipeline_root, the MLflow registry is local_state/mlflow.db
 (change the directory with --state-dir or $KFP_MLOPS_STATE_DIR).
@@ -29,18 +38,34 @@ from pathlib import Path
 
 from components._common.registry import STATE_DIR_ENV, mlflow_uris_restored
 
+HISTORY = "history"  # the one command that is no pipeline
+HISTORY_PARAMETERS = ("model_name", "tracking_uri")
 
-def parse_arguments(pairs: list[str]) -> dict:
+
+def parse_arguments(pairs: list[str], text_parameters: frozenset[str] | set[str] = frozenset()) -> dict:
+    """``name=value`` pairs as a dict, each value JSON where it parses; a parameter in ``text_parameters`` keeps its
+    text unless it is a quoted JSON string (a `str` pipeline parameter: KFP refuses a number for it)."""
     arguments = {}
     for pair in pairs:
         name, separator, value = pair.partition("=")
         if not separator or not name:
             raise ValueError(f"argument {pair!r} is not of the form name=value")
         try:
-            arguments[name] = json.loads(value)
+            parsed = json.loads(value)
         except json.JSONDecodeError:
-            arguments[name] = value
+            parsed = value
+        arguments[name] = value if name in text_parameters and not isinstance(parsed, str) else parsed
     return arguments
+
+
+def text_parameters(pipeline_name: str) -> set[str]:
+    """The parameters of pipeline ``pipeline_name`` declared `str` (none for an unknown name, which run refuses)."""
+    from pipelines import PIPELINES
+
+    if pipeline_name not in PIPELINES:
+        return set()
+    parameters = inspect.signature(PIPELINES[pipeline_name].pipeline_func).parameters
+    return {name for name, parameter in parameters.items() if parameter.annotation is str}
 
 
 class _NotSet:
@@ -241,6 +266,23 @@ def serve_champion(arguments: dict, state_dir: Path):
         )
 
 
+def show_history(arguments: dict, state_dir: Path) -> str:
+    """The promotion history of ``model_name`` as a table, with the aliases the registry has now (a move made
+    outside the suite shows as such); ValueError naming an unknown model or argument."""
+    from components._common import history
+
+    unknown = sorted(set(arguments) - set(HISTORY_PARAMETERS))
+    if unknown:
+        raise ValueError(f"unknown argument(s) {unknown} for {HISTORY!r}; accepted: {list(HISTORY_PARAMETERS)}")
+    model_name, tracking_uri = str(arguments.get("model_name", "")), str(arguments.get("tracking_uri", ""))
+    if not model_name:
+        raise ValueError(f"{HISTORY!r} needs model_name=<registered model name>")
+    with process_state_restored():
+        os.environ[STATE_DIR_ENV] = str(state_dir)  # where the local registry is (never created by reading)
+        moves = history.read(tracking_uri, model_name)
+        return history.table(moves, history.current_aliases(tracking_uri, model_name))
+
+
 def python_example(server) -> str:
     """A ready-to-paste shell block predicting the model card's input example with kserve's InferenceRESTClient
     (a standard Open Inference Protocol client, installed in this environment): the same OIP table as the curl,
@@ -280,13 +322,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0], epilog="arguments: name=value pairs, JSON where it parses"
     )
-    parser.add_argument("pipeline", help="pipeline name, e.g. training")
+    parser.add_argument("pipeline", help=f"pipeline name (training, monitoring, rollback), or {HISTORY}")
     parser.add_argument("arguments", nargs="*", help="pipeline arguments as name=value")
     parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get(STATE_DIR_ENV, "local_state")))
     args = parser.parse_intermixed_args(argv)
     state_dir = args.state_dir.resolve()
+    if args.pipeline == HISTORY:
+        try:
+            print(show_history(parse_arguments(args.arguments, set(HISTORY_PARAMETERS)), state_dir))
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        return 0
     try:
-        used = run(args.pipeline, parse_arguments(args.arguments), state_dir)
+        used = run(args.pipeline, parse_arguments(args.arguments, text_parameters(args.pipeline)), state_dir)
     except (ValueError, RuntimeError) as error:
         print(f"\nerror: {error}", file=sys.stderr)
         return 1

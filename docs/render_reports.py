@@ -2,7 +2,8 @@
 
 Runs the evaluate_model step's logic in-process, exactly as the pipeline does: synthetic house prices
 (``components.ingest_data.samples.house_prices``), prepared (cleaned, split), a model trained, saved as a bundle and
-loaded back, evaluated with per-neighbourhood slices and rendered by ``components.evaluate_model.report``. It does
+loaded back, evaluated with per-neighbourhood slices and fairness across neighbourhoods (``sensitive_columns``) and
+rendered by ``components.evaluate_model.report``. It does
 so twice, for a regression model (target ``price``) and a classifier (target ``energy_label``), and writes
 
     <output-dir>/reports/evaluation-regression.html
@@ -50,6 +51,9 @@ DATA_SEED = 7
 SPLIT_SEED = 42
 TRAIN_SEED = 42
 SLICE_COLUMN = "neighbourhood"
+# The sample has no attribute of people; where a house stands is the classic proxy for one (redlining), so the
+# example audits the model across neighbourhoods.
+SENSITIVE_COLUMNS = ["neighbourhood"]
 BROWSERS = ("chromium", "chromium-browser")
 # Wide enough for two plots side by side (a common laptop width); the window is taller than any report and the
 # blank rest is cropped.
@@ -81,7 +85,9 @@ def render(report: Report, rows: int) -> str:
     with tempfile.TemporaryDirectory(prefix="render-reports-") as directory:
         model_bundle.save(directory, pipeline, card)
         bundle = model_bundle.load(directory)
-        evaluation = evaluate(bundle, prepared.train, prepared.test, slice_column=SLICE_COLUMN)
+        evaluation = evaluate(
+            bundle, prepared.train, prepared.test, slice_column=SLICE_COLUMN, sensitive_columns=SENSITIVE_COLUMNS
+        )
         return render_report(evaluation, bundle.card)
 
 

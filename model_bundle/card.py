@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from model_bundle.features import FEATURE_TYPES
+from model_bundle.groups import check_groups
 
 REGRESSION = "regression"
 CLASSIFICATION = "classification"
@@ -20,6 +21,9 @@ TASKS = (REGRESSION, CLASSIFICATION)
 CARD_FILE = "model.json"
 MODEL_FILE = "model.joblib"
 # 2: the model types its own raw input (model_bundle.features.AS_NUMBER, AS_CATEGORY); 1 needed this package to.
+# A field added with a default (sensitive_groups) keeps the format: a card without it reads as before, so the
+# models already registered stay comparable, servable and ready to roll back to. The version changes only when a
+# card or a model file can no longer be used as it is written.
 FORMAT_VERSION = 2
 REQUIRED_KEYS = ("format_version", "sha256", "task", "target", "features", "library_versions")
 
@@ -35,6 +39,9 @@ class ModelCard:
     task: str  # REGRESSION or CLASSIFICATION
     features: list[dict[str, str]]  # {"name", "type"} per input column, in the model's order
     excluded_columns: dict[str, str] = field(default_factory=dict)  # training columns left out, with why
+    # Column (a feature or an excluded column) -> its most frequent training groups, most frequent first
+    # (model_bundle.groups): the model server counts predictions per group of these columns.
+    sensitive_groups: dict[str, list[str]] = field(default_factory=dict)
     classes: list[str] | None = None  # a classifier's labels, in predict_proba's column order
     # How it was trained.
     model_type: str = ""
@@ -96,3 +103,6 @@ class ModelCard:
                 )
         if self.task == CLASSIFICATION and (self.classes is None or len(self.classes) == 0):
             raise CardError(f"{source}: a classification model must list its classes")
+        problem = check_groups(self.sensitive_groups, [*self.feature_names, *self.excluded_columns])
+        if problem:
+            raise CardError(f"{source}: {problem}")

@@ -58,6 +58,9 @@ POD_SETTINGS: dict[str, PodSettings] = {
     "deploy_model": PodSettings("500m", "1", "256Mi", MODEL_MEMORY_LIMIT, 3600),
     # Not rehearsed (the monitoring pipeline is not): validate_data's figures, which reads the same batch.
     "detect_drift": PodSettings("500m", "1", "320Mi", DATA_MEMORY_LIMIT, 1800, retry=True),
+    # Not rehearsed (the rollback pipeline is not): deploy_model's figures, which loads the same model; it reads the
+    # registry and writes only its own outputs, so a retry is harmless.
+    "rollback_model": PodSettings("500m", "1", "256Mi", MODEL_MEMORY_LIMIT, 1800, retry=True),
 }
 """Each step's pod settings, by component name: the one place their figures live.
 
@@ -73,10 +76,11 @@ A timeout stops a hung step (a stalled download, a lost connection); each stays 
 a 1M-row table (train_model: 1,109 s for a random forest on 800,000 rows; every other step under 10 s).
 
 Retries (RETRIES, with exponential backoff) only where a transient registry or object-store error is likely and a
-rerun is harmless: ingest_data reads gs:// and https:// sources; validate_data, gate_model and detect_drift read
-the registry and write nothing outside their own outputs; register_model writes to both, and a rerun of the same
-pipeline run finds the version an earlier attempt registered (by run id and digest) and completes its alias (an
-attempt that stopped before registering leaves at most an MLflow run without a version). Not retried:
+rerun is harmless: ingest_data reads gs:// and https:// sources; validate_data, gate_model, detect_drift and
+rollback_model read the registry and write nothing outside their own outputs; register_model writes to both, and
+a rerun of the same pipeline run finds the version an earlier attempt registered (by run id and digest) and
+completes its alias (an attempt that stopped before registering leaves at most an MLflow run without a version).
+Not retried:
 - prepare, train, select and evaluate compute on their inputs alone: a rerun fails the same way (bad data, OOM).
 - deploy_model: an attempt stopped mid-rollout (its deadline, a lost node) leaves the new spec live without
   rolling back; a retry would take that spec for the previous one and, failing, "restore" it.

@@ -30,6 +30,7 @@ def monitoring_pipeline(
     validation_policy: dict = {},  # noqa: B006
     cleaning_policy: dict = {},  # noqa: B006
     exclude_columns: list = [],  # noqa: B006
+    sensitive_columns: list = [],  # noqa: B006
     candidates: list = DEFAULT_CANDIDATES,
     gate_policy: dict = {},  # noqa: B006
     tracking_uri: str = "",
@@ -62,6 +63,11 @@ def monitoring_pipeline(
             pipeline); the batch's validation reads its `coerce_mixed_types`.
         exclude_columns: Columns that are no features (see the training pipeline), for the batch's validation and
             the retraining run.
+        sensitive_columns: Columns holding groups of people whose treatment by the model is compared, e.g.
+            `["sex"]`; they may be in `exclude_columns`. An unknown name, or the target, stops the run (the batch's
+            validation). On a labelled batch, detect_drift measures the champion's fairness gaps between each
+            column's groups and raises its `fairness_alert` beyond `drift_policy['max_fairness_gap']`; the
+            retraining run audits and gates on them as the training pipeline does (see there). Empty for none.
         candidates: The retraining run's candidate configurations (see the training pipeline).
         gate_policy: The retraining run's gate policy (see gate_model).
         tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store (not with
@@ -92,6 +98,7 @@ def monitoring_pipeline(
         validation_policy=validation_policy,
         cleaning_policy=cleaning_policy,
         exclude_columns=exclude_columns,
+        sensitive_columns=sensitive_columns,
         schema_policy=schema_policy,
         column_policy=column_policy,
     )
@@ -101,6 +108,7 @@ def monitoring_pipeline(
         model_name=model_name,
         drift_policy=drift_policy,
         tracking_uri=tracking_uri,
+        sensitive_columns=sensitive_columns,
     ).after(validate)
     drift.set_caching_options(False)  # compares with the registry's current champion
     with dsl.If(drift.outputs["Output"] == True, name="data-drifted"):  # noqa: E712 (a KFP condition, not Python)
@@ -112,6 +120,7 @@ def monitoring_pipeline(
             validation_policy=validation_policy,
             cleaning_policy=cleaning_policy,
             exclude_columns=exclude_columns,
+            sensitive_columns=sensitive_columns,
             gate_policy=gate_policy,
             tracking_uri=tracking_uri,
             deploy_target=deploy_target,

@@ -49,6 +49,7 @@ def training_pipeline(
     validation_policy: dict = {},  # noqa: B006 (KFP needs a literal default; never mutated)
     cleaning_policy: dict = {},  # noqa: B006
     exclude_columns: list = [],  # noqa: B006
+    sensitive_columns: list = [],  # noqa: B006
     slice_column: str = "",
     gate_policy: dict = {},  # noqa: B006
     tracking_uri: str = "",
@@ -101,6 +102,13 @@ def training_pipeline(
             outside `[Q1 - k*IQR, Q3 + k*IQR]` of each numeric feature) and `outlier_factor` (`k`, 3.0).
         exclude_columns: Columns that are no features, e.g. identifiers or values only known after the target;
             the model neither trains on them nor needs them in requests. An unknown name stops the run.
+        sensitive_columns: Columns holding groups of people whose treatment by the model is compared, e.g.
+            `["sex", "age_band"]`; they may be in `exclude_columns` (a model is audited on attributes it does not
+            use). An unknown name, or the target, stops the run (validate_data). The evaluation report and metrics
+            show each column's per-group rates or errors and the gaps between groups (fairlearn); the gate refuses
+            a challenger that widens a gap beyond `gate_policy['max_fairness_gap']` (on by default whenever this is
+            set; groups under `gate_policy['min_group_rows']` test rows are not judged); the model server counts
+            predictions per group. Empty for none.
         slice_column: Column whose slices get their own scores in the evaluation report and must not get worse
             than under the champion (the gate's slice guard); empty for none.
         gate_policy: The gate's rules and statistics, e.g. `{"thresholds": {"r2": 0.6}, "min_improvement": 0.01,
@@ -154,6 +162,7 @@ def training_pipeline(
         validation_policy=validation_policy,
         cleaning_policy=cleaning_policy,
         exclude_columns=exclude_columns,
+        sensitive_columns=sensitive_columns,
         schema_policy=schema_policy,
         column_policy=column_policy,
         coerce_mixed_types=coerce_mixed_types,
@@ -182,6 +191,7 @@ def training_pipeline(
             seed=seed,
             validation_fraction=validation_fraction,
             data_content_sha256=ingest.outputs["content_sha256"],
+            sensitive_columns=sensitive_columns,
         )
     select = select_model(models=dsl.Collected(train.outputs["model"]))
     evaluate = evaluate_model(
@@ -189,7 +199,8 @@ def training_pipeline(
         train=prepare.outputs["train"],
         test=prepare.outputs["test"],
         slice_column=slice_column,
-        gate_policy=gate_policy,  # the report scores exactly the slices the gate judges (min_slice_rows)
+        gate_policy=gate_policy,  # the report scores exactly the slices and groups the gate judges
+        sensitive_columns=sensitive_columns,
     )
     gate = gate_model(
         model=select.outputs["model"],
@@ -197,6 +208,7 @@ def training_pipeline(
         model_name=model_name,
         baseline_scores=evaluate.outputs["baseline_scores"],
         slice_column=slice_column,
+        sensitive_columns=sensitive_columns,
         gate_policy=gate_policy,
         tracking_uri=tracking_uri,
         thresholds=thresholds,
@@ -219,6 +231,7 @@ def training_pipeline(
         serving_image=serving_image,
         tracking_uri=tracking_uri,
         pipeline_job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        pipeline_job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
     )
     register.set_caching_options(False)
     with dsl.If(gate.outputs["Output"] == True, name="challenger-approved"):  # noqa: E712 (a KFP condition, not Python)
@@ -236,6 +249,7 @@ def training_pipeline(
             metrics_port=metrics_port,
             wait_timeout_seconds=wait_timeout_seconds,
             pipeline_job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            pipeline_job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             deploy_timeout_seconds=deploy_timeout_seconds,
         )
         deploy.set_caching_options(False)

@@ -7,7 +7,7 @@ model types them). Every refusal is a ``RequestError`` naming the input and the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,12 +27,14 @@ from serving.oip import (
 
 @dataclass(frozen=True)
 class Contract:
-    """What a request is checked against: the model's features (name, type) and the columns it ignores."""
+    """What a request is checked against: the model's features (name, type), the columns it ignores, and of these
+    the ones read for the per-group counts (an excluded column the card lists in ``sensitive_groups``)."""
 
     features: list[dict[str, str]]
     ignored: frozenset[str]
     classifier: bool
     max_rows: int
+    group_columns: frozenset[str] = frozenset()
 
     @property
     def names(self) -> list[str]:
@@ -49,6 +51,7 @@ class Decoded:
     rows: int
     probabilities: bool
     form: str  # "table" or "tensor"
+    group_columns: dict[str, Sequence] = field(default_factory=dict)  # Contract.group_columns sent: raw values
 
 
 def decode(request: Request, contract: Contract) -> Decoded:
@@ -70,8 +73,8 @@ def decode(request: Request, contract: Contract) -> Decoded:
     if _is_tensor(request, contract, content_type):
         columns, rows = _tensor_columns(request, contract)
         return Decoded(columns, rows, probabilities, "tensor")
-    columns, rows = _table_columns(request, contract)
-    return Decoded(columns, rows, probabilities, "table")
+    columns, rows, group_columns = _table_columns(request, contract)
+    return Decoded(columns, rows, probabilities, "table", group_columns)
 
 
 def _is_tensor(request: Request, contract: Contract, content_type: str | None) -> bool:
@@ -84,7 +87,7 @@ def _is_tensor(request: Request, contract: Contract, content_type: str | None) -
     return not known and len(only.shape) == 2
 
 
-def _table_columns(request: Request, contract: Contract) -> tuple[dict[str, Sequence], int]:
+def _table_columns(request: Request, contract: Contract) -> tuple[dict[str, Sequence], int, dict[str, Sequence]]:
     names = [entry.name for entry in request.inputs]
     duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:
@@ -102,15 +105,23 @@ def _table_columns(request: Request, contract: Contract) -> tuple[dict[str, Sequ
         raise RequestError(f"missing column(s) {missing}: the model expects {expected}", "MISSING_FEATURES")
     types = {feature["name"]: feature["type"] for feature in contract.features}
     features = [entry for entry in request.inputs if entry.name in types]
+    grouped = [entry for entry in request.inputs if entry.name in contract.group_columns]
     for entry in features:
         _check_datatype(entry, types[entry.name])
-    counts = {entry.name: _table_rows(entry) for entry in features}
+    for entry in grouped:
+        _check_datatype(entry, "")
+    counts = {entry.name: _table_rows(entry) for entry in [*features, *grouped]}
     if len(set(counts.values())) > 1:
         raise RequestError(
             f"inputs have different numbers of rows: {counts}; every column needs one value per row", "BAD_SHAPE"
         )
     rows = next(iter(counts.values()))
     _check_rows(rows, contract.max_rows)
+    group_columns = {}
+    for entry in grouped:
+        values = _flat_column(entry, rows)
+        _check_values(entry.name, entry.datatype, values)
+        group_columns[entry.name] = values
     columns = {}
     for entry in features:
         values = _flat_column(entry, rows)
@@ -123,7 +134,7 @@ def _table_columns(request: Request, contract: Contract) -> tuple[dict[str, Sequ
             columns[entry.name] = [None if value is None else str(bool(value)) for value in values]
         else:
             columns[entry.name] = values
-    return columns, rows
+    return columns, rows, group_columns
 
 
 def _check_datatype(entry: Input, feature_type: str) -> None:

@@ -21,8 +21,9 @@ Requests:
 
   Numeric columns take a numeric datatype (FP16/32/64, INT8-64, UINT8-64; BOOL is 1/0); categorical ones BYTES
   (text) or numbers and booleans, converted as in training (1 is the category "1"). ``null`` is a missing value.
-  Shape [n] or [n, 1]. Columns the model card names but does not use (the target, excluded ones) are ignored;
-  ``content_type`` is optional;
+  Shape [n] or [n, 1]. Columns the model card names but does not use (the target, excluded ones) are ignored,
+  but for the excluded columns its ``sensitive_groups`` lists: sent, they are read for the per-group counts and
+  held to the same shape rules (serving.decoding); ``content_type`` is optional;
 - a tensor, for a model whose features are all numeric: one input of shape [n, k], k features in the order the
   metadata lists them, a numeric datatype (``content_type: "np"`` forces this reading);
 - class probabilities: add ``"parameters": {"probabilities": true}`` (classifiers only), or ask for the
@@ -68,7 +69,7 @@ concurrency rises several-fold. Linear models are predicted request by request: 
 order that depends on the batch.
 
 Prometheus metrics (requests by outcome and reason, rows, time, predict calls, missing values, predictions,
-feature drift): see serving.metrics.
+feature drift, predictions per group of the sensitive columns): see serving.metrics.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ class BundleModel(Model):
             ignored=frozenset(bundle.non_feature_columns),
             classifier=bundle.task == model_bundle.CLASSIFICATION,
             max_rows=self.settings.max_rows,
+            group_columns=frozenset(bundle.card.sensitive_groups).difference(bundle.feature_names),
         )
         self._signals = metrics.ModelSignals(self.name, bundle)
         if self.contract.classifier:
@@ -316,7 +318,7 @@ class BundleModel(Model):
                 continue
             predictions, probabilities = answer
             results[position] = self._outputs(decoded, predictions, probabilities)
-            self._signals.record(features, predictions)
+            self._signals.record(features, predictions, decoded.group_columns)
         return results
 
     def _checked(self, decoded: Decoded) -> pd.DataFrame:

@@ -95,7 +95,8 @@ def _train_bundle(
     directory: Path, frame: pd.DataFrame, target: str, task: str
 ) -> tuple[model_bundle.Bundle, pd.DataFrame]:
     prepared = prepare(frame, target=target, task=task, seed=1)
-    pipeline, card = train(prepared.train, target=target, task=task, seed=1)
+    # neighbourhood as a sensitive column: the card lists its groups, the served model counts predictions per group.
+    pipeline, card = train(prepared.train, target=target, task=task, seed=1, sensitive_columns=["neighbourhood"])
     # As the pipeline does: the data contract of the whole dataset and the training rows' profile travel with it.
     documents = {
         model_bundle.SCHEMA_FILE: model_bundle.schema.infer(frame, target),
@@ -107,13 +108,14 @@ def _train_bundle(
 
 @pytest.fixture(scope="session")
 def regression_bundle(tmp_path_factory, houses) -> tuple[model_bundle.Bundle, pd.DataFrame]:
-    """A trained price model (directory on disk) and its held-out test rows."""
+    """A trained price model (directory on disk, sensitive column ``neighbourhood``) and its held-out test rows."""
     return _train_bundle(tmp_path_factory.mktemp("regression") / "model", houses, "price", "regression")
 
 
 @pytest.fixture(scope="session")
 def classification_bundle(tmp_path_factory, houses) -> tuple[model_bundle.Bundle, pd.DataFrame]:
-    """A trained energy-label classifier (directory on disk) and its held-out test rows."""
+    """A trained energy-label classifier (directory on disk, sensitive column ``neighbourhood``) and its held-out test
+    rows."""
     return _train_bundle(tmp_path_factory.mktemp("classification") / "model", houses, "energy_label", "classification")
 
 

@@ -7,6 +7,7 @@ the constant baseline through it, and any other comparison of two models on shar
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,24 +45,29 @@ def paired_bootstrap(
     Pairing (one resample, both sets of predictions) cancels what the two share, such as a hard test set, so only
     the difference between the models is left to vary. The same ``seed`` always gives the same interval.
     """
-    rng = np.random.default_rng(seed)
-    rows = len(y_true)
-    chunk = max(1, min(samples, BOOTSTRAP_CHUNK_CELLS // max(rows, 1)))
-    gains = []
-    for start in range(0, samples, chunk):
-        size = min(chunk, samples - start)
-        counts = np.stack([np.bincount(rng.integers(0, rows, rows), minlength=rows) for _ in range(size)])
-        gains.append(
-            improvement(
-                metric,
-                metric_on_resamples(metric, y_true, challenger, counts),
-                metric_on_resamples(metric, y_true, reference, counts),
-            )
+    gains = [
+        improvement(
+            metric,
+            metric_on_resamples(metric, y_true, challenger, counts),
+            metric_on_resamples(metric, y_true, reference, counts),
         )
+        for counts in resample_counts(len(y_true), samples, seed)
+    ]
     alpha = 1 - confidence
     low, high = np.quantile(np.concatenate(gains), [alpha / 2, 1 - alpha / 2])
     point = improvement(metric, metric_value(metric, y_true, challenger), metric_value(metric, y_true, reference))
     return Interval(float(point), float(low), float(high), confidence, samples)
+
+
+def resample_counts(rows: int, samples: int, seed: int = 0) -> Iterator[np.ndarray]:
+    """The bootstrap's ``samples`` resamples of ``rows`` rows, in chunks of at most BOOTSTRAP_CHUNK_CELLS cells:
+    row ``i`` of a chunk says how often each row is drawn in one resample. The same ``seed`` always draws the same
+    resamples, so two statistics computed on the chunks are paired."""
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(samples, BOOTSTRAP_CHUNK_CELLS // max(rows, 1)))
+    for start in range(0, samples, chunk):
+        size = min(chunk, samples - start)
+        yield np.stack([np.bincount(rng.integers(0, rows, rows), minlength=rows) for _ in range(size)])
 
 
 def metric_value(metric: str, y_true: np.ndarray, predictions: np.ndarray) -> float:

@@ -29,6 +29,12 @@ CHALLENGER = "challenger"
 MODEL_SHA256_TAG = "model_sha256"
 SCHEMA_SHA256_TAG = "schema_sha256"
 CARD_SHA256_TAG = "card_sha256"
+# The gate's verdict register_model records on every version ("true" / "false"), and the URI of the gate's reasons
+# among the artifacts of the version's MLflow run (the promotion history points there).
+GATE_APPROVED_TAG = "gate.approved"
+GATE_REASONS_TAG = "gate.reasons_uri"
+# MLflow's error codes for a model, version or alias that does not exist (they differ by store and version).
+NOT_FOUND_ERRORS = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
 # Where mlflow.set_tracking_uri / set_registry_uri export the URIs (inherited by every later subprocess).
 MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
@@ -120,7 +126,7 @@ def version_by_alias(client, model_name: str, alias: str):
     try:
         return client.get_model_version_by_alias(model_name, alias)
     except MlflowException as error:
-        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+        if error.error_code in NOT_FOUND_ERRORS:
             return None
         raise
 
@@ -197,7 +203,7 @@ def verified_version(tracking_uri: str, model_name: str, version: str, descripti
     try:
         found = connect(tracking_uri).get_model_version(model_name, str(version))
     except MlflowException as error:
-        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+        if error.error_code in NOT_FOUND_ERRORS:
             raise ValueError(f"the registry has no version {version!r} of model {model_name!r}: {error}") from error
         raise
     return _verify(found, model_name, description or f"{model_name} version {found.version}")

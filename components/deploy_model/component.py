@@ -3,7 +3,7 @@
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Model, Output
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Model, Output
 
 from components._image import COMPONENTS_IMAGE
 
@@ -17,6 +17,7 @@ def deploy_model(
     model_uri: str,
     serving_image: str,
     manifest: Output[Artifact],
+    history: Output[Markdown],
     deploy_target: str = "none",
     namespace: str = "models",
     tracking_uri: str = "",
@@ -24,6 +25,9 @@ def deploy_model(
     metrics_port: int = 6000,
     wait_timeout_seconds: int = 600,
     pipeline_job_id: str = "",
+    pipeline_job_name: str = "",
+    reason: str = "",
+    forced: bool = False,
     deploy_timeout_seconds: int = None,  # noqa: RUF013 (KFP compiles `x: T = None` as an optional parameter)
 ) -> NamedTuple("Outputs", [("endpoint", str)]):
     """Serves the registered model version and, once it answers correctly, moves the `champion` alias to it.
@@ -40,6 +44,10 @@ def deploy_model(
     reports this version's sha256 (so a previous server never passes for it), then sends test rows: the answers
     must equal the model's own predictions. On failure the previous deployment is restored and `champion` is not
     moved. Target `none` only renders the SeldonDeployment manifest.
+    Each move of `champion` is recorded in the model's promotion history (registered-model tags
+    `kfp_mlops.history.*`): time, from and to version, the digest served, the cause (the pipeline that deployed it:
+    `training`, `monitoring`, `rollback`, else `deploy`), the run that moved it, the version's gate verdict and
+    where its reasons are, and `reason`. A failed deployment records nothing.
 
     Args:
         model: The trained model directory (its card gives the digest the server must verify).
@@ -49,13 +57,20 @@ def deploy_model(
         model_uri: Where the version's files are stored (the SeldonDeployment's modelUri).
         serving_image: The model server image the SeldonDeployment runs (images/serving).
         manifest: The SeldonDeployment (YAML) for this version, rendered for every target.
+        history: The model's promotion history after this step (Markdown table), for every target; one line saying
+            why when the registry has no such model yet or cannot be read.
         deploy_target: `kubernetes`, `local` or `none`.
         namespace: Kubernetes namespace of the SeldonDeployment.
         tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store (refused by target `kubernetes`).
         serving_port: HTTP port of the local server (target `local`).
         metrics_port: Prometheus metrics port of the local server (target `local`).
         wait_timeout_seconds: How long to wait for the SeldonDeployment to be Available and answer correctly.
-        pipeline_job_id: The KFP run, recorded as an annotation on the SeldonDeployment.
+        pipeline_job_id: The KFP run, recorded as an annotation on the SeldonDeployment and in the history.
+        pipeline_job_name: The KFP run's name (pipelines pass `dsl.PIPELINE_JOB_NAME_PLACEHOLDER`): recorded in the
+            history as what moved `champion`; the pipeline it names gives the move's cause.
+        reason: Why the version is deployed, recorded in the history; empty: "passed the gate" for a version the
+            gate approved.
+        forced: Records the move as forced: a refusal overridden (a rollback with `force=true`).
         deploy_timeout_seconds: Deprecated: use `wait_timeout_seconds`.
 
     Returns:
@@ -81,5 +96,9 @@ def deploy_model(
             "deploy_timeout_seconds", deploy_timeout_seconds, "wait_timeout_seconds", wait_timeout_seconds
         ),
         pipeline_job_id=pipeline_job_id,
+        pipeline_job_name=pipeline_job_name,
+        reason=reason,
+        forced=forced,
+        history_path=history.path,
     )
     return (endpoint,)

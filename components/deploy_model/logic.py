@@ -14,8 +14,9 @@ Targets (``deploy`` is the step):
 - ``none``: only render the SeldonDeployment a cluster would apply.
 The SeldonDeployment manifest is rendered for every target, by the same builder (manifests.py). Every smoke test
 (smoke.py) first checks the digest the server reports, then that it answers test rows exactly as the model
-predicts in-process. (About 320 lines: the decisions of the three targets are kept together, so that the order of
-checks, deployment and alias move reads in one place; the mechanisms are in cluster.py and local.py.)
+predicts in-process. Every move of ``champion`` goes through the promotion history (history.move_alias), with what
+moved it and why (``Provenance``). (About 400 lines: the decisions of the three targets are kept together, so that
+the order of checks, deployment and alias move reads in one place; the mechanisms are in cluster.py and local.py.)
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 import model_bundle
-from components._common import registry
+from components._common import history, registry
 from components._common.datasets import read_dataset
 from components.deploy_model import local
 from components.deploy_model.manifests import RCLONE_SECRET, build_seldon_deployment
@@ -45,6 +46,18 @@ SMOKE_ROWS = 5
 POD_LOCAL_TRACKING_SCHEMES = ("", "file", "sqlite")
 REMOTE_BARE_TRACKING_URIS = ("databricks", "databricks-uc")  # MLflow's names for a hosted registry, not paths
 UNFETCHABLE_MODEL_SCHEMES = ("", "file", "models", "runs", "mlflow-artifacts")
+STEP = "deploy_model"  # what moved the alias, outside a pipeline run
+APPROVED_REASON = "passed the gate"  # the reason recorded for an approved version when none is given
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What deploys the version and why, recorded in the promotion history when ``champion`` moves."""
+
+    pipeline_job_name: str = ""  # the KFP run's name: the pipeline it belongs to gives the move's cause
+    pipeline_job_id: str = ""
+    reason: str = ""  # free text; empty: APPROVED_REASON for a version the gate approved
+    forced: bool = False  # a refusal overridden with force=true (rollback)
 
 
 def check_target(deploy_target: str) -> str:
@@ -122,10 +135,15 @@ def deploy(
     metrics_port: int = 6000,
     wait_timeout_seconds: float = 600,
     pipeline_job_id: str = "",
+    pipeline_job_name: str = "",
+    reason: str = "",
+    forced: bool = False,
+    history_path: str | Path | None = None,
 ) -> str:
     """The deploy step: checks what ``deploy_target`` needs, renders the SeldonDeployment to ``manifest_path``,
     then deploys version ``model_version`` (the model in ``model_dir``) to the target; returns its OIP infer URL,
-    empty for target ``none``. Parameters as the component documents them.
+    empty for target ``none``. Parameters as the component documents them; the model's promotion history after the
+    step is written to ``history_path`` (when given) for every target.
 
     A kubernetes deployment the cluster could never fetch is refused before anything, even the manifest, is
     written. The smoke test sends the first ``SMOKE_ROWS`` rows of the dataset at ``test_path`` and expects the
@@ -143,18 +161,38 @@ def deploy(
     write_manifest(manifest, manifest_path)
     if deploy_target == "none":
         print(f"rendered the SeldonDeployment for {model_name} v{model_version}; nothing deployed")
-        return ""
-    rows = read_dataset(test_path)[bundle.feature_names].head(SMOKE_ROWS)
-    expected = bundle.predict(rows)
-    if deploy_target == "kubernetes":
-        endpoint = deploy_kubernetes(
-            manifest, model_name, model_version, sha256, rows, expected, tracking_uri, timeout=wait_timeout_seconds
-        )
+        endpoint = ""
     else:
-        endpoint = deploy_local(
-            model_name, model_version, sha256, rows, expected, tracking_uri, serving_port, metrics_port
-        )
-    print(f"{model_name} v{model_version} is the champion, served at {endpoint}")
+        rows = read_dataset(test_path)[bundle.feature_names].head(SMOKE_ROWS)
+        expected = bundle.predict(rows)
+        provenance = Provenance(pipeline_job_name, pipeline_job_id, reason, forced)
+        if deploy_target == "kubernetes":
+            endpoint = deploy_kubernetes(
+                manifest,
+                model_name,
+                model_version,
+                sha256,
+                rows,
+                expected,
+                tracking_uri,
+                timeout=wait_timeout_seconds,
+                provenance=provenance,
+            )
+        else:
+            endpoint = deploy_local(
+                model_name,
+                model_version,
+                sha256,
+                rows,
+                expected,
+                tracking_uri,
+                serving_port,
+                metrics_port,
+                provenance=provenance,
+            )
+        print(f"{model_name} v{model_version} is the champion, served at {endpoint}")
+    if history_path is not None:
+        history.write_report(history_path, tracking_uri, model_name)
     return endpoint
 
 
@@ -167,9 +205,10 @@ def deploy_local(
     tracking_uri: str = "",
     http_port: int = 9000,
     metrics_port: int = 6000,
+    provenance: Provenance | None = None,
 ) -> str:
-    """Serves the registered version locally, smoke-tests it, then makes it the champion; returns its OIP
-    infer URL.
+    """Serves the registered version locally, smoke-tests it, then makes it the champion (the move recorded with
+    ``provenance``); returns its OIP infer URL.
 
     The files served are downloaded from the registry (as a cluster would), not taken from the pipeline's own
     artifact, once its card and documents have passed their digest checks (registry.verified_version); the server
@@ -188,7 +227,7 @@ def deploy_local(
     server = local.serve(
         model_name, model_version, directory, model_sha256, smoke_rows, expected_predictions, http_port, metrics_port
     )
-    promote_champion(tracking_uri, model_name, model_version, local.deployment_tags(server))
+    promote_champion(tracking_uri, model_name, model_version, model_sha256, local.deployment_tags(server), provenance)
     return server.infer_url
 
 
@@ -276,9 +315,10 @@ def deploy_kubernetes(
     tracking_uri: str = "",
     timeout: float = 600.0,
     api=None,
+    provenance: Provenance | None = None,
 ) -> str:
     """Rolls ``manifest`` (version ``model_version`` of ``model_name``, digest ``model_sha256``) out to the
-    cluster, smoke-tests it in the cluster, then makes it the champion.
+    cluster, smoke-tests it in the cluster, then makes it the champion (the move recorded with ``provenance``).
 
     On any failure the cluster is rolled back and ``champion`` stays where it was. Returns the in-cluster OIP
     infer URL. (The step has already refused, with check_cluster_sources, what the cluster could never fetch.)
@@ -299,21 +339,49 @@ def deploy_kubernetes(
         tracking_uri,
         model_name,
         model_version,
+        model_sha256,
         {
             "deployment.target": "kubernetes",
             "deployment.namespace": manifest["metadata"]["namespace"],
             "deployment.name": manifest["metadata"]["name"],
             "deployment.endpoint": rollout.predictions_url,
         },
+        provenance,
     )
     return rollout.predictions_url
 
 
-def promote_champion(tracking_uri: str, model_name: str, model_version: str, tags: dict[str, str]) -> None:
-    """Moves the ``champion`` alias to a version that serves correctly, and records where it is served."""
+def promote_champion(
+    tracking_uri: str,
+    model_name: str,
+    model_version: str,
+    model_sha256: str,
+    tags: dict[str, str],
+    provenance: Provenance | None = None,
+) -> history.Move:
+    """Moves the ``champion`` alias to a version that serves correctly (digest ``model_sha256``, the one served),
+    records the move in the promotion history and where the version is served (version ``tags``); returns the move.
+
+    The move's cause is the pipeline that deployed it ("training", "monitoring", "rollback"; else "deploy"), its
+    gate verdict and reasons those register_model recorded on the version.
+    """
+    provenance = provenance or Provenance()
     client = registry.connect(tracking_uri)
-    client.set_registered_model_alias(model_name, registry.CHAMPION, model_version)
+    facts = {**history.version_facts(client, model_name, model_version), "model_sha256": model_sha256}
+    reason = provenance.reason or (APPROVED_REASON if facts["gate"] == "approved" else "")
+    move = history.move_alias(
+        client,
+        model_name,
+        registry.CHAMPION,
+        model_version,
+        cause=history.cause_from_job(provenance.pipeline_job_name, "deploy"),
+        moved_by=history.moved_by(provenance.pipeline_job_name, provenance.pipeline_job_id, STEP),
+        reason=reason,
+        forced=provenance.forced,
+        **facts,
+    )
     _tag_version(client, model_name, model_version, tags)
+    return move
 
 
 def _tag_version(client, model_name: str, model_version: str, tags: dict[str, str]) -> None:

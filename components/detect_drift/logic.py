@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 import model_bundle.profile
+from components._common import fairness
 from components._common.policies import policy_from_mapping
 from model_bundle import CATEGORICAL, NUMERIC, coerce_features
 
@@ -29,6 +30,15 @@ P_VALUE_TESTS = {"ks": "Kolmogorov-Smirnov", "chisquare": "chi-square", "z": "z-
 DISTANCE_TESTS = {"wasserstein": "Wasserstein distance (normed)", "jensenshannon": "Jensen-Shannon distance"}
 BONFERRONI, NO_CORRECTION = "bonferroni", "none"
 MAX_UNSEEN_LISTED = 5
+# The absolute limit of each fairness gap of the champion on a labelled batch, by default (why: see
+# DriftPolicy.max_fairness_gap); a ratio's limit is a floor, every other gap's a ceiling.
+DEFAULT_FAIRNESS_LIMITS = {
+    fairness.DP_DIFFERENCE: 0.1,
+    fairness.DP_RATIO: 0.8,
+    fairness.EO_DIFFERENCE: 0.1,
+    fairness.MAE_GAP: 0.5,
+    fairness.RMSE_GAP: 0.5,
+}
 
 
 class DriftError(ValueError):
@@ -47,6 +57,17 @@ class DriftPolicy:
             once do not flag some by chance) or `none`.
         distance_threshold: Distance from which a feature drifts (reference samples above 1,000 rows), in (0, 1].
         min_rows: Fewest rows of new data to test; a smaller batch cannot show drift reliably and is refused.
+        max_fairness_gap: Per gap metric (components._common.fairness.GAP_METRICS), the limit of the champion's
+            gap between the groups of each `sensitive_columns` column on a labelled batch; keys set here override
+            the defaults: 0.1 for `demographic_parity_difference` and `equalized_odds_difference`, 0.8 for
+            `demographic_parity_ratio` (a floor: the four-fifths rule), 0.5 for the regressors'
+            `mae_relative_gap` and `rmse_relative_gap`. The differences' 0.1 and the ratio's 0.8 are the bounds
+            usually read as unfair; the regressors' gaps have none customary, and 0.5 (the worst-served group's
+            error exceeding the best-served one's by half the typical error) flags what a person should look
+            at. A gap alerts (`fairness_alert`) when it is beyond its limit and so is its whole bootstrap interval,
+            so a small batch's noise does not page anyone; null (`None`) turns a gap's alert off (still reported).
+        min_group_rows: Groups of a sensitive column with fewer labelled rows in the batch are listed but not
+            judged: their rates move by 1/rows per row.
     """
 
     drift_share: float = 0.5
@@ -54,6 +75,8 @@ class DriftPolicy:
     correction: str = BONFERRONI
     distance_threshold: float = 0.1
     min_rows: int = 30
+    max_fairness_gap: dict = field(default_factory=dict)
+    min_group_rows: int = fairness.MIN_GROUP_ROWS
 
     @classmethod
     def from_mapping(cls, values: Mapping) -> DriftPolicy:
@@ -73,7 +96,39 @@ class DriftPolicy:
             )
         if policy.min_rows < 1:
             raise DriftError(f"parameter drift_policy['min_rows'] must be at least 1, got {policy.min_rows}")
+        if policy.min_group_rows < 1:
+            raise DriftError(
+                f"parameter drift_policy['min_group_rows'] must be at least 1, got {policy.min_group_rows}"
+            )
+        unknown = sorted(str(name) for name in set(policy.max_fairness_gap) - set(DEFAULT_FAIRNESS_LIMITS))
+        if unknown:
+            raise DriftError(
+                f"parameter drift_policy['max_fairness_gap'] names unknown gap metric(s) {unknown}; gap metrics are "
+                f"{list(DEFAULT_FAIRNESS_LIMITS)}"
+            )
+        bad = sorted(
+            name
+            for name, value in policy.max_fairness_gap.items()
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0)
+        )
+        if bad:
+            raise DriftError(
+                f"parameter drift_policy['max_fairness_gap'] must map gap metrics to numbers >= 0 or null (alert "
+                f"off); {bad} are not"
+            )
         return policy
+
+    def fairness_limits(self, task: str) -> dict[str, float | None]:
+        """The limit of each gap metric of ``task``: the defaults with ``max_fairness_gap`` over them (None: no
+        alert); a gap of another task is refused, naming it."""
+        allowed = fairness.GAP_METRICS[task]
+        other = sorted(set(self.max_fairness_gap) - set(allowed))
+        if other:
+            raise DriftError(
+                f"parameter drift_policy['max_fairness_gap'] names gap metric(s) {other} not computed for {task}; "
+                f"use {list(allowed)}"
+            )
+        return {metric: self.max_fairness_gap.get(metric, DEFAULT_FAIRNESS_LIMITS[metric]) for metric in allowed}
 
 
 @dataclass(frozen=True)
@@ -128,17 +183,30 @@ def champion_reference(tracking_uri: str, model_name: str) -> tuple[pd.DataFrame
     """The champion's reference sample and its features (names and types from its model card), read with one
     registry look-up and verified against their digests (a tampered file raises model_bundle.BundleError naming it).
     """
+    return reference_of(monitored_champion(tracking_uri, model_name))
+
+
+def monitored_champion(tracking_uri: str, model_name: str):
+    """The registry's champion of ``model_name`` (a registry.VerifiedVersion: card and documents verified), the one
+    look-up behind both the drift reference and the fairness of a labelled batch; DriftError when it has none with
+    a reference profile."""
     from components._common import registry
     from model_bundle import PROFILE_FILE
 
     champion = registry.champion(tracking_uri, model_name)
-    profile = champion.document(PROFILE_FILE) if champion is not None else None
-    if profile is None:
+    if champion is None or champion.document(PROFILE_FILE) is None:
         raise DriftError(
             f"model {model_name!r} has no champion with a reference profile in the registry: train and deploy one "
             "before monitoring it"
         )
-    return reference_sample(profile), champion.card.features
+    return champion
+
+
+def reference_of(champion) -> tuple[pd.DataFrame, list[dict]]:
+    """A verified champion's reference sample and its features (names and types from its model card)."""
+    from model_bundle import PROFILE_FILE
+
+    return reference_sample(champion.document(PROFILE_FILE)), champion.card.features
 
 
 def choose_test(feature_type: str, reference: pd.Series) -> str:

@@ -1,8 +1,10 @@
 """Scores a trained model on the held-out test set, next to a constant-prediction baseline, overall and per slice
-(slices by the rule the gate judges them by: components._common.slices)."""
+(slices by the rule the gate judges them by: components._common.slices), and its fairness across the groups of each
+sensitive column (components._common.fairness, the numbers the gate's fairness guard reads)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,6 +13,7 @@ from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import confusion_matrix, roc_curve
 from sklearn.preprocessing import label_binarize
 
+from components._common.fairness import MIN_GROUP_ROWS, ColumnFairness, assess, check_sensitive_columns, group_labels
 from components._common.scoring import CLASSIFICATION, score, score_bundle
 from components._common.slices import MAX_SLICES, Slice, SliceRule, score_slices, slice_labels
 from model_bundle import Bundle
@@ -48,6 +51,9 @@ class Evaluation:
     slice_column: str = ""
     slices: list[Slice] = field(default_factory=list)
     slice_rule: SliceRule = field(default_factory=SliceRule)  # slices under its min_slice_rows are not scored
+    # One per sensitive column, in the order given; groups under min_group_rows test rows are not scored.
+    fairness: list[ColumnFairness] = field(default_factory=list)
+    min_group_rows: int = MIN_GROUP_ROWS
 
 
 def baseline_scores(task: str, train_target: pd.Series, test_target: pd.Series) -> dict[str, float]:
@@ -63,16 +69,26 @@ def baseline_scores(task: str, train_target: pd.Series, test_target: pd.Series) 
 
 
 def evaluate(
-    bundle: Bundle, train: pd.DataFrame, test: pd.DataFrame, slice_column: str = "", slice_rule: SliceRule | None = None
+    bundle: Bundle,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    slice_column: str = "",
+    slice_rule: SliceRule | None = None,
+    sensitive_columns: Sequence[str] = (),
+    min_group_rows: int = MIN_GROUP_ROWS,
 ) -> Evaluation:
-    """The model's and the baseline's test scores, what the report plots, and per-slice scores by ``slice_column``
-    (empty: none) under ``slice_rule`` (None: the default rule). Raises ValueError for an empty test set or a slice
-    column that is not a feature of it."""
+    """The model's and the baseline's test scores, what the report plots, per-slice scores by ``slice_column``
+    (empty: none) under ``slice_rule`` (None: the default rule), and the fairness across the groups of each of
+    ``sensitive_columns`` (any column of the test set but the target: one the model does not use is audited too),
+    judging groups of at least ``min_group_rows`` rows. A binary classifier's positive outcome is its second class
+    (the ROC curve's); a multiclass one is judged one class at a time. Raises ValueError for an empty test set, a
+    slice column that is not a feature of it, or a sensitive column it does not have."""
     target = bundle.card.target
     if test.empty:
         raise ValueError("the test set has no rows")
     slice_rule = slice_rule or SliceRule()
     labels = slice_labels(test, target, slice_column)
+    sensitive_columns = check_sensitive_columns(sensitive_columns, test.columns, target=target)
     scored = score_bundle(bundle, test)
     if bundle.task == CLASSIFICATION:
         classes = [str(label) for label in bundle.card.classes]
@@ -94,6 +110,7 @@ def evaluate(
         classes=classes,
         slice_column=slice_column,
         slice_rule=slice_rule,
+        min_group_rows=min_group_rows,
     )
     if bundle.task == CLASSIFICATION:
         evaluation.confusion_matrix = confusion_matrix(actual, predicted, labels=classes).tolist()
@@ -103,6 +120,18 @@ def evaluate(
         evaluation.slices = score_slices(
             labels, slice_rule, bundle.task, actual, predicted, scored.probabilities, classes, max_listed=MAX_SLICES
         )
+    positive_label = classes[1] if classes is not None and len(classes) == 2 else None
+    evaluation.fairness = [
+        assess(
+            bundle.task,
+            actual,
+            predicted,
+            group_labels(test, column),
+            positive_label=positive_label,
+            min_group_rows=min_group_rows,
+        )
+        for column in sensitive_columns
+    ]
     return evaluation
 
 

@@ -1,5 +1,5 @@
 """The evaluation report's plots as PNG bytes: predicted vs actual and residuals for a regressor; confusion matrix,
-ROC curves and calibration for a classifier.
+ROC curves and calibration for a classifier; per sensitive column, its groups' rates or errors.
 
 Plots are drawn on ``matplotlib.figure.Figure`` objects without pyplot: no global state, nothing to close, no
 display backend.
@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import roc_curve
 
+from components._common.fairness import ColumnFairness, GroupScores
 from components._common.scoring import CLASSIFICATION, roc_auc_by_class
 from components.evaluate_model.logic import Evaluation
 
@@ -23,6 +24,8 @@ SAMPLE_SEED = 0
 CALIBRATION_BINS = 10
 # matplotlib's default x-axis tick count assumes short labels: six-digit values (prices) then overlap.
 SCATTER_X_TICKS = 5
+# A fairness plot stays readable up to this many groups (the report's table lists more).
+MAX_PLOTTED_GROUPS = 20
 
 
 def plots(evaluation: Evaluation) -> list[tuple[str, bytes, str]]:
@@ -178,3 +181,80 @@ def _png(figure: Figure) -> bytes:
 def _plain(text: str) -> str:
     """``text`` for a matplotlib label: a ``$`` would otherwise start mathtext."""
     return str(text).replace("$", r"\$")
+
+
+def fairness_plot(evaluation: Evaluation, column: ColumnFairness) -> tuple[str, bytes, str] | None:
+    """One plot of a sensitive column's judged groups (at most MAX_PLOTTED_GROUPS, the largest): a binary
+    classifier's selection, true and false positive rates; a multiclass one's selection rate per class; a
+    regressor's MAE. None without a judged group."""
+    judged = [group for group in column.groups if group.judged][:MAX_PLOTTED_GROUPS]
+    if not judged:
+        return None
+    shown = "" if len(judged) == len(column.judged_groups) else f" The {MAX_PLOTTED_GROUPS} largest groups shown."
+    if evaluation.task != CLASSIFICATION:
+        figure = _bars(judged, {"MAE": "mae"}, f"MAE ({_plain(evaluation.target)})", column.overall["mae"])
+        caption = f"Mean absolute error per group; the line is the MAE of all test rows.{shown}"
+        return (f"Error per group of {column.column}", _png(figure), caption)
+    if len(evaluation.classes) == 2:
+        rates = {"selection rate": "selection_rate", "true positive rate": "true_positive_rate"}
+        rates["false positive rate"] = "false_positive_rate"
+        figure = _bars(judged, rates, "share of the group's rows")
+        caption = (
+            f"Per group: how often the model predicts {evaluation.classes[1]} (selection rate), and how often it does "
+            f"for rows that are (true positive rate) and are not (false positive rate) {evaluation.classes[1]}."
+            f" Equal bars across groups are parity.{shown}"
+        )
+        return (f"Rates per group of {column.column}", _png(figure), caption)
+    figure = _selection_heatmap(judged, evaluation.classes)
+    caption = (
+        "Selection rate per group (rows) and class (columns): how often the model predicts each class for the "
+        f"group's rows. Equal columns are parity.{shown}"
+    )
+    return (f"Selection rates per group of {column.column}", _png(figure), caption)
+
+
+def _bars(groups: list[GroupScores], metrics: dict[str, str], xlabel: str, overall: float | None = None) -> Figure:
+    """Horizontal bars: one cluster per group (largest at the top), one bar per metric (label -> metric name); a
+    metric a group lacks (undefined there) has no bar. With ``overall``, a line at that value; without, rates
+    (0 to 1)."""
+    figure = Figure(figsize=(6.5, 1.2 + 0.35 * len(groups) * len(metrics)))
+    axes = figure.add_subplot()
+    height = 0.8 / len(metrics)
+    positions = np.arange(len(groups))[::-1]
+    for index, (label, metric) in enumerate(metrics.items()):
+        values = [group.metrics.get(metric, np.nan) for group in groups]
+        axes.barh(positions + (len(metrics) - 1 - 2 * index) * height / 2, values, height=height, label=label)
+    axes.set_yticks(positions, labels=[_plain(group.value) for group in groups])
+    if overall is not None:
+        axes.axvline(overall, color="black", linewidth=1, linestyle="--", label="all test rows")
+    else:
+        axes.set_xlim(0, 1)
+    axes.set_xlabel(xlabel)
+    # Below the axes: inside, the legend would hide the longest bars.
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=len(metrics) + 1, fontsize="small")
+    return figure
+
+
+def _selection_heatmap(groups: list[GroupScores], classes: list[str]) -> Figure:
+    matrix = np.array(
+        [[group.metrics.get(f"selection_rate[{label}]", np.nan) for label in classes] for group in groups]
+    )
+    figure = Figure(figsize=(min(3 + 0.6 * len(classes), 12), min(1.5 + 0.4 * len(groups), 12)))
+    axes = figure.add_subplot()
+    image = axes.imshow(matrix, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+    axes.set_xticks(range(len(classes)), labels=[_plain(label) for label in classes], rotation=45, ha="right")
+    axes.set_yticks(range(len(groups)), labels=[_plain(group.value) for group in groups])
+    axes.set(xlabel="predicted class", ylabel="group")
+    for (row, column), value in np.ndenumerate(matrix):
+        if not np.isnan(value):
+            axes.text(
+                column,
+                row,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if value > 0.5 else "black",
+            )
+    return figure

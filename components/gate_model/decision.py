@@ -11,13 +11,20 @@ Against a champion, the challenger is approved only when every check passes:
    gain on the primary metric is at least ``min_improvement`` and its paired bootstrap confidence interval lies
    above zero. A difference within noise is a tie, decided by the ``ties`` policy;
 5. with a ``slice_column``, no slice judged by the shared slice rule (components._common.slices) is worse than
-   under the champion by more than ``max_slice_regression``.
+   under the champion by more than ``max_slice_regression``;
+6. with ``sensitive_columns``, no gap between the groups of a sensitive column (fairlearn's demographic parity and
+   equalized odds for a classifier, the relative error gaps for a regressor) is wider than the champion's on the
+   same rows by more than ``max_fairness_gap`` beyond noise (fairness_guard.py says how noise is told apart). A
+   model that scores better on labels biased against a group (it learnt the bias) widens the gap and is refused.
 Without a champion to compare with (a cold start, or an incompatible champion under ``incompatible_champion:
 approve``) nothing needs telling apart, so the evidence decides whatever the test-set size: the thresholds hold
 and the same paired bootstrap, challenger against the constant baseline's predictions on the same rows, puts the
 gain above zero (in r2, or for a classifier balanced accuracy: see BASELINE_EVIDENCE_METRIC). Explicit policies
 decide the cases without a fair comparison: ``cold_start`` and ``incompatible_champion``. A champion whose files
-cannot be loaded always blocks promotion: a person must look.
+cannot be loaded always blocks promotion: a person must look. Without a champion to compare with, the fairness
+gaps are not judged (a gap says nothing good or bad until compared: base rates differ between groups) but reported
+in a passed check per sensitive column and in the reasons, for the person who reads them; monitoring holds the
+champion's gaps to absolute limits (detect_drift's ``max_fairness_gap``).
 """
 
 from __future__ import annotations
@@ -30,13 +37,22 @@ import pandas as pd
 
 from components._common import registry
 from components._common.bootstrap import Interval, metric_value, paired_bootstrap
+from components._common.fairness import HIGHER_IS_FAIRER, MIN_GROUP_ROWS
 from components._common.scoring import HIGHER_IS_BETTER, PRIMARY_METRIC, Scored, improvement, mape_undefined_reason
 from components._common.slices import MIN_SLICE_ROWS, score_slices
 from components.gate_model.baseline import BASELINE_EVIDENCE_METRIC, ConstantBaseline, baseline_of_test_rows
 from components.gate_model.champion import Champion
+from components.gate_model.fairness_guard import ColumnComparison, GapComparison, compare_fairness
 from components.gate_model.policy import APPROVE, PROMOTE_CHALLENGER, GatePolicy
 
-TEST_SET, THRESHOLD, BASELINE, CHAMPION, SLICE = "test set", "threshold", "baseline", "champion", "slice"
+TEST_SET, THRESHOLD, BASELINE, CHAMPION, SLICE, FAIRNESS = (
+    "test set",
+    "threshold",
+    "baseline",
+    "champion",
+    "slice",
+    "fairness",
+)
 
 
 @dataclass(frozen=True)
@@ -79,6 +95,8 @@ class GateDecision:
     baseline_interval: Interval | None = None
     slices: list[SliceResult] = field(default_factory=list)
     min_slice_rows: int = MIN_SLICE_ROWS  # the slice rule's minimum the slices were judged by
+    fairness: list[ColumnComparison] = field(default_factory=list)  # one per sensitive column, in the given order
+    min_group_rows: int = MIN_GROUP_ROWS  # groups with fewer test rows were not judged
 
     @property
     def approved(self) -> bool:
@@ -99,21 +117,32 @@ def decide(
     policy: GatePolicy | None = None,
     slices: pd.Series | None = None,
     baseline: ConstantBaseline | None = None,
+    groups: Mapping[str, pd.Series] | None = None,
+    positive_label: str | None = None,
 ) -> GateDecision:
     """The gate's decision for ``challenger`` (scored on the test rows whose truth is ``y_true``).
 
     ``slices`` holds the slice of each test row (components._common.slices.slice_labels), for the per-slice guard.
+    ``groups`` maps each sensitive column to the group of each test row (components._common.fairness.group_labels),
+    for the fairness guard; ``positive_label`` is a binary classifier's positive class (None: multiclass, each
+    class in turn).
     ``baseline_scores`` (from evaluate_model) judge the baseline check beside a champion comparison; without one,
     the predictions of ``baseline`` (None: the test rows' mean or most frequent class) are bootstrapped against the
     challenger's.
     """
     policy = policy or GatePolicy()
     policy.check_thresholds(task)
+    policy.check_fairness_gaps(task)
     primary = PRIMARY_METRIC[task]
     y_true = np.asarray(y_true)
     decision = GateDecision(
-        primary_metric=primary, challenger_score=challenger.scores[primary], champion=champion, test_rows=len(y_true)
+        primary_metric=primary,
+        challenger_score=challenger.scores[primary],
+        champion=champion,
+        test_rows=len(y_true),
+        min_group_rows=policy.min_group_rows,
     )
+    fairness_of = _FairnessInputs(task, y_true, challenger, policy, groups or {}, positive_label)
     checks = decision.checks
     comparing = champion.version is not None and not champion.problem and not champion.incompatibility
 
@@ -196,14 +225,29 @@ def decide(
             checks.append(Check(CHAMPION, False, detail, cited))
             decision.rule = f"{context}, policy incompatible_champion=reject: not approved, a person decides"
     else:
-        _compare_with_champion(decision, task, y_true, challenger, policy, slices)
+        _compare_with_champion(decision, task, y_true, challenger, policy, slices, fairness_of)
+        return decision
+    if champion.absent:
+        without = "no champion to compare with (cold start)"
+    elif champion.problem:
+        without = "the champion cannot be loaded to compare with"
+    else:
+        without = "the champion is not comparable on this data"
+    _fairness_checks(decision, fairness_of, None, without)
     return decision
 
 
 def _compare_with_champion(
-    decision: GateDecision, task: str, y_true: np.ndarray, challenger: Scored, policy: GatePolicy, slices
+    decision: GateDecision,
+    task: str,
+    y_true: np.ndarray,
+    challenger: Scored,
+    policy: GatePolicy,
+    slices,
+    fairness_of: _FairnessInputs,
 ) -> None:
-    """The champion check (the gain's interval), the slice checks and the rule of a comparison with the champion."""
+    """The champion check (the gain's interval), the slice and fairness checks and the rule of a comparison with
+    the champion."""
     champion, primary, checks = decision.champion, decision.primary_metric, decision.checks
     interval = decision.interval = paired_bootstrap(
         primary, y_true, challenger.predictions, champion.scored.predictions, *_bootstrap_settings(policy)
@@ -231,12 +275,97 @@ def _compare_with_champion(
                     f"max_slice_regression={policy.max_slice_regression:g}"
                 )
                 checks.append(Check(SLICE, False, detail, f"{slices.name}={result.value} ({result.rows} rows)"))
+    _fairness_checks(decision, fairness_of, champion.scored.predictions)
     context = f"Comparison with champion {champion.subject} ({primary} on the same {len(y_true)} test rows)"
     failed = decision.failed
     if failed:
         decision.rule = f"{context}: not approved, {len(failed)} check(s) failed (listed first below)"
     else:
         decision.rule = f"{context}: approved, {verdict}: gain {interval.gain:+.4g} ({_ci(interval)})"
+
+
+@dataclass(frozen=True)
+class _FairnessInputs:
+    """What the fairness guard needs besides the champion's predictions."""
+
+    task: str
+    y_true: np.ndarray
+    challenger: Scored
+    policy: GatePolicy
+    groups: Mapping[str, pd.Series]
+    positive_label: str | None
+
+
+def _fairness_checks(decision: GateDecision, inputs: _FairnessInputs, champion_predictions, without: str = "") -> None:
+    """Per sensitive column, the comparison of both models' gaps and its checks: against the champion, one check
+    per gap metric; without one (``without`` says why), one passed check reporting the challenger's gaps."""
+    policy = inputs.policy
+    tolerances = policy.fairness_tolerances(inputs.task)
+    for column, labels in inputs.groups.items():
+        comparison = compare_fairness(
+            inputs.task,
+            inputs.y_true,
+            inputs.challenger.predictions,
+            champion_predictions,
+            labels,
+            tolerances,
+            positive_label=inputs.positive_label,
+            min_group_rows=policy.min_group_rows,
+            samples=policy.bootstrap_samples,
+            confidence=policy.confidence,
+            seed=policy.seed,
+        )
+        decision.fairness.append(comparison)
+        measured = [gap for gap in comparison.gaps if gap.challenger is not None]
+        if not measured:
+            groups = ", ".join(f"{group.value} ({group.rows})" for group in comparison.challenger.groups)
+            detail = (
+                f"fewer than two groups of at least min_group_rows={policy.min_group_rows} test rows "
+                f"({groups}): no gap to judge"
+            )
+            decision.checks.append(Check(FAIRNESS, True, detail, column))
+        elif champion_predictions is None:
+            gaps = ", ".join(f"{gap.metric} {gap.challenger:.4g} (worst group {gap.worst_group})" for gap in measured)
+            decision.checks.append(Check(FAIRNESS, True, f"{gaps}; {without}: reported, not judged", column))
+        else:
+            for gap in comparison.gaps:
+                decision.checks.append(_gap_check(comparison, gap))
+
+
+def _gap_check(comparison: ColumnComparison, gap: GapComparison) -> Check:
+    """The check of one gap metric against the champion's: refused when it widened by more than its tolerance,
+    beyond noise."""
+    rows = {group.value: group.rows for group in comparison.challenger.groups}
+    subject = comparison.column
+    if gap.worst_group:
+        subject += f" (worst group {gap.worst_group}, {rows[gap.worst_group]} rows)"
+    if gap.challenger is None or gap.champion is None:
+        who = (
+            "either model"
+            if gap.challenger is None and gap.champion is None
+            else ("the challenger" if gap.challenger is None else "the champion")
+        )
+        return Check(FAIRNESS, True, f"{gap.metric} is undefined for {who} on these rows: not judged", subject)
+    numbers = f"{gap.metric} {gap.challenger:.4g} vs champion {gap.champion:.4g}"
+    if gap.interval is None:  # undefined on every resample: nothing to tell noise from
+        return Check(FAIRNESS, True, f"{numbers}: no resample defines it, not judged", subject)
+    # A ratio is fairer higher (1 is parity): its widening is how much it dropped.
+    moved = "dropped" if HIGHER_IS_FAIRER[gap.metric] else "widened"
+    change = f"{moved} by {gap.widening:+.4g} ({_widening_ci(gap.interval)})"
+    if gap.tolerance is None:
+        detail = f"{numbers}, {change}: not guarded (gate_policy['max_fairness_gap'][{gap.metric!r}] is null)"
+        return Check(FAIRNESS, True, detail, subject)
+    limit = f"max_fairness_gap={gap.tolerance:g}"
+    if gap.refused:
+        return Check(FAIRNESS, False, f"{numbers}, {change}: more than {limit}, beyond noise", subject)
+    if gap.widening > gap.tolerance:
+        return Check(FAIRNESS, True, f"{numbers}, {change}: more than {limit} but within noise", subject)
+    return Check(FAIRNESS, True, f"{numbers}, {change}: within {limit}", subject)
+
+
+def _widening_ci(interval: Interval) -> str:
+    """The interval of a fairness gain read as the widening's (its negative)."""
+    return f"{interval.confidence:.0%} CI [{-interval.high:+.4g}, {-interval.low:+.4g}]"
 
 
 def _bootstrap_settings(policy: GatePolicy) -> tuple[int, float, int]:

@@ -2,17 +2,19 @@
 found and scored, the decision made (decision.py), and the figures the step logs as metrics.
 
 The step's parts each have a module: the policy (policy.py), the decision as typed checks (decision.py), the
-constant baseline (baseline.py), the champion from the registry (champion.py), the Markdown (report.py); the
-paired bootstrap and the slice rule are shared (components._common.bootstrap, components._common.slices).
+constant baseline (baseline.py), the champion from the registry (champion.py), the fairness guard
+(fairness_guard.py), the Markdown (report.py); the paired bootstrap, the slice rule and the fairness metrics are
+shared (components._common.bootstrap, components._common.slices, components._common.fairness).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from components._common.scoring import score_bundle
+from components._common import fairness
+from components._common.scoring import CLASSIFICATION, score_bundle
 from components._common.slices import slice_labels
 from components.gate_model.baseline import constant_baseline
 from components.gate_model.champion import load_champion
@@ -29,15 +31,20 @@ def gate(
     policy: GatePolicy,
     slice_column: str = "",
     tracking_uri: str = "",
+    sensitive_columns: Sequence[str] = (),
 ) -> GateDecision:
-    """The decision on ``challenger`` against ``model_name``'s champion, both scored on ``test``.
+    """The decision on ``challenger`` against ``model_name``'s champion, both scored on ``test``; the groups of each
+    of ``sensitive_columns`` (columns of ``test``, features or not) are compared by the fairness guard.
 
-    Raises ValueError naming a ``slice_column`` that is not a feature of ``test`` or a threshold on a metric the
-    task does not compute, before any model is scored.
+    Raises ValueError naming a ``slice_column`` that is not a feature of ``test``, a sensitive column ``test`` lacks,
+    a threshold on a metric the task does not compute or a fairness gap it does not report, before any model is
+    scored.
     """
     target = challenger.card.target
     slices = slice_labels(test, target, slice_column)
+    columns = fairness.check_sensitive_columns(list(sensitive_columns), test.columns, target=target)
     policy.check_thresholds(challenger.task)
+    policy.check_fairness_gaps(challenger.task)
     return decide(
         challenger.task,
         test[target],
@@ -47,12 +54,24 @@ def gate(
         policy,
         slices=slices,
         baseline=constant_baseline(challenger.card, test[target]),
+        groups={column: fairness.group_labels(test, column) for column in columns},
+        positive_label=positive_label(challenger),
     )
+
+
+def positive_label(bundle: Bundle) -> str | None:
+    """The class a binary classifier's fairness rates count as the positive outcome: the card's second class (what
+    predict_proba's second column and roc_auc take as positive); None for a multiclass model (each class in turn)
+    or a regressor."""
+    classes = bundle.card.classes or []
+    return str(classes[1]) if bundle.task == CLASSIFICATION and len(classes) == 2 else None
 
 
 def decision_metrics(decision: GateDecision) -> dict[str, float]:
     """What the step logs: the challenger's primary metric; against a champion, the champion's, the gain and its
-    interval; without one, the gain over the constant baseline and its interval; and ``approved`` (1 or 0)."""
+    interval; without one, the gain over the constant baseline and its interval; per sensitive column and gap
+    metric, the challenger's gap (``challenger_<gap>.<column>``) and, against a champion, the champion's
+    (``champion_<gap>.<column>``); and ``approved`` (1 or 0)."""
     primary = decision.primary_metric
     figures = {f"challenger_{primary}": decision.challenger_score}
     if decision.interval is not None:
@@ -65,5 +84,11 @@ def decision_metrics(decision: GateDecision) -> dict[str, float]:
         figures.update(
             baseline_gain=interval.gain, baseline_gain_ci_low=interval.low, baseline_gain_ci_high=interval.high
         )
+    for column in decision.fairness:
+        for gap in column.gaps:
+            for side in ("challenger", "champion"):
+                value = getattr(gap, side)
+                if value is not None:
+                    figures[f"{side}_{gap.metric}.{column.column}"] = value
     figures["approved"] = int(decision.approved)
     return figures

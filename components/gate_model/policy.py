@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from components._common import fairness
 from components._common.policies import Deprecated, policy_from_mapping
 from components._common.scoring import HIGHER_IS_BETTER, METRICS_BY_TASK
 from components._common.slices import MIN_SLICE_ROWS, SliceRule
@@ -16,6 +17,16 @@ CHOICES = {
     "cold_start": (APPROVE, REJECT),
     "incompatible_champion": (APPROVE, REJECT),
     "ties": (KEEP_CHAMPION, PROMOTE_CHALLENGER),
+}
+# How much wider the challenger may make each gap than the champion's on the same test rows, by default (why: see
+# GatePolicy.max_fairness_gap). Half the distance from parity to the bound usually read as unfair (a difference of
+# 0.1; a ratio of 0.8, the four-fifths rule), so one promotion spends at most half of that budget.
+DEFAULT_MAX_FAIRNESS_GAP = {
+    fairness.DP_DIFFERENCE: 0.05,
+    fairness.DP_RATIO: 0.1,
+    fairness.EO_DIFFERENCE: 0.05,
+    fairness.MAE_GAP: 0.1,
+    fairness.RMSE_GAP: 0.1,
 }
 
 
@@ -41,6 +52,26 @@ class GatePolicy:
         min_slice_rows: Slices of the `slice_column` with fewer test rows are not judged (nor scored in the
             evaluation report, which reads this key too).
         max_slice_regression: How much worse than under the champion a judged slice's primary metric may be.
+        max_fairness_gap: Per gap metric of the task (components._common.fairness.GAP_METRICS), how much wider the
+            challenger's gap between the groups of each `sensitive_columns` column may be than the champion's on the
+            same test rows; it is refused when it widens a gap by more AND the paired bootstrap interval of the
+            widening lies above zero (beyond noise). Keys set here override the defaults (`{}` keeps them all),
+            which apply whenever `sensitive_columns` is set: 0.05 for `demographic_parity_difference` and
+            `equalized_odds_difference`, 0.1 for `demographic_parity_ratio` (a ratio widens as it drops: a drop
+            of 0.1) and for the regressors' `mae_relative_gap` and `rmse_relative_gap`. Why these: a difference of 0.1
+            and a ratio of 0.8 (the four-fifths rule) are the bounds usually read as unfair, so one promotion may
+            spend at most half of the distance from parity to them; a widening of 0.05 is also more than one row
+            of a group at the smallest judged size (1/30 = 0.033), the bootstrap interval judging the rest of the
+            noise. The regressors' relative gaps (the error gap between groups over the typical error) have no
+            customary bound: 0.1 lets one promotion make the worst-served group's error exceed the best-served
+            one's by at most a further tenth of the typical error. A key set to null (`None`) turns that gap's
+            guard off (the gaps are still reported); setting every gap of the task to null turns the guard off.
+            Demographic parity ignores the labels, so it catches a model that learnt labels biased against a group;
+            equalized odds is measured against the recorded labels, so when those are known to be biased a model
+            that is right where they are wrong widens it: set `equalized_odds_difference` to null then.
+        min_group_rows: Groups of a sensitive column with fewer test rows are listed with their row count but
+            neither scored (evaluation report, which reads this key too) nor judged (gate): their rates move by
+            1/rows per row, too much to be read.
         seed: Of the bootstrap resampling: the same data always gets the same decision.
     """
 
@@ -54,6 +85,8 @@ class GatePolicy:
     ties: str = KEEP_CHAMPION
     min_slice_rows: int = MIN_SLICE_ROWS
     max_slice_regression: float = 0.02
+    max_fairness_gap: dict = field(default_factory=dict)
+    min_group_rows: int = fairness.MIN_GROUP_ROWS
     seed: int = 0
 
     def __post_init__(self):
@@ -70,14 +103,26 @@ class GatePolicy:
             raise ValueError(
                 f"parameter gate_policy['max_slice_regression'] must be >= 0, got {self.max_slice_regression}"
             )
-        not_numbers = sorted(
-            str(name)
-            for name, value in self.thresholds.items()
-            if isinstance(value, bool) or not isinstance(value, int | float)
-        )
+        not_numbers = sorted(str(name) for name, value in self.thresholds.items() if not _is_number(value))
         if not_numbers:
             raise ValueError(
                 f"parameter gate_policy['thresholds'] must map metrics to numbers; {not_numbers} are not numbers"
+            )
+        if self.min_group_rows < 1:
+            raise ValueError(f"parameter gate_policy['min_group_rows'] must be at least 1, got {self.min_group_rows}")
+        unknown = sorted(str(name) for name in set(self.max_fairness_gap) - set(DEFAULT_MAX_FAIRNESS_GAP))
+        if unknown:
+            raise ValueError(
+                f"parameter gate_policy['max_fairness_gap'] names unknown gap metric(s) {unknown}; gap metrics are "
+                f"{list(DEFAULT_MAX_FAIRNESS_GAP)}"
+            )
+        bad = sorted(
+            name for name, value in self.max_fairness_gap.items() if value is not None and not _is_tolerance(value)
+        )
+        if bad:
+            raise ValueError(
+                f"parameter gate_policy['max_fairness_gap'] must map gap metrics to numbers >= 0 or null (guard "
+                f"off); {bad} are not"
             )
 
     @classmethod
@@ -106,6 +151,25 @@ class GatePolicy:
         """The rule of which slices are judged, shared with evaluate_model's report."""
         return SliceRule(self.min_slice_rows)
 
+    def check_fairness_gaps(self, task: str) -> None:
+        """Every key of ``max_fairness_gap`` is a gap metric of ``task``; raises naming the others."""
+        allowed = fairness.GAP_METRICS[task]
+        unknown = sorted(set(self.max_fairness_gap) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"parameter gate_policy['max_fairness_gap'] names gap metric(s) {unknown} not computed for {task}; "
+                f"use {list(allowed)}"
+            )
+
+    def fairness_tolerances(self, task: str) -> dict[str, float | None]:
+        """How much each gap metric of ``task`` may widen: the defaults with ``max_fairness_gap`` over them; None
+        where the guard of that gap is off."""
+        self.check_fairness_gaps(task)
+        return {
+            metric: self.max_fairness_gap.get(metric, DEFAULT_MAX_FAIRNESS_GAP[metric])
+            for metric in fairness.GAP_METRICS[task]
+        }
+
     def check_thresholds(self, task: str) -> None:
         """Every threshold names a metric computed for ``task``; raises naming the others."""
         allowed = METRICS_BY_TASK[task]
@@ -120,3 +184,11 @@ class GatePolicy:
         """Whether ``value`` of ``metric`` is within its threshold: at least a floor, at most a ceiling."""
         bound = self.thresholds[metric]
         return value >= bound if HIGHER_IS_BETTER[metric] else value <= bound
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_tolerance(value) -> bool:
+    return _is_number(value) and value >= 0

@@ -1,9 +1,10 @@
 """The gate's decision as Markdown (the step's ``reasons`` artifact): the verdict and the rule that decided, every
-check with its numbers (failed ones first), the intervals and the slice table."""
+check with its numbers (failed ones first), the intervals, the slice table and the fairness gaps."""
 
 from __future__ import annotations
 
 from components.gate_model.decision import Check, GateDecision
+from components.gate_model.fairness_guard import ColumnComparison
 
 
 def check_line(check: Check) -> str:
@@ -69,4 +70,58 @@ def render_reasons(decision: GateDecision) -> str:
             "(gate_policy['min_slice_rows']) are not judged, nor scored in the evaluation report: their metrics vary "
             "too much to be read.",
         ]
+    if decision.fairness:
+        lines += _fairness_section(decision)
     return "\n".join(lines) + "\n"
+
+
+def _fairness_section(decision: GateDecision) -> list[str]:
+    """Per sensitive column: its groups, then each gap of both models, the widening and the tolerance."""
+    lines = [
+        "",
+        "## Fairness",
+        "",
+        "Per sensitive column, the gap between its groups for each model on the same test rows (0 is parity for a "
+        "difference, 1 for a ratio, whose widening is how much it dropped). The challenger is refused when it widens "
+        "a gap by more than "
+        "`gate_policy['max_fairness_gap']` and the paired bootstrap interval of the widening lies above zero. Groups "
+        f"of fewer than {decision.min_group_rows} rows (gate_policy['min_group_rows']) are not judged: their rates "
+        "vary too much to be read.",
+    ]
+    for column in decision.fairness:
+        lines += ["", f"### {column.column}", "", _groups_line(column)]
+        if not any(gap.challenger is not None for gap in column.gaps):
+            lines += ["", "Fewer than two judged groups: no gap."]
+            continue
+        lines += [
+            "",
+            "| gap | challenger | champion | widening [CI] | tolerance | worst group (challenger) |",
+            "|---|---:|---:|---:|---:|---|",
+        ]
+        for gap in column.gaps:
+            widening = ""
+            if gap.interval is not None:
+                interval = gap.interval
+                widening = f"{gap.widening:+.4g} [{-interval.high:+.4g}, {-interval.low:+.4g}]" + (
+                    " **refused**" if gap.refused else ""
+                )
+            tolerance = "" if column.champion is None else ("off" if gap.tolerance is None else f"{gap.tolerance:g}")
+            lines.append(
+                f"| {gap.metric} | {_number(gap.challenger)} | {_number(gap.champion)} | {widening} | {tolerance} "
+                f"| {gap.worst_group} |"
+            )
+        if column.champion is None:
+            lines += ["", "No champion to compare with: the gaps are reported, not judged."]
+    return lines
+
+
+def _groups_line(column: ColumnComparison) -> str:
+    groups = [
+        f"{group.value} ({group.rows} rows{'' if group.judged else ', not judged'})"
+        for group in column.challenger.groups
+    ]
+    return "Groups, largest first: " + ", ".join(groups) + "."
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"

@@ -1,5 +1,6 @@
 """Records a pipeline run's model in MLflow: one tracking run with its parameters, scores, reports and lineage, and a
-registry version that MLflow itself can load, with the alias ``challenger`` moved to the newest version.
+registry version that MLflow itself can load, with the alias ``challenger`` moved to the newest version (the move
+recorded in the promotion history, components/_common/history.py).
 
 Every challenger is registered, approved or not, so the registry shows every candidate and why it was or was
 not promoted. Only a successful deployment moves ``champion``. The version's directory is the model bundle (what
@@ -21,13 +22,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from components._common import registry
+from components._common import history, registry
 from components._common.scoring import CLASSIFICATION, PRIMARY_METRIC
 from model_bundle import CARD_FILE, SCHEMA_FILE, ModelCard, file_sha256, load
 
 GIT_SHA_ENV = "KFP_MLOPS_GIT_SHA"  # set in the components image at build time
 MODEL_ARTIFACT = "model"
 REPORTS_ARTIFACT = "reports"
+GATE_REPORT = "gate.md"  # the gate's reasons among the reports: its URI is recorded as tag registry.GATE_REASONS_TAG
+STEP = "register_model"  # what moved the alias, outside a pipeline run
+REGISTRATION_REASON = "newest registered version"
 TEXT_LIMIT = 5000  # MLflow's limit on tag values and descriptions
 ALIAS_ATTEMPTS = 20
 
@@ -72,6 +76,7 @@ def register(
     reports: Mapping[str, str | Path | None] | None = None,
     source_uri: str = "",
     images: Mapping[str, str] | None = None,
+    pipeline_job_name: str = "",
 ) -> RegisteredVersion:
     """Logs the run and registers ``model_dir`` as a new version of ``model_name`` with the alias ``challenger``.
 
@@ -79,7 +84,10 @@ def register(
     ``source_uri`` where the training data came from, logged as parameter ``source_uri``; ``images`` the container
     images by role (empty: not known), recorded as tags ``image.<role>``. The model card's data hash becomes the
     tag ``data_content_sha256`` of the run and the version; the digests of the model, the schema and the card itself
-    the tags ``model_sha256``, ``schema_sha256`` and ``card_sha256``, against which ``registry`` verifies them.
+    the tags ``model_sha256``, ``schema_sha256`` and ``card_sha256``, against which ``registry`` verifies them; the
+    URI of the gate's report (``gate.md`` among ``reports``) the tag ``gate.reasons_uri``. Moving ``challenger`` is
+    recorded in the promotion history (cause "registration", moved by the KFP run ``pipeline_job_name`` /
+    ``pipeline_job_id``).
     """
     from mlflow.entities import Metric, Param
     from mlflow.exceptions import MlflowException
@@ -90,6 +98,7 @@ def register(
     card = bundle.card
     reports = {name: path for name, path in (reports or {}).items() if path is not None}
     client = registry.connect(tracking_uri)
+    mover = history.moved_by(pipeline_job_name, pipeline_job_id, STEP)
     tags = {
         registry.MODEL_SHA256_TAG: card.sha256,
         "data_content_sha256": card.data_content_sha256,
@@ -99,7 +108,7 @@ def register(
         # there), so registry.champion refuses a document rewritten together with its digest in the card.
         registry.CARD_SHA256_TAG: file_sha256(Path(model_dir) / CARD_FILE),
         "git_sha": git_sha(),
-        "gate.approved": str(approved).lower(),
+        registry.GATE_APPROVED_TAG: str(approved).lower(),
         "gate.decision": decision[:TEXT_LIMIT],
         "kfp.pipeline_job_id": pipeline_job_id,
         **{f"image.{role}": image for role, image in (images or {}).items() if image},
@@ -112,7 +121,7 @@ def register(
         if previous:
             found = previous[0]
             # An attempt that registered the version may have stopped before moving the alias.
-            point_alias_at_newest(client, model_name, registry.CHALLENGER)
+            point_alias_at_newest(client, model_name, registry.CHALLENGER, moved_by=mover)
             return RegisteredVersion(model_name, str(found.version), found.source, found.run_id)
 
     run = client.create_run(
@@ -161,6 +170,10 @@ def register(
     except MlflowException as error:
         if error.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
+    if GATE_REPORT in reports:
+        # Where a person (and the promotion history) finds the gate's reasons in full: the tag keeps only 5000
+        # characters.
+        tags[registry.GATE_REASONS_TAG] = f"{run.info.artifact_uri}/{REPORTS_ARTIFACT}/{GATE_REPORT}"
     version = client.create_model_version(
         model_name,
         source=f"{run.info.artifact_uri}/{MODEL_ARTIFACT}",
@@ -168,12 +181,13 @@ def register(
         tags=tags,
         description=describe(card, scores, approved, decision),
     )
-    point_alias_at_newest(client, model_name, registry.CHALLENGER)
+    point_alias_at_newest(client, model_name, registry.CHALLENGER, moved_by=mover)
     return RegisteredVersion(model_name, str(version.version), version.source, run_id)
 
 
-def point_alias_at_newest(client, model_name: str, alias: str) -> None:
-    """Moves ``alias`` to the newest version of ``model_name``, until the registry agrees.
+def point_alias_at_newest(client, model_name: str, alias: str, moved_by: str = STEP) -> None:
+    """Moves ``alias`` to the newest version of ``model_name``, until the registry agrees; each move is recorded in
+    the promotion history (cause "registration", by ``moved_by``, with the version's gate verdict and digest).
 
     Two registrations at the same time may each set the alias to the version they created, the older one last;
     checking again after setting makes the alias end on the newest version whichever order they ran in.
@@ -183,7 +197,16 @@ def point_alias_at_newest(client, model_name: str, alias: str) -> None:
         current = registry.version_by_alias(client, model_name, alias)
         if current is not None and int(current.version) >= newest:
             return
-        client.set_registered_model_alias(model_name, alias, str(newest))
+        history.move_alias(
+            client,
+            model_name,
+            alias,
+            str(newest),
+            cause="registration",
+            moved_by=moved_by,
+            reason=REGISTRATION_REASON,
+            **history.version_facts(client, model_name, str(newest)),
+        )
     raise RuntimeError(
         f"alias {alias!r} of {model_name} kept moving: more than {ALIAS_ATTEMPTS} registrations at once?"
     )

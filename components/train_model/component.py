@@ -19,6 +19,7 @@ def train_model(
     seed: int = 42,
     validation_fraction: float = 0.2,
     data_content_sha256: str = "",
+    sensitive_columns: list = [],  # noqa: B006 (never mutated)
 ):
     """Fits a scikit-learn Pipeline (imputation, scaling, one-hot encoding and the estimator) on the train set.
 
@@ -42,6 +43,10 @@ def train_model(
             compares these scores); the model is then refitted on every row. 0 skips validation.
         data_content_sha256: Hash of the ingested data (ingest_data's `content_sha256`), recorded in the model
             card as lineage; register_model tags the registered version with it.
+        sensitive_columns: Columns holding groups of people to compare (e.g. `["sex", "age_band"]`), features or
+            columns excluded from the features (still in the train set); not the target. The model card lists each
+            one's 10 most frequent groups in the training rows (`sensitive_groups`): the model server counts
+            predictions per group of these columns, the rest as `(other)`. Unknown names fail the step.
     """
     from components.train_model.logic import card_metrics, train_model_directory
     from model_bundle import PROFILE_FILE, SCHEMA_FILE
@@ -56,6 +61,7 @@ def train_model(
         seed=seed,
         validation_fraction=validation_fraction,
         data_content_sha256=data_content_sha256,
+        sensitive_columns=sensitive_columns,
     )
     model.metadata.update({"sha256": card.sha256, "task": task, "estimator": card.estimator})
     for name, value in card_metrics(card).items():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,9 +17,10 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
 from components._common.datasets import read_dataset
+from components._common.fairness import check_sensitive_columns
 from components._common.scoring import CLASSIFICATION, REGRESSION, score
 from components.train_model.candidate import DEFAULT_MODEL_TYPE, TrainingError, build_pipeline, parse_candidate
-from model_bundle import SCHEMA_FILE, ModelCard, infer_feature_types, save
+from model_bundle import SCHEMA_FILE, ModelCard, infer_feature_types, save, top_groups
 from model_bundle import excluded_columns as schema_excluded_columns
 
 
@@ -33,11 +34,14 @@ def train(
     validation_fraction: float = 0.2,
     excluded_columns: Mapping[str, str] | None = None,
     data_content_sha256: str = "",
+    sensitive_columns: Sequence[str] = (),
 ) -> tuple[Pipeline, ModelCard]:
     """Fits the model on ``frame``; returns it with its model card (everything but file digests and versions).
 
     ``excluded_columns``: columns that are not features (name -> why, from the schema's column roles); the card
-    records them, and ``data_content_sha256`` (the ingested data's hash) as lineage. With a
+    records them, and ``data_content_sha256`` (the ingested data's hash) as lineage. ``sensitive_columns``
+    (features or excluded columns, not the target): the card lists each one's most frequent groups in the trained
+    rows (``sensitive_groups``, model_bundle.groups), the groups the model server counts predictions for. With a
     ``validation_fraction``, a copy of the model is first fitted without that share of the rows and scored on them:
     the ``validation_scores`` that model selection compares, never the test set's. The model returned is then
     fitted on every row.
@@ -49,6 +53,10 @@ def train(
     absent = [name for name in excluded_columns if name not in frame.columns]
     if absent:
         raise TrainingError(f"excluded column(s) {absent} not found; columns are {list(frame.columns)}")
+    try:
+        sensitive_columns = check_sensitive_columns(sensitive_columns, frame.columns, target=target)
+    except ValueError as error:
+        raise TrainingError(str(error)) from error
     labelled = frame[frame[target].notna()]
     if labelled.empty:
         raise TrainingError(f"no rows with a value in target column {target!r}")
@@ -71,6 +79,7 @@ def train(
         task=task,
         features=features,
         excluded_columns=excluded_columns,
+        sensitive_groups=top_groups(labelled, sensitive_columns),
         classes=pipeline.classes_.tolist() if task == CLASSIFICATION else None,
         model_type=model_type,
         estimator=type(pipeline.named_steps["estimator"]).__name__,
@@ -107,10 +116,12 @@ def train_model_directory(
     seed: int = 42,
     validation_fraction: float = 0.2,
     data_content_sha256: str = "",
+    sensitive_columns: Sequence[str] = (),
 ) -> ModelCard:
     """The step: fits ``candidate`` on the rows at ``train_path`` and writes the model directory at ``model_dir``
     with the JSON documents at ``document_paths`` (file name -> path; ``schema.json`` is required: its column roles
-    decide the features); returns the saved card (with digests and library versions)."""
+    decide the features); returns the saved card (with digests and library versions). ``sensitive_columns``: see
+    ``train``."""
     documents = {name: json.loads(Path(path).read_text()) for name, path in document_paths.items()}
     if SCHEMA_FILE not in documents:
         raise TrainingError(f"no {SCHEMA_FILE} among the documents {sorted(documents)}: its column roles are required")
@@ -125,6 +136,7 @@ def train_model_directory(
         validation_fraction=validation_fraction,
         excluded_columns=schema_excluded_columns(documents[SCHEMA_FILE]),  # the schema's column roles
         data_content_sha256=data_content_sha256,
+        sensitive_columns=sensitive_columns,
     )
     return save(model_dir, pipeline, card, documents)
 

@@ -22,6 +22,7 @@ def validate_data(
     validation_policy: dict = {},  # noqa: B006 (KFP needs a literal default; never mutated)
     cleaning_policy: dict = {},  # noqa: B006
     exclude_columns: list = [],  # noqa: B006
+    sensitive_columns: list = [],  # noqa: B006
     # Deprecated, kept for one release; `= None` is how KFP 2.17 compiles an optional parameter.
     schema_policy: dict = None,  # noqa: RUF013
     column_policy: dict = None,  # noqa: RUF013
@@ -67,6 +68,10 @@ def validate_data(
         exclude_columns: Columns that are no features (the model neither trains on them nor needs them in
             requests), e.g. `["customer_id", "refund_amount"]`; a name the data does not have, or the target,
             stops the run.
+        sensitive_columns: Columns whose groups the model's fairness is measured across (evaluate_model,
+            gate_model), e.g. `["sex", "age_band"]`; they may be excluded columns (a model is audited on attributes
+            it does not use). Checked here so a typo stops the run before training: a name the data does not have,
+            or the target, stops the run.
         schema_policy: Deprecated: use `validation_policy['columns']`, `['types']`, `['nulls']`, `['domain']`,
             `['range']` and `['uniqueness']`.
         column_policy: Deprecated: use `validation_policy['identifiers']` and `validation_policy['leakage']`.
@@ -96,6 +101,7 @@ def validate_data(
         validation_policy=policy,
         coerce_mixed_types=cleaning.coerce_mixed_types,
         exclude_columns=exclude_columns,
+        sensitive_columns=sensitive_columns,
     )
     with open(schema.path, "w") as stream:
         json.dump(validation.schema, stream, indent=2)

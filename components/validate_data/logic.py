@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from components._common.cleaning import coerce_mixed_columns, is_mostly_numbers, parses_as_number
+from components._common.fairness import check_sensitive_columns
 from components._common.scoring import CLASSIFICATION, REGRESSION, TASKS
 from components.validate_data.identifiers import identifier_finding, identifier_reason
 from components.validate_data.leakage import LeakageCheck, check_leakage, leakage_findings
@@ -131,6 +132,15 @@ def check_exclude_columns(exclude_columns: Sequence[str], columns: Sequence, tar
     return list(dict.fromkeys(exclude_columns))
 
 
+def check_sensitive_column_names(sensitive_columns: Sequence[str], columns: Sequence, target: str) -> list[str]:
+    """The ``sensitive_columns`` parameter: columns of the data other than the target, excluded ones included (a
+    model is audited on attributes it does not use); raises DataValidationError naming unknown names or the target."""
+    try:
+        return check_sensitive_columns(sensitive_columns, columns, target=target)
+    except ValueError as error:
+        raise DataValidationError(str(error)) from None
+
+
 def validate_dataset(
     frame: pd.DataFrame,
     target: str,
@@ -140,20 +150,21 @@ def validate_dataset(
     validation_policy: ValidationPolicy = ValidationPolicy(),  # noqa: B008 (frozen: one shared default is safe)
     coerce_mixed_types: bool = False,
     exclude_columns: Sequence[str] = (),
+    sensitive_columns: Sequence[str] = (),
 ) -> Validation:
     """Checks ``frame`` for training on ``target`` and, given a ``reference`` schema, compares it with that.
 
     ``validation_policy`` says what each schema check, identifier columns and suspected leakage do. With
     ``coerce_mixed_types`` (the cleaning policy's key), a text column that is mostly numbers is a warning
     (prepare_data sets its other values missing) instead of a failure. ``exclude_columns`` are no features.
+    ``sensitive_columns`` (the fairness audit's groups) must be columns of the data other than the target.
     """
     policy = validation_policy
     # With the target missing (e.g. a wrong delimiter), that is the finding to report, not the exclusions.
-    excluded = (
-        dict.fromkeys(check_exclude_columns(exclude_columns, frame.columns, target), EXCLUDED_BY_PARAMETER)
-        if target in frame.columns
-        else {}
-    )
+    excluded = {}
+    if target in frame.columns:
+        excluded = dict.fromkeys(check_exclude_columns(exclude_columns, frame.columns, target), EXCLUDED_BY_PARAMETER)
+        check_sensitive_column_names(sensitive_columns, frame.columns, target)
     schema, present = schema_contract.infer_with_values(frame, target, excluded)
     validation = Validation(schema=schema, task=task, policy=policy)
     data_findings = validation.data_findings

@@ -169,7 +169,12 @@ def test_monitoring_retrains_through_the_training_pipeline_only_on_drift(build_d
 
 @pytest.mark.parametrize(
     ("parameter", "kind", "default"),
-    [("exclude_columns", "LIST", []), ("validation_policy", "STRUCT", {}), ("cleaning_policy", "STRUCT", {})],
+    [
+        ("exclude_columns", "LIST", []),
+        ("sensitive_columns", "LIST", []),
+        ("validation_policy", "STRUCT", {}),
+        ("cleaning_policy", "STRUCT", {}),
+    ],
 )
 def test_column_roles_and_policies_are_parameters_of_both_pipelines_wired_to_validation_and_retraining(
     build_dir, parameter, kind, default
@@ -186,6 +191,16 @@ def test_column_roles_and_policies_are_parameters_of_both_pipelines_wired_to_val
     body = monitoring["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
     retraining = body["training-pipeline"]["inputs"]["parameters"][parameter]
     assert retraining == {"componentInputParameter": f"pipelinechannel--{parameter}"}
+
+
+def test_sensitive_columns_reach_every_step_that_audits_fairness(build_dir):
+    training = _tasks(_documents(build_dir / "training_pipeline.yaml")[0])
+    for step in ("validate-data", "train-model", "evaluate-model", "gate-model"):
+        wired = training[step]["inputs"]["parameters"]["sensitive_columns"]["componentInputParameter"]
+        assert wired in ("sensitive_columns", "pipelinechannel--sensitive_columns"), step
+    monitoring = _tasks(_documents(build_dir / "monitoring_pipeline.yaml")[0])
+    wired = monitoring["detect-drift"]["inputs"]["parameters"]["sensitive_columns"]
+    assert wired == {"componentInputParameter": "sensitive_columns"}
 
 
 def test_pipeline_defaults_run_on_the_sample_data(build_dir):

@@ -27,7 +27,7 @@ from pipelines._kubernetes import (
 from tests.pipelines.test_compile import EXPECTED_COMPONENTS
 
 # Written out, not read from the table: which steps may run twice is a decision (see POD_SETTINGS), not a figure.
-RETRIED_STEPS = {"ingest_data", "validate_data", "gate_model", "register_model", "detect_drift"}
+RETRIED_STEPS = {"ingest_data", "validate_data", "gate_model", "register_model", "detect_drift", "rollback_model"}
 MEMORY_LIMIT_PARAMETERS = {
     DATA_MEMORY_LIMIT.parameter: DATA_MEMORY_LIMIT,
     MODEL_MEMORY_LIMIT.parameter: MODEL_MEMORY_LIMIT,
@@ -157,7 +157,7 @@ def test_the_memory_limit_parameters_reach_their_steps_through_every_nesting(com
         source = task["inputs"]["parameters"][f"pipelinechannel--{parameter}"]["componentInputParameter"]
         assert _pipeline_parameters_reaching(spec, dag_name, source) == {parameter}, task_name
         overridden += 1
-    assert overridden >= 3  # the monitoring pipeline's own data steps at least
+    assert overridden >= 2  # the rollback pipeline's two steps at least
 
 
 def test_every_task_has_the_tables_timeout(compiled):
@@ -181,14 +181,18 @@ def test_only_the_idempotent_registry_and_object_store_steps_retry_with_backoff(
             retried.add(component)
         else:
             assert "retryPolicy" not in task, task_name
-    assert retried >= {"ingest_data", "validate_data"}
+    # Every pipeline reads the registry in a retried step (the rollback pipeline: rollback_model only).
+    assert retried >= {"ingest_data", "validate_data"} or retried == {"rollback_model"}
     assert RETRIES >= 1 and RETRY_BACKOFF_FACTOR > 1  # exponential backoff
 
 
 def test_the_memory_limit_parameters_default_to_the_tables_figures(compiled):
     spec, _ = compiled
     declared = spec["root"]["inputDefinitions"]["parameters"]
-    for name, limit in MEMORY_LIMIT_PARAMETERS.items():
+    # Each parameter some step's limit is (the rollback pipeline's steps all load the model: no data limit).
+    used = {pod_settings(component).memory_limit.parameter for *_, component in _steps(spec)} - {None}
+    assert used
+    for name, limit in ((name, MEMORY_LIMIT_PARAMETERS[name]) for name in sorted(used)):
         assert declared[name]["parameterType"] == "STRING"
         assert declared[name]["defaultValue"] == limit.default
         # The UI's help text, from the docstring.

@@ -19,6 +19,8 @@ import pandas as pd
 import pytest
 
 import model_bundle
+from components.prepare_data.logic import prepare
+from components.train_model.logic import train
 from serving import local_server, processes
 
 # Bounded waits: server start-up (sklearn + kserve imports), a spawned server's start-up and one helper script.
@@ -31,6 +33,7 @@ MAX_BODY_BYTES = 1 << 20
 # The OIP model names the fixture servers serve under (as the deploy step names them: a DNS label).
 REGRESSION_MODEL = "house-prices"
 CLASSIFICATION_MODEL = "energy-label"
+AUDITED_MODEL = "energy-label-audited"
 
 
 def start_server(
@@ -106,6 +109,37 @@ def classification_server(classification_bundle, tmp_path_factory, free_ports) -
     bundle, _ = classification_bundle
     state_dir = tmp_path_factory.mktemp("classification-server-state")
     with serving(bundle, state_dir, free_ports(3), model_name=CLASSIFICATION_MODEL) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def audited_bundle(tmp_path_factory, houses) -> tuple[model_bundle.Bundle, pd.DataFrame]:
+    """An energy-label classifier audited on a column it does not use: ``neighbourhood`` is excluded from the
+    features and named in ``sensitive_columns``, so the server counts predictions per neighbourhood when a client
+    sends it beside the features. With its held-out rows (neighbourhood included)."""
+    target, excluded = "energy_label", {"neighbourhood": "exclude_columns"}
+    prepared = prepare(houses, target=target, task="classification", seed=1)
+    pipeline, card = train(
+        prepared.train,
+        target,
+        "classification",
+        seed=1,
+        validation_fraction=0,
+        excluded_columns=excluded,
+        sensitive_columns=["neighbourhood"],
+    )
+    directory = tmp_path_factory.mktemp("audited") / "model"
+    documents = {model_bundle.SCHEMA_FILE: model_bundle.schema.infer(houses, target, excluded)}
+    model_bundle.save(directory, pipeline, card, documents)
+    return model_bundle.load(directory), prepared.test
+
+
+@pytest.fixture(scope="session")
+def audited_server(audited_bundle, tmp_path_factory, free_ports) -> Iterator[local_server.LocalServer]:
+    """A real server for the audited bundle (model name ``energy-label-audited``), with its own state directory."""
+    bundle, _ = audited_bundle
+    state_dir = tmp_path_factory.mktemp("audited-server-state")
+    with serving(bundle, state_dir, free_ports(3), model_name=AUDITED_MODEL) as server:
         yield server
 
 

@@ -20,7 +20,7 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from components._common import registry
+from components._common import history, registry
 from components.deploy_model import cluster, logic, smoke
 from components.deploy_model.manifests import build_seldon_deployment
 from components.register_model.logic import register
@@ -629,6 +629,23 @@ def test_success_moves_champion_and_records_where_it_is_served(registered, real_
 
 
 @pytest.mark.serving
+def test_success_records_the_champion_move_with_what_moved_it_and_why(registered, real_server):
+    server, bundle, rows = real_server
+    new = manifest("2", bundle.card.sha256)
+    api = FakeApi(live_object("1"), [served_status(server)], [[deployment(new)]])
+    provenance = logic.Provenance("rollback-pipeline-2026-11-30-16-40-01", "8d2e", "v3 times out", forced=True)
+
+    logic.deploy_kubernetes(
+        new, NAME, "2", bundle.card.sha256, rows, bundle.predict(rows), "", timeout=30.0, api=api, provenance=provenance
+    )
+
+    [move] = [move for move in history.read("", NAME) if move.alias == registry.CHAMPION]
+    assert (move.from_version, move.to_version, move.model_sha256) == ("1", "2", bundle.card.sha256)
+    assert (move.cause, move.moved_by) == ("rollback", "rollback-pipeline-2026-11-30-16-40-01 (KFP run 8d2e)")
+    assert (move.gate, move.reason, move.forced) == ("approved", "v3 times out", True)
+
+
+@pytest.mark.serving
 def test_the_version_promoted_is_the_one_passed_not_read_back_from_the_manifest(registered, real_server):
     server, bundle, rows = real_server
     new = manifest("2", bundle.card.sha256)
@@ -662,3 +679,4 @@ def test_every_failure_leaves_champion_where_it_was(registered, real_server, sta
 
     assert str(registered.get_model_version_by_alias(NAME, registry.CHAMPION).version) == "1"
     assert "deployment.target" not in registered.get_model_version(NAME, "2").tags
+    assert [move for move in history.read("", NAME) if move.alias == registry.CHAMPION] == []

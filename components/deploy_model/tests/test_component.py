@@ -1,5 +1,5 @@
 """deploy_model as a pipeline step: one decision in logic.deploy, the component only passes its parameters (and maps
-the deprecated deploy_timeout_seconds)."""
+the deprecated deploy_timeout_seconds); the promotion history it outputs for every target."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from components._common import registry
 from components.deploy_model import cluster
 from components.deploy_model.component import deploy_model
 from components.deploy_model.logic import deploy
 from components.deploy_model.manifests import build_seldon_deployment
+from components.register_model.logic import register
 
 URI = "s3://models/houses/7/artifacts/model"
 
@@ -41,6 +43,7 @@ def component_arguments(bundle, tmp_path, **overrides) -> dict:
         "model_uri": URI,
         "serving_image": "kfp-mlops-serving:test",
         "manifest": SimpleNamespace(path=str(tmp_path / "manifest.yaml")),
+        "history": SimpleNamespace(path=str(tmp_path / "history.md")),
         **overrides,
     }
 
@@ -52,7 +55,16 @@ def test_the_component_passes_every_parameter_to_the_step(regression_bundle, tmp
     monkeypatch.setattr(logic, "deploy", lambda *args, **kwargs: calls.append((args, kwargs)) or "http://served")
 
     (endpoint,) = deploy_model.python_func(
-        **component_arguments(regression_bundle[0], tmp_path, deploy_target="local", wait_timeout_seconds=42)
+        **component_arguments(
+            regression_bundle[0],
+            tmp_path,
+            deploy_target="local",
+            wait_timeout_seconds=42,
+            pipeline_job_id="8d2e",
+            pipeline_job_name="rollback-pipeline-2026-11-30-16-40-01",
+            reason="v3 times out",
+            forced=True,
+        )
     )
 
     assert endpoint == "http://served"
@@ -73,7 +85,11 @@ def test_the_component_passes_every_parameter_to_the_step(regression_bundle, tmp
         "serving_port": 9000,
         "metrics_port": 6000,
         "wait_timeout_seconds": 42,
-        "pipeline_job_id": "",
+        "pipeline_job_id": "8d2e",
+        "pipeline_job_name": "rollback-pipeline-2026-11-30-16-40-01",
+        "reason": "v3 times out",
+        "forced": True,
+        "history_path": str(tmp_path / "history.md"),
     }
 
 
@@ -92,3 +108,31 @@ def test_deploy_timeout_seconds_still_sets_the_wait_with_a_deprecation_message(
         "DEPRECATED: parameter deploy_timeout_seconds will be removed in the next release; use wait_timeout_seconds "
         "instead" in capsys.readouterr().err
     )
+
+
+def test_target_none_outputs_a_note_and_creates_no_registry_when_there_is_none(
+    regression_bundle, tmp_path, monkeypatch
+):
+    monkeypatch.setenv(registry.STATE_DIR_ENV, str(tmp_path / "state"))
+
+    deploy_model.python_func(**component_arguments(regression_bundle[0], tmp_path))
+
+    assert (tmp_path / "history.md").read_text() == (
+        "# Promotion history of `houses`\n\nNothing recorded: the registry at "
+        f"{registry.local_tracking_uri(tmp_path / 'state')} has no model 'houses': no local registry exists yet.\n"
+    )
+    assert not (tmp_path / "state").exists()
+
+
+def test_target_none_outputs_the_models_history(mlflow_state, regression_bundle, tmp_path):
+    bundle, _ = regression_bundle
+    register("", "houses", bundle.directory, {"r2": 0.9}, True, "approved", pipeline_job_id="run-1")
+
+    deploy_model.python_func(**component_arguments(bundle, tmp_path))
+
+    report = (tmp_path / "history.md").read_text()
+    assert (
+        f"| challenger | (none) -> 1 | {bundle.card.sha256[:12]} | registration | register_model (KFP run run-1) |"
+        in (report)
+    )
+    assert registry.version_by_alias(registry.connect(""), "houses", registry.CHAMPION) is None

@@ -187,6 +187,7 @@ def test_the_step_stops_before_anything_is_deployed(
             model_uri=model_uri,
             serving_image="kfp-mlops-serving:test",
             manifest=SimpleNamespace(path=str(rendered)),
+            history=SimpleNamespace(path=str(tmp_path / "history.md")),
             deploy_target="kubernetes",
             tracking_uri=tracking_uri,
             wait_timeout_seconds=600,
@@ -195,6 +196,7 @@ def test_the_step_stops_before_anything_is_deployed(
     # At once: no cluster client, not even a manifest that could be applied by hand.
     assert cluster_calls == []
     assert not rendered.exists()
+    assert not (tmp_path / "history.md").exists()
 
 
 def test_with_a_registry_server_and_bucket_storage_the_step_goes_on_to_the_cluster(
@@ -225,6 +227,7 @@ def test_with_a_registry_server_and_bucket_storage_the_step_goes_on_to_the_clust
             model_uri=URI,
             serving_image="kfp-mlops-serving:test",
             manifest=SimpleNamespace(path=str(tmp_path / "manifest.yaml")),
+            history=SimpleNamespace(path=str(tmp_path / "history.md")),
             deploy_target="kubernetes",
             tracking_uri=CLUSTER_MLFLOW,
             wait_timeout_seconds=600,

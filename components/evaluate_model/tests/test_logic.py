@@ -1,5 +1,7 @@
 """evaluate_model: test-set scores next to the constant baseline, the classifier's confusion matrix and ROC curve,
-per-slice scores, and the self-contained HTML report."""
+per-slice scores, the fairness across groups (a model trained on labels made systematically worse for one group
+shows the gap, in numbers equal to fairlearn's called directly; small groups are listed, not judged; a column the
+model does not use is audited all the same), and the self-contained HTML report."""
 
 from __future__ import annotations
 
@@ -11,11 +13,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fairlearn.metrics import (
+    MetricFrame,
+    demographic_parity_difference,
+    demographic_parity_ratio,
+    equalized_odds_difference,
+    false_positive_rate,
+    selection_rate,
+    true_positive_rate,
+)
 from kfp import dsl
-from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    mean_absolute_error,
+    roc_auc_score,
+    roc_curve,
+    root_mean_squared_error,
+)
 
 import model_bundle
 from components._common.datasets import write_dataset
+from components._common.fairness import MISSING_GROUP
 from components._common.scoring import score, score_bundle
 from components._common.slices import MAX_SLICES, MIN_SLICE_ROWS, Slice, slice_labels
 from components.evaluate_model.component import evaluate_model
@@ -30,6 +49,7 @@ from components.evaluate_model.report import render_report
 from components.gate_model.champion import Champion
 from components.gate_model.decision import decide
 from components.gate_model.policy import GatePolicy
+from components.ingest_data.samples import house_prices
 from components.prepare_data.logic import prepare
 from components.train_model.logic import train as train_model
 
@@ -499,3 +519,216 @@ def test_large_regression_report_plots_a_reproducible_sample():
     check_self_contained(text, images=2)
     assert "Shown: 5,000 of 6,000 rows, drawn at random." in text
     assert render_report(evaluation) == text
+
+
+# --- fairness ------------------------------------------------------------------------------------------------------
+
+
+def biased_frame(rows: int = 1600, seed: int = 11) -> pd.DataFrame:
+    """Houses with a yes/no target (energy label A or B) and a `group` column: a and b alike, but half of group b's
+    'yes' labels were recorded as 'no' (its labels made systematically worse); c is a small group, and a few
+    rows have no group."""
+    frame = house_prices(rows=rows, seed=seed)
+    rng = np.random.default_rng([seed, 1])  # not the houses' own stream: the group is independent of them
+    group = rng.choice(np.array(["a", "b", "c"], dtype=object), rows, p=[0.5, 0.47, 0.03])
+    group[rng.random(rows) < 0.03] = None
+    efficient = np.where(frame["energy_label"].isin(["A", "B"]), "yes", "no").astype(object)
+    efficient[(group == "b") & (efficient == "yes") & (rng.random(rows) < 0.5)] = "no"
+    return frame.drop(columns=["energy_label"]).assign(group=group, efficient=efficient)
+
+
+@pytest.fixture(scope="module")
+def biased(tmp_path_factory):
+    """(model trained with `group` as a feature, model trained without it, training rows, test rows)."""
+    prepared = prepare(biased_frame(), target="efficient", task="classification", seed=1)
+    bundles = []
+    for name, excluded in (("with_group", {}), ("without_group", {"group": "exclude_columns"})):
+        pipeline, card = train_model(
+            prepared.train, target="efficient", task="classification", seed=1, excluded_columns=excluded
+        )
+        directory = tmp_path_factory.mktemp(name) / "model"
+        model_bundle.save(directory, pipeline, card)
+        bundles.append(model_bundle.load(directory))
+    return *bundles, prepared.train, prepared.test
+
+
+def positives(labels) -> np.ndarray:
+    return (np.asarray(labels) == "yes").astype(int)
+
+
+def test_labels_worse_for_one_group_show_as_a_gap_equal_to_fairlearns(biased):
+    bundle, _, train_rows, test = biased
+    evaluation = evaluate(bundle, train_rows, test, sensitive_columns=["group"])
+
+    (column,) = evaluation.fairness
+    sizes = test["group"].fillna(MISSING_GROUP).value_counts()
+    assert [(group.value, group.rows) for group in column.groups] == list(sizes.items())
+    judged = {group.value: group.judged for group in column.groups}
+    assert judged == {"a": True, "b": True, "c": False, MISSING_GROUP: False}
+    assert all(group.metrics == {} for group in column.groups if not group.judged)
+
+    groups = test["group"].fillna(MISSING_GROUP).rename("group")
+    actual, predicted = positives(evaluation.actual), positives(evaluation.predicted)
+    rates = MetricFrame(
+        metrics={
+            "selection_rate": selection_rate,
+            "true_positive_rate": true_positive_rate,
+            "false_positive_rate": false_positive_rate,
+        },
+        y_true=actual,
+        y_pred=predicted,
+        sensitive_features=groups,
+    )
+    accuracy = MetricFrame(
+        metrics=accuracy_score, y_true=evaluation.actual, y_pred=evaluation.predicted, sensitive_features=groups
+    )
+    for group in column.groups[:2]:
+        expected = rates.by_group.loc[group.value].to_dict() | {"accuracy": accuracy.by_group[group.value]}
+        assert group.metrics == pytest.approx(expected)
+    kept = groups.isin(["a", "b"]).to_numpy()
+    features = groups[kept]
+    assert column.gaps == pytest.approx(
+        {
+            "demographic_parity_difference": demographic_parity_difference(
+                actual[kept], predicted[kept], sensitive_features=features
+            ),
+            "demographic_parity_ratio": demographic_parity_ratio(
+                actual[kept], predicted[kept], sensitive_features=features
+            ),
+            "equalized_odds_difference": equalized_odds_difference(
+                actual[kept], predicted[kept], sensitive_features=features
+            ),
+        }
+    )
+    # The model learnt the bias: group b is selected far less often.
+    by_group = {group.value: group.metrics for group in column.groups}
+    assert by_group["a"]["selection_rate"] - by_group["b"]["selection_rate"] > 0.15
+    assert column.gaps["demographic_parity_difference"] > 0.15
+    assert column.worst_group["demographic_parity_difference"] == "b"
+
+    page = check_self_contained(render_report(evaluation, bundle.card), images=4)  # 3 classifier plots + groups
+    assert "Fairness across the groups of group" in page.headings
+    gap = f"{column.gaps['demographic_parity_difference']:.4f}"
+    assert next(row for row in page.rows if row[0] == "demographic parity difference")[:3] == [
+        "demographic parity difference",
+        gap,
+        "b",
+    ]
+    assert next(row for row in page.rows if row[0] == "c")[2] == "too few rows to judge"
+    assert next(row for row in page.rows if row[0] == "b")[1:3] == [
+        f"{next(group.rows for group in column.groups if group.value == 'b'):,}",
+        f"{by_group['b']['accuracy']:.4f}",
+    ]
+
+
+def test_a_column_the_model_does_not_use_is_audited(biased):
+    with_group, without_group, train_rows, test = biased
+    assert "group" not in {feature["name"] for feature in without_group.features}
+
+    (column,) = evaluate(without_group, train_rows, test, sensitive_columns=["group"]).fairness
+    (learnt,) = evaluate(with_group, train_rows, test, sensitive_columns=["group"]).fairness
+
+    assert sorted(column.judged_groups) == ["a", "b"]
+    # Not knowing the group, the model cannot select by it: a narrower gap than the model that learnt the bias.
+    gap = "demographic_parity_difference"
+    assert column.gaps[gap] < learnt.gaps[gap] / 2
+
+
+def test_sensitive_column_must_be_in_the_test_rows_and_not_the_target(biased):
+    bundle, _, train_rows, test = biased
+    with pytest.raises(ValueError, match=r"sensitive_columns: unknown column\(s\) \['sex'\]"):
+        evaluate(bundle, train_rows, test, sensitive_columns=["group", "sex"])
+    with pytest.raises(ValueError, match=r"sensitive_columns: 'efficient' is the target"):
+        evaluate(bundle, train_rows, test, sensitive_columns=["efficient"])
+
+
+def test_regressor_errors_by_group_and_their_relative_gap(regression_bundle, regression_train):
+    bundle, test = regression_bundle
+    rng = np.random.default_rng(4)
+    test = test.assign(region=np.where(np.arange(len(test)) % 2 == 0, "north", "south"))
+    # The south's recorded prices are noisier: the model's error there is larger.
+    south = (test["region"] == "south").to_numpy()
+    test.loc[south, "price"] = test.loc[south, "price"] * rng.lognormal(0, 0.3, south.sum())
+
+    evaluation = evaluate(bundle, regression_train, test, sensitive_columns=["region"])
+
+    (column,) = evaluation.fairness
+    errors = MetricFrame(
+        metrics={"mae": mean_absolute_error, "rmse": root_mean_squared_error},
+        y_true=evaluation.actual,
+        y_pred=evaluation.predicted,
+        sensitive_features=test["region"],
+    )
+    assert {group.value: group.metrics for group in column.groups} == {
+        name: pytest.approx(values) for name, values in errors.by_group.to_dict("index").items()
+    }
+    assert column.gaps == pytest.approx(
+        {
+            "mae_relative_gap": errors.difference()["mae"] / errors.overall["mae"],
+            "rmse_relative_gap": errors.difference()["rmse"] / errors.overall["rmse"],
+        }
+    )
+    assert column.worst_group == {"mae_relative_gap": "south", "rmse_relative_gap": "south"}
+    page = check_self_contained(render_report(evaluation, bundle.card), images=3)
+    assert next(row for row in page.rows if row[0] == "MAE relative gap")[2] == "south"
+    assert "Error per group of region" in render_report(evaluation, bundle.card)
+
+
+def test_multiclass_rates_per_class_and_group(classification_bundle, classification_train):
+    bundle, test = classification_bundle
+    test = test.assign(half=np.where(np.arange(len(test)) < len(test) // 2, "first", "second"))
+
+    evaluation = evaluate(bundle, classification_train, test, sensitive_columns=["half"])
+
+    (column,) = evaluation.fairness
+    assert {f"selection_rate[{label}]" for label in bundle.card.classes if label in evaluation.predicted} <= set(
+        column.overall
+    )
+    text = render_report(evaluation, bundle.card)
+    page = check_self_contained(text, images=4)  # confusion matrix, ROC, calibration, selection-rate heatmap
+    header = next(row for row in page.rows if row[0] == "selection rate by class")
+    assert header[1:] == [label for label in bundle.card.classes if f"selection_rate[{label}]" in column.overall]
+    first = next(group for group in column.groups if group.value == "first")
+    row = [row for row in page.rows if row[0] == "first"][-3]  # groups table, then one table per rate
+    assert row[1:] == [f"{first.metrics[f'selection_rate[{label}]']:.4f}" for label in header[1:]]
+    assert "each gap is that of the class where it is widest" in text
+
+
+def test_the_component_logs_the_gaps_and_reads_the_group_minimum_from_gate_policy(tmp_path, biased):
+    bundle, _, train_rows, test = biased
+    paths = {name: tmp_path / name for name in ("train", "test", "metrics", "curves", "report")}
+    write_dataset(train_rows, dsl.Dataset(name="train", uri=str(paths["train"]), metadata={}).path)
+    write_dataset(test, dsl.Dataset(name="test", uri=str(paths["test"]), metadata={}).path)
+
+    def run(**parameters):
+        metrics = dsl.Metrics(name="metrics", uri=str(paths["metrics"]), metadata={})
+        report = dsl.HTML(name="report", uri=str(paths["report"]), metadata={})
+        evaluate_model.python_func(
+            model=dsl.Model(name="model", uri=str(bundle.directory), metadata={}),
+            train=dsl.Dataset(name="train", uri=str(paths["train"]), metadata={}),
+            test=dsl.Dataset(name="test", uri=str(paths["test"]), metadata={}),
+            metrics=metrics,
+            classification_metrics=dsl.ClassificationMetrics(name="curves", uri=str(paths["curves"]), metadata={}),
+            report=report,
+            **parameters,
+        )
+        return metrics.metadata, Page(Path(report.path).read_text(encoding="utf-8"))
+
+    metrics, page = run(sensitive_columns=["group"])
+    (column,) = evaluate(bundle, train_rows, test, sensitive_columns=["group"]).fairness
+    assert {name: value for name, value in metrics.items() if name.startswith("fairness/")} == {
+        f"fairness/group/{gap}": value for gap, value in column.gaps.items()
+    }
+    assert "Fairness across the groups of group" in page.headings
+
+    smallest_judged = min(group.rows for group in column.groups if group.judged)
+    metrics, page = run(sensitive_columns=["group"], gate_policy={"min_group_rows": float(smallest_judged + 1)})
+    assert not any(name.startswith("fairness/") for name in metrics)  # one judged group: no gap
+    assert sum(row[2:3] == ["too few rows to judge"] for row in page.rows) == 3
+
+    metrics, _ = run()
+    assert not any(name.startswith("fairness/") for name in metrics)
+    with pytest.raises(ValueError, match=r"gate_policy\['min_group_rows'\] must be at least 1"):
+        run(sensitive_columns=["group"], gate_policy={"min_group_rows": 0})
+    with pytest.raises(ValueError, match=r"unknown column\(s\) \['sex'\]"):
+        run(sensitive_columns=["sex"])

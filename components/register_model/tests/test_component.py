@@ -1,15 +1,16 @@
-"""register_model as a pipeline step: its parameter names, and the lineage from ingest_data to the registered
-version."""
+"""register_model as a pipeline step: its parameter names, the lineage from ingest_data to the registered version,
+and the promotion history it records and outputs."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urlparse
 
 from kfp import dsl
 
 import model_bundle
-from components._common import registry
+from components._common import history, registry
 from components._common.datasets import read_dataset
 from model_bundle.profile import build_profile
 
@@ -27,6 +28,7 @@ def _register_component(model_dir, artifact, **parameters) -> tuple[str, str]:
         scores=SCORES,
         approved=True,
         gate_reasons=gate,
+        history=artifact(dsl.Markdown, "history.md"),
         **parameters,
     )
 
@@ -92,3 +94,25 @@ def test_the_version_carries_the_content_hash_ingest_computed(mlflow_state, arti
     run = client.get_run(registered.run_id)
     assert run.data.tags["data_content_sha256"] == content_sha256
     assert run.data.params["source_uri"] == str(houses_csv)
+
+
+def test_the_component_records_the_challenger_move_and_outputs_the_history(mlflow_state, artifact, regression_bundle):
+    bundle, _ = regression_bundle
+
+    version, _ = _register_component(
+        bundle.directory,
+        artifact,
+        pipeline_job_id="4f1c",
+        pipeline_job_name="training-pipeline-2026-11-30-16-40-01-123456",
+    )
+
+    [move] = history.read("", "houses")
+    assert (move.alias, move.from_version, move.to_version) == ("challenger", "", version)
+    assert move.moved_by == "training-pipeline-2026-11-30-16-40-01-123456 (KFP run 4f1c)"
+    assert (move.cause, move.gate) == ("registration", "approved")
+    # The gate's reasons as the step logged them: a file a person opens (the local registry's artifacts).
+    assert move.gate_reasons.startswith((mlflow_state / "mlartifacts").as_uri())
+    assert Path(urlparse(move.gate_reasons).path).read_text() == "# Challenger approved\n"
+    report = (Path(artifact(dsl.Markdown, "history.md").path)).read_text()
+    assert report.startswith("# Promotion history of `houses`\n")
+    assert f"| challenger | (none) -> {version} | {bundle.card.sha256[:12]} | registration |" in report

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import model_bundle
-from components._common import registry
+from components._common import history, registry
 from components.register_model.logic import GIT_SHA_ENV, TEXT_LIMIT, point_alias_at_newest, register
 from model_bundle import BundleError
 
@@ -85,6 +85,42 @@ def test_a_retry_after_registering_still_moves_the_challenger_alias(mlflow_state
 
     assert retried == first
     assert str(registry.version_by_alias(client, "houses", registry.CHALLENGER).version) == first.version
+
+
+def test_each_challenger_move_is_recorded_in_the_history_and_a_retry_records_none(
+    mlflow_state, tmp_path, regression_bundle
+):
+    bundle, _ = regression_bundle
+    (tmp_path / "gate.md").write_text("# Challenger rejected\n")
+
+    register("", "houses", bundle.directory, SCORES, True, "approved", pipeline_job_id="job-1")
+    rejected = register(
+        "",
+        "houses",
+        bundle.directory,
+        SCORES,
+        False,
+        "rejected",
+        pipeline_job_id="job-2",
+        reports={"gate.md": tmp_path / "gate.md"},
+        pipeline_job_name="monitoring-pipeline-2026-12-01",
+    )
+    register("", "houses", bundle.directory, SCORES, False, "rejected", pipeline_job_id="job-2")  # a retry
+
+    first, second = history.read("", "houses")
+    assert [(move.alias, move.from_version, move.to_version) for move in (first, second)] == [
+        ("challenger", "", "1"),
+        ("challenger", "1", "2"),
+    ]
+    assert first.cause == second.cause == "registration"
+    assert first.model_sha256 == second.model_sha256 == bundle.card.sha256
+    assert (first.moved_by, first.gate, first.gate_reasons) == ("register_model (KFP run job-1)", "approved", "")
+    assert (second.moved_by, second.gate) == ("monitoring-pipeline-2026-12-01 (KFP run job-2)", "rejected")
+    # Where the gate's reasons are: the report logged with the version's run, recorded on the version too.
+    run = registry.connect("").get_run(rejected.run_id)
+    assert second.gate_reasons == f"{run.info.artifact_uri}/reports/gate.md"
+    version = registry.connect("").get_model_version("houses", rejected.version)
+    assert version.tags[registry.GATE_REASONS_TAG] == second.gate_reasons
 
 
 def test_without_pipeline_job_id_each_call_registers(mlflow_state, regression_bundle):
@@ -267,6 +303,9 @@ def test_two_registrations_at_the_same_time_get_distinct_versions_and_one_challe
     assert sorted(str(v.version) for v in client.search_model_versions("name='houses'")) == ["1", "2"]
     assert len({v.run_id for v in client.search_model_versions("name='houses'")}) == 2
     assert str(registry.version_by_alias(client, "houses", registry.CHALLENGER).version) == "2"
+    # Every move either made is in the history, the one to the newest version among them.
+    moves = history.read("", "houses")
+    assert moves and {move.to_version for move in moves} <= {"1", "2"} and "2" in {m.to_version for m in moves}
 
 
 def test_alias_set_to_an_older_version_last_is_moved_to_the_newest(mlflow_state, regression_bundle):

@@ -51,10 +51,12 @@ def test_validate_prepare_then_train_produce_a_model_directory_with_its_contract
         # KFP delivers dict numbers as floats
         candidate={"model_type": "hist_gradient_boosting", "hyperparameters": {"max_iter": 20.0}},
         data_content_sha256=content_sha256,
+        sensitive_columns=["neighbourhood"],  # KFP delivers a list parameter as a list
     )
 
     bundle = load(model.path)
     assert bundle.card.data_content_sha256 == content_sha256
+    assert set(bundle.card.sensitive_groups) == {"neighbourhood"}
     assert bundle.card.hyperparameters == {"max_iter": 20.0}
     assert bundle.card.validation_rows > 0
     assert model.metadata["sha256"] == bundle.card.sha256

@@ -331,6 +331,69 @@ def test_an_excluded_column_that_does_not_exist_is_named(small):
         train(small, "price", "regression", excluded_columns={"row_id": "exclude_columns"})
 
 
+# --- sensitive columns: the groups the model server counts predictions for ---------------------------------------
+
+
+def test_the_card_lists_each_sensitive_columns_most_frequent_groups_most_frequent_first(houses):
+    frame = houses.copy()
+    unlabelled = frame.index[:50]
+    frame.loc[unlabelled, "price"] = np.nan  # rows without a target are not trained on, nor counted
+
+    _, card = train(
+        frame, "price", "regression", validation_fraction=0, sensitive_columns=["neighbourhood", "age_years"]
+    )
+
+    trained = frame.drop(index=unlabelled)
+    assert list(card.sensitive_groups) == ["neighbourhood", "age_years"]
+    # Missing values are no group: the server counts them as (missing).
+    assert card.sensitive_groups["neighbourhood"] == trained["neighbourhood"].value_counts().index.tolist()
+    # Whole numbers are named as integers (Parquet keeps 12.0, a JSON client may send 12); 10 groups at most, ties
+    # in name order.
+    ages = trained["age_years"].value_counts()
+    assert trained["age_years"].dtype == "float64" and len(ages) > 10
+    listed = card.sensitive_groups["age_years"]
+    assert len(listed) == 10 and all(name.isdigit() for name in listed)
+    counts = [ages[float(name)] for name in listed]
+    assert counts == sorted(ages, reverse=True)[:10]
+    assert listed == sorted(listed, key=lambda name: (-ages[float(name)], name))
+
+
+def test_an_excluded_column_can_be_sensitive_and_is_still_no_feature(small):
+    excluded = {"neighbourhood": "exclude_columns"}
+
+    model, card = train(
+        small,
+        "price",
+        "regression",
+        validation_fraction=0,
+        excluded_columns=excluded,
+        sensitive_columns=["neighbourhood"],
+    )
+
+    assert "neighbourhood" not in [feature["name"] for feature in card.features]
+    assert set(card.sensitive_groups["neighbourhood"]) == set(small["neighbourhood"].dropna())
+    np.testing.assert_array_equal(model.predict(small), model.predict(small.assign(neighbourhood="Docklands")))
+
+
+def test_without_sensitive_columns_the_card_lists_no_groups(small):
+    _, card = train(small, "price", "regression", validation_fraction=0)
+
+    assert card.sensitive_groups == {}
+
+
+@pytest.mark.parametrize(
+    ("sensitive_columns", "message"),
+    [
+        (["neighbourhood", "owner_sex"], r"sensitive_columns: unknown column\(s\) \['owner_sex'\]"),
+        (["price"], r"sensitive_columns: 'price' is the target"),
+        ("neighbourhood", r"sensitive_columns must be a list of column names, got 'neighbourhood'"),
+    ],
+)
+def test_bad_sensitive_columns_are_named(small, sensitive_columns, message):
+    with pytest.raises(TrainingError, match=message):
+        train(small, "price", "regression", validation_fraction=0, sensitive_columns=sensitive_columns)
+
+
 def test_card_records_the_constant_baseline_evaluation_uses(small):
     _, regression = train(small, "price", "regression", validation_fraction=0)
     assert regression.baseline_prediction == pytest.approx(small["price"].mean())
@@ -383,11 +446,15 @@ def test_the_step_writes_a_model_directory_with_the_data_hash_and_the_schemas_co
         candidate={"model_type": "linear", "hyperparameters": {"alpha": 2.0}},
         seed=4,
         data_content_sha256="ab" * 32,
+        sensitive_columns=["listing_id"],
     )
 
     bundle = model_bundle.load(tmp_path / "model")  # digest-checked: the directory is complete and consistent
     assert bundle.card == card
     assert card.data_content_sha256 == "ab" * 32
+    # An identifier as a sensitive column (unusual, but any excluded column may be): each value is as frequent, so
+    # the first 10 names in text order are listed.
+    assert card.sensitive_groups == {"listing_id": sorted(str(number) for number in range(len(frame)))[:10]}
     assert card.excluded_columns == {"listing_id": "identifier: unique integers in sequence"}
     assert "listing_id" not in bundle.feature_names
     assert (card.estimator, card.seed, bundle.model.named_steps["estimator"].alpha) == ("Ridge", 4, 2.0)

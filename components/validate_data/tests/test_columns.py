@@ -64,6 +64,8 @@ def test_excluded_columns_are_recorded_in_the_schema_report_and_metrics(tmp_path
 def test_a_bad_column_parameter_stops_the_step_naming_it(tmp_path):
     with pytest.raises(DataValidationError, match=r"exclude_columns names unknown column\(s\) \['id'\]"):
         run(tmp_path, exclude_columns=["id"])
+    with pytest.raises(DataValidationError, match=r"sensitive_columns: unknown column\(s\) \['sex'\]"):
+        run(tmp_path, exclude_columns=["price_eur"], sensitive_columns=["neighbourhood", "sex"])
     with pytest.raises(ValueError, match=r"validation_policy\['leakage'\] must be one of"):
         run(tmp_path, validation_policy={"leakage": "maybe"})
     with pytest.raises(ValueError, match=r"cleaning_policy\['outliers'\] must be one of"):

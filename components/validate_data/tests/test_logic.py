@@ -329,6 +329,28 @@ def test_a_bad_exclude_columns_stops_the_run_naming_it(exclude, message):
         validate_dataset(listings(), "price", exclude_columns=exclude)
 
 
+def test_sensitive_columns_may_be_features_or_excluded_columns():
+    frame = listings().assign(sex=["f", "m"] * 100)
+
+    validation = validate_dataset(frame, "price", exclude_columns=["sex"], sensitive_columns=["sex", "area"])
+
+    assert validation.passed, validation.failures
+    assert roles(validation)["sex"] == "excluded"  # audited, never a feature
+
+
+@pytest.mark.parametrize(
+    ("sensitive", "message"),
+    [
+        (["area", "sex", "race"], r"sensitive_columns: unknown column\(s\) \['sex', 'race'\]; the data's columns are"),
+        (["price"], r"sensitive_columns: 'price' is the target"),
+        ("area", r"sensitive_columns must be a list of column names, got 'area'"),
+    ],
+)
+def test_a_bad_sensitive_columns_stops_the_run_naming_it(sensitive, message):
+    with pytest.raises(DataValidationError, match=message):
+        validate_dataset(listings(), "price", sensitive_columns=sensitive)
+
+
 def test_an_excluded_column_skips_the_data_checks():
     # A free-text column is a common reason to exclude one: its overlong values stop the run only as a feature.
     frame = listings().assign(description=["x" * 20_000] + ["short"] * 199, empty=[None] * 200)
