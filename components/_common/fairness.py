@@ -70,9 +70,9 @@ from sklearn.metrics import accuracy_score, mean_absolute_error, root_mean_squar
 
 from components._common.policies import policy_from_mapping
 from components._common.scoring import CLASSIFICATION, REGRESSION, check_task
+from model_bundle.groups import MISSING_GROUP, group_name  # the model server's names of the same groups
 
 MIN_GROUP_ROWS = 30
-MISSING_GROUP = "(missing)"
 DP_DIFFERENCE, DP_RATIO, EO_DIFFERENCE = (
     "demographic_parity_difference",
     "demographic_parity_ratio",
@@ -175,12 +175,22 @@ def check_sensitive_columns(sensitive_columns, columns: Iterable[str], *, target
 
 
 def group_labels(frame: pd.DataFrame, column: str) -> pd.Series:
-    """The group of each row of ``frame`` by ``column``, named after it: the value as text, missing values as
-    MISSING_GROUP. KeyError naming the column when ``frame`` lacks it."""
+    """The group of each row of ``frame`` by ``column``, named as the model server names it in its per-group
+    metrics (model_bundle.groups.group_name: 3.0 is "3", True is "True"), missing values as MISSING_GROUP, so a
+    group in a report is the group on the dashboard. KeyError naming the column when ``frame`` lacks it."""
     if column not in frame.columns:
         raise KeyError(f"sensitive column {column!r} is not a column of the data; columns are {list(frame.columns)}")
-    values = frame[column]
-    return values.astype(object).where(values.notna(), MISSING_GROUP).astype(str).rename(column)
+    codes, uniques = pd.factorize(frame[column])  # each distinct value named once
+    names = np.array([group_name(value) or MISSING_GROUP for value in uniques] + [MISSING_GROUP], dtype=object)
+    return pd.Series(names[codes], index=frame.index, name=column, dtype=object).astype(str)
+
+
+def positive_label(task: str, classes) -> str | None:
+    """The class a binary classifier's fairness rates count as the positive outcome: its second class (``classes``
+    of the model card; what predict_proba's second column and roc_auc take as positive); None for a multiclass
+    model (each class in turn) or a regressor."""
+    classes = list(classes or [])
+    return str(classes[1]) if task == CLASSIFICATION and len(classes) == 2 else None
 
 
 def assess(

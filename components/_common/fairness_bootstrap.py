@@ -29,16 +29,22 @@ def resampled_gaps(
     positive_label: str | None = None,
     samples: int = 1000,
     seed: int = 0,
+    min_group_rows: int = fairness.MIN_GROUP_ROWS,
 ) -> list[dict[str, np.ndarray]]:
     """For each set of ``predictions``, each gap metric of ``task`` over the ``judged`` groups on the same
     ``samples`` resamples of the rows (paired: the same ``seed`` draws the same resamples as the gate's other
-    intervals); NaN where a gap is undefined on a resample."""
+    intervals); NaN where a gap is undefined on a resample. ``min_group_rows`` decides which groups' rates are
+    compared, as in ``fairness.assess`` (``fairness.comparable_groups``)."""
     y_true = np.asarray(y_true)
     groups = np.asarray(groups, dtype=object).astype(str)
     chunks: list[list[dict[str, np.ndarray]]] = [[] for _ in predictions]
     for counts in resample_counts(len(y_true), samples, seed):
         for chunk, predicted in zip(chunks, predictions, strict=True):
-            chunk.append(gaps_on_resamples(task, y_true, np.asarray(predicted), groups, judged, counts, positive_label))
+            chunk.append(
+                gaps_on_resamples(
+                    task, y_true, np.asarray(predicted), groups, judged, counts, positive_label, min_group_rows
+                )
+            )
     return [
         {metric: np.concatenate([part[metric] for part in chunk]) for metric in fairness.GAP_METRICS[task]}
         for chunk in chunks
@@ -65,14 +71,24 @@ def gaps_on_resamples(
     judged: list[str],
     counts: np.ndarray,
     positive_label: str | None = None,
+    min_group_rows: int = fairness.MIN_GROUP_ROWS,
 ) -> dict[str, np.ndarray]:
     """Each gap metric of ``task`` over the ``judged`` groups on each resample at once (row ``i`` of ``counts`` says
-    how often each test row is drawn), NaN where undefined; equal to ``fairness.assess`` on the resampled rows."""
+    how often each test row is drawn), NaN where undefined; equal to ``fairness.assess`` on the resampled rows when
+    the groups whose rates are compared are the same there (``fairness.comparable_groups``: decided once, on all
+    the rows)."""
     counts = np.asarray(counts, dtype="float64")
     members = groups[:, None] == np.asarray(judged, dtype=object)[None, :]  # rows x judged groups
     if task == CLASSIFICATION:
         return _classification_gaps(
-            np.asarray(y_true).astype(str), np.asarray(y_pred).astype(str), members, counts, positive_label
+            np.asarray(y_true).astype(str),
+            np.asarray(y_pred).astype(str),
+            groups,
+            judged,
+            members,
+            counts,
+            positive_label,
+            min_group_rows,
         )
     return _regression_gaps(np.asarray(y_true, dtype="float64"), np.asarray(y_pred, dtype="float64"), members, counts)
 
@@ -99,21 +115,30 @@ def _spread(values: np.ndarray) -> np.ndarray:
     return high - low
 
 
-def _classification_gaps(y_true, y_pred, members, counts, positive_label) -> dict[str, np.ndarray]:
+def _classification_gaps(
+    y_true, y_pred, groups, judged, members, counts, positive_label, min_group_rows
+) -> dict[str, np.ndarray]:
     resamples = counts.shape[0]
     worst = {metric: np.full(resamples, np.nan) for metric in fairness.GAP_METRICS[CLASSIFICATION]}
     if members.shape[1] < 2:
         return worst
     everyone = np.ones(len(y_true), dtype=bool)
-    labels = [str(positive_label)] if positive_label is not None else np.union1d(y_true, y_pred).tolist()
-    # Equalized odds compares the groups holding both positive and negative rows among the test rows (as assess).
+    multiclass = positive_label is None
+    labels = np.union1d(y_true, y_pred).tolist() if multiclass else [str(positive_label)]
     for label in labels:
         positive, predicted = y_true == label, y_pred == label
-        selection = _rates(counts, members, predicted, everyone)
-        low, high = _extremes(selection)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(high > 0, low / high, np.nan)
-        both = (members & positive[:, None]).any(axis=0) & (members & ~positive[:, None]).any(axis=0)
+        # The groups whose rates are compared, by assess's own rule, on all the rows.
+        parity, odds_groups = fairness.comparable_groups(
+            y_true, groups, judged, label, min_group_rows=min_group_rows, multiclass=multiclass
+        )
+        compared = np.isin(np.asarray(judged, dtype=object), parity)
+        difference, ratio = np.full(resamples, np.nan), np.full(resamples, np.nan)
+        if compared.sum() >= 2:
+            low, high = _extremes(_rates(counts, members[:, compared], predicted, everyone))
+            difference = high - low
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(high > 0, low / high, np.nan)
+        both = np.isin(np.asarray(judged, dtype=object), odds_groups)
         odds = np.full(resamples, np.nan)
         if both.sum() >= 2:
             tpr = _rates(counts, members[:, both], predicted, positive)
@@ -123,7 +148,7 @@ def _classification_gaps(y_true, y_pred, members, counts, positive_label) -> dic
             tpr[undefined], fpr[undefined] = np.nan, np.nan
             odds = np.fmax(_spread(tpr), _spread(fpr))
         # Multiclass: the worst class decides, as in assess (fmax/fmin skip a class where a gap is undefined).
-        worst[fairness.DP_DIFFERENCE] = np.fmax(worst[fairness.DP_DIFFERENCE], _spread(selection))
+        worst[fairness.DP_DIFFERENCE] = np.fmax(worst[fairness.DP_DIFFERENCE], difference)
         worst[fairness.DP_RATIO] = np.fmin(worst[fairness.DP_RATIO], ratio)
         worst[fairness.EO_DIFFERENCE] = np.fmax(worst[fairness.EO_DIFFERENCE], odds)
     return worst

@@ -21,7 +21,6 @@ import pandas as pd
 
 from components._common import fairness
 from components._common.fairness_bootstrap import percentile_interval, resampled_gaps
-from components._common.scoring import CLASSIFICATION
 
 # The interval a gap must lie beyond its limit with, and its resamples (seeded: the same batch, the same verdict).
 FAIRNESS_CONFIDENCE = 0.95
@@ -97,8 +96,7 @@ def assess_batch(champion, batch: pd.DataFrame, sensitive_columns: Sequence[str]
     with tempfile.TemporaryDirectory() as workdir:
         bundle = champion.load_bundle(workdir)
         predicted = np.asarray(bundle.predict(labelled.drop(columns=[card.target])))
-    classes = card.classes or []
-    positive = str(classes[1]) if card.task == CLASSIFICATION and len(classes) == 2 else None
+    positive = fairness.positive_label(card.task, card.classes)
     y_true = labelled[card.target].to_numpy()
     for column in columns:
         groups = fairness.group_labels(labelled, column).reset_index(drop=True)
@@ -106,7 +104,14 @@ def assess_batch(champion, batch: pd.DataFrame, sensitive_columns: Sequence[str]
             card.task, y_true, predicted, groups, positive_label=positive, min_group_rows=policy.min_group_rows
         )
         [resampled] = resampled_gaps(
-            card.task, y_true, [predicted], groups, assessed.judged_groups, positive, FAIRNESS_SAMPLES
+            card.task,
+            y_true,
+            [predicted],
+            groups,
+            assessed.judged_groups,
+            positive,
+            FAIRNESS_SAMPLES,
+            min_group_rows=policy.min_group_rows,
         )
         gaps = []
         for metric in fairness.GAP_METRICS[card.task]:

@@ -13,7 +13,14 @@ from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import confusion_matrix, roc_curve
 from sklearn.preprocessing import label_binarize
 
-from components._common.fairness import MIN_GROUP_ROWS, ColumnFairness, assess, check_sensitive_columns, group_labels
+from components._common.fairness import (
+    MIN_GROUP_ROWS,
+    ColumnFairness,
+    assess,
+    check_sensitive_columns,
+    group_labels,
+    positive_label,
+)
 from components._common.scoring import CLASSIFICATION, score, score_bundle
 from components._common.slices import MAX_SLICES, Slice, SliceRule, score_slices, slice_labels
 from model_bundle import Bundle
@@ -54,6 +61,8 @@ class Evaluation:
     # One per sensitive column, in the order given; groups under min_group_rows test rows are not scored.
     fairness: list[ColumnFairness] = field(default_factory=list)
     min_group_rows: int = MIN_GROUP_ROWS
+    # The class the fairness rates count as the positive outcome (fairness.positive_label): binary classifiers only.
+    positive_label: str | None = None
 
 
 def baseline_scores(task: str, train_target: pd.Series, test_target: pd.Series) -> dict[str, float]:
@@ -120,14 +129,14 @@ def evaluate(
         evaluation.slices = score_slices(
             labels, slice_rule, bundle.task, actual, predicted, scored.probabilities, classes, max_listed=MAX_SLICES
         )
-    positive_label = classes[1] if classes is not None and len(classes) == 2 else None
+    evaluation.positive_label = positive_label(bundle.task, classes)
     evaluation.fairness = [
         assess(
             bundle.task,
             actual,
             predicted,
             group_labels(test, column),
-            positive_label=positive_label,
+            positive_label=evaluation.positive_label,
             min_group_rows=min_group_rows,
         )
         for column in sensitive_columns

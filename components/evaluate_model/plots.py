@@ -195,14 +195,15 @@ def fairness_plot(evaluation: Evaluation, column: ColumnFairness) -> tuple[str, 
         figure = _bars(judged, {"MAE": "mae"}, f"MAE ({_plain(evaluation.target)})", column.overall["mae"])
         caption = f"Mean absolute error per group; the line is the MAE of all test rows.{shown}"
         return (f"Error per group of {column.column}", _png(figure), caption)
-    if len(evaluation.classes) == 2:
+    if evaluation.positive_label is not None:
         rates = {"selection rate": "selection_rate", "true positive rate": "true_positive_rate"}
         rates["false positive rate"] = "false_positive_rate"
         figure = _bars(judged, rates, "share of the group's rows")
+        positive = evaluation.positive_label
         caption = (
-            f"Per group: how often the model predicts {evaluation.classes[1]} (selection rate), and how often it does "
-            f"for rows that are (true positive rate) and are not (false positive rate) {evaluation.classes[1]}."
-            f" Equal bars across groups are parity.{shown}"
+            f"Per group: how often the model predicts {positive} (selection rate), and how often it does for rows "
+            f"that are (true positive rate) and are not (false positive rate) {positive}. Equal bars across groups are "
+            f"parity.{shown}"
         )
         return (f"Rates per group of {column.column}", _png(figure), caption)
     figure = _selection_heatmap(judged, evaluation.classes)

@@ -174,8 +174,8 @@ def _fairness(evaluation: Evaluation, column: ColumnFairness) -> str:
     judged = len(column.judged_groups)
     if evaluation.task == REGRESSION:
         outcome = "Errors by group, in the target's unit."
-    elif len(evaluation.classes) == 2:
-        outcome = f'Positive outcome ("selected"): {_text(evaluation.classes[1])}, the model\'s second class.'
+    elif evaluation.positive_label is not None:
+        outcome = f'Positive outcome ("selected"): {_text(evaluation.positive_label)}, the model\'s second class.'
     else:
         outcome = (
             "Each class in turn is the positive outcome (one-vs-rest); each gap is that of the class where it is "

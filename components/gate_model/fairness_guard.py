@@ -112,7 +112,7 @@ def compare_fairness(
         mine.judged_groups,
         comparable,
         positive_label,
-        (samples, confidence, seed),
+        (samples, confidence, seed, min_group_rows),
         {metric: _gain(metric, mine.gaps[metric], theirs.gaps[metric]) for metric in comparable},
     )
     gaps = [
@@ -138,11 +138,14 @@ def _gain_intervals(
     task, y_true, challenger, champion, groups, judged, metrics, positive_label, settings, points
 ) -> dict[str, Interval]:
     """The percentile interval of each metric's fairness gain over the paired resamples (``settings``: samples,
-    confidence, seed); resamples where a gap is undefined (a group drew no positive row) are left out."""
-    samples, confidence, seed = settings
+    confidence, seed, min_group_rows); resamples where a gap is undefined (a group drew no positive row) are left
+    out."""
+    samples, confidence, seed, min_group_rows = settings
     if not metrics:
         return {}
-    mine, theirs = resampled_gaps(task, y_true, [challenger, champion], groups, judged, positive_label, samples, seed)
+    mine, theirs = resampled_gaps(
+        task, y_true, [challenger, champion], groups, judged, positive_label, samples, seed, min_group_rows
+    )
     intervals = {}
     for metric in metrics:
         bounds = percentile_interval(_gain(metric, mine[metric], theirs[metric]), confidence)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from components._common import fairness
-from components._common.scoring import CLASSIFICATION, score_bundle
+from components._common.scoring import score_bundle
 from components._common.slices import slice_labels
 from components.gate_model.baseline import constant_baseline
 from components.gate_model.champion import load_champion
@@ -55,16 +55,8 @@ def gate(
         slices=slices,
         baseline=constant_baseline(challenger.card, test[target]),
         groups={column: fairness.group_labels(test, column) for column in columns},
-        positive_label=positive_label(challenger),
+        positive_label=fairness.positive_label(challenger.task, challenger.card.classes),
     )
-
-
-def positive_label(bundle: Bundle) -> str | None:
-    """The class a binary classifier's fairness rates count as the positive outcome: the card's second class (what
-    predict_proba's second column and roc_auc take as positive); None for a multiclass model (each class in turn)
-    or a regressor."""
-    classes = bundle.card.classes or []
-    return str(classes[1]) if bundle.task == CLASSIFICATION and len(classes) == 2 else None
 
 
 def decision_metrics(decision: GateDecision) -> dict[str, float]:

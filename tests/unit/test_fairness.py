@@ -23,7 +23,9 @@ from components._common.fairness import (
     check_sensitive_columns,
     comparable_groups,
     group_labels,
+    positive_label,
 )
+from model_bundle.groups import GroupCoder, group_name, top_groups
 
 
 def biased_classification(seed=0, rows=600):
@@ -73,9 +75,37 @@ def test_group_labels_text_with_missing_values_as_their_own_group():
     frame = pd.DataFrame({"sex": ["f", None, "m", np.nan], "n": [1.0, 2.0, np.nan, 1.0]})
     assert group_labels(frame, "sex").tolist() == ["f", MISSING_GROUP, "m", MISSING_GROUP]
     labels = group_labels(frame, "n")
-    assert labels.tolist() == ["1.0", "2.0", MISSING_GROUP, "1.0"] and labels.name == "n"
+    assert labels.tolist() == ["1", "2", MISSING_GROUP, "1"] and labels.name == "n"
     with pytest.raises(KeyError, match="'race'"):
         group_labels(frame, "race")
+
+
+def test_groups_are_named_as_the_model_server_names_them():
+    """A group in the evaluation report, the gate and monitoring is the group the server's per-group metrics carry
+    (the card's sensitive_groups, model_bundle.groups): whole floats, integers and booleans alike."""
+    frame = pd.DataFrame(
+        {
+            "band": [3.0, 2.5, np.nan, 3.0],
+            "rooms": pd.array([3, 2, None, 3], dtype="Int64"),
+            "flag": pd.array([True, False, None, True], dtype="boolean"),
+        }
+    )
+    # Four rows: the server names values one by one; twenty: through pandas.factorize (GroupCoder.codes).
+    for rows in (frame, pd.concat([frame] * 5, ignore_index=True)):
+        for column in rows.columns:
+            coder = GroupCoder(top_groups(rows, [column])[column])
+            served = [coder.labels[code] for code in coder.codes(rows[column], len(rows))]
+            assert group_labels(rows, column).tolist() == served
+            assert served == [group_name(value) or MISSING_GROUP for value in rows[column]]
+    assert group_labels(frame, "band").tolist() == ["3", "2.5", MISSING_GROUP, "3"]
+    assert group_labels(frame, "flag").tolist() == ["True", "False", MISSING_GROUP, "True"]
+
+
+def test_positive_label_is_a_binary_classifiers_second_class():
+    assert positive_label("classification", ["no", "yes"]) == "yes"
+    assert positive_label("classification", [0, 1]) == "1"
+    assert positive_label("classification", ["a", "b", "c"]) is None
+    assert positive_label("regression", None) is None
 
 
 def test_binary_classifier_numbers_are_fairlearns():
