@@ -174,6 +174,36 @@ def check_sensitive_columns(sensitive_columns, columns: Iterable[str], *, target
     return names
 
 
+def check_gap_limits(limits: Mapping, parameter: str, null_means: str) -> None:
+    """``limits`` (a policy's ``max_fairness_gap``) maps gap metrics to numbers >= 0 or null (``null_means``, e.g.
+    "guard off"); raises ValueError naming ``parameter`` and the keys that are not."""
+    known = [metric for metrics in GAP_METRICS.values() for metric in metrics]
+    unknown = sorted(str(name) for name in set(limits) - set(known))
+    if unknown:
+        raise ValueError(f"parameter {parameter} names unknown gap metric(s) {unknown}; gap metrics are {known}")
+    bad = sorted(
+        str(name)
+        for name, value in limits.items()
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0)
+    )
+    if bad:
+        raise ValueError(
+            f"parameter {parameter} must map gap metrics to numbers >= 0 or null ({null_means}); {bad} are not"
+        )
+
+
+def gap_limits(task: str, limits: Mapping, defaults: Mapping, parameter: str) -> dict[str, float | None]:
+    """The limit of each gap metric of ``task``: ``defaults`` with ``limits`` over them (None: not judged); raises
+    ValueError naming ``parameter`` and a key that is a gap metric of another task."""
+    allowed = GAP_METRICS[task]
+    other = sorted(set(limits) - set(allowed))
+    if other:
+        raise ValueError(
+            f"parameter {parameter} names gap metric(s) {other} not computed for {task}; use {list(allowed)}"
+        )
+    return {metric: limits.get(metric, defaults[metric]) for metric in allowed}
+
+
 def group_labels(frame: pd.DataFrame, column: str) -> pd.Series:
     """The group of each row of ``frame`` by ``column``, named as the model server names it in its per-group
     metrics (model_bundle.groups.group_name: 3.0 is "3", True is "True"), missing values as MISSING_GROUP, so a

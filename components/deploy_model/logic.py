@@ -288,13 +288,13 @@ def serve_champion_locally(
         bundle = champion.load_bundle(directory)
     except model_bundle.BundleError as error:
         raise DeploymentError(f"{what} cannot be served: {error}") from error
-    rows = _example_rows(bundle, f"{model_name} v{version}")
+    rows = example_rows(bundle, f"{model_name} v{version}")
     server = local.serve(model_name, version, directory, sha256, rows, bundle.predict(rows), http_port, metrics_port)
     _tag_version(registry.connect(tracking_uri), model_name, version, local.deployment_tags(server))
     return LocalChampion(model_name, version, server, started=True)
 
 
-def _example_rows(bundle, what: str) -> pd.DataFrame:
+def example_rows(bundle, what: str) -> pd.DataFrame:
     """The model card's input example (one real training row) as the smoke test's request."""
     example = bundle.card.input_example
     missing = [name for name in bundle.feature_names if name not in example]

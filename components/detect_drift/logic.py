@@ -32,6 +32,7 @@ BONFERRONI, NO_CORRECTION = "bonferroni", "none"
 MAX_UNSEEN_LISTED = 5
 # The absolute limit of each fairness gap of the champion on a labelled batch, by default (why: see
 # DriftPolicy.max_fairness_gap); a ratio's limit is a floor, every other gap's a ceiling.
+FAIRNESS_PARAMETER = "drift_policy['max_fairness_gap']"
 DEFAULT_FAIRNESS_LIMITS = {
     fairness.DP_DIFFERENCE: 0.1,
     fairness.DP_RATIO: 0.8,
@@ -100,35 +101,19 @@ class DriftPolicy:
             raise DriftError(
                 f"parameter drift_policy['min_group_rows'] must be at least 1, got {policy.min_group_rows}"
             )
-        unknown = sorted(str(name) for name in set(policy.max_fairness_gap) - set(DEFAULT_FAIRNESS_LIMITS))
-        if unknown:
-            raise DriftError(
-                f"parameter drift_policy['max_fairness_gap'] names unknown gap metric(s) {unknown}; gap metrics are "
-                f"{list(DEFAULT_FAIRNESS_LIMITS)}"
-            )
-        bad = sorted(
-            name
-            for name, value in policy.max_fairness_gap.items()
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0)
-        )
-        if bad:
-            raise DriftError(
-                f"parameter drift_policy['max_fairness_gap'] must map gap metrics to numbers >= 0 or null (alert "
-                f"off); {bad} are not"
-            )
+        try:
+            fairness.check_gap_limits(policy.max_fairness_gap, FAIRNESS_PARAMETER, "alert off")
+        except ValueError as error:
+            raise DriftError(str(error)) from error
         return policy
 
     def fairness_limits(self, task: str) -> dict[str, float | None]:
         """The limit of each gap metric of ``task``: the defaults with ``max_fairness_gap`` over them (None: no
         alert); a gap of another task is refused, naming it."""
-        allowed = fairness.GAP_METRICS[task]
-        other = sorted(set(self.max_fairness_gap) - set(allowed))
-        if other:
-            raise DriftError(
-                f"parameter drift_policy['max_fairness_gap'] names gap metric(s) {other} not computed for {task}; "
-                f"use {list(allowed)}"
-            )
-        return {metric: self.max_fairness_gap.get(metric, DEFAULT_FAIRNESS_LIMITS[metric]) for metric in allowed}
+        try:
+            return fairness.gap_limits(task, self.max_fairness_gap, DEFAULT_FAIRNESS_LIMITS, FAIRNESS_PARAMETER)
+        except ValueError as error:
+            raise DriftError(str(error)) from error
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ CHOICES = {
 # How much wider the challenger may make each gap than the champion's on the same test rows, by default (why: see
 # GatePolicy.max_fairness_gap). Half the distance from parity to the bound usually read as unfair (a difference of
 # 0.1; a ratio of 0.8, the four-fifths rule), so one promotion spends at most half of that budget.
+FAIRNESS_PARAMETER = "gate_policy['max_fairness_gap']"
 DEFAULT_MAX_FAIRNESS_GAP = {
     fairness.DP_DIFFERENCE: 0.05,
     fairness.DP_RATIO: 0.1,
@@ -110,20 +111,7 @@ class GatePolicy:
             )
         if self.min_group_rows < 1:
             raise ValueError(f"parameter gate_policy['min_group_rows'] must be at least 1, got {self.min_group_rows}")
-        unknown = sorted(str(name) for name in set(self.max_fairness_gap) - set(DEFAULT_MAX_FAIRNESS_GAP))
-        if unknown:
-            raise ValueError(
-                f"parameter gate_policy['max_fairness_gap'] names unknown gap metric(s) {unknown}; gap metrics are "
-                f"{list(DEFAULT_MAX_FAIRNESS_GAP)}"
-            )
-        bad = sorted(
-            name for name, value in self.max_fairness_gap.items() if value is not None and not _is_tolerance(value)
-        )
-        if bad:
-            raise ValueError(
-                f"parameter gate_policy['max_fairness_gap'] must map gap metrics to numbers >= 0 or null (guard "
-                f"off); {bad} are not"
-            )
+        fairness.check_gap_limits(self.max_fairness_gap, FAIRNESS_PARAMETER, "guard off")
 
     @classmethod
     def from_mapping(
@@ -153,22 +141,12 @@ class GatePolicy:
 
     def check_fairness_gaps(self, task: str) -> None:
         """Every key of ``max_fairness_gap`` is a gap metric of ``task``; raises naming the others."""
-        allowed = fairness.GAP_METRICS[task]
-        unknown = sorted(set(self.max_fairness_gap) - set(allowed))
-        if unknown:
-            raise ValueError(
-                f"parameter gate_policy['max_fairness_gap'] names gap metric(s) {unknown} not computed for {task}; "
-                f"use {list(allowed)}"
-            )
+        self.fairness_tolerances(task)
 
     def fairness_tolerances(self, task: str) -> dict[str, float | None]:
         """How much each gap metric of ``task`` may widen: the defaults with ``max_fairness_gap`` over them; None
-        where the guard of that gap is off."""
-        self.check_fairness_gaps(task)
-        return {
-            metric: self.max_fairness_gap.get(metric, DEFAULT_MAX_FAIRNESS_GAP[metric])
-            for metric in fairness.GAP_METRICS[task]
-        }
+        where the guard of that gap is off. Raises naming a gap metric of another task."""
+        return fairness.gap_limits(task, self.max_fairness_gap, DEFAULT_MAX_FAIRNESS_GAP, FAIRNESS_PARAMETER)
 
     def check_thresholds(self, task: str) -> None:
         """Every threshold names a metric computed for ``task``; raises naming the others."""
@@ -188,7 +166,3 @@ class GatePolicy:
 
 def _is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_tolerance(value) -> bool:
-    return _is_number(value) and value >= 0

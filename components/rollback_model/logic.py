@@ -58,7 +58,7 @@ def rollback(
     card's input example, the rows the deploy step's smoke test sends, as a dataset at ``smoke_rows_path``.
     Raises RollbackError (or the registry's ValueError for an unknown model or version) naming the problem.
     """
-    from components.deploy_model.logic import _example_rows, check_cluster_sources, check_target
+    from components.deploy_model.logic import check_cluster_sources, check_target, example_rows
 
     check_target(deploy_target)
     if deploy_target == RENDER_ONLY_TARGET:
@@ -78,7 +78,7 @@ def rollback(
         bundle = candidate.load_bundle(model_dir)  # the model file against the registry's model_sha256
     except model_bundle.BundleError as error:
         raise _tampered(f"{model_name} v{version}", error) from error
-    rows = _example_rows(bundle, candidate.description)
+    rows = example_rows(bundle, candidate.description)
 
     problems = contract_problems(tracking_uri, model_name, champion, candidate)
     if problems and not force:
