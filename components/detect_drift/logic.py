@@ -30,9 +30,10 @@ P_VALUE_TESTS = {"ks": "Kolmogorov-Smirnov", "chisquare": "chi-square", "z": "z-
 DISTANCE_TESTS = {"wasserstein": "Wasserstein distance (normed)", "jensenshannon": "Jensen-Shannon distance"}
 BONFERRONI, NO_CORRECTION = "bonferroni", "none"
 MAX_UNSEEN_LISTED = 5
+# The policy key the gap limits are read from, as error messages name it.
+FAIRNESS_PARAMETER = "drift_policy['max_fairness_gap']"
 # The absolute limit of each fairness gap of the champion on a labelled batch, by default (why: see
 # DriftPolicy.max_fairness_gap); a ratio's limit is a floor, every other gap's a ceiling.
-FAIRNESS_PARAMETER = "drift_policy['max_fairness_gap']"
 DEFAULT_FAIRNESS_LIMITS = {
     fairness.DP_DIFFERENCE: 0.1,
     fairness.DP_RATIO: 0.8,

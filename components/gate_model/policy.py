@@ -18,10 +18,11 @@ CHOICES = {
     "incompatible_champion": (APPROVE, REJECT),
     "ties": (KEEP_CHAMPION, PROMOTE_CHALLENGER),
 }
+# The policy key the gap limits are read from, as error messages name it.
+FAIRNESS_PARAMETER = "gate_policy['max_fairness_gap']"
 # How much wider the challenger may make each gap than the champion's on the same test rows, by default (why: see
 # GatePolicy.max_fairness_gap). Half the distance from parity to the bound usually read as unfair (a difference of
 # 0.1; a ratio of 0.8, the four-fifths rule), so one promotion spends at most half of that budget.
-FAIRNESS_PARAMETER = "gate_policy['max_fairness_gap']"
 DEFAULT_MAX_FAIRNESS_GAP = {
     fairness.DP_DIFFERENCE: 0.05,
     fairness.DP_RATIO: 0.1,
