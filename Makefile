@@ -106,8 +106,11 @@ clean:  ## remove compiled pipelines and local state (registry, runs, served mod
 distclean: clean  ## also remove both environments
 	rm -rf $(VENV)
 
-# --- kind cluster: KFP, Seldon Core, MLflow (cluster/; needs docker, kind, kubectl, helm) ---
+# --- kind cluster: KFP, Seldon Core or KServe, MLflow (cluster/; needs docker, kind, kubectl, helm) ---
 CLUSTER_NAME ?= kfp-mlops
+# The serving platform: seldon or kserve. make cluster installs it (seldon when empty); make run deploys to it (when
+# empty: the one make cluster recorded in the cluster).
+SERVING ?=
 IMAGE_REGISTRY ?=
 # <project version>-<short commit>; never `latest` (Kubernetes would always pull, and kind images cannot be pulled).
 # The version is read with awk, not Python: the cluster commands need no particular interpreter on PATH.
@@ -121,8 +124,8 @@ CLUSTER_ENV = CLUSTER_NAME='$(CLUSTER_NAME)' IMAGE_REGISTRY='$(IMAGE_REGISTRY)' 
 
 .PHONY: cluster cluster-down images base-image rehearse
 
-cluster:  ## kind cluster with KFP 2.17.0, Seldon Core 1.17.1, MLflow and the images (PROMETHEUS=1: Prometheus)
-	$(CLUSTER_ENV) BUILD_IMAGES='$(BUILD_IMAGES)' PROMETHEUS='$(PROMETHEUS)' cluster/up.sh
+cluster:  ## kind cluster: KFP 2.17.0, Seldon Core 1.17.1 (SERVING=kserve: KServe v0.20.0), MLflow, the images (PROMETHEUS=1)
+	$(CLUSTER_ENV) SERVING='$(or $(SERVING),seldon)' BUILD_IMAGES='$(BUILD_IMAGES)' PROMETHEUS='$(PROMETHEUS)' cluster/up.sh
 
 images:  ## build both images (tag IMAGE_TAG; Docker only); load them into the kind cluster if it exists
 	$(CLUSTER_ENV) cluster/images.sh
@@ -144,13 +147,18 @@ TRACKING_URI ?= http://mlflow.kubeflow.svc.cluster.local:5000
 MODEL_NAMESPACE ?= models
 RUN_ARGS ?=
 PIPELINE ?= training
+# serving_platform of a run: SERVING, else what make cluster recorded in the kind cluster (ConfigMap kfp-mlops-serving
+# in `models`, wherever MODEL_NAMESPACE points), else seldon (no cluster answers, or one made before the record).
+# Recursive (=): kubectl runs only when `make run` expands it without SERVING.
+RUN_SERVING = $(or $(SERVING),$(shell kubectl --context kind-$(CLUSTER_NAME) --request-timeout=10s -n models get \
+	configmap kfp-mlops-serving -o jsonpath='{.data.serving_platform}' 2>/dev/null),seldon)
 
 .PHONY: run
 
 # PIPELINE=rollback is the cluster's rollback: make run PIPELINE=rollback RUN_ARGS='model_name=house-prices reason="..."'
-run: $(VENV)/.installed  ## compile with IMAGE_TAG, start a PIPELINE (training) run on KF_PIPELINES_ENDPOINT (RUN_ARGS='k=v ...')
+run: $(VENV)/.installed  ## compile with IMAGE_TAG, start a PIPELINE (training) run on KF_PIPELINES_ENDPOINT (RUN_ARGS='k=v ...'; SERVING: the cluster's)
 	$(PY) compile.py --output-dir $(BUILD_DIR) --image-registry '$(IMAGE_REGISTRY)' --image-tag '$(IMAGE_TAG)'
 	$(VENV)/bin/kfp --endpoint $(KF_PIPELINES_ENDPOINT) run create -e kfp-mlops -r "$(PIPELINE) $(IMAGE_TAG)" \
 		-f $(BUILD_DIR)/$(PIPELINE)_pipeline.yaml tracking_uri=$(TRACKING_URI) deploy_target=kubernetes \
-		namespace=$(MODEL_NAMESPACE) $(RUN_ARGS) \
+		namespace=$(MODEL_NAMESPACE) serving_platform='$(RUN_SERVING)' $(RUN_ARGS) \
 		|| { echo "error: no run was started on KF_PIPELINES_ENDPOINT=$(KF_PIPELINES_ENDPOINT) (kfp says why above): no KFP API there? make cluster prints how to reach it" >&2; exit 1; }

@@ -42,7 +42,7 @@ install_hint() {
         docker) echo "Docker Engine (Linux) or Docker Desktop: https://docs.docker.com/engine/install/" ;;
         kind) echo "kind v0.29.0 (the release the node image was built for): https://kind.sigs.k8s.io/docs/user/quick-start/#installation, e.g. go install sigs.k8s.io/kind@v0.29.0" ;;
         kubectl) echo "kubectl 1.32-1.34 (within one minor of the cluster's 1.33): https://kubernetes.io/docs/tasks/tools/" ;;
-        helm) echo "Helm 3: https://helm.sh/docs/intro/install/" ;;
+        helm) echo "Helm 3 (3.8 or later for SERVING=kserve, whose charts are OCI): https://helm.sh/docs/intro/install/" ;;
         git) echo "git (kubectl apply -k fetches KFP's manifests with it; the image tag uses the commit): your package manager" ;;
         debootstrap) echo "Debian's debootstrap (make base-image): apt-get install debootstrap" ;;
         *) echo "see your package manager" ;;

@@ -35,6 +35,7 @@ def monitoring_pipeline(
     gate_policy: dict = {},  # noqa: B006
     tracking_uri: str = "",
     deploy_target: str = "none",
+    serving_platform: str = "seldon",
     namespace: str = "models",
     serving_port: int = 9000,
     metrics_port: int = 6000,
@@ -74,10 +75,12 @@ def monitoring_pipeline(
             `deploy_target=kubernetes`).
         deploy_target: `kubernetes`, `local` or `none`, for an approved retrained model (see the training
             pipeline).
-        namespace: Kubernetes namespace of the SeldonDeployment.
+        serving_platform: `seldon` or `kserve`: the control plane a `kubernetes` deployment of the retrained model
+            goes to (see the training pipeline).
+        namespace: Kubernetes namespace of the SeldonDeployment or InferenceService.
         serving_port: HTTP port of the local model server (OIP REST; its gRPC port is this + 500).
         metrics_port: Metrics port of the local model server.
-        serving_image: Model server image of the SeldonDeployment.
+        serving_image: Model server image of the SeldonDeployment or InferenceService.
         data_memory_limit: Memory limit of each step that holds a dataset (the batch's ingest, validation and
             drift test; the retraining run's data steps), a Kubernetes quantity such as `8Gi` (see the training
             pipeline).
@@ -124,6 +127,7 @@ def monitoring_pipeline(
             gate_policy=gate_policy,
             tracking_uri=tracking_uri,
             deploy_target=deploy_target,
+            serving_platform=serving_platform,
             namespace=namespace,
             serving_port=serving_port,
             metrics_port=metrics_port,

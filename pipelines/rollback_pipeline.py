@@ -21,6 +21,7 @@ def rollback_pipeline(
     force: bool = False,
     tracking_uri: str = "",
     deploy_target: str = "kubernetes",
+    serving_platform: str = "seldon",
     namespace: str = "models",
     serving_port: int = 9000,
     metrics_port: int = 6000,
@@ -41,17 +42,21 @@ def rollback_pipeline(
             recorded in the history. A version whose files fail their digests is refused all the same.
         tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store (which
             `deploy_target=kubernetes` refuses: the cluster cannot fetch files registered inside a step's pod).
-        deploy_target: `kubernetes` (SeldonDeployment in `namespace`) or `local` (serve on this machine); `none`
-            is refused: a rollback must serve. The same deploy step as the training pipeline's: it waits, smoke-tests
-            the version and restores the previous deployment on failure.
-        namespace: Kubernetes namespace of the SeldonDeployment.
+        deploy_target: `kubernetes` (the SeldonDeployment or InferenceService of `serving_platform` in
+            `namespace`) or `local` (serve on this machine); `none` is refused: a rollback must serve. The same deploy
+            step as the training pipeline's: it waits, smoke-tests the version and restores the previous deployment
+            on failure.
+        serving_platform: The control plane a `kubernetes` rollback deploys to: `seldon` (a SeldonDeployment) or
+            `kserve` (a KServe InferenceService): the one serving the champion (`make run PIPELINE=rollback` passes
+            the one `make cluster` installed).
+        namespace: Kubernetes namespace of the SeldonDeployment or InferenceService.
         serving_port: HTTP port of the local model server (OIP REST; its gRPC port is this + 500).
         metrics_port: Metrics port of the local model server.
-        wait_timeout_seconds: How long deployment may take to be Available and answer correctly; at most 3000:
+        wait_timeout_seconds: How long deployment may take to roll out and answer correctly; at most 3000:
             the step's pod is stopped after 3600 s (its timeout, pipelines/_kubernetes.py), and a stopped step
             cannot roll the deployment back.
-        serving_image: Model server image of the SeldonDeployment (set at compile time by --image-registry and
-            --image-tag).
+        serving_image: Model server image of the SeldonDeployment or InferenceService (set at compile time by
+            --image-registry and --image-tag).
         model_memory_limit: Memory limit of each step (both load the model), a Kubernetes quantity such as `16Gi`:
             a model grows with its training data. Not below the steps' memory request (pipelines/_kubernetes.py);
             a local run ignores it.
@@ -63,6 +68,7 @@ def rollback_pipeline(
         force=force,
         tracking_uri=tracking_uri,
         deploy_target=deploy_target,
+        serving_platform=serving_platform,
     )
     rollback.set_caching_options(False)  # reads the registry's current champion and history
     deploy = deploy_model(
@@ -73,6 +79,7 @@ def rollback_pipeline(
         model_uri=rollback.outputs["model_uri"],
         serving_image=serving_image,
         deploy_target=deploy_target,
+        serving_platform=serving_platform,
         namespace=namespace,
         tracking_uri=tracking_uri,
         serving_port=serving_port,

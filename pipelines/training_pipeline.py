@@ -33,7 +33,7 @@ MAX_PARALLEL_TRAINING = 4
 @dsl.pipeline(
     name="training-pipeline",
     description="Ingest, validate, prepare, train candidates in parallel, select, evaluate, gate against the champion, "
-    "register, deploy to Seldon.",
+    "register, deploy to Seldon or KServe.",
 )
 def training_pipeline(
     source_uri: str = "sample://house-prices?rows=2000&seed=7",
@@ -54,6 +54,7 @@ def training_pipeline(
     gate_policy: dict = {},  # noqa: B006
     tracking_uri: str = "",
     deploy_target: str = "none",
+    serving_platform: str = "seldon",
     namespace: str = "models",
     serving_port: int = 9000,
     metrics_port: int = 6000,
@@ -118,17 +119,20 @@ def training_pipeline(
             (see gate_model).
         tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store (which
             `deploy_target=kubernetes` refuses: the cluster cannot fetch files registered inside a step's pod).
-        deploy_target: `kubernetes` (SeldonDeployment in `namespace`), `local` (serve on this machine) or `none`
-            (render the SeldonDeployment only). The server speaks the Open Inference Protocol: predictions at
-            `/v2/models/<model name>/infer`.
-        namespace: Kubernetes namespace of the SeldonDeployment.
+        deploy_target: `kubernetes` (the SeldonDeployment or InferenceService of `serving_platform` in `namespace`),
+            `local` (serve on this machine) or `none` (render that manifest only). The server speaks the Open
+            Inference Protocol: predictions at `/v2/models/<model name>/infer`.
+        serving_platform: The control plane a `kubernetes` deployment goes to (and whose manifest every target
+            renders): `seldon` (a SeldonDeployment, Seldon Core 1.17.1) or `kserve` (a KServe InferenceService in
+            Standard mode); the same image and OIP path on both. `make run` passes the one `make cluster` installed.
+        namespace: Kubernetes namespace of the SeldonDeployment or InferenceService.
         serving_port: HTTP port of the local model server (OIP REST; its gRPC port is this + 500).
         metrics_port: Metrics port of the local model server.
-        wait_timeout_seconds: How long deployment may take to be Available and answer correctly; at most 3000:
+        wait_timeout_seconds: How long deployment may take to roll out and answer correctly; at most 3000:
             the step's pod is stopped after 3600 s (its timeout, pipelines/_kubernetes.py), and a stopped step
             cannot roll the deployment back.
-        serving_image: Model server image of the SeldonDeployment (set at compile time by --image-registry and
-            --image-tag).
+        serving_image: Model server image of the SeldonDeployment or InferenceService (set at compile time by
+            --image-registry and --image-tag).
         data_memory_limit: Memory limit of each step that holds the dataset (ingest, validate, prepare, and a step
             you add), a Kubernetes quantity such as `8Gi`: the default holds about 2M rows; raise it for more, which
             otherwise ends a step OOM-killed. Not below the steps' memory request (pipelines/_kubernetes.py), or
@@ -243,6 +247,7 @@ def training_pipeline(
             model_uri=register.outputs["model_uri"],
             serving_image=serving_image,
             deploy_target=deploy_target,
+            serving_platform=serving_platform,
             namespace=namespace,
             tracking_uri=tracking_uri,
             serving_port=serving_port,

@@ -11,9 +11,14 @@ Stages, each started and stopped by this command, every server on loopback:
 4. what the Seldon operator would then do: the storage initializer's rclone copy of the manifest's `modelUri`
    as uid 8888 into a read-only directory, the serving image started with the operator's environment, its
    probes, an OIP smoke test against the model file's own predictions, a metrics scrape; and the same with a
-   tampered model file, which must refuse to start.
-What only a cluster can show (the KFP backend and Argo, the operator's reconcile and webhook, Services, Istio,
-PodMonitors, scheduling under the requests and limits) is out of reach here: `tests/cluster` covers it.
+   tampered model file, which must refuse to start;
+5. what KServe's Standard mode would do with the InferenceService the deploy step renders for the same version
+   (`serving_platform=kserve`): the serving image started from its `kserve-container`, args as rendered,
+   `STORAGE_URI` rewritten to /mnt/models as the storage initializer's webhook does, the same files there
+   read-only, owned by the initializer's user; its probes, the same smoke test and metrics scrape.
+What only a cluster can show (the KFP backend and Argo, the operators' reconcile and webhooks, KServe's own storage
+initializer, Services, Istio, PodMonitors, scheduling under the requests and limits) is out of reach here:
+`tests/cluster` covers it.
 """
 
 from __future__ import annotations
@@ -109,7 +114,7 @@ def rehearse(
 
 
 def _run_stages(result, client, store, work, images, rows) -> None:
-    from cluster.rehearsal import mlflow_server, pipeline, seldon
+    from cluster.rehearsal import kserve, mlflow_server, model_pod, pipeline, seldon
 
     components_image, serving_image, image_tag, image_registry = images
     server = None
@@ -196,6 +201,27 @@ def _run_stages(result, client, store, work, images, rows) -> None:
         )
 
     result.stage("model server", serve)
+
+    def serve_kserve() -> str:
+        inference_service = kserve.inference_service(manifest)
+        pod = kserve.pod_container(inference_service)
+        provisioned = kserve.provision(model_dir, model_dir.parent / "kserve-mnt-models")
+        test_rows = _smoke_rows(work / "pipeline_root")
+        serving = model_pod.start(client, serving_image, pod, provisioned)
+        try:
+            figures = model_pod.prove_serving(serving, provisioned, test_rows)
+        finally:
+            serving.stop()
+        result.facts["inference_service"] = inference_service
+        result.facts["kserve"] = figures
+        return (
+            f"{serving_image} as KServe's Standard mode starts it: {kserve.STORAGE_URI_ENV}="
+            f"{pod.env[kserve.STORAGE_URI_ENV]}, --model_name={pod.model_name} (the rendered args, the copy read-only "
+            f"as uid {kserve.INITIALIZER_UID} left it): probes pass, the smoke test and {len(test_rows)} OIP answers "
+            f"equal model.joblib's predictions, metrics scraped at :{pod.ports[pod.metrics_port]}{pod.metrics_path}"
+        )
+
+    result.stage("KServe predictor", serve_kserve)
 
     def tampered() -> str:
         line = seldon.refuses_tampered_model(client, serving_image, manifest, model_dir, work / "tampered")

@@ -4,18 +4,17 @@ processes and containers (serving-notes §A1, §A3, "Container contract"; model_
 - ``operator_env``: the environment the operator injects into the graph's custom container, from the manifest alone;
 - ``storage_copy``: the init container ``seldonio/rclone-storage-initializer:1.17.1`` (ENTRYPOINT ``rclone copy``,
   USER 8888, args ``[modelUri, /mnt/models]``, ``envFrom`` the ``envSecretRefName`` Secret) as Debian's rclone;
-- ``start_model_container``: the serving image with that environment, its declared user, the named ports, the copy
-  mounted read-only at /mnt/models, and the manifest's probes checked as the kubelet would (HTTP GET -> 200);
-- ``prove_serving``: the deploy step's smoke test against it, its answer against the model file, a metrics scrape;
+- ``pod_container``: the graph's container as the operator's pod runs it (that environment, the named ports, the
+  metrics port at the operator's path); ``start_model_container`` starts it (cluster.rehearsal.model_pod, which
+  the KServe form shares: the image's user, the copy read-only at /mnt/models, the probes as the kubelet checks
+  them);
+- ``prove_serving``: the deploy step's smoke test against it, its answer against the model file, a metrics scrape,
+  and the operator's preStop hook;
 - ``refuses_tampered_model``: the same container on a copy whose model.joblib was altered must exit, not serve.
-
-The model container binds all interfaces (KServe's and prometheus_client's default; a pod has its own network
-namespace): on the host network the rehearsal cannot narrow that without changing the container's arguments.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -23,38 +22,31 @@ import stat
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import joblib
 import pandas as pd
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 import model_bundle
-from cluster.rehearsal.common import (
-    RehearsalError,
-    container_log,
-    memory_bytes,
-    port_is_free,
-    run_container,
-    wait_http,
+from cluster.rehearsal import model_pod
+from cluster.rehearsal.common import RehearsalError, container_log
+from cluster.rehearsal.model_pod import (  # noqa: F401  (GRACE_SECONDS: still part of this module's interface)
+    GRACE_SECONDS,
+    MODEL_MOUNT,
+    PodContainer,
+    ServingContainer,
+    liveness_budget,
+    named_ports,
 )
 from components.deploy_model.manifests import model_container
-from components.deploy_model.smoke import DeploymentError, smoke_test
 
-MODEL_MOUNT = "/mnt/models"  # DefaultModelLocalMountPath: the initializer writes it, the model container reads it
 STORAGE_UID = 8888  # the initializer image's USER
 RCLONE = Path("/usr/bin/rclone")  # Debian's package; the initializer image has rclone 1.59.1, Debian 12 has 1.60
 # A container runtime gives a uid without a passwd entry HOME=/; no rclone.conf there, so only the env configures it.
 RCLONE_BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/"}
 COPY_TIMEOUT = 300.0
-GRACE_SECONDS = 30  # a pod's default terminationGracePeriodSeconds
 METRICS_ENDPOINT_ENV = "PREDICTIVE_UNIT_METRICS_ENDPOINT"
-REQUEST_COUNTER = "model_requests_total"  # serving.metrics.REQUESTS, labelled model_name, outcome, reason
-# Kubernetes' probe defaults, for fields a probe leaves out.
-PROBE_DEFAULTS = {"initialDelaySeconds": 0, "periodSeconds": 10, "failureThreshold": 3}
+SELDON_PORTS = ("http", "grpc", "metrics")  # the named ports operator_env turns into the operator's variables
 
 
 # --- the operator's environment -----------------------------------------------------------------------------------
@@ -178,186 +170,35 @@ def _make_read_only(root: Path) -> None:
 # --- the model container ------------------------------------------------------------------------------------------
 
 
-@dataclass
-class ServingContainer:
-    """The running model container: its OIP model name, URLs on loopback and how long it took to become ready."""
-
-    container: Any
-    model_name: str
-    base_url: str
-    metadata_url: str
-    metrics_url: str
-    start_seconds: float
-
-    def stop(self) -> int | None:
-        """Stops the container as the kubelet does (SIGTERM, SIGKILL after the pod's default grace period) and
-        removes it; returns its exit code, or None when it was already removed (idempotent)."""
-        import docker
-
-        try:
-            self.container.stop(timeout=GRACE_SECONDS)
-            self.container.reload()
-            code = int(self.container.attrs["State"]["ExitCode"])
-        except docker.errors.NotFound:
-            return None
-        _remove(self.container)
-        return code
+def pod_container(manifest: dict) -> PodContainer:
+    """The graph's container as the operator's pod runs it: ``operator_env``, the named ports the operator's
+    contract needs, the container name as the OIP model name, metrics on the `metrics` port at the operator's
+    Prometheus path (what Seldon's PodMonitor scrapes)."""
+    spec = model_container(manifest)
+    named_ports(spec, SELDON_PORTS)  # before operator_env, which reads them
+    env = operator_env(manifest)
+    return PodContainer(
+        spec=spec,
+        env=env,
+        model_name=spec["name"],
+        metrics_port="metrics",
+        metrics_path=env[METRICS_ENDPOINT_ENV],
+        required_ports=SELDON_PORTS,
+    )
 
 
 def start_model_container(client, image: str, manifest: dict, model_dir: Path) -> ServingContainer:
-    """The serving image started as the operator's pod runs it, ready: its readiness and liveness probes (HTTP GET on
-    their named ports) answered 200 within the time the liveness probe allows before the kubelet would restart it.
-    The container is removed again when it does not get there."""
-    spec = model_container(manifest)
-    env = operator_env(manifest)
-    ports = _named_ports(spec)
-    probes = {probe: _probe_url(spec, probe, ports) for probe in ("readinessProbe", "livenessProbe")}
-    budget = liveness_budget(spec)
-    started = time.monotonic()
-    container = _run_model_container(client, image, manifest, model_dir)
-    try:
-        what = f"the model container {spec['name']} ({image})"
-        for probe, url in probes.items():
-            remaining = budget - (time.monotonic() - started)
-            wait_http(url, container, max(remaining, 1.0), f"{what}, {probe}")
-    except BaseException:
-        _remove(container)
-        raise
-    base_url = f"http://127.0.0.1:{ports['http']}"
-    return ServingContainer(
-        container=container,
-        model_name=spec["name"],
-        base_url=base_url,
-        metadata_url=f"{base_url}/v2/models/{spec['name']}",
-        metrics_url=f"http://127.0.0.1:{ports['metrics']}{env[METRICS_ENDPOINT_ENV]}",
-        start_seconds=time.monotonic() - started,
-    )
-
-
-def _run_model_container(client, image: str, manifest: dict, model_dir: Path):
-    """Starts (does not wait for) the model container: env = operator_env only, the image's own user, the named
-    ports on the host network, ``model_dir`` read-only at /mnt/models, the manifest's memory limit."""
-    spec = model_container(manifest)
-    for name, number in _named_ports(spec).items():
-        if not port_is_free(number):
-            raise RehearsalError(
-                f"port {number} (the model container's `{name}` port) is in use on this machine: with host networking "
-                "the manifest's ports cannot be remapped; stop what listens there (`ss -ltnp`) and run again"
-            )
-    _check_non_root(client, image)
-    options: dict[str, Any] = {}
-    limits = spec.get("resources", {}).get("limits", {})
-    if "memory" in limits:
-        options["mem_limit"] = memory_bytes(limits["memory"])
-    return run_container(
-        client,
-        image,
-        f"model-{spec['name']}-{uuid.uuid4().hex[:6]}",  # unique: the served and the tampered one never collide
-        environment=operator_env(manifest),
-        volumes={str(Path(model_dir).resolve()): {"bind": MODEL_MOUNT, "mode": "ro"}},
-        **options,
-    )
-
-
-def _named_ports(spec: dict) -> dict[str, int]:
-    ports = {port.get("name"): int(port["containerPort"]) for port in spec.get("ports", [])}
-    missing = {"http", "grpc", "metrics"} - set(ports)
-    if missing:
-        raise RehearsalError(f"container {spec['name']} declares no port(s) named {sorted(missing)}")
-    return ports
-
-
-def _probe_url(spec: dict, probe: str, ports: dict[str, int]) -> str:
-    http_get = spec.get(probe, {}).get("httpGet")
-    if not http_get:
-        raise RehearsalError(
-            f"container {spec['name']} has no httpGet {probe}: the operator would add a TCP one, which passes "
-            "before the model is loaded"
-        )
-    port = http_get["port"]
-    number = ports[port] if isinstance(port, str) else int(port)
-    return f"http://127.0.0.1:{number}{http_get['path']}"
-
-
-def liveness_budget(spec: dict) -> float:
-    """Seconds until the kubelet would restart a container whose liveness probe never answers."""
-    probe = {**PROBE_DEFAULTS, **spec.get("livenessProbe", {})}
-    return float(probe["initialDelaySeconds"] + probe["periodSeconds"] * probe["failureThreshold"])
-
-
-def _check_non_root(client, image: str) -> None:
-    """The pod sets no runAsUser, so the image's USER runs the server: it must not be root."""
-    user = client.images.get(image).attrs["Config"].get("User") or ""
-    if user.split(":")[0] in {"", "0", "root"}:
-        raise RehearsalError(f"image {image} runs as root (USER {user!r}); the serving image must declare a user")
-
-
-def _remove(container) -> None:
-    import docker
-
-    with contextlib.suppress(docker.errors.NotFound):  # already removed
-        container.remove(force=True)
-
-
-# --- what the running container proves ----------------------------------------------------------------------------
+    """The serving image started as the operator's pod runs it, ready (model_pod.start: its probes answered as the
+    kubelet checks them). The container is removed again when it does not get there."""
+    return model_pod.start(client, image, pod_container(manifest), model_dir)
 
 
 def prove_serving(serving: ServingContainer, manifest: dict, model_dir: Path, rows: pd.DataFrame) -> dict:
-    """The deploy step's smoke test (components.deploy_model.smoke) against the container: it must report the card's
-    sha256 and answer ``rows`` over OIP exactly as ``joblib.load(model.joblib).predict(rows)`` computed here; then
-    the metrics port must show those requests, and the operator's preStop hook must be runnable. ``rows`` may hold
-    other columns (a test set's target): only the card's features are sent. Returns the figures for the summary."""
-    model_dir = Path(model_dir)
-    card = model_bundle.read_card(model_dir)
-    missing = [name for name in card.feature_names if name not in rows.columns]
-    if missing:
-        raise RehearsalError(f"the smoke rows lack the model's feature(s) {missing}")
-    rows = rows[card.feature_names]  # as the deploy step sends them: the model's features only
-    expected = joblib.load(model_dir / model_bundle.MODEL_FILE).predict(rows)
-    started = time.monotonic()
-    try:
-        smoke_test(serving.base_url, serving.model_name, rows, expected, card.sha256)
-    except DeploymentError as error:
-        raise RehearsalError(f"{error}\n{container_log(serving.container)}") from error
-    smoke_seconds = time.monotonic() - started
-    counted = _requests_counted(serving)
-    if counted < 1:
-        raise RehearsalError(
-            f"{serving.metrics_url} counts no successful request of model {serving.model_name} ({REQUEST_COUNTER}) "
-            "after the smoke test"
-        )
+    """model_pod.prove_serving (the deploy step's smoke test against the model file's own predictions, the metrics
+    port counting those requests), then the operator's preStop hook must be runnable. Returns the figures."""
+    figures = model_pod.prove_serving(serving, model_dir, rows)
     _check_pre_stop(serving, manifest)
-    return {
-        "model_name": serving.model_name,
-        "start_seconds": round(serving.start_seconds, 2),
-        "smoke_seconds": round(smoke_seconds, 3),
-        "rows": len(rows),
-        "requests_counted": counted,
-        "sha256": card.sha256,
-    }
-
-
-def _requests_counted(serving: ServingContainer) -> float:
-    """Successful requests of the model in the Prometheus text on the metrics port (what Seldon's PodMonitor
-    scrapes)."""
-    try:
-        answer = requests.get(serving.metrics_url, timeout=10)
-    except requests.RequestException as error:
-        raise RehearsalError(f"metrics: cannot scrape {serving.metrics_url}: {error}") from error
-    if answer.status_code != 200:
-        raise RehearsalError(f"metrics: {serving.metrics_url} answered {answer.status_code}: {answer.text[:300]}")
-    try:
-        families = list(text_string_to_metric_families(answer.text))
-    except ValueError as error:
-        raise RehearsalError(f"metrics: {serving.metrics_url} is no Prometheus text ({error})") from error
-    return sum(
-        sample.value
-        for family in families
-        for sample in family.samples
-        if sample.name == REQUEST_COUNTER
-        and sample.labels.get("model_name") == serving.model_name
-        and sample.labels.get("outcome") == "ok"
-    )
+    return figures
 
 
 def _check_pre_stop(serving: ServingContainer, manifest: dict) -> None:
@@ -390,13 +231,13 @@ def refuses_tampered_model(client, image: str, manifest: dict, model_dir: Path, 
     expected = _parameter(manifest, "model_sha256")
     found = model_bundle.file_sha256(model_file)
 
-    spec = model_container(manifest)
-    container = _run_model_container(client, image, manifest, tampered)
+    pod = pod_container(manifest)
+    container = model_pod.run(client, image, pod, tampered)
     try:
-        code = _wait_for_refusal(container, _probe_url(spec, "readinessProbe", _named_ports(spec)), spec)
+        code = _wait_for_refusal(container, pod.probe_url("readinessProbe"), pod.spec)
         log = container_log(container, lines=200)
     finally:
-        _remove(container)
+        model_pod.remove(container)
     if code == 0:
         raise RehearsalError(f"the model container exited 0 on a tampered model.joblib; it must fail:\n{log}")
     for line in log.splitlines():

@@ -1,18 +1,23 @@
-"""Deploying a SeldonDeployment through the Kubernetes API: create or replace, follow the rollout, smoke-test,
-roll back.
+"""Rolling a model's serving resource out through the Kubernetes API: create or replace, follow the rollout,
+smoke-test, roll back. One sequence for both control planes: a Seldon Core 1.17.1 SeldonDeployment and a KServe
+v0.20.0 InferenceService in Standard (raw Deployment) mode; what differs between them (the API coordinates, the
+Deployments' label and model container, what the status says, the Service) is read from platforms.py.
 
 The API object, the clock and the smoke test are passed in, so the whole sequence is unit-tested against a
-recording fake (components/deploy_model/tests/test_cluster.py) with the objects the Seldon Core 1.17.1 operator and the
-Deployment controller write.
+recording fake (components/deploy_model/tests/test_cluster.py, test_cluster_kserve.py) with the objects each
+controller and the Deployment controller write.
 
-Why the rollout, not the SeldonDeployment's status, decides: the status has no observedGeneration, so right after
-a replace it still says `Available` for the previous spec, and Seldon keeps saying so while the old pod serves (it
-counts a Deployment ready while any replica is). The operator renders each predictor into Deployments labelled
-`seldon-deployment-id=<name>`; the wait requires every one of them to carry the new model container (image and
-graph parameters, which include the model's digest) and to have finished rolling it out, as `kubectl rollout
-status` judges it. The smoke test then checks the digest the served model reports, so an old pod can never pass
-for a new version. (About 330 lines: one sequence, apply, wait, smoke test, roll back, whose every step ends in
-the same rollback on failure, so it is kept in one module.)
+Why the rollout, not the custom resource's status, decides: neither status proves that the new model serves.
+Seldon's has no observedGeneration, so right after a replace it still says `Available` for the previous spec, and
+keeps saying so while the old pod serves (it counts a Deployment ready while any replica is). KServe's Ready
+condition is copied from the predictor Deployment's Available, so it stays True while the old pod serves, and its
+observedGeneration is the Deployment's, not the InferenceService's (platforms.py has the sources). Both controllers
+render the model into apps/v1 Deployments carrying their label; the wait requires every one of them to carry the
+new model container (the image, and the digest and version it is given: Seldon's graph parameters, KServe's
+container args) and to have finished rolling it out, as `kubectl rollout status` judges it, and KServe's status to
+say Ready after observing that Deployment. The smoke test then checks the digest the served model reports, so an
+old pod can never pass for a new version. (About 290 lines: one sequence, apply, wait, smoke test, roll back, whose
+every step ends in the same rollback on failure, so it is kept in one module.)
 """
 
 from __future__ import annotations
@@ -22,21 +27,16 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-from components.deploy_model import manifests
+from components.deploy_model import manifests, platforms
+from components.deploy_model.platforms import Platform
 
-GROUP = "machinelearning.seldon.io"
-VERSION = "v1"
-PLURAL = "seldondeployments"
-FAILED = "Failed"
-SELDON_ID_LABEL = "seldon-deployment-id"
-EXECUTOR_HTTP_PORT = 8000
-CONFLICT_ATTEMPTS = 5  # a replace racing the operator's status writes gets 409 Conflict; re-read and retry
+CONFLICT_ATTEMPTS = 5  # a replace racing the controller's status writes gets 409 Conflict; re-read and retry
 
 
 class ClusterDeploymentError(RuntimeError):
-    """The SeldonDeployment could not be applied, did not roll out or failed its smoke test (then rolled back)."""
+    """The SeldonDeployment or InferenceService could not be applied, did not roll out or failed its smoke test
+    (then rolled back)."""
 
 
 @dataclass(frozen=True)
@@ -81,28 +81,6 @@ def load_api() -> KubernetesApi:
     return KubernetesApi(client.CustomObjectsApi(), client.AppsV1Api())
 
 
-def default_base_url(manifest: dict) -> str:
-    """The predictor Service (Seldon's executor) as Seldon names it: `<name>-<predictor>`, which is a valid
-    Service name for every name `manifests.deployment_name` accepts."""
-    namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
-    predictor = manifest["spec"]["predictors"][0]["name"]
-    return f"http://{name}-{predictor}.{namespace}.svc.cluster.local:{EXECUTOR_HTTP_PORT}"
-
-
-def base_url(manifest: dict, live: dict | None) -> str:
-    """The executor's address: the operator's `status.address.url` (scheme and host of it) when it wrote one."""
-    address = ((live or {}).get("status") or {}).get("address") or {}
-    url = urlsplit(address.get("url") or "")
-    if url.scheme and url.netloc:
-        return f"{url.scheme}://{url.netloc}"
-    return default_base_url(manifest)
-
-
-def predictions_path(manifest: dict) -> str:
-    """The OIP inference path for the graph's model, through the executor."""
-    return f"/v2/models/{manifest['spec']['predictors'][0]['graph']['name']}/infer"
-
-
 def roll_out(
     api,
     manifest: dict,
@@ -112,32 +90,32 @@ def roll_out(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Rollout:
-    """Applies ``manifest``, waits for its rollout, then ``smoke_test(base_url)`` until it passes.
+    """Applies ``manifest`` (a SeldonDeployment or an InferenceService), waits for its rollout, then
+    ``smoke_test(base_url)`` until it passes.
 
     The live object is replaced, not merge-patched, so its spec is exactly the rendered manifest. Until the
-    deadline, a failing smoke test is retried (the executor may need a moment after the pods are ready). Any
+    deadline, a failing smoke test is retried (the server may need a moment after the pods are ready). Any
     failure after the write, including an API error while waiting, puts the previous spec back (or deletes the
     new object) and raises ClusterDeploymentError saying why, and how the rollback went.
     """
     from kubernetes.client.exceptions import ApiException
 
-    namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+    platform = platforms.for_manifest(manifest)
+    what = platform.describe(manifest)
     try:
-        previous = _apply(api, manifest)
+        previous = _apply(api, platform, manifest)
     except ApiException as error:  # refused (webhook, RBAC, conflicts to the last attempt): nothing changed
-        raise ClusterDeploymentError(
-            f"writing SeldonDeployment {namespace}/{name} was refused, nothing was changed: {_api_error(error)}"
-        ) from error
+        raise ClusterDeploymentError(f"writing {what} was refused, nothing was changed: {_api_error(error)}") from error
     except Exception as error:  # no answer: whether the write landed is unknown
         raise ClusterDeploymentError(
-            f"writing SeldonDeployment {namespace}/{name} failed ({_describe(error, 'writing')}); it may or may not "
-            f"have been applied: check `kubectl -n {namespace} get seldondeployment {name}`"
+            f"writing {what} failed ({_describe(error, 'writing')}); it may or may not have been applied: check "
+            f"{platform.kubectl(manifest, 'get')}"
         ) from error
 
     deadline = clock() + timeout
     try:
-        live = _wait_rolled_out(api, manifest, previous, deadline, poll_seconds, clock, sleep)
-        url = base_url(manifest, live)
+        live = _wait_rolled_out(api, platform, manifest, previous, deadline, poll_seconds, clock, sleep)
+        url = platform.base_url(manifest, live)
         while True:
             try:
                 smoke_test(url)
@@ -150,25 +128,25 @@ def roll_out(
                 sleep(poll_seconds)
     except Exception as error:  # whatever stopped the wait, the new spec must not stay live
         reason = str(error) if isinstance(error, ClusterDeploymentError) else _describe(error, "waiting")
-        raise ClusterDeploymentError(f"{reason}; {_roll_back(api, namespace, name, previous)}") from error
-    return Rollout(url, url + predictions_path(manifest), replaced_existing=previous is not None)
+        raise ClusterDeploymentError(f"{reason}; {_roll_back(api, platform, manifest, previous)}") from error
+    return Rollout(url, url + platform.predictions_path(manifest), replaced_existing=previous is not None)
 
 
-def _apply(api, manifest: dict) -> dict | None:
+def _apply(api, platform: Platform, manifest: dict) -> dict | None:
     """Creates or replaces the object; returns what it replaced (None: it did not exist). A 409 Conflict (the
-    operator wrote the status in between, or someone created it first) is retried from a fresh GET."""
+    controller wrote the status in between, or someone created it first) is retried from a fresh GET."""
     from kubernetes.client.exceptions import ApiException
 
     namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+    resource = (platform.group, platform.version, namespace, platform.plural)
     attempts = 0
     while True:
-        live = _get(api, namespace, name)
+        live = _get(api, platform, namespace, name)
         try:
             if live is None:
-                api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, manifest)
+                api.create_namespaced_custom_object(*resource, manifest)
             else:
-                body = _replacing(manifest, live)
-                api.replace_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, body)
+                api.replace_namespaced_custom_object(*resource, name, _replacing(manifest, live))
             return live
         except ApiException as error:
             attempts += 1
@@ -176,11 +154,11 @@ def _apply(api, manifest: dict) -> dict | None:
                 raise
 
 
-def _get(api, namespace: str, name: str) -> dict | None:
+def _get(api, platform: Platform, namespace: str, name: str) -> dict | None:
     from kubernetes.client.exceptions import ApiException
 
     try:
-        return api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        return api.get_namespaced_custom_object(platform.group, platform.version, namespace, platform.plural, name)
     except ApiException as error:
         if error.status == 404:
             return None
@@ -195,45 +173,43 @@ def _replacing(manifest: dict, live: dict) -> dict:
 
 
 def _wait_rolled_out(
-    api, manifest: dict, previous: dict | None, deadline: float, poll_seconds: float, clock, sleep
+    api, platform: Platform, manifest: dict, previous: dict | None, deadline: float, poll_seconds: float, clock, sleep
 ) -> dict | None:
-    """Waits until every Deployment of the SeldonDeployment runs the new model container, rolled out; returns
-    the SeldonDeployment as it is then. A `Failed` state stops the wait, unless it is the previous spec's."""
+    """Waits until every Deployment of the object runs the new model container, rolled out, and the platform's
+    status counts it ready; returns the object as it is then. A definitive failure in the status stops the wait
+    once the status is the new spec's: one left over from the previous spec never decides."""
     namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
-    stale_state = ((previous or {}).get("status") or {}).get("state")
+    what = platform.describe(manifest)
+    current = False
     while True:
-        live = _get(api, namespace, name)
-        status = (live or {}).get("status") or {}
-        state = status.get("state", "")
-        if state != stale_state:
-            stale_state = None  # the operator has written a status for the new spec
-        if state == FAILED and stale_state is None:
-            raise ClusterDeploymentError(
-                f"SeldonDeployment {namespace}/{name} failed: {status.get('description', 'no description')}"
-            )
-        deployments = api.list_namespaced_deployment(namespace, label_selector=f"{SELDON_ID_LABEL}={name}").items
-        waiting = _not_rolled_out(manifest, deployments)
+        live = _get(api, platform, namespace, name)
+        selector = platform.workloads_selector(manifest)
+        deployments = api.list_namespaced_deployment(namespace, label_selector=selector).items
+        current = current or platform.status_is_current(manifest, live, previous, deployments)
+        failure = platform.failure(live) if current else ""
+        if failure:
+            raise ClusterDeploymentError(f"{what} failed: {failure}")
+        waiting = _not_rolled_out(platform, manifest, deployments) or platform.not_ready(manifest, live, deployments)
         if not waiting:
             return live
         if clock() >= deadline:
             raise ClusterDeploymentError(
-                f"SeldonDeployment {namespace}/{name} not rolled out before the timeout: {waiting} (state "
-                f"{state or 'none'!r}: {status.get('description', 'no description')}); see `kubectl -n {namespace} "
-                f"describe seldondeployment {name}` and `kubectl -n {namespace} get pods -l {SELDON_ID_LABEL}={name}`"
+                f"{what} not rolled out before the timeout: {waiting} ({platform.status_summary(live)}); see "
+                f"{platform.kubectl(manifest, 'describe')} and {platform.kubectl_pods(manifest)}"
             )
         sleep(poll_seconds)
 
 
-def _not_rolled_out(manifest: dict, deployments: list) -> str:
+def _not_rolled_out(platform: Platform, manifest: dict, deployments: list) -> str:
     """Why the rollout is not complete yet ('' when it is)."""
     if not deployments:
-        return "the operator has not created its Deployment yet"
-    expected = _model_container(manifest)
+        return "the controller has not created its Deployment yet"
+    model = manifests.model_container(manifest)["name"]
     for deployment in deployments:
         what = f"Deployment {deployment.metadata.name}"
         containers = {container.name: container for container in deployment.spec.template.spec.containers}
-        served = containers.get(expected["name"])
-        if served is not None and not _same_model_container(expected, served):
+        served = containers.get(model)
+        if served is not None and not platform.runs_manifest_container(manifest, served):
             return f"{what} still has the previous model container"
         spec_replicas = deployment.spec.replicas if deployment.spec.replicas is not None else 1
         status = deployment.status
@@ -243,9 +219,8 @@ def _not_rolled_out(manifest: dict, deployments: list) -> str:
         for condition in status.conditions or []:
             if condition.type == "Progressing" and condition.reason == "ProgressDeadlineExceeded":
                 raise ClusterDeploymentError(
-                    f"{what} exceeded its progress deadline: {condition.message or 'no message'}; see `kubectl -n "
-                    f"{deployment.metadata.namespace or manifest['metadata']['namespace']} get pods -l "
-                    f"{SELDON_ID_LABEL}={manifest['metadata']['name']}`"
+                    f"{what} exceeded its progress deadline: {condition.message or 'no message'}; see "
+                    f"{platform.kubectl_pods(manifest)}"
                 )
         updated, replicas, available = (
             status.updated_replicas or 0,
@@ -258,48 +233,26 @@ def _not_rolled_out(manifest: dict, deployments: list) -> str:
             return f"{what}: {replicas - updated} old replica(s) pending termination"
         if available < updated:
             return f"{what}: {available} of {updated} updated replicas available"
-    if not any(expected["name"] in {c.name for c in d.spec.template.spec.containers} for d in deployments):
-        return f"no Deployment has the model container {expected['name']!r} yet"
+    if not any(model in {c.name for c in d.spec.template.spec.containers} for d in deployments):
+        return f"no Deployment has the model container {model!r} yet"
     return ""
 
 
-def _model_container(manifest: dict) -> dict:
-    """What identifies the manifest's model container in a Deployment: its name, image and graph parameters."""
-    container = manifests.model_container(manifest)
-    (predictor,) = manifest["spec"]["predictors"]
-    return {"name": container["name"], "image": container["image"], "parameters": predictor["graph"].get("parameters")}
-
-
-def _same_model_container(expected: dict, served) -> bool:
-    """Whether a Deployment's container is the manifest's: same image, and the graph parameters (model digest
-    and version) the operator injects as PREDICTIVE_UNIT_PARAMETERS."""
-    if served.image != expected["image"]:
-        return False
-    env = {variable.name: variable.value for variable in served.env or []}
-    try:
-        injected = json.loads(env.get("PREDICTIVE_UNIT_PARAMETERS") or "[]")
-    except ValueError:
-        return False
-    return _parameter_set(injected) == _parameter_set(expected["parameters"])
-
-
-def _parameter_set(parameters) -> set[tuple]:
-    return {(p.get("name"), p.get("type"), str(p.get("value"))) for p in parameters or [] if isinstance(p, dict)}
-
-
-def _roll_back(api, namespace: str, name: str, previous: dict | None) -> str:
+def _roll_back(api, platform: Platform, manifest: dict, previous: dict | None) -> str:
     """Puts the previous spec back (retrying a 409 Conflict from a fresh GET), or deletes an object that did not
     exist before; says what it did, or why it could not."""
     from kubernetes.client.exceptions import ApiException
 
+    namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+    what = platform.describe(manifest)
     try:
         if previous is None:
             try:
-                api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+                api.delete_namespaced_custom_object(platform.group, platform.version, namespace, platform.plural, name)
             except ApiException as error:
                 if error.status != 404:
                     raise
-            return f"deleted the new SeldonDeployment {namespace}/{name}"
+            return f"deleted the new {what}"
         restored = {key: previous[key] for key in ("apiVersion", "kind", "spec")}
         restored["metadata"] = {
             "name": name,
@@ -307,12 +260,12 @@ def _roll_back(api, namespace: str, name: str, previous: dict | None) -> str:
             "labels": previous["metadata"].get("labels", {}),
             "annotations": previous["metadata"].get("annotations", {}),
         }
-        _apply(api, restored)
-        return f"restored the previous spec of SeldonDeployment {namespace}/{name}"
+        _apply(api, platform, restored)
+        return f"restored the previous spec of {what}"
     except Exception as error:  # reported with the error that caused the rollback
         return (
-            f"rolling back SeldonDeployment {namespace}/{name} failed too ({_describe(error, 'rolling back')}): "
-            f"check it with `kubectl -n {namespace} get seldondeployment {name} -o yaml`"
+            f"rolling back {what} failed too ({_describe(error, 'rolling back')}): check it with "
+            f"{platform.kubectl(manifest, 'get', '-o', 'yaml')}"
         )
 
 

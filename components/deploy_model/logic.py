@@ -3,16 +3,18 @@ registered version is served (read through the registry, verified), and when the
 
 Targets (``deploy`` is the step):
 - ``kubernetes``: refuse at once a registry or model URI the cluster could never fetch (check_cluster_sources,
-  check_model_files), create or replace the SeldonDeployment (``protocol: v2``), follow the new spec's rollout,
-  smoke-test it through its in-cluster service, then move ``champion``; on failure the previous spec is restored
-  (or the new object deleted) and the alias is left alone (the mechanism: cluster.py).
+  check_model_files), create or replace the resource of the cluster's control plane (``serving_platform``: a
+  SeldonDeployment with ``protocol: v2``, or a KServe InferenceService in Standard mode), follow the new spec's
+  rollout, smoke-test it through its in-cluster service, then move ``champion``; on failure the previous spec is
+  restored (or the new object deleted) and the alias is left alone. One sequence for both kinds (the mechanism:
+  cluster.py, reading what each control plane writes from platforms.py).
 - ``local``: serve the registered version's files on this machine with this project's model server
   (``python -m serving``, run by the step's own Python environment, as the image runs it), smoke-test it, then move
   ``champion``; on failure the previous local server is restored and the alias is left alone (the mechanism:
   local.py). ``serve_champion_locally`` serves the current champion the same way when a run deployed nothing
   (run_local).
-- ``none``: only render the SeldonDeployment a cluster would apply.
-The SeldonDeployment manifest is rendered for every target, by the same builder (manifests.py). Every smoke test
+- ``none``: only render the resource a cluster running ``serving_platform`` would apply.
+That manifest is rendered for every target, by the same builder (manifests.build_manifest). Every smoke test
 (smoke.py) first checks the digest the server reports, then that it answers test rows exactly as the model
 predicts in-process. Every move of ``champion`` goes through the promotion history (history.move_alias), with what
 moved it and why (``Provenance``). (About 400 lines: the decisions of the three targets are kept together, so that
@@ -34,7 +36,13 @@ import model_bundle
 from components._common import history, registry
 from components._common.datasets import read_dataset
 from components.deploy_model import local
-from components.deploy_model.manifests import RCLONE_SECRET, build_seldon_deployment
+from components.deploy_model.manifests import (
+    KSERVE_SERVICE_ACCOUNT,
+    RCLONE_SECRET,
+    build_manifest,
+    check_serving_platform,
+    served_model_name,
+)
 from components.deploy_model.smoke import DeploymentError, smoke_test
 
 if TYPE_CHECKING:
@@ -66,13 +74,28 @@ def check_target(deploy_target: str) -> str:
     return deploy_target
 
 
-def check_cluster_sources(tracking_uri: str, model_uri: str) -> None:
+# What fetches a version's files into the model's pod, and where its credentials come from, per serving_platform.
+STORAGE_INITIALIZERS = {
+    "seldon": (
+        "Seldon's rclone storage initializer",
+        f"with a remote of that scheme in the {RCLONE_SECRET} Secret",
+    ),
+    "kserve": (
+        "KServe's storage initializer",
+        f"with its credentials in the Secret the ServiceAccount {KSERVE_SERVICE_ACCOUNT} lists",
+    ),
+}
+
+
+def check_cluster_sources(tracking_uri: str, model_uri: str, serving_platform: str = "seldon") -> None:
     """Refuses, before anything is deployed, a ``kubernetes`` deployment that could never start.
 
     An empty or file-based ``tracking_uri`` is a registry inside the step's own pod: the version was registered
-    there, its files sit on that pod's disk, and the storage initializer (``rclone copy <modelUri>``) can never
-    fetch them; without this check the step would fail only after the whole wait, then roll back.
+    there, its files sit on that pod's disk, and the storage initializer of ``serving_platform`` (Seldon's
+    ``rclone copy <modelUri>``, KServe's download of ``STORAGE_URI``) can never fetch them; without this check the
+    step would fail only after the whole wait, then roll back.
     """
+    initializer, credentials = STORAGE_INITIALIZERS[check_serving_platform(serving_platform)]
     server = "an MLflow server the cluster reaches, e.g. http://mlflow.kubeflow.svc.cluster.local:5000"
     if not tracking_uri.strip():
         raise DeploymentError(
@@ -86,19 +109,19 @@ def check_cluster_sources(tracking_uri: str, model_uri: str) -> None:
         )
     if _scheme(model_uri) in UNFETCHABLE_MODEL_SCHEMES:
         raise DeploymentError(
-            f"parameter model_uri {model_uri!r} cannot be fetched by Seldon's rclone storage initializer: "
-            "deploy_target=kubernetes needs the version's files in object storage (e.g. s3://mlpipeline/...), "
-            "i.e. an MLflow server whose artifact root is a bucket, with a remote of that scheme in the "
-            f"{RCLONE_SECRET} Secret"
+            f"parameter model_uri {model_uri!r} cannot be fetched by {initializer}: deploy_target=kubernetes needs "
+            "the version's files in object storage (e.g. s3://mlpipeline/...), i.e. an MLflow server whose artifact "
+            f"root is a bucket, {credentials}"
         )
 
 
 def check_model_files(model_uri: str) -> None:
     """Refuses, before anything is deployed, a ``model_uri`` that does not hold the model's files.
 
-    The storage initializer's ``rclone copy`` of a location holding nothing succeeds ("nothing to transfer"), so
-    on the cluster the pod would start with an empty /mnt/models and its model server would fail until the wait
-    timed out. Listed with the step's own object-store credentials (MLflow's artifact repositories)."""
+    Seldon's storage initializer (``rclone copy``) of a location holding nothing succeeds ("nothing to transfer"),
+    KServe's as soon as the location holds any file, so on the cluster the model server would start without its
+    files and fail until the wait timed out. Listed with the step's own object-store credentials (MLflow's
+    artifact repositories)."""
     import mlflow
 
     required = (model_bundle.MODEL_FILE, model_bundle.CARD_FILE)
@@ -129,6 +152,7 @@ def deploy(
     serving_image: str,
     manifest_path: str | Path,
     deploy_target: str = "none",
+    serving_platform: str = "seldon",
     namespace: str = "models",
     tracking_uri: str = "",
     serving_port: int = 9000,
@@ -140,27 +164,36 @@ def deploy(
     forced: bool = False,
     history_path: str | Path | None = None,
 ) -> str:
-    """The deploy step: checks what ``deploy_target`` needs, renders the SeldonDeployment to ``manifest_path``,
-    then deploys version ``model_version`` (the model in ``model_dir``) to the target; returns its OIP infer URL,
-    empty for target ``none``. Parameters as the component documents them; the model's promotion history after the
-    step is written to ``history_path`` (when given) for every target.
+    """The deploy step: checks what ``deploy_target`` and ``serving_platform`` need, renders the resource of
+    ``serving_platform`` (a SeldonDeployment or an InferenceService) to ``manifest_path``, then deploys version
+    ``model_version`` (the model in ``model_dir``) to the target; returns its OIP infer URL, empty for target
+    ``none``. Parameters as the component documents them; the model's promotion history after the step is written
+    to ``history_path`` (when given) for every target.
 
     A kubernetes deployment the cluster could never fetch is refused before anything, even the manifest, is
     written. The smoke test sends the first ``SMOKE_ROWS`` rows of the dataset at ``test_path`` and expects the
     model's own predictions.
     """
     check_target(deploy_target)
+    check_serving_platform(serving_platform)
     if deploy_target == "kubernetes":
-        check_cluster_sources(tracking_uri, model_uri)
+        check_cluster_sources(tracking_uri, model_uri, serving_platform)
         check_model_files(model_uri)
     bundle = model_bundle.load(model_dir)
     sha256 = bundle.card.sha256
-    manifest = build_seldon_deployment(
-        model_name, model_version, model_uri, sha256, namespace, image=serving_image, pipeline_job_id=pipeline_job_id
+    manifest = build_manifest(
+        serving_platform,
+        model_name,
+        model_version,
+        model_uri,
+        sha256,
+        namespace,
+        image=serving_image,
+        pipeline_job_id=pipeline_job_id,
     )
     write_manifest(manifest, manifest_path)
     if deploy_target == "none":
-        print(f"rendered the SeldonDeployment for {model_name} v{model_version}; nothing deployed")
+        print(f"rendered the {manifest['kind']} for {model_name} v{model_version}; nothing deployed")
         endpoint = ""
     else:
         rows = read_dataset(test_path)[bundle.feature_names].head(SMOKE_ROWS)
@@ -317,15 +350,16 @@ def deploy_kubernetes(
     api=None,
     provenance: Provenance | None = None,
 ) -> str:
-    """Rolls ``manifest`` (version ``model_version`` of ``model_name``, digest ``model_sha256``) out to the
-    cluster, smoke-tests it in the cluster, then makes it the champion (the move recorded with ``provenance``).
+    """Rolls ``manifest`` (a SeldonDeployment or an InferenceService serving version ``model_version`` of
+    ``model_name``, digest ``model_sha256``) out to the cluster, smoke-tests it in the cluster, then makes it the
+    champion (the move recorded with ``provenance``) and tags the version with where it is served.
 
     On any failure the cluster is rolled back and ``champion`` stays where it was. Returns the in-cluster OIP
     infer URL. (The step has already refused, with check_cluster_sources, what the cluster could never fetch.)
     """
-    from components.deploy_model import cluster
+    from components.deploy_model import cluster, platforms
 
-    served_name = manifest["spec"]["predictors"][0]["graph"]["name"]
+    served_name = served_model_name(manifest)
     try:
         rollout = cluster.roll_out(
             api if api is not None else cluster.load_api(),
@@ -342,6 +376,7 @@ def deploy_kubernetes(
         model_sha256,
         {
             "deployment.target": "kubernetes",
+            "deployment.platform": platforms.for_manifest(manifest).name,
             "deployment.namespace": manifest["metadata"]["namespace"],
             "deployment.name": manifest["metadata"]["name"],
             "deployment.endpoint": rollout.predictions_url,

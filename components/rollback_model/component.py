@@ -18,6 +18,7 @@ def rollback_model(
     reason: str = "",
     force: bool = False,
     tracking_uri: str = "",
+    serving_platform: str = "seldon",
 ) -> NamedTuple("Outputs", [("model_version", str), ("model_uri", str), ("recorded_reason", str), ("forced", bool)]):
     """Verifies a registered version and stages it for deploy_model to serve again: the rollback pipeline's first step.
 
@@ -28,6 +29,8 @@ def rollback_model(
     current one in the history, the version already being the champion, a file failing its digest (never served,
     even with `force`), a data contract incompatible with the champion's (another target or task, features missing
     or added, a feature's type changed) unless `force` is true, and `deploy_target` `none` (a rollback must serve).
+    With `deploy_target` `kubernetes`, a version the cluster's storage initializer could never fetch (a registry
+    inside the step's pod) is refused before anything is staged, as deploy_model refuses it.
 
     Args:
         model_name: Registered model name.
@@ -39,10 +42,13 @@ def rollback_model(
         force: Roll back even to a version whose data contract differs from the champion's (recorded in the
             history); a file failing its digest is refused all the same.
         tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store.
+        serving_platform: The control plane deploy_model deploys to with target `kubernetes`: `seldon` or `kserve`
+            (checked here first, and naming its storage initializer when the version's files cannot reach it).
 
     Returns:
         model_version: The version rolled back to.
-        model_uri: Where its files are stored (the SeldonDeployment's modelUri).
+        model_uri: Where its files are stored (the SeldonDeployment's modelUri, the InferenceService's
+            STORAGE_URI).
         recorded_reason: The reason deploy_model records in the history: `reason`, plus what `force` overrode.
         forced: Whether `force` overrode an incompatible data contract.
     """
@@ -57,6 +63,7 @@ def rollback_model(
         force=force,
         tracking_uri=tracking_uri,
         deploy_target=deploy_target,
+        serving_platform=serving_platform,
     )
     model.metadata.update({"model_name": model_name, "model_version": staged.version, "sha256": staged.sha256})
     smoke_rows.metadata.update(staged.smoke_rows)

@@ -51,6 +51,7 @@ def rollback(
     force: bool = False,
     tracking_uri: str = "",
     deploy_target: str = "kubernetes",
+    serving_platform: str = "seldon",
 ) -> Rollback:
     """The step: resolves, verifies and stages the version to roll ``model_name`` back to.
 
@@ -58,9 +59,10 @@ def rollback(
     card's input example, the rows the deploy step's smoke test sends, as a dataset at ``smoke_rows_path``.
     Raises RollbackError (or the registry's ValueError for an unknown model or version) naming the problem.
     """
-    from components.deploy_model.logic import check_cluster_sources, check_target, example_rows
+    from components.deploy_model.logic import check_cluster_sources, check_serving_platform, check_target, example_rows
 
     check_target(deploy_target)
+    check_serving_platform(serving_platform)
     if deploy_target == RENDER_ONLY_TARGET:
         raise RollbackError(
             f"parameter deploy_target={deploy_target!r} only renders a manifest: a rollback must serve the version "
@@ -73,7 +75,8 @@ def rollback(
 
     candidate = verify(tracking_uri, model_name, version)
     if deploy_target == "kubernetes":
-        check_cluster_sources(tracking_uri, candidate.source)  # before anything is staged, as the deploy step does
+        # Before anything is staged, as the deploy step does (naming the storage initializer that would fetch it).
+        check_cluster_sources(tracking_uri, candidate.source, serving_platform)
     try:
         bundle = candidate.load_bundle(model_dir)  # the model file against the registry's model_sha256
     except model_bundle.BundleError as error:

@@ -10,6 +10,7 @@ import pytest
 
 from cluster.rehearsal import rehearse as rehearsal
 from cluster.rehearsal.common import rehearsal_containers
+from components.deploy_model.manifests import STORAGE_URI_ENV, model_container, served_model_name
 from tests.pipelines.test_compile import TRAINING_STEPS
 
 pytestmark = pytest.mark.container
@@ -38,6 +39,7 @@ def test_every_stage_runs_and_reports_what_it_proved(rehearsed):
         "SeldonDeployment",
         "storage initializer",
         "model server",
+        "KServe predictor",
         "tampered model",
         "clean-up",
     ]
@@ -68,6 +70,22 @@ def test_the_served_container_answers_what_the_model_file_predicts(rehearsed):
     # prove_serving passed: the deploy step's smoke test found this digest and model.joblib's own predictions.
     assert serving["rows"] == 5 and serving["requests_counted"] >= 1
     assert result.facts["model_uri"].endswith("/artifacts/model")
+
+
+def test_the_kserve_predictor_answers_what_the_model_file_predicts(rehearsed):
+    _, result = rehearsed
+    inference_service = result.facts["inference_service"]
+    served, seldon_served = result.facts["kserve"], result.facts["serving"]
+    container = model_container(inference_service)
+    # The deploy step's InferenceService for the version the SeldonDeployment serves: the same URI and image.
+    env = {variable["name"]: variable["value"] for variable in container["env"]}
+    assert (env[STORAGE_URI_ENV], container["image"]) == (result.facts["model_uri"], result.facts["serving_image"])
+    # prove_serving passed: the smoke test found the digest and these predictions of model.joblib in the answers.
+    assert served["model_name"] == served_model_name(inference_service)
+    assert served["rows"] == 5 and served["requests_counted"] >= 1
+    assert (served["sha256"], served["predictions"]) == (seldon_served["sha256"], seldon_served["predictions"])
+    (stage,) = [stage for stage in result.stages if stage.name == "KServe predictor"]
+    assert f"STORAGE_URI=/mnt/models, --model_name={served['model_name']} " in stage.proved
 
 
 def test_nothing_is_left_running(rehearsed):

@@ -330,6 +330,34 @@ def test_a_deprecated_parameter_still_compiles_optional_and_reaches_the_componen
         assert owned["isOptional"] is True and "defaultValue" not in owned, (step, component_input)
 
 
+# --- the serving platform (issue 19): a parameter of every pipeline that deploys, defaulting to Seldon ---------------
+
+
+@pytest.mark.parametrize("pipeline", ["training", "monitoring", "rollback"])
+def test_serving_platform_is_a_parameter_of_every_pipeline_that_deploys_and_defaults_to_seldon(build_dir, pipeline):
+    declared = _pipeline_spec(build_dir, pipeline)["root"]["inputDefinitions"]["parameters"]["serving_platform"]
+
+    assert (declared["parameterType"], declared["defaultValue"]) == ("STRING", "seldon")
+    assert "`kserve`" in declared["description"]
+
+
+def test_serving_platform_reaches_the_deploy_step_of_training_and_of_monitorings_retraining(build_dir):
+    training = _pipeline_spec(build_dir, "training")
+    _assert_wired(training, "serving_platform", {"deploy-model": "serving_platform"})
+
+    monitoring = _pipeline_spec(build_dir, "monitoring")
+    _assert_wired(monitoring, "serving_platform", {"training-pipeline": "serving_platform"})
+    # Inside the retraining run (the nested training pipeline), its own parameter reaches its deploy step.
+    [deploy] = [
+        component["dag"]["tasks"]["deploy-model"]
+        for component in monitoring["components"].values()
+        if "deploy-model" in component.get("dag", {}).get("tasks", {})
+    ]
+    assert deploy["inputs"]["parameters"]["serving_platform"] == {
+        "componentInputParameter": "pipelinechannel--serving_platform"
+    }
+
+
 def test_register_records_the_source_ingest_actually_read(build_dir):
     spec = _pipeline_spec(build_dir, "training")
     register = spec["root"]["dag"]["tasks"]["register-model"]["inputs"]["parameters"]["source_uri"]

@@ -78,7 +78,7 @@ def test_the_deploy_step_serves_what_rollback_model_verified_and_records_why(com
     # The run's name gives the move's cause ("rollback") in the history; its id says which run moved it.
     assert deploy["parameters"]["pipeline_job_name"] == {"runtimeValue": {"constant": "{{$.pipeline_job_name}}"}}
     assert deploy["parameters"]["pipeline_job_id"] == {"runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}}
-    for name in ("model_name", "deploy_target", "tracking_uri"):
+    for name in ("model_name", "deploy_target", "serving_platform", "tracking_uri"):
         assert deploy["parameters"][name] == {"componentInputParameter": name}
         assert tasks["rollback-model"]["inputs"]["parameters"][name] == {"componentInputParameter": name}
 

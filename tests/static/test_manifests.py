@@ -1,5 +1,6 @@
 """The cluster's YAML under cluster/: valid for Kubernetes 1.33, least-privilege RBAC, and consistent with what the
-pipeline's deploy step renders (Secret name, namespace, rclone remote) and with SeaweedFS's NetworkPolicy."""
+pipeline's deploy step renders and calls (Secret and ServiceAccount names, namespace, rclone remote, KServe's S3
+annotations, the API verbs it uses) and with SeaweedFS's NetworkPolicy."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = REPO_ROOT / "cluster"
 DEPLOY_MANIFESTS = REPO_ROOT / "components" / "deploy_model" / "manifests.py"
+DEPLOY_CLUSTER = REPO_ROOT / "components" / "deploy_model" / "cluster.py"
 PROJECT_VERSION = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 # The cluster's Kubernetes minor (cluster/kind-config.yaml). kubernetes-validate 1.37.0 bundles 1.33 schemas.
@@ -30,6 +32,17 @@ NOT_BUILT_IN = {
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "StorageClass"}
 
 SEAWEEDFS_ENDPOINT = "http://seaweedfs.kubeflow.svc.cluster.local:8333"
+
+# The RBAC verb each call of the deploy step's API object (cluster.py, KubernetesApi) needs: PUT is `update`.
+API_VERBS = {
+    "get_namespaced_custom_object": "get",
+    "create_namespaced_custom_object": "create",
+    "replace_namespaced_custom_object": "update",
+    "delete_namespaced_custom_object": "delete",
+    "list_namespaced_deployment": "list",
+}
+# Read only, for following a rollout (`kubectl rollout status` reads the same).
+READ_DEPLOYMENTS = {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]}
 
 
 def _documents() -> list[tuple[str, int, dict]]:
@@ -82,19 +95,39 @@ def _default_argument(path: Path, function: str, argument: str):
     raise AssertionError(f"{function}() not found in {path}")
 
 
+def _api_calls() -> set[str]:
+    """The methods of cluster.py's KubernetesApi: every call the deploy step makes to the cluster."""
+    for node in ast.parse(DEPLOY_CLUSTER.read_text()).body:
+        if isinstance(node, ast.ClassDef) and node.name == "KubernetesApi":
+            return {item.name for item in node.body if isinstance(item, ast.FunctionDef) and item.name != "__init__"}
+    raise AssertionError(f"class KubernetesApi not found in {DEPLOY_CLUSTER}")
+
+
+def _kserve_storage() -> tuple[dict, dict]:
+    """The ServiceAccount the deploy step's InferenceServices run as, and the one Secret it lists."""
+    account = _find("ServiceAccount", _module_constant(DEPLOY_MANIFESTS, "KSERVE_SERVICE_ACCOUNT"))
+    (listed,) = account["secrets"]
+    return account, _find("Secret", listed["name"])
+
+
 def test_the_cluster_directory_has_the_expected_documents():
     kinds = sorted((doc["kind"], doc["metadata"]["name"]) for _, _, doc in DOCUMENTS if "metadata" in doc)
     assert kinds == [
         ("Deployment", "mlflow"),
         ("Namespace", "models"),
         ("PersistentVolumeClaim", "mlflow-db"),
+        ("PodMonitor", "kserve-inference-services"),
         ("PodMonitor", "seldon-deployments"),
         ("PrometheusRule", "kfp-mlops-models"),
+        ("Role", "kserve-deployer"),
         ("Role", "seldon-deployer"),
+        ("RoleBinding", "kserve-deployer-pipeline-runner"),
         ("RoleBinding", "seldon-deployer-pipeline-runner"),
+        ("Secret", "kserve-s3-credentials"),
         ("Secret", "mlflow-s3-credentials"),
         ("Secret", "seldon-rclone-secret"),
         ("Service", "mlflow"),
+        ("ServiceAccount", "kserve-model-storage"),
     ]
 
 
@@ -176,13 +209,22 @@ def test_the_kind_release_named_everywhere_is_the_one_that_ships_the_node_image(
 def test_models_namespace_is_admitted_by_the_seaweedfs_network_policy():
     namespace = _find("Namespace", "models")
     assert namespace["metadata"]["labels"]["app.kubernetes.io/part-of"] == "kubeflow-profile"
+    # Both storage initializers download from SeaweedFS in the namespace the deploy step renders into by default.
     assert _default_argument(DEPLOY_MANIFESTS, "build_seldon_deployment", "namespace") == "models"
+    assert _default_argument(DEPLOY_MANIFESTS, "build_inference_service", "namespace") == "models"
+
+
+def test_the_only_rbac_is_the_two_namespaced_deployer_roles():
+    assert not _of_kind("ClusterRole") and not _of_kind("ClusterRoleBinding")
+    assert sorted(role["metadata"]["name"] for role in _of_kind("Role")) == ["kserve-deployer", "seldon-deployer"]
+    for binding in _of_kind("RoleBinding"):
+        assert binding["metadata"]["namespace"] == "models"
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"}]
 
 
 def test_pipeline_runner_may_manage_seldon_deployments_in_models_and_nothing_else():
-    (role,) = _of_kind("Role")
-    (binding,) = _of_kind("RoleBinding")
-    assert not _of_kind("ClusterRole") and not _of_kind("ClusterRoleBinding")
+    role = _find("Role", "seldon-deployer")
+    binding = _find("RoleBinding", "seldon-deployer-pipeline-runner")
     assert role["metadata"] == {**role["metadata"], "name": "seldon-deployer", "namespace": "models"}
     assert role["rules"] == [
         {
@@ -191,11 +233,34 @@ def test_pipeline_runner_may_manage_seldon_deployments_in_models_and_nothing_els
             "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"],
         },
         # The deploy step follows the rollout of the Deployments the operator renders (cluster.py): read only.
-        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
+        READ_DEPLOYMENTS,
     ]
+    assert {API_VERBS[call] for call in _api_calls() if call.endswith("_custom_object")} <= set(
+        role["rules"][0]["verbs"]
+    )
     assert binding["metadata"]["namespace"] == "models"
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "seldon-deployer"}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"}]
+
+
+def test_pipeline_runner_may_make_only_the_deploy_steps_calls_on_inference_services_in_models():
+    from components.deploy_model.platforms import KSERVE
+
+    calls = _api_calls()
+    assert calls <= API_VERBS.keys(), f"give {sorted(calls - API_VERBS.keys())} an RBAC verb in API_VERBS"
+    custom_object_verbs = {API_VERBS[call] for call in calls if call.endswith("_custom_object")}
+    role = _find("Role", "kserve-deployer")
+    assert role["metadata"]["namespace"] == "models"
+    (inference_services, deployments) = role["rules"]
+    assert inference_services["apiGroups"] == [KSERVE.group]
+    # No inferenceservices/status: a GET returns the status, and only KServe's controller writes it.
+    assert inference_services["resources"] == [KSERVE.plural]
+    assert sorted(inference_services["verbs"]) == sorted(custom_object_verbs)
+    assert deployments == READ_DEPLOYMENTS
+    assert {API_VERBS[call] for call in calls if call.endswith("_deployment")} <= set(deployments["verbs"])
+    binding = _find("RoleBinding", "kserve-deployer-pipeline-runner")
+    assert binding["metadata"]["namespace"] == "models"
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "kserve-deployer"}
 
 
 def test_rclone_secret_is_the_one_the_seldon_deployment_names_with_an_s3_remote():
@@ -230,6 +295,36 @@ def test_mlflow_clients_and_rclone_use_the_same_object_store_and_credentials():
     }
     # SeaweedFS's NetworkPolicy admits pods of `kubeflow`: the credentials' users (pipeline steps, MLflow) run there.
     assert _find("Secret", "mlflow-s3-credentials")["metadata"]["namespace"] == "kubeflow"
+
+
+def test_kserve_storage_secret_is_what_the_storage_initializer_reads_for_the_mlflow_object_store():
+    account, secret = _kserve_storage()
+    mlflow = _find("Secret", "mlflow-s3-credentials")["stringData"]
+    # The InferenceService's namespace: KServe's webhook reads both from the pod's own namespace.
+    namespace = _default_argument(DEPLOY_MANIFESTS, "build_inference_service", "namespace")
+    assert account["metadata"]["namespace"] == secret["metadata"]["namespace"] == namespace
+    # KServe v0.20.0 (pkg/credentials/s3/utils.go): a host[:port] endpoint with s3-usehttps "0" becomes
+    # AWS_ENDPOINT_URL=http://<endpoint>, the one endpoint setting its downloader (kserve_storage) reads; MLflow's.
+    assert mlflow["MLFLOW_S3_ENDPOINT_URL"] == SEAWEEDFS_ENDPOINT
+    assert secret["metadata"]["annotations"] == {
+        "serving.kserve.io/s3-endpoint": SEAWEEDFS_ENDPOINT.removeprefix("http://"),
+        "serving.kserve.io/s3-usehttps": "0",
+        "serving.kserve.io/s3-region": "us-east-1",
+    }
+    # The key names inferenceservice-config's storage settings give (s3AccessKeyIDName, s3SecretAccessKeyName); a
+    # Secret without AWS_SECRET_ACCESS_KEY is not taken for an S3 one at all. The same user as MLflow's clients.
+    assert secret["stringData"] == {
+        "AWS_ACCESS_KEY_ID": mlflow["AWS_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": mlflow["AWS_SECRET_ACCESS_KEY"],
+    }
+
+
+def test_kserve_service_account_is_the_one_the_inference_service_names_and_lists_the_secret():
+    # KServe's webhook walks the ServiceAccount's `secrets` (pkg/credentials/service_account_credentials.go).
+    account, secret = _kserve_storage()
+    assert account["secrets"] == [{"name": secret["metadata"]["name"]}]
+    # The model server never calls the API: its pods get no token.
+    assert account["automountServiceAccountToken"] is False
 
 
 def test_mlflow_server_stores_uris_only_and_answers_in_cluster_host_names():
@@ -290,3 +385,24 @@ def test_podmonitor_scrapes_every_seldon_pod_in_any_namespace():
         "selector": {"matchLabels": {"app.kubernetes.io/managed-by": "seldon-core"}},
         "podMetricsEndpoints": [{"port": "metrics", "path": "/prometheus"}],
     }
+
+
+def test_podmonitor_scrapes_the_model_container_of_every_kserve_pod_in_any_namespace():
+    from components.deploy_model.platforms import KSERVE
+
+    monitor = _find("PodMonitor", "kserve-inference-services")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["namespace"] == "monitoring"
+    # The label KServe puts on the predictor's Deployment and pods, valued with the InferenceService's name.
+    selector = {"matchExpressions": [{"key": KSERVE.workload_label, "operator": "Exists"}]}
+    ports, path = _module_constant(DEPLOY_MANIFESTS, "PORTS"), _module_constant(DEPLOY_MANIFESTS, "METRICS_PATH")
+    # The model container's named metrics port and the path its server answers there, as under Seldon: one dashboard.
+    assert "metrics" in ports
+    assert monitor["spec"] == {
+        "namespaceSelector": {"any": True},
+        "selector": selector,
+        "podMetricsEndpoints": [{"port": "metrics", "path": path}],
+    }
+    assert _find("PodMonitor", "seldon-deployments")["spec"]["podMetricsEndpoints"] == [
+        {"port": "metrics", "path": path}
+    ]

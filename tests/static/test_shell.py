@@ -16,8 +16,11 @@ import sys
 import tomllib
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
+
+from tests.static.test_manifests import KUBERNETES_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = REPO_ROOT / "cluster"
@@ -28,16 +31,20 @@ CLUSTER = "kfp-test"
 CONTEXT = f"kind-{CLUSTER}"
 TAG = "9.9.9-abc1234"
 BASH = shutil.which("bash")
+# Where `make cluster` records the serving platform and `make run` reads it: (namespace, ConfigMap, key).
+SERVING_RECORD = ("models", "kfp-mlops-serving", "serving_platform")
 
 # Stands in for docker, kind, kubectl, helm and git: appends "<tool> <args>" to $STUB_LOG, fails when that line
-# matches the glob $STUB_FAIL, and prints what the scripts parse. `kind get clusters` lists $STUB_KIND_CLUSTERS and
-# the clusters `kind create cluster` made. What `kubectl ... apply -f -` reads is appended to $STUB_LOG.stdin.
+# matches the glob $STUB_FAIL, and prints what the scripts parse (helm's version: $STUB_HELM_VERSION, default a 3.14
+# release). `kind get clusters` lists $STUB_KIND_CLUSTERS and
+# the clusters `kind create cluster` made. What each `kubectl ... apply -f -` reads is appended to $STUB_LOG.stdin as
+# one more YAML stream (after a `---`).
 STUB = r"""#!/bin/sh
 line="${0##*/} $*"
 printf '%s\n' "$line" >> "$STUB_LOG"
 created="$STUB_LOG.clusters"
 case "$line" in
-  "kubectl "*" apply -f -") cat >> "$STUB_LOG.stdin" ;;
+  "kubectl "*" apply -f -") { echo "---"; cat; } >> "$STUB_LOG.stdin" ;;
 esac
 case "$line" in
   $STUB_FAIL) echo "stub: failing $line" >&2; exit 1 ;;
@@ -46,7 +53,7 @@ case "$line" in
     for name in $STUB_KIND_CLUSTERS; do echo "$name"; done
     if [ -f "$created" ]; then while IFS= read -r name; do echo "$name"; done < "$created"; fi ;;
   "kind version") echo "kind v0.29.0 go1.24.2 linux/amd64" ;;
-  "helm version --short") echo "v3.14.4+g81c902a" ;;
+  "helm version --short") echo "${STUB_HELM_VERSION:-v3.14.4+g81c902a}" ;;
   "kubectl version --client") echo "Client Version: v1.33.12" ;;
   *Server.Version*) echo "28.2.2" ;;
   *Server.Os*) echo "linux/amd64" ;;
@@ -86,6 +93,9 @@ def test_up_pins_the_versions_it_installs():
     text = (CLUSTER_DIR / "up.sh").read_text()
     assert re.search(r"^readonly PIPELINE_VERSION=2\.17\.0$", text, re.MULTILINE)
     assert re.search(r"^readonly SELDON_VERSION=1\.17\.1$", text, re.MULTILINE)  # last Apache-2.0 release
+    # The release of the InferenceService CRD the deploy step's manifests are validated against.
+    assert re.search(r"^readonly KSERVE_VERSION=v0\.20\.0$", text, re.MULTILINE)
+    assert re.search(r"^readonly CERT_MANAGER_VERSION=v1\.17\.\d+$", text, re.MULTILINE)  # what KServe installs
     assert re.search(r"^readonly PROMETHEUS_CHART_VERSION=\d+\.\d+\.\d+$", text, re.MULTILINE)
 
 
@@ -97,6 +107,7 @@ def test_makefile_runs_the_scripts_with_a_versioned_image_tag():
         "IMAGE_REGISTRY",
         "BUILD_IMAGES",
         "PROMETHEUS",
+        "SERVING",
         "MAKEFLAGS",
         "MAKELEVEL",
         "MFLAGS",
@@ -116,6 +127,55 @@ def test_makefile_runs_the_scripts_with_a_versioned_image_tag():
     assert len(tags) == 1
     assert re.fullmatch(r"\d+\.\d+\.\d+-[0-9a-f]{7,}", tags.pop())
     assert "CLUSTER_NAME='kfp-mlops'" in lines[0] and "BUILD_IMAGES='1'" in lines[0] and "PROMETHEUS='0'" in lines[0]
+    assert "SERVING='seldon'" in lines[0]
+
+
+# kubectl for `make run`: records its arguments in $STUB_LOG and prints $STUB_RECORDED, the platform the cluster
+# recorded; fails like kubectl without a reachable cluster when that is unset.
+RECORD_STUB = r"""#!/bin/sh
+printf '%s\n' "$*" >> "$STUB_LOG"
+[ -n "${STUB_RECORDED+set}" ] || { echo "The connection to the server was refused" >&2; exit 1; }
+printf '%s' "$STUB_RECORDED"
+"""
+
+
+@pytest.mark.parametrize(
+    ("serving", "recorded", "expected"),
+    [
+        ("kserve", None, "kserve"),
+        ("seldon", "kserve", "seldon"),
+        ("", "kserve", "kserve"),
+        ("", "seldon", "seldon"),
+        ("", None, "seldon"),  # no cluster answers
+        ("", "", "seldon"),  # a cluster made before the platform was recorded
+    ],
+)
+def test_make_run_passes_serving_else_the_clusters_recorded_platform_else_seldon(tmp_path, serving, recorded, expected):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "kubectl").write_text(RECORD_STUB)
+    (bin_dir / "kubectl").chmod(0o755)
+    log = tmp_path / "kubectl.log"
+    overrides = {"SERVING", "CLUSTER_NAME", "RUN_ARGS", "MAKEFLAGS", "MAKELEVEL", "MFLAGS"}
+    environment = {key: value for key, value in os.environ.items() if key not in overrides}
+    environment |= {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "STUB_LOG": str(log)}
+    if recorded is not None:
+        environment["STUB_RECORDED"] = recorded
+    result = subprocess.run(
+        ["make", "-n", "run", f"SERVING={serving}", f"CLUSTER_NAME={CLUSTER}", "RUN_ARGS=model_name=houses"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+        env=environment,
+    )
+    assert re.findall(r"serving_platform='([^']*)'", result.stdout) == [expected]
+    # Before RUN_ARGS, so RUN_ARGS='serving_platform=...' still has the last word.
+    assert result.stdout.index("serving_platform=") < result.stdout.index("model_name=houses")
+    namespace, name, key = SERVING_RECORD
+    query = f"--context {CONTEXT} --request-timeout=10s -n {namespace} get configmap {name} -o jsonpath={{.data.{key}}}"
+    asked = log.read_text().splitlines() if log.exists() else []
+    assert asked == ([] if serving else [query])
 
 
 def test_the_image_tag_needs_no_python(tmp_path):
@@ -213,7 +273,32 @@ SELDON_INSTALL = (
 )
 
 
-def _install_steps(components_image: str, serving_image: str, build: bool = True) -> list[str]:
+SELDON_STEPS = [
+    SELDON_INSTALL,
+    f"kubectl --context {CONTEXT} -n seldon-system rollout status deploy/seldon-controller-manager --timeout=5m",
+]
+
+# KServe's documented Helm install (CRDs, then the controller) in Standard mode, after the cert-manager its webhook
+# certificate needs; nothing may apply an InferenceService before the webhook serves.
+KSERVE_STEPS = [
+    "helm upgrade --install cert-manager cert-manager --repo https://charts.jetstack.io --version v1.17.4"
+    f" --kube-context {CONTEXT} -n cert-manager --create-namespace --set crds.enabled=true",
+    f"kubectl --context {CONTEXT} -n cert-manager wait --for condition=Available --timeout=5m"
+    " deployment/cert-manager deployment/cert-manager-cainjector deployment/cert-manager-webhook",
+    "helm upgrade --install kserve-crd oci://ghcr.io/kserve/charts/kserve-crd --version v0.20.0"
+    f" --kube-context {CONTEXT} -n kserve --create-namespace",
+    "helm upgrade --install kserve oci://ghcr.io/kserve/charts/kserve-resources --version v0.20.0"
+    f" --kube-context {CONTEXT} -n kserve --create-namespace --set kserve.controller.deploymentMode=Standard"
+    " --set kserve.controller.gateway.disableIngressCreation=true"
+    " --set kserve.controller.gateway.disableIstioVirtualHost=true",
+    f"kubectl --context {CONTEXT} -n kserve wait --for condition=Ready --timeout=2m certificate/serving-cert",
+    f"kubectl --context {CONTEXT} -n kserve rollout status deploy/kserve-controller-manager --timeout=5m",
+    f"kubectl --context {CONTEXT} -n kserve wait --for jsonpath={{.endpoints[0].conditions.ready}}=true"
+    " --timeout=1m endpointslice -l kubernetes.io/service-name=kserve-webhook-server-service",
+]
+
+
+def _install_steps(components_image: str, serving_image: str, build: bool = True, serving: str = "seldon") -> list[str]:
     steps = [
         _kfp("cluster-scoped-resources"),
         f"kubectl --context {CONTEXT} wait --for condition=established --timeout=60s crd/applications.app.k8s.io",
@@ -221,8 +306,7 @@ def _install_steps(components_image: str, serving_image: str, build: bool = True
         # Every KFP deployment: the summary's port-forward needs ml-pipeline-ui, runs need the workflow controller.
         f"kubectl --context {CONTEXT} -n kubeflow wait --for condition=Available --timeout=10m"
         " deployment -l application-crd-id=kubeflow-pipelines",
-        SELDON_INSTALL,
-        f"kubectl --context {CONTEXT} -n seldon-system rollout status deploy/seldon-controller-manager --timeout=5m",
+        *(KSERVE_STEPS if serving == "kserve" else SELDON_STEPS),
     ]
     if build:
         steps += [
@@ -231,14 +315,29 @@ def _install_steps(components_image: str, serving_image: str, build: bool = True
             f"docker build -f {REPO_ROOT}/images/serving/Dockerfile -t {serving_image} {REPO_ROOT}",
             f"kind load docker-image {components_image} {serving_image} --name {CLUSTER}",
         ]
-    return [
-        *steps,
+    steps += [
         f"kubectl --context {CONTEXT} apply -f {CLUSTER_DIR}/manifests/models-namespace.yaml",
         f"kubectl --context {CONTEXT} apply -f {CLUSTER_DIR}/manifests/models-namespace.yaml"
         f" -f {CLUSTER_DIR}/manifests/models-rbac.yaml -f {CLUSTER_DIR}/manifests/seldon-rclone-secret.yaml",
-        f"kubectl --context {CONTEXT} apply -f -",
-        f"kubectl --context {CONTEXT} -n kubeflow rollout status deployment/mlflow --timeout=5m",
     ]
+    if serving == "kserve":
+        steps.append(f"kubectl --context {CONTEXT} apply -f {CLUSTER_DIR}/manifests/kserve/")
+    return [
+        *steps,
+        f"kubectl --context {CONTEXT} apply -f -",  # MLflow, with the built image
+        f"kubectl --context {CONTEXT} -n kubeflow rollout status deployment/mlflow --timeout=5m",
+        f"kubectl --context {CONTEXT} apply -f -",  # the ConfigMap recording the platform
+    ]
+
+
+def _recorded_serving(tmp_path: Path) -> dict:
+    """The ConfigMap recording the serving platform, as `kubectl apply -f -` read it."""
+    documents = yaml.safe_load_all((tmp_path / "calls.log.stdin").read_text())
+    namespace, name, _ = SERVING_RECORD
+    (config_map,) = [doc for doc in documents if doc and doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == name]
+    assert config_map["metadata"]["namespace"] == namespace
+    kubernetes_validate.validate(config_map, KUBERNETES_VERSION, strict=True)
+    return config_map["data"]
 
 
 def _assert_cluster_calls_are_scoped_and_bounded(calls: list[str]) -> None:
@@ -264,11 +363,52 @@ def test_up_creates_the_cluster_and_installs_everything_in_order(stubs, tmp_path
         ],
     )
     assert not [call for call in calls if "prometheus" in call]
+    assert not [call for call in calls if "kserve" in call or "cert-manager" in call]
     _assert_cluster_calls_are_scoped_and_bounded(calls)
+    assert _recorded_serving(tmp_path) == {SERVING_RECORD[2]: "seldon"}
     assert "port-forward svc/ml-pipeline-ui 8080:80" in result.stdout
     assert "port-forward svc/mlflow 5000:5000" in result.stdout
     assert "port-forward svc/<model>-default 8000:8000" in result.stdout
     assert "http://localhost:8000/v2/models/<model>/infer" in result.stdout
+
+
+def test_up_with_kserve_installs_cert_manager_and_kserve_instead_of_seldon(stubs, tmp_path):
+    result, calls = _run("up.sh", stubs, tmp_path, SERVING="kserve", PROMETHEUS="1")
+    assert result.returncode == 0, result.stderr
+    _assert_in_order(
+        calls,
+        [
+            "docker info",
+            *_install_steps(f"kfp-mlops-components:{TAG}", f"kfp-mlops-serving:{TAG}", serving="kserve"),
+            # Both platforms' PodMonitors, the KServe one among them.
+            f"kubectl --context {CONTEXT} apply -f {CLUSTER_DIR}/monitoring/",
+        ],
+    )
+    assert not [call for call in calls if "seldon-core" in call or "seldon-system" in call]
+    _assert_cluster_calls_are_scoped_and_bounded(calls)
+    # What `make run` reads to pass serving_platform=kserve.
+    assert _recorded_serving(tmp_path) == {SERVING_RECORD[2]: "kserve"}
+    assert "port-forward svc/<model>-predictor 8000:80" in result.stdout
+    assert "http://localhost:8000/v2/models/<model>/infer" in result.stdout
+    assert "svc/<model>-default" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("serving", "helm", "warned"),
+    [("kserve", "v3.7.2+g663a896", True), ("kserve", "v3.14.4+g81c902a", False), ("seldon", "v3.7.2+g663a896", False)],
+)
+def test_up_warns_when_helm_cannot_pull_kserves_oci_charts(stubs, tmp_path, serving, helm, warned):
+    result, _ = _run("up.sh", stubs, tmp_path, SERVING=serving, STUB_HELM_VERSION=helm)
+    assert result.returncode == 0, result.stderr
+    assert ("KServe's charts are OCI artifacts, which Helm pulls from 3.8 on" in result.stderr) == warned
+
+
+@pytest.mark.parametrize("serving", ["bogus", "Seldon", "kserve "])
+def test_up_refuses_an_unknown_serving_platform_before_anything_runs(stubs, tmp_path, serving):
+    result, calls = _run("up.sh", stubs, tmp_path, SERVING=serving)
+    assert result.returncode == 1
+    assert f"SERVING must be seldon or kserve, got '{serving}'" in result.stderr
+    assert calls == []
 
 
 def _mlflow_deployment(text: str) -> dict:
@@ -329,10 +469,58 @@ def test_an_mlflow_manifest_without_its_image_line_stops_up_before_applying_it(s
 )
 def test_up_stops_at_the_first_failure_with_what_to_look_at(stubs, tmp_path, failing, hint, not_reached):
     result, calls = _run("up.sh", stubs, tmp_path, STUB_FAIL=failing, PROMETHEUS="1")
+    _assert_stopped_at(result, calls, failing, hint, not_reached)
+
+
+def _assert_stopped_at(result, calls: list[str], failing: str, hint: str, not_reached: str) -> None:
     assert result.returncode != 0
     assert "ERROR:" in result.stderr and hint in result.stderr, result.stderr
     failed_at = next(index for index, call in enumerate(calls) if re.fullmatch(_glob_to_regex(failing), call))
     assert not [call for call in calls[failed_at + 1 :] if call.startswith(not_reached)], calls
+
+
+@pytest.mark.parametrize(
+    ("failing", "hint", "not_reached"),
+    [
+        (
+            "helm upgrade --install cert-manager *",
+            "-n cert-manager status cert-manager",
+            "helm upgrade --install kserve",
+        ),
+        (
+            "kubectl * -n cert-manager wait *",
+            "-n cert-manager logs deploy/cert-manager-webhook",
+            "helm upgrade --install",
+        ),
+        ("helm upgrade --install kserve-crd *", "-n kserve status kserve-crd", "helm upgrade --install kserve oci:"),
+        (
+            "helm upgrade --install kserve oci:*",
+            "cert-manager was not ready yet",
+            f"kubectl --context {CONTEXT} -n kserve",
+        ),
+        (
+            "kubectl * certificate/serving-cert",
+            "describe certificate serving-cert",
+            f"kubectl --context {CONTEXT} -n kserve rollout",
+        ),
+        ("kubectl * rollout status deploy/kserve-controller-manager *", "failed calling webhook", "docker build"),
+        ("kubectl * endpointslice *", "get endpointslices", "docker build"),
+    ],
+    ids=[
+        "cert-manager-helm",
+        "cert-manager-wait",
+        "kserve-crd-helm",
+        "kserve-helm",
+        "certificate",
+        "controller",
+        "webhook",
+    ],
+)
+def test_up_with_kserve_stops_at_the_first_failure_with_what_to_look_at(stubs, tmp_path, failing, hint, not_reached):
+    result, calls = _run("up.sh", stubs, tmp_path, STUB_FAIL=failing, SERVING="kserve")
+    _assert_stopped_at(result, calls, failing, hint, not_reached)
+    # Nothing was applied from stdin, the platform's record included: make run keeps reading what the cluster had.
+    assert not (tmp_path / "calls.log.stdin").exists()
 
 
 def _glob_to_regex(pattern: str) -> str:

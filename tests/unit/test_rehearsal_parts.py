@@ -1,8 +1,10 @@
 """The rehearsal's parts that need no Docker: the compiled YAML's Secrets as each step's env, the object store's
-credential check, the MLflow container built from its manifest, and reading a step container's identity."""
+credential check, the MLflow container built from its manifest, reading a step container's identity, and the
+model container in its Seldon and KServe forms as the kubelet would be handed it."""
 
 from __future__ import annotations
 
+import stat
 import uuid
 
 import boto3
@@ -10,10 +12,18 @@ import botocore.exceptions
 import pytest
 import yaml
 
-from cluster.rehearsal import mlflow_server, pipeline
+from cluster.rehearsal import kserve, mlflow_server, model_pod, pipeline, seldon
 from cluster.rehearsal.common import MANIFESTS, RehearsalError, on_loopback, secret_data
 from cluster.rehearsal.objectstore import BUCKET, CLUSTER_S3_URL, start_object_store
+from components.deploy_model.manifests import (
+    STORAGE_URI_ENV,
+    build_inference_service,
+    build_seldon_deployment,
+    model_container,
+    served_model_name,
+)
 from pipelines._kubernetes import REGISTRY_CREDENTIALS_ENV, REGISTRY_CREDENTIALS_SECRET
+from serving.settings import resolve
 
 LOCAL_S3 = "http://127.0.0.1:9"
 
@@ -123,3 +133,168 @@ def test_step_name_is_the_function_a_kfp_container_executes():
     args = ["--executor_input", "{}", "--function_to_execute", "train_model"]
     assert pipeline._step_name(args) == "train_model"
     assert pipeline._step_name(["--executor_input", "{}"]) == "unknown"
+
+
+# --- the model container in its two forms (no Docker: what the kubelet would be handed) ----------------------------
+
+MODEL_URI = "s3://mlpipeline/mlflow/1/models/m-0a1b/artifacts/model"
+MODEL_SHA256 = "ab" * 32
+SERVING_IMAGE = "kfp-mlops-serving:1.2.3-abc1234"
+
+
+@pytest.fixture
+def seldon_deployment() -> dict:
+    return build_seldon_deployment(
+        "House_Prices", "7", MODEL_URI, MODEL_SHA256, image=SERVING_IMAGE, pipeline_job_id="run-42"
+    )
+
+
+@pytest.fixture
+def inference_service(seldon_deployment) -> dict:
+    return kserve.inference_service(seldon_deployment)
+
+
+def _literal_env(container: dict) -> dict[str, str]:
+    return {variable["name"]: variable["value"] for variable in container.get("env", [])}
+
+
+def test_the_inference_service_is_the_deploy_steps_for_the_seldon_deployments_version(seldon_deployment):
+    assert kserve.inference_service(seldon_deployment) == build_inference_service(
+        "House_Prices", "7", MODEL_URI, MODEL_SHA256, image=SERVING_IMAGE, pipeline_job_id="run-42"
+    )
+
+    del seldon_deployment["metadata"]["annotations"]["kfp-mlops/model-sha256"]
+    with pytest.raises(RehearsalError, match=r"lacks the annotation\(s\) \['kfp-mlops/model-sha256'\]"):
+        kserve.inference_service(seldon_deployment)
+
+
+def test_kserve_form_rewrites_storage_uri_as_the_webhook_does_and_keeps_the_rendered_args(inference_service):
+    rendered = model_container(inference_service)
+    pod = kserve.pod_container(inference_service)
+
+    assert _literal_env(rendered)[STORAGE_URI_ENV] == MODEL_URI  # the manifest itself stays as rendered
+    # The controller adds the object's name, the storage initializer's webhook points STORAGE_URI at its copy.
+    assert pod.env == {
+        **_literal_env(rendered),
+        "INFERENCE_SERVICE_NAME": "house-prices",
+        STORAGE_URI_ENV: "/mnt/models",
+    }
+    assert pod.args == rendered["args"]
+    assert pod.model_name == served_model_name(inference_service) == "house-prices"
+
+
+def test_the_server_reads_the_kserve_form_as_the_rendered_version(inference_service):
+    pod = kserve.pod_container(inference_service)
+
+    settings = resolve(pod.args, pod.env)  # what `python -m serving` makes of the container's args and env
+
+    assert (settings.model_name, settings.model_dir) == (pod.model_name, "/mnt/models")
+    assert (settings.model_sha256, settings.model_version) == (MODEL_SHA256, "7")
+    assert settings.http_port == pod.ports["http"]
+    assert pod.base_url == f"http://127.0.0.1:{settings.http_port}"
+
+
+def test_kserve_form_probes_and_metrics_are_on_the_declared_ports(inference_service):
+    rendered = model_container(inference_service)
+    pod = kserve.pod_container(inference_service)
+    settings = resolve(pod.args, pod.env)
+    scraped_port, scraped_path = kserve.scrape_endpoint()
+
+    assert pod.ports == {port["name"]: port["containerPort"] for port in rendered["ports"]}
+    assert pod.probe_url("readinessProbe") == f"{pod.base_url}/v2/models/house-prices/ready"
+    assert pod.probe_url("livenessProbe") == f"{pod.base_url}/v2/health/live"
+    # Where the KServe PodMonitor scrapes is where the server's metrics port listens (it answers on any path).
+    assert pod.metrics_url == f"http://127.0.0.1:{pod.ports[scraped_port]}{scraped_path}"
+    assert pod.ports[scraped_port] == settings.metrics_port
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        (lambda isvc: isvc.update(kind="SeldonDeployment"), r"is no InferenceService \(serving.kserve.io/v1beta1\)"),
+        (
+            lambda isvc: isvc["metadata"]["annotations"].update({kserve.DEPLOYMENT_MODE_ANNOTATION: "Knative"}),
+            "serving.kserve.io/deploymentMode is 'Knative'; the rehearsal starts the pod of 'Standard' mode only",
+        ),
+        (lambda isvc: model_container(isvc).update(env=[]), "has no STORAGE_URI; KServe would add no storage"),
+        (lambda isvc: model_container(isvc).update(args=[]), "passes no --model_name argument"),
+        (
+            lambda isvc: model_container(isvc)["env"].append({"name": "TOKEN", "valueFrom": {"secretKeyRef": {}}}),
+            r"env TOKEN of container kserve-container has no literal value \(\['valueFrom'\]\)",
+        ),
+        (lambda isvc: model_container(isvc).update(ports=[]), r"declares no port\(s\) named \['http', 'metrics'\]"),
+        (
+            lambda isvc: model_container(isvc).update(ports=model_container(isvc)["ports"][:1]),
+            r"declares no port\(s\) named \['metrics'\]",  # nothing where the PodMonitor scrapes
+        ),
+    ],
+)
+def test_kserve_form_names_what_it_cannot_start(inference_service, change, refusal):
+    change(inference_service)
+    with pytest.raises(RehearsalError, match=refusal):
+        kserve.pod_container(inference_service)
+
+
+def test_seldon_form_is_the_operators_env_and_metrics_port(seldon_deployment):
+    pod = seldon.pod_container(seldon_deployment)
+
+    assert pod.env == seldon.operator_env(seldon_deployment)
+    assert pod.args == []  # the image's CMD, as the operator leaves it
+    assert pod.model_name == model_container(seldon_deployment)["name"] == "house-prices"
+    assert pod.metrics_url == "http://127.0.0.1:8082/prometheus"
+
+    model_container(seldon_deployment)["ports"].pop()
+    with pytest.raises(RehearsalError, match=r"declares no port\(s\) named \['metrics'\]"):
+        seldon.pod_container(seldon_deployment)
+
+
+class _Images:
+    def get(self, image):
+        return type("Image", (), {"attrs": {"Config": {"User": "8888"}}})()
+
+
+def test_both_forms_start_through_one_container_runner(monkeypatch, seldon_deployment, inference_service, tmp_path):
+    started: list[dict] = []
+    monkeypatch.setattr(model_pod, "port_is_free", lambda port: True)
+    monkeypatch.setattr(model_pod, "run_container", lambda client, image, name, **options: started.append(options))
+    client = type("Client", (), {"images": _Images()})()
+
+    for pod in (seldon.pod_container(seldon_deployment), kserve.pod_container(inference_service)):
+        model_pod.run(client, SERVING_IMAGE, pod, tmp_path)
+    seldon_run, kserve_run = started
+
+    assert seldon_run["environment"] == seldon.operator_env(seldon_deployment) and "command" not in seldon_run
+    assert kserve_run["environment"] == kserve.pod_container(inference_service).env
+    assert kserve_run["command"] == model_container(inference_service)["args"]  # Kubernetes' args: the image's CMD
+    for options in started:
+        assert options["volumes"] == {str(tmp_path.resolve()): {"bind": "/mnt/models", "mode": "ro"}}
+        assert options["mem_limit"] == 2**30 and "entrypoint" not in options
+
+
+def test_kserve_provision_leaves_the_files_as_its_storage_initializer_does(monkeypatch, tmp_path):
+    storage_copy = tmp_path / "mnt-models"
+    (storage_copy / "sub").mkdir(parents=True)
+    (storage_copy / "model.joblib").write_bytes(b"model")
+    (storage_copy / "sub" / "schema.json").write_text("{}")
+    for path in (
+        storage_copy / "model.joblib",
+        storage_copy / "sub" / "schema.json",
+        storage_copy / "sub",
+        storage_copy,
+    ):
+        path.chmod(0o555 if path.is_dir() else 0o444)  # read-only, as the storage stage leaves its copy
+    owners: dict[str, tuple[int, int]] = {}
+    monkeypatch.setattr(kserve.os, "chown", lambda path, uid, gid, **_: owners.update({str(path): (uid, gid)}))
+
+    provisioned = kserve.provision(storage_copy, tmp_path / "kserve-mnt-models")
+
+    files = sorted(path.relative_to(provisioned).as_posix() for path in provisioned.rglob("*"))
+    assert files == ["model.joblib", "sub", "sub/schema.json"]
+    assert (provisioned / "sub" / "schema.json").read_text() == "{}"
+    assert set(owners) == {str(provisioned), *(str(path) for path in provisioned.rglob("*"))}
+    assert set(owners.values()) == {(1000, 1000)}  # the initializer image's USER, not the server's
+    modes = {
+        path.relative_to(provisioned).as_posix(): stat.S_IMODE(path.stat().st_mode) for path in provisioned.rglob("*")
+    }
+    assert modes == {"model.joblib": 0o644, "sub": 0o755, "sub/schema.json": 0o644}
+    assert stat.S_IMODE(provisioned.stat().st_mode) == 0o777  # the emptyDir

@@ -1,18 +1,17 @@
 """The kubernetes deploy target against a recording fake of the Kubernetes API, and a real model server.
 
-The fake stands in for Kubernetes only: SeldonDeployment objects with the status the Seldon Core 1.17.1 operator
-writes (state, description, address; no observedGeneration), and the apps/v1 Deployments the operator renders,
-labelled `seldon-deployment-id`, with the model container's image and PREDICTIVE_UNIT_PARAMETERS env, and the
-status fields the Deployment controller writes. Each test scripts what the cluster shows poll by poll and asserts
-the exact API calls made. The smoke test decides nothing in the fake: where a test needs an answer it comes from
-the real OIP server (`python -m serving`, through serving.local_server) that the operator's address points to.
+The fake (cluster_fake.py, shared with the InferenceService tests) stands in for Kubernetes only: here
+SeldonDeployment objects with the status the Seldon Core 1.17.1 operator writes (state, description, address; no
+observedGeneration), and the apps/v1 Deployments the operator renders, labelled `seldon-deployment-id`, with the
+model container's image and PREDICTIVE_UNIT_PARAMETERS env, and the status fields the Deployment controller writes.
+Each test scripts what the cluster shows poll by poll and asserts the exact API calls made. The smoke test decides
+nothing in the fake: where a test needs an answer it comes from the real OIP server (`python -m serving`, through
+serving.local_server, the `real_server` fixture of conftest.py) that the operator's address points to.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Callable
 
 import pandas as pd
 import pytest
@@ -23,9 +22,10 @@ from kubernetes.client.exceptions import ApiException
 from components._common import history, registry
 from components.deploy_model import cluster, logic, smoke
 from components.deploy_model.manifests import build_seldon_deployment
-from components.register_model.logic import register
+from components.deploy_model.tests import cluster_fake
+from components.deploy_model.tests.cluster_fake import NAME, NAMESPACE, Clock, real_smoke, recording
 
-NAMESPACE, NAME = "models", "houses"
+SELDON_ID_LABEL = "seldon-deployment-id"  # the operator's label on the Deployments it renders
 SERVICE = "http://houses-default.models.svc.cluster.local:8000"
 SHA_OLD, SHA_NEW = "ab" * 32, "cd" * 32
 ROWS = pd.DataFrame({"size_sqm": [80.0]})
@@ -75,107 +75,21 @@ def deployment(
         ],
     )
     executor = k8s.V1Container(name="seldon-container-engine", image="seldonio/seldon-core-executor:1.17.1")
-    return k8s.V1Deployment(
-        metadata=k8s.V1ObjectMeta(
-            name=f"{NAME}-default-0-{container['name']}", generation=generation, labels={cluster.SELDON_ID_LABEL: NAME}
-        ),
-        spec=k8s.V1DeploymentSpec(
-            replicas=1,
-            selector=k8s.V1LabelSelector(match_labels={cluster.SELDON_ID_LABEL: NAME}),
-            template=k8s.V1PodTemplateSpec(spec=k8s.V1PodSpec(containers=[model, executor])),
-        ),
-        status=k8s.V1DeploymentStatus(
-            observed_generation=generation if observed is None else observed,
-            replicas=replicas,
-            updated_replicas=updated,
-            available_replicas=available,
-            ready_replicas=available,
-        ),
+    return cluster_fake.deployment(
+        f"{NAME}-default-0-{container['name']}",
+        {SELDON_ID_LABEL: NAME},
+        [model, executor],
+        generation,
+        observed,
+        replicas,
+        updated,
+        available,
     )
 
 
-class FakeApi:
-    """Records every call. ``get`` answers the live SeldonDeployment with the next scripted status; ``list``
-    answers the next scripted Deployments. The last entry of a script repeats; an exception in it is raised
-    instead. ``conflicts`` makes that many replaces fail with 409; ``refuse`` maps a verb to the ApiException
-    it raises from then on."""
-
-    def __init__(self, live: dict | None, statuses: list, deployments: list | None = None, conflicts: int = 0):
-        self.live = copy.deepcopy(live)
-        self.statuses = list(statuses)
-        self.deployments = list(deployments or [[]])
-        self.conflicts = conflicts
-        self.refuse: dict[str, Exception] = {}
-        self.calls: list[tuple] = []
-
-    @staticmethod
-    def _next(script: list):
-        entry = script.pop(0) if len(script) > 1 else script[0]
-        if isinstance(entry, Exception):
-            raise entry
-        return entry
-
-    def _refused(self, verb: str) -> None:
-        if verb in self.refuse:
-            raise self.refuse[verb]
-
-    def get_namespaced_custom_object(self, group, version, namespace, plural, name):
-        self.calls.append(("get", namespace, name))
-        self._refused("get")
-        if self.live is None:
-            raise ApiException(status=404, reason="Not Found")
-        if self.statuses:
-            self.live["status"] = self._next(self.statuses)
-        return copy.deepcopy(self.live)
-
-    def create_namespaced_custom_object(self, group, version, namespace, plural, body):
-        assert (group, version, plural) == ("machinelearning.seldon.io", "v1", "seldondeployments")
-        self.calls.append(("create", namespace, body["metadata"]["name"], copy.deepcopy(body)))
-        self._refused("create")
-        self.live = {**copy.deepcopy(body), "metadata": {**body["metadata"], "resourceVersion": "100"}, "status": {}}
-
-    def replace_namespaced_custom_object(self, group, version, namespace, plural, name, body):
-        self.calls.append(("replace", namespace, name, copy.deepcopy(body)))
-        self._refused("replace")
-        if self.conflicts:
-            self.conflicts -= 1
-            # The operator wrote the status meanwhile: the resourceVersion the body carries is out of date.
-            self.live["metadata"]["resourceVersion"] = str(int(self.live["metadata"]["resourceVersion"]) + 1)
-            raise ApiException(status=409, reason="Conflict")
-        assert body["metadata"]["resourceVersion"] == self.live["metadata"]["resourceVersion"]
-        version_number = str(int(self.live["metadata"]["resourceVersion"]) + 1)
-        self.live = {
-            **copy.deepcopy(body),
-            "metadata": {**body["metadata"], "resourceVersion": version_number},
-            "status": self.live.get("status") or {},
-        }
-
-    def delete_namespaced_custom_object(self, group, version, namespace, plural, name):
-        self.calls.append(("delete", namespace, name))
-        self._refused("delete")
-        self.live = None
-
-    def list_namespaced_deployment(self, namespace, label_selector=None):
-        self.calls.append(("list", namespace, label_selector))
-        return k8s.V1DeploymentList(items=self._next(self.deployments))
-
-    def verbs(self) -> list[str]:
-        return [call[0] for call in self.calls]
-
-
-class Clock:
-    """A fake monotonic clock that the fake sleep advances."""
-
-    def __init__(self):
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+class FakeApi(cluster_fake.FakeApi):
+    # The SeldonDeployment CRD's group, served version and plural (Seldon Core 1.17.1).
+    resource = ("machinelearning.seldon.io", "v1", "seldondeployments")
 
 
 def live_object(version: str = "1", sha256: str = SHA_OLD, state: dict = AVAILABLE) -> dict:
@@ -195,21 +109,6 @@ def roll_out(api, smoke=lambda url: None, timeout=60.0, clock=None, body=None):
     return cluster.roll_out(
         api, body or manifest(), smoke, timeout=timeout, poll_seconds=5.0, clock=clock, sleep=clock.sleep
     )
-
-
-def recording(answers: list | None = None) -> tuple[list, Callable[[str], None]]:
-    """A smoke test recording its base URLs; raises the scripted answers that are exceptions."""
-    called: list[str] = []
-    answers = list(answers or [])
-
-    def smoke_test(base_url: str) -> None:
-        called.append(base_url)
-        if answers:
-            outcome = answers.pop(0)
-            if outcome is not None:
-                raise outcome
-
-    return called, smoke_test
 
 
 # --- create, replace, wait for the new generation (D1) ---------------------------------------------------------
@@ -233,6 +132,7 @@ def test_a_new_deployment_is_created_and_waited_for_until_its_rollout_completes(
     assert rollout == cluster.Rollout(SERVICE, f"{SERVICE}/v2/models/houses/infer", replaced_existing=False)
     assert api.verbs() == ["get", "create", *["get", "list"] * 4]
     assert api.calls[1][3] == manifest()
+    assert set(api.resources) == {("machinelearning.seldon.io", "v1", "seldondeployments")}
     assert api.calls[3] == ("list", NAMESPACE, "seldon-deployment-id=houses")
     assert smoked == [SERVICE]
 
@@ -314,7 +214,7 @@ def test_never_created_times_out_and_deletes_the_new_deployment():
         roll_out(api, timeout=20.0)
 
     assert "deleted the new SeldonDeployment models/houses" in str(error.value)
-    assert api.verbs()[-1] == "delete" and api.live is None
+    assert api.verbs()[-1] == "delete" and api.live is None and api.resources[-1] == FakeApi.resource
 
 
 def test_a_failed_state_written_for_the_new_spec_rolls_back_at_once():
@@ -326,7 +226,7 @@ def test_a_failed_state_written_for_the_new_spec_rolls_back_at_once():
 
     assert "restored the previous spec" in str(error.value)
     assert clock.now == 5.0  # the first poll's Creating is the new spec's; the next poll's Failed ends the wait
-    assert api.verbs() == ["get", "replace", "get", "list", "get", "get", "replace"]
+    assert api.verbs() == ["get", "replace", "get", "list", "get", "list", "get", "replace"]
     assert api.calls[-1][3]["metadata"]["resourceVersion"] == "42"  # the live object's, as a replace requires
 
 
@@ -501,30 +401,9 @@ def test_a_failed_delete_of_a_new_object_is_reported_too():
 # --- with a real model server behind the operator's address ----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def real_server(regression_bundle, tmp_path_factory, free_ports):
-    """The real OIP server for the regression bundle, named as the deploy step names the model in the cluster."""
-    from serving import local_server
-
-    bundle, test_rows = regression_bundle
-    state = tmp_path_factory.mktemp("cluster-smoke-state")
-    http, metrics, grpc = free_ports(3)
-    server = local_server.start(
-        bundle.directory, bundle.card.sha256, state, http, metrics, grpc, model_name=NAME, timeout=120
-    )
-    try:
-        yield server, bundle, test_rows[bundle.feature_names].head(5)
-    finally:
-        local_server.stop(server.http_port, state)
-
-
 def served_status(server) -> dict:
     """Available, with the operator's address pointing at the real server (the executor's role here)."""
     return status("Available", url=f"{server.base_url}/v2/models/{NAME}/infer")
-
-
-def real_smoke(server, bundle, rows, sha256=None) -> Callable[[str], None]:
-    return lambda base_url: smoke.smoke_test(base_url, NAME, rows, bundle.predict(rows), sha256 or bundle.card.sha256)
 
 
 @pytest.mark.serving
@@ -533,7 +412,7 @@ def test_a_rollout_promotes_only_once_the_real_server_reports_the_new_digest(rea
     new = manifest("2", bundle.card.sha256)
     api = FakeApi(live_object("1"), [served_status(server)], [OLD_ROLLED_OUT, [deployment(new)]])
 
-    rollout = roll_out(api, smoke=real_smoke(server, bundle, rows), body=new)
+    rollout = roll_out(api, smoke=real_smoke(bundle, rows), body=new)
 
     assert rollout.base_url == server.base_url
     assert rollout.predictions_url == f"{server.base_url}/v2/models/houses/infer"
@@ -547,7 +426,7 @@ def test_a_server_still_serving_the_previous_model_never_passes(real_server):
     api = FakeApi(live_object("1"), [served_status(server)], [NEW_ROLLED_OUT])
 
     with pytest.raises(cluster.ClusterDeploymentError) as error:
-        roll_out(api, smoke=real_smoke(server, bundle, rows, sha256=SHA_NEW), timeout=10.0)
+        roll_out(api, smoke=real_smoke(bundle, rows, sha256=SHA_NEW), timeout=10.0)
 
     message = str(error.value)
     assert f"serves sha256 {bundle.card.sha256}, expected {SHA_NEW}" in message
@@ -564,7 +443,7 @@ def test_an_api_error_mid_rollout_with_a_real_server_rolls_back_before_any_smoke
 
     def smoke_test(base_url):
         calls.append(base_url)
-        real_smoke(server, bundle, rows)(base_url)
+        real_smoke(bundle, rows)(base_url)
 
     with pytest.raises(cluster.ClusterDeploymentError, match="503 Service Unavailable; restored the previous spec"):
         roll_out(api, smoke=smoke_test, body=new)
@@ -586,7 +465,7 @@ def test_a_failing_rollback_after_a_real_smoke_failure_reports_both(real_server)
     api.replace_namespaced_custom_object = replace
 
     with pytest.raises(cluster.ClusterDeploymentError) as error:
-        roll_out(api, smoke=real_smoke(server, bundle, rows, sha256=SHA_NEW), timeout=5.0)
+        roll_out(api, smoke=real_smoke(bundle, rows, sha256=SHA_NEW), timeout=5.0)
 
     message = str(error.value)
     assert f"serves sha256 {bundle.card.sha256}, expected {SHA_NEW}" in message
@@ -594,17 +473,6 @@ def test_a_failing_rollback_after_a_real_smoke_failure_reports_both(real_server)
 
 
 # --- the whole target: registry alias -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def registered(mlflow_state, regression_bundle):
-    """Version 1 champion, version 2 registered: what the deploy step finds (in the local registry)."""
-    bundle, _ = regression_bundle
-    register("", NAME, bundle.directory, {"r2": 0.9}, True, "approved", pipeline_job_id="run-1")
-    register("", NAME, bundle.directory, {"r2": 0.91}, True, "approved", pipeline_job_id="run-2")
-    client = registry.connect("")
-    client.set_registered_model_alias(NAME, registry.CHAMPION, "1")
-    return client
 
 
 @pytest.mark.serving
@@ -620,11 +488,8 @@ def test_success_moves_champion_and_records_where_it_is_served(registered, real_
     assert endpoint == f"{server.base_url}/v2/models/houses/infer"
     assert str(registered.get_model_version_by_alias(NAME, registry.CHAMPION).version) == "2"
     tags = registered.get_model_version(NAME, "2").tags
-    assert (tags["deployment.target"], tags["deployment.namespace"], tags["deployment.name"]) == (
-        "kubernetes",
-        NAMESPACE,
-        NAME,
-    )
+    assert (tags["deployment.target"], tags["deployment.platform"]) == ("kubernetes", "seldon")
+    assert (tags["deployment.namespace"], tags["deployment.name"]) == (NAMESPACE, NAME)
     assert tags["deployment.endpoint"] == endpoint
 
 

@@ -12,24 +12,28 @@ from components._common import registry
 from components.deploy_model import cluster
 from components.deploy_model.component import deploy_model
 from components.deploy_model.logic import deploy
-from components.deploy_model.manifests import build_seldon_deployment
+from components.deploy_model.manifests import build_inference_service, build_seldon_deployment
 from components.register_model.logic import register
 
 URI = "s3://models/houses/7/artifacts/model"
 
 
-def test_target_none_renders_the_manifest_and_deploys_nothing(regression_bundle, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("platform", "builder"), [("seldon", build_seldon_deployment), ("kserve", build_inference_service)]
+)
+def test_target_none_renders_exactly_the_platforms_resource_and_deploys_nothing(
+    regression_bundle, tmp_path, monkeypatch, platform, builder
+):
     bundle, _ = regression_bundle
     monkeypatch.setattr(cluster, "load_api", lambda: pytest.fail("target none reached the cluster"))
     rendered = tmp_path / "manifest.yaml"
+    arguments = (bundle.directory, tmp_path / "absent.parquet", "houses", "3", URI, "kfp-mlops-serving:test", rendered)
 
     # No test rows are read and no registry is asked: the manifest is all target none produces.
-    endpoint = deploy(
-        bundle.directory, tmp_path / "absent.parquet", "houses", "3", URI, "kfp-mlops-serving:test", rendered
-    )
+    endpoint = deploy(*arguments, **({} if platform == "seldon" else {"serving_platform": platform}))
 
     assert endpoint == ""
-    assert yaml.safe_load(rendered.read_text()) == build_seldon_deployment(
+    assert yaml.safe_load(rendered.read_text()) == builder(
         "houses", "3", URI, bundle.card.sha256, "models", image="kfp-mlops-serving:test"
     )
 
@@ -59,6 +63,7 @@ def test_the_component_passes_every_parameter_to_the_step(regression_bundle, tmp
             regression_bundle[0],
             tmp_path,
             deploy_target="local",
+            serving_platform="kserve",
             wait_timeout_seconds=42,
             pipeline_job_id="8d2e",
             pipeline_job_name="rollback-pipeline-2026-11-30-16-40-01",
@@ -80,6 +85,7 @@ def test_the_component_passes_every_parameter_to_the_step(regression_bundle, tmp
     )
     assert kwargs == {
         "deploy_target": "local",
+        "serving_platform": "kserve",
         "namespace": "models",
         "tracking_uri": "",
         "serving_port": 9000,
@@ -108,6 +114,17 @@ def test_deploy_timeout_seconds_still_sets_the_wait_with_a_deprecation_message(
         "DEPRECATED: parameter deploy_timeout_seconds will be removed in the next release; use wait_timeout_seconds "
         "instead" in capsys.readouterr().err
     )
+
+
+def test_the_component_deploys_to_seldon_by_default(regression_bundle, tmp_path, monkeypatch):
+    from components.deploy_model import logic
+
+    calls = []
+    monkeypatch.setattr(logic, "deploy", lambda *args, **kwargs: calls.append(kwargs) or "")
+
+    deploy_model.python_func(**component_arguments(regression_bundle[0], tmp_path))
+
+    assert calls[0]["serving_platform"] == "seldon"
 
 
 def test_target_none_outputs_a_note_and_creates_no_registry_when_there_is_none(

@@ -1,6 +1,7 @@
-"""deploy_model: the targets, what a kubernetes deployment refuses before it starts (defect D5), and the OIP smoke
-test (against a stub here; against real model servers in tests/serving/test_deploy_local.py). The SeldonDeployment
-itself is tested in test_deploy_manifests.py, its rollout in test_deploy_cluster.py."""
+"""deploy_model: the targets and serving platforms, what a kubernetes deployment refuses before it starts (defect D5),
+what it records on the version, and the OIP smoke test (against a stub here; against real model servers in
+tests/serving/test_deploy_local.py). The SeldonDeployment and InferenceService themselves are tested in
+test_manifests.py, their rollout in test_cluster.py."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from components._common import registry
 from components._common.datasets import write_dataset
 from components.deploy_model import cluster
 from components.deploy_model.component import deploy_model
@@ -21,11 +23,15 @@ from components.deploy_model.logic import (
     DeploymentError,
     check_cluster_sources,
     check_model_files,
+    check_serving_platform,
     check_target,
+    deploy,
+    deploy_kubernetes,
     write_manifest,
 )
-from components.deploy_model.manifests import build_seldon_deployment
+from components.deploy_model.manifests import SERVING_PLATFORMS, build_manifest, build_seldon_deployment
 from components.deploy_model.smoke import smoke_test
+from components.register_model.logic import register
 from serving.oip import table_request
 
 SHA = "ab" * 32
@@ -44,6 +50,44 @@ def test_unknown_target_is_named(target):
         match=rf"parameter deploy_target must be one of \('kubernetes', 'local', 'none'\), got '{target}'",
     ):
         check_target(target)
+
+
+@pytest.mark.parametrize("platform", ["seldon", "kserve"])
+def test_known_serving_platforms_are_accepted(platform):
+    assert check_serving_platform(platform) == platform
+
+
+@pytest.mark.parametrize("platform", ["knative", "", "KServe", "kfserving"])
+def test_unknown_serving_platform_is_named(platform):
+    with pytest.raises(
+        DeploymentError,
+        match=rf"parameter serving_platform must be one of \('seldon', 'kserve'\), got '{platform}'",
+    ):
+        check_serving_platform(platform)
+
+
+@pytest.mark.parametrize("target", ["kubernetes", "local", "none"])
+def test_an_unknown_serving_platform_stops_every_target_before_anything_is_rendered(
+    regression_bundle, tmp_path, monkeypatch, target
+):
+    monkeypatch.setattr(cluster, "load_api", lambda: pytest.fail("an unknown serving_platform reached the cluster"))
+    rendered = tmp_path / "manifest.yaml"
+
+    with pytest.raises(DeploymentError, match=r"^parameter serving_platform must be one of"):
+        deploy(
+            regression_bundle[0].directory,
+            tmp_path / "absent.parquet",
+            "houses",
+            "3",
+            URI,
+            "kfp-mlops-serving:test",
+            rendered,
+            deploy_target=target,
+            serving_platform="knative",
+            tracking_uri=CLUSTER_MLFLOW,
+        )
+
+    assert not rendered.exists()
 
 
 def test_manifest_is_written_as_yaml(tmp_path):
@@ -116,6 +160,35 @@ def test_a_model_uri_the_storage_initializer_cannot_fetch_is_refused_naming_the_
         check_cluster_sources(CLUSTER_MLFLOW, model_uri)
 
 
+@pytest.mark.parametrize(
+    ("platform", "initializer", "credentials"),
+    [
+        (
+            "seldon",
+            "Seldon's rclone storage initializer",
+            "with a remote of that scheme in the seldon-rclone-secret Secret",
+        ),
+        (
+            "kserve",
+            "KServe's storage initializer",
+            "with its credentials in the Secret the ServiceAccount kserve-model-storage lists",
+        ),
+    ],
+)
+def test_the_refusal_names_the_storage_initializer_and_credentials_of_the_platform(platform, initializer, credentials):
+    model_uri = "file:///opt/kfp-mlops/local_state/mlartifacts/houses/1/abc/artifacts/model"
+
+    with pytest.raises(DeploymentError) as refused:
+        check_cluster_sources(CLUSTER_MLFLOW, model_uri, platform)
+
+    assert str(refused.value) == (
+        f"parameter model_uri {model_uri!r} cannot be fetched by {initializer}: deploy_target=kubernetes needs the "
+        "version's files in object storage (e.g. s3://mlpipeline/...), i.e. an MLflow server whose artifact root is "
+        f"a bucket, {credentials}"
+    )
+    check_cluster_sources(CLUSTER_MLFLOW, URI, platform)  # a bucket is fetched by either
+
+
 @pytest.fixture
 def s3_bucket(monkeypatch):
     """An in-process S3 (moto) with bucket mlpipeline, reached as the deploy step reaches the cluster's store."""
@@ -161,15 +234,28 @@ def test_a_model_uri_without_the_model_files_is_refused_before_deploying(s3_buck
 
 
 @pytest.mark.parametrize(
-    ("tracking_uri", "model_uri", "parameter"),
+    ("tracking_uri", "model_uri", "platform", "parameter"),
     [
-        ("", URI, "tracking_uri"),
-        ("sqlite:////opt/kfp-mlops/local_state/mlflow.db", URI, "tracking_uri"),
-        (CLUSTER_MLFLOW, "file:///opt/kfp-mlops/local_state/mlartifacts/houses/1/abc/artifacts/model", "model_uri"),
+        ("", URI, "seldon", "tracking_uri"),
+        ("", URI, "kserve", "tracking_uri"),
+        ("sqlite:////opt/kfp-mlops/local_state/mlflow.db", URI, "seldon", "tracking_uri"),
+        (
+            CLUSTER_MLFLOW,
+            "file:///opt/kfp-mlops/local_state/mlartifacts/houses/1/abc/artifacts/model",
+            "seldon",
+            "model_uri",
+        ),
+        (
+            CLUSTER_MLFLOW,
+            "file:///opt/kfp-mlops/local_state/mlartifacts/houses/1/abc/artifacts/model",
+            "kserve",
+            "model_uri",
+        ),
+        (CLUSTER_MLFLOW, URI, "knative", "serving_platform"),
     ],
 )
 def test_the_step_stops_before_anything_is_deployed(
-    regression_bundle, tmp_path, monkeypatch, tracking_uri, model_uri, parameter
+    regression_bundle, tmp_path, monkeypatch, tracking_uri, model_uri, platform, parameter
 ):
     bundle, test = regression_bundle
     test_path = tmp_path / "test.parquet"
@@ -189,6 +275,7 @@ def test_the_step_stops_before_anything_is_deployed(
             manifest=SimpleNamespace(path=str(rendered)),
             history=SimpleNamespace(path=str(tmp_path / "history.md")),
             deploy_target="kubernetes",
+            serving_platform=platform,
             tracking_uri=tracking_uri,
             wait_timeout_seconds=600,
         )
@@ -199,8 +286,9 @@ def test_the_step_stops_before_anything_is_deployed(
     assert not (tmp_path / "history.md").exists()
 
 
+@pytest.mark.parametrize(("platform", "kind"), [("seldon", "SeldonDeployment"), ("kserve", "InferenceService")])
 def test_with_a_registry_server_and_bucket_storage_the_step_goes_on_to_the_cluster(
-    regression_bundle, tmp_path, monkeypatch, s3_bucket
+    regression_bundle, tmp_path, monkeypatch, s3_bucket, platform, kind
 ):
     bundle, test = regression_bundle
     test_path = tmp_path / "test.parquet"
@@ -229,11 +317,68 @@ def test_with_a_registry_server_and_bucket_storage_the_step_goes_on_to_the_clust
             manifest=SimpleNamespace(path=str(tmp_path / "manifest.yaml")),
             history=SimpleNamespace(path=str(tmp_path / "history.md")),
             deploy_target="kubernetes",
+            serving_platform=platform,
             tracking_uri=CLUSTER_MLFLOW,
             wait_timeout_seconds=600,
         )
 
-    assert yaml.safe_load((tmp_path / "manifest.yaml").read_text())["spec"]["protocol"] == "v2"
+    rendered = yaml.safe_load((tmp_path / "manifest.yaml").read_text())
+    assert rendered == build_manifest(platform, "houses", "3", URI, bundle.card.sha256, image="kfp-mlops-serving:test")
+    assert rendered["kind"] == kind
+
+
+# --- kubernetes: what a deployment records on the version ----------------------------------------------------
+
+
+@pytest.mark.parametrize("platform", SERVING_PLATFORMS)
+def test_a_kubernetes_deployment_smoke_tests_the_served_name_and_records_its_platform(
+    mlflow_state, regression_bundle, monkeypatch, oip_server, platform
+):
+    bundle, test = regression_bundle
+    register("", "houses", bundle.directory, {"r2": 0.9}, True, "approved")
+    rendered = build_manifest(platform, "houses", "1", URI, bundle.card.sha256, "ml", image="kfp-mlops-serving:test")
+    rows = test[bundle.feature_names].head(2)
+    expected = bundle.predict(rows)
+    oip_server.metadata = (200, metadata(sha256=bundle.card.sha256))
+    oip_server.answer = (200, answer(expected.tolist()))
+    endpoint = f"{oip_server.base_url}/v2/models/houses/infer"
+    rolled = []
+
+    def roll_out(api, manifest, smoke, timeout):
+        rolled.append((manifest, timeout))
+        smoke(oip_server.base_url)  # what the rollout does once the new spec is live
+        return cluster.Rollout(oip_server.base_url, endpoint, replaced_existing=False)
+
+    monkeypatch.setattr(cluster, "roll_out", roll_out)
+
+    served_at = deploy_kubernetes(rendered, "houses", "1", bundle.card.sha256, rows, expected, "", 42.0, api=object())
+
+    assert served_at == endpoint and rolled == [(rendered, 42.0)]
+    assert [request["path"] for request in oip_server.received] == ["/v2/models/houses", "/v2/models/houses/infer"]
+    tags = registry.connect("").get_model_version("houses", "1").tags
+    assert {key: value for key, value in tags.items() if key.startswith("deployment.")} == {
+        "deployment.target": "kubernetes",
+        "deployment.platform": platform,
+        "deployment.namespace": "ml",
+        "deployment.name": "houses",
+        "deployment.endpoint": endpoint,
+    }
+    assert str(registry.version_by_alias(registry.connect(""), "houses", registry.CHAMPION).version) == "1"
+
+
+def test_the_none_target_says_which_kind_it_rendered(regression_bundle, tmp_path, capsys):
+    deploy(
+        regression_bundle[0].directory,
+        tmp_path / "absent.parquet",
+        "houses",
+        "3",
+        URI,
+        "kfp-mlops-serving:test",
+        tmp_path / "manifest.yaml",
+        serving_platform="kserve",
+    )
+
+    assert "rendered the InferenceService for houses v3; nothing deployed" in capsys.readouterr().out
 
 
 # --- the OIP request the smoke test (and monitor_demo's replay) sends ---------------------------------------------

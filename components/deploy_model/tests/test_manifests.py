@@ -1,9 +1,12 @@
-"""The SeldonDeployment the deploy step renders: Kubernetes names, the real CRD schema, the operator's admission
-webhook rules, and the container contract, checked by starting the real server with the env the operator injects.
+"""The SeldonDeployment and the InferenceService the deploy step renders: Kubernetes names and the limits each control
+plane puts on them, the real CRD schemas, Seldon's admission webhook rules, one container for both kinds, and each
+container contract, checked by starting the real server as each control plane starts it.
 
 The operator facts come from Seldon Core 1.17.1 (serving-notes §A1-A6): `operator_env` (cluster.rehearsal.seldon, which
 the rehearsal starts the serving image with) derives the env the operator sets on a custom graph container from the
-manifest alone, as `seldondeployment_controller.go` does.
+manifest alone, as `seldondeployment_controller.go` does. The KServe facts from v0.20.0's source (serving-notes §C'):
+the controller passes `kserve-container` through unchanged, and its pod webhook rewrites `STORAGE_URI` to
+/mnt/models once the storage initializer has copied the files there.
 """
 
 from __future__ import annotations
@@ -21,18 +24,28 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cluster.rehearsal.seldon import operator_env
 from components._image import SERVING_IMAGE
+from components.deploy_model import platforms
 from components.deploy_model.manifests import (
-    MAX_NAME_LENGTH,
+    KSERVE_SERVICE_ACCOUNT,
+    MAX_NAME_LENGTHS,
+    METRICS_PATH,
     PROTOCOLS,
+    SERVING_PLATFORMS,
     DeploymentError,
+    build_inference_service,
+    build_manifest,
     build_seldon_deployment,
     deployment_name,
     model_container,
+    served_model_name,
 )
 from serving import local_server
+from serving.settings import resolve
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-SELDON_CRD = REPO_ROOT.parent / "shared" / "reference" / "seldon" / "seldondeployment-crd.yaml"
+REFERENCE = REPO_ROOT.parent / "shared" / "reference"
+SELDON_CRD = REFERENCE / "seldon" / "seldondeployment-crd.yaml"
+KSERVE_CRD = REFERENCE / "kserve" / "inferenceservice-crd.yaml"
 # The webhook (checkPredictiveUnits) accepts these graph node types; the CRD schema has a free string.
 SELDON_NODE_TYPES = {"MODEL", "ROUTER", "COMBINER", "TRANSFORMER", "OUTPUT_TRANSFORMER"}
 EXECUTOR_PORTS = {8000, 5001}  # the executor container's, in the same pod
@@ -44,6 +57,11 @@ START_TIMEOUT = 90.0
 @pytest.fixture
 def manifest() -> dict:
     return build_seldon_deployment("House_Prices", "7", URI, SHA, namespace="ml", image=SERVING_IMAGE)
+
+
+@pytest.fixture
+def inference_service() -> dict:
+    return build_inference_service("House_Prices", "7", URI, SHA, namespace="ml", image=SERVING_IMAGE)
 
 
 def predictor(manifest: dict) -> dict:
@@ -64,27 +82,58 @@ def predictor(manifest: dict) -> dict:
         ("a.b/c", "a-b-c"),
     ],
 )
-def test_deployment_name_is_a_dns_1035_label(model_name, expected):
-    assert deployment_name(model_name) == expected
+@pytest.mark.parametrize("platform", SERVING_PLATFORMS)
+def test_deployment_name_is_a_dns_1035_label(model_name, expected, platform):
+    assert deployment_name(model_name, platform) == expected
 
 
-def test_the_longest_name_leaves_room_for_the_predictor_service():
-    longest = "a" * MAX_NAME_LENGTH
-
-    assert deployment_name(longest) == longest
-    assert len(f"{longest}-default") == 63  # Seldon's Service <name>-<predictor>, a DNS label
+# What each control plane names after the object (a DNS label or a label value: 63 characters at most): Seldon's
+# predictor Service; KServe's predictor Deployment and Service, and the `app` label on them and their pods.
+DERIVED_NAMES = {"seldon": ["{}-default"], "kserve": ["{}-predictor", "isvc.{}-predictor"]}
 
 
-@pytest.mark.parametrize("model_name", ["a" * (MAX_NAME_LENGTH + 1), "houses_" + "x" * 60])
-def test_a_name_too_long_for_the_service_is_refused_not_cut(model_name):
-    with pytest.raises(DeploymentError, match=rf"characters; at most {MAX_NAME_LENGTH} fit the predictor Service"):
-        deployment_name(model_name)
+@pytest.mark.parametrize("platform", SERVING_PLATFORMS)
+def test_the_longest_name_leaves_room_for_every_name_the_control_plane_derives(platform):
+    longest = "a" * MAX_NAME_LENGTHS[platform]
+
+    assert deployment_name(longest, platform) == longest
+    derived = [len(pattern.format(longest)) for pattern in DERIVED_NAMES[platform]]
+    assert max(derived) == 63
+
+
+@pytest.mark.parametrize(
+    ("platform", "derived"),
+    [
+        ("seldon", r"the predictor Service name a{8}\.\.\.-default \(63 characters\) with serving_platform=seldon"),
+        (
+            "kserve",
+            r"the predictor Service name a{8}\.\.\.-predictor and the label value isvc\.a{8}\.\.\.-predictor "
+            r"\(63 characters\) with serving_platform=kserve",
+        ),
+    ],
+)
+def test_a_name_too_long_for_the_names_derived_from_it_is_refused_not_cut(platform, derived):
+    too_long = "a" * (MAX_NAME_LENGTHS[platform] + 1)
+
+    with pytest.raises(DeploymentError, match=rf"characters; at most {MAX_NAME_LENGTHS[platform]} fit {derived}"):
+        deployment_name(too_long, platform)
+    with pytest.raises(DeploymentError, match=f"at most {MAX_NAME_LENGTHS[platform]} fit"):
+        build_manifest(platform, too_long, "1", URI, SHA, image=SERVING_IMAGE)
+
+
+def test_a_name_seldon_accepts_can_be_too_long_for_kserve():
+    name = "a" * MAX_NAME_LENGTHS["seldon"]
+
+    assert deployment_name(name) == deployment_name(name, "seldon") == name  # Seldon: the default
+    with pytest.raises(DeploymentError, match=r"label value isvc\."):
+        deployment_name(name, "kserve")
 
 
 @pytest.mark.parametrize("model_name", ["2houses", "_9_prices", "007"])
-def test_a_name_not_starting_with_a_letter_is_refused(model_name):
+@pytest.mark.parametrize("platform", SERVING_PLATFORMS)
+def test_a_name_not_starting_with_a_letter_is_refused(model_name, platform):
     with pytest.raises(DeploymentError, match=r"does not start with a letter: .* a Service name must \(DNS-1035\)"):
-        deployment_name(model_name)
+        deployment_name(model_name, platform)
 
 
 @pytest.mark.parametrize("model_name", ["", "___", "@@@"])
@@ -93,9 +142,61 @@ def test_model_name_without_valid_characters_is_named(model_name):
         deployment_name(model_name)
 
 
-def test_an_invalid_name_is_refused_when_rendering():
+@pytest.mark.parametrize("platform", SERVING_PLATFORMS)
+def test_an_invalid_name_is_refused_when_rendering(platform):
     with pytest.raises(DeploymentError, match="does not start with a letter"):
-        build_seldon_deployment("1st-model", "1", URI, SHA, image=SERVING_IMAGE)
+        build_manifest(platform, "1st-model", "1", URI, SHA, image=SERVING_IMAGE)
+
+
+# --- one entry point, two kinds ----------------------------------------------------------------------------------
+
+
+def test_build_manifest_renders_the_chosen_platforms_resource():
+    arguments = ("House_Prices", "7", URI, SHA, "ml")
+    options = {"image": SERVING_IMAGE, "pipeline_job_id": "run-9"}
+
+    assert build_manifest("seldon", *arguments, **options) == build_seldon_deployment(*arguments, **options)
+    assert build_manifest("kserve", *arguments, **options) == build_inference_service(*arguments, **options)
+
+
+@pytest.mark.parametrize("platform", SERVING_PLATFORMS)
+def test_the_rollout_recognises_each_rendered_resource_as_its_platforms(platform):
+    rendered = build_manifest(platform, "houses", "1", URI, SHA, image=SERVING_IMAGE)
+
+    assert platforms.for_manifest(rendered).name == platform
+
+
+@pytest.mark.parametrize("platform", ["knative", "", "Seldon", "kfserving"])
+def test_an_unknown_platform_is_refused_naming_the_parameter(platform):
+    expected = rf"parameter serving_platform must be one of \('seldon', 'kserve'\), got '{platform}'"
+    with pytest.raises(DeploymentError, match=expected):
+        build_manifest(platform, "houses", "1", URI, SHA, image=SERVING_IMAGE)
+    with pytest.raises(DeploymentError, match=expected):
+        deployment_name("houses", platform)
+
+
+def test_both_kinds_run_the_same_container_but_for_how_it_learns_its_model(manifest, inference_service):
+    seldon, kserve = model_container(manifest), model_container(inference_service)
+
+    shared = ("image", "imagePullPolicy", "ports", "readinessProbe", "livenessProbe", "resources")
+    assert {key: seldon[key] for key in shared} == {key: kserve[key] for key in shared}
+    assert set(kserve) - set(seldon) == {"args", "env"}  # Seldon's operator injects env instead
+    assert served_model_name(manifest) == served_model_name(inference_service) == "house-prices"
+
+
+@pytest.mark.parametrize("platform", SERVING_PLATFORMS)
+def test_the_readiness_probe_asks_for_the_model_the_server_answers_as(platform):
+    rendered = build_manifest(platform, "Price Model", "1", URI, SHA, image=SERVING_IMAGE)
+
+    path = model_container(rendered)["readinessProbe"]["httpGet"]["path"]
+    assert path == f"/v2/models/{served_model_name(rendered)}/ready" == "/v2/models/price-model/ready"
+
+
+def test_an_unknown_kind_is_named():
+    other = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "houses"}, "spec": {}}
+
+    with pytest.raises(DeploymentError, match="manifest houses: kind 'Deployment' is neither SeldonDeployment nor"):
+        model_container(other)
 
 
 # --- the SeldonDeployment ----------------------------------------------------------------------------------------
@@ -192,14 +293,114 @@ def test_a_manifest_without_the_node_container_is_named(manifest):
         model_container(broken)
 
 
-# --- the CRD schema and the admission webhook ------------------------------------------------------------------
+# --- the InferenceService --------------------------------------------------------------------------------------
 
 
-def load_crd_validator(path: Path):
-    """A validator for the v1 schema of the SeldonDeployment CRD at ``path``. Without the file the CRD tests fail
+def test_inference_service_identifies_the_version_as_the_seldon_deployment_does(inference_service, manifest):
+    metadata = inference_service["metadata"]
+
+    assert (inference_service["apiVersion"], inference_service["kind"]) == (
+        "serving.kserve.io/v1beta1",
+        "InferenceService",
+    )
+    assert (metadata["name"], metadata["namespace"]) == ("house-prices", "ml")
+    assert metadata["labels"] == manifest["metadata"]["labels"]
+    assert metadata["annotations"] == {
+        "serving.kserve.io/deploymentMode": "Standard",
+        "serving.kserve.io/autoscalerClass": "none",
+        **manifest["metadata"]["annotations"],
+    }
+
+
+def test_inference_service_runs_in_standard_mode_with_one_fixed_replica(inference_service):
+    # Per object: both of KServe's installers default to Knative mode, which needs Knative and Istio.
+    assert inference_service["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+    predictor = inference_service["spec"]["predictor"]
+    # autoscalerClass none: the Deployment gets minReplicas and no HorizontalPodAutoscaler is made.
+    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (1, 1)
+    assert inference_service["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "none"
+
+
+def test_the_predictor_is_the_custom_container_kserve_serves(inference_service):
+    predictor = inference_service["spec"]["predictor"]
+    (container,) = predictor["containers"]
+
+    # The controller serves the container of this name (and puts it first in the pod), nothing else.
+    assert container["name"] == "kserve-container"
+    assert model_container(inference_service) is container
+    assert container["image"] == SERVING_IMAGE and container["imagePullPolicy"] == "IfNotPresent"
+    assert "command" not in container  # the image's ENTRYPOINT, python -m serving, gets the args
+    # Its storage initializer's credentials: the Secret this ServiceAccount lists (cluster/manifests).
+    assert predictor["serviceAccountName"] == KSERVE_SERVICE_ACCOUNT == "kserve-model-storage"
+
+
+def test_storage_uri_is_the_registered_versions_files(inference_service):
+    assert model_container(inference_service)["env"] == [{"name": "STORAGE_URI", "value": URI}]
+
+
+def test_args_carry_the_model_name_digest_version_and_declared_ports(inference_service):
+    container = model_container(inference_service)
+
+    assert container["args"] == [
+        "--model_name=house-prices",
+        f"--model_sha256={SHA}",
+        "--model_version=7",
+        "--http_port=8080",
+        "--grpc_port=8081",
+        "--metrics_port=8082",
+    ]
+    # As the server reads them in the pod: STORAGE_URI rewritten to the initializer's copy.
+    settings = resolve(container["args"], {"STORAGE_URI": "/mnt/models"})
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert (settings.model_name, settings.model_dir) == ("house-prices", "/mnt/models")
+    assert (settings.model_sha256, settings.model_version) == (SHA, "7")
+    assert (settings.http_port, settings.grpc_port, settings.metrics_port) == (
+        ports["http"],
+        ports["grpc"],
+        ports["metrics"],
+    )
+
+
+def test_the_services_port_80_leads_to_the_http_port(inference_service):
+    # KServe's Service sends port 80 to the container's FIRST port, whatever its name; the others keep their numbers.
+    first, *others = model_container(inference_service)["ports"]
+
+    assert first == {"name": "http", "containerPort": 8080, "protocol": "TCP"}
+    assert {port["name"] for port in others} == {"grpc", "metrics"}
+
+
+def test_a_manifest_without_kserve_container_is_named(inference_service):
+    broken = copy.deepcopy(inference_service)
+    broken["spec"]["predictor"]["containers"][0]["name"] = "model"
+
+    with pytest.raises(
+        DeploymentError, match="InferenceService house-prices has no container named 'kserve-container'"
+    ):
+        model_container(broken)
+
+
+def test_a_container_without_model_name_is_named(inference_service):
+    broken = copy.deepcopy(inference_service)
+    model_container(broken)["args"] = [f"--model_sha256={SHA}"]
+
+    with pytest.raises(DeploymentError, match="container kserve-container passes no --model_name argument"):
+        served_model_name(broken)
+
+
+# --- the CRD schemas and Seldon's admission webhook --------------------------------------------------------------
+
+CRDS = {"SeldonDeployment": (SELDON_CRD, "v1"), "InferenceService": (KSERVE_CRD, "v1beta1")}
+
+
+def load_crd_validator(kind: str, path: Path | None = None):
+    """A validator for the schema of ``kind``'s CRD (the version the builder writes), read from ``path`` (default:
+    the shared reference file). Fields the schema does not declare are errors, as with the API server's strict
+    field validation (a misspelt field would otherwise be dropped silently). Without the file the CRD tests fail
     in CI (CI set, as CI services do) and are skipped elsewhere, saying why, as the promtool tests are."""
+    default, version = CRDS[kind]
+    path = path or default
     if not path.is_file():
-        message = f"SeldonDeployment CRD not found at {path} (the shared reference files are not checked out)"
+        message = f"{kind} CRD not found at {path} (the shared reference files are not checked out)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
@@ -207,30 +408,78 @@ def load_crd_validator(path: Path):
     import yaml
 
     crd = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    (v1,) = [version for version in crd["spec"]["versions"] if version["name"] == "v1"]
+    (served,) = [entry for entry in crd["spec"]["versions"] if entry["name"] == version]
     # OpenAPI v3 keywords such as x-kubernetes-* are unknown to Draft 7 and ignored.
-    return jsonschema.Draft7Validator(v1["schema"]["openAPIV3Schema"])
+    return jsonschema.Draft7Validator(_strict(served["schema"]["openAPIV3Schema"]))
+
+
+def _strict(schema):
+    """``schema`` with unknown fields refused wherever Kubernetes would prune them (declared properties, no
+    additionalProperties, no x-kubernetes-preserve-unknown-fields)."""
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    strict = {key: _strict(value) for key, value in schema.items()}
+    if (
+        "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        strict["additionalProperties"] = False
+    return strict
 
 
 @pytest.fixture(scope="module")
 def crd_validator():
-    return load_crd_validator(SELDON_CRD)
+    return load_crd_validator("SeldonDeployment")
 
 
-def test_a_missing_crd_fails_in_ci_and_is_skipped_elsewhere(tmp_path, monkeypatch):
-    missing = tmp_path / "seldondeployment-crd.yaml"
+@pytest.fixture(scope="module")
+def kserve_crd_validator():
+    return load_crd_validator("InferenceService")
+
+
+@pytest.mark.parametrize("kind", CRDS)
+def test_a_missing_crd_fails_in_ci_and_is_skipped_elsewhere(tmp_path, monkeypatch, kind):
+    missing = tmp_path / "crd.yaml"
     monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="SeldonDeployment CRD not found at"):
-        load_crd_validator(missing)
+    with pytest.raises(pytest.fail.Exception, match=f"{kind} CRD not found at {missing}"):
+        load_crd_validator(kind, missing)
     monkeypatch.delenv("CI")
-    with pytest.raises(pytest.skip.Exception, match="SeldonDeployment CRD not found at"):
-        load_crd_validator(missing)
+    with pytest.raises(pytest.skip.Exception, match=f"{kind} CRD not found at {missing}"):
+        load_crd_validator(kind, missing)
+
+
+def _errors(validator, manifest: dict) -> list[str]:
+    return [f"{list(error.absolute_path)}: {error.message}" for error in validator.iter_errors(manifest)]
 
 
 def test_manifest_matches_the_seldon_crd_schema(crd_validator, manifest):
-    errors = [f"{list(error.absolute_path)}: {error.message}" for error in crd_validator.iter_errors(manifest)]
+    assert _errors(crd_validator, manifest) == []
 
-    assert errors == []
+
+def test_inference_service_matches_the_kserve_crd_schema(kserve_crd_validator, inference_service):
+    assert _errors(kserve_crd_validator, inference_service) == []
+
+
+def test_kserve_crd_schema_check_catches_a_broken_inference_service(kserve_crd_validator, inference_service):
+    broken = copy.deepcopy(inference_service)
+    predictor = broken["spec"]["predictor"]
+    predictor["minReplicas"] = "one"
+    predictor["serviceAcountName"] = predictor.pop("serviceAccountName")  # misspelt: pruned, no credentials
+    container = model_container(broken)
+    del container["name"]
+    container["ports"][0]["containerPort"] = "http"
+    container["env"][0]["value"] = 7
+
+    messages = {error.message for error in kserve_crd_validator.iter_errors(broken)}
+
+    assert "'one' is not of type 'integer'" in messages
+    assert "Additional properties are not allowed ('serviceAcountName' was unexpected)" in messages
+    assert "'name' is a required property" in messages
+    assert "'http' is not of type 'integer'" in messages
+    assert "7 is not of type 'string'" in messages
 
 
 def test_crd_schema_check_catches_a_broken_manifest(crd_validator, manifest):
@@ -378,6 +627,73 @@ def test_the_entry_point_serves_the_container_contract(served_as_seldon_would, r
 
     # Prometheus scrapes the port named `metrics` at the operator's path.
     scraped = requests.get(f"http://127.0.0.1:{ports['metrics']}{env['PREDICTIVE_UNIT_METRICS_ENDPOINT']}", timeout=10)
+    assert scraped.status_code == 200
+    requests_total = [
+        sample
+        for family in text_string_to_metric_families(scraped.text)
+        for sample in family.samples
+        if sample.name == "model_requests_total"
+    ]
+    assert {(s.labels["model_name"], s.labels["outcome"], s.value) for s in requests_total} >= {(name, "ok", 1.0)}
+
+
+# --- the KServe container contract: the rendered args and env, as the pod webhook leaves them, to the real entry point
+
+
+@pytest.fixture
+def served_as_kserve_would(regression_bundle, free_ports, tmp_path):
+    """`python -m serving` started as KServe's Standard mode starts `kserve-container`: the rendered args, the rendered
+    env with STORAGE_URI rewritten to the storage initializer's copy (the bundle copied to a directory standing in for
+    /mnt/models), nothing else. A pod has its own network; here the ports move to free ones by flags appended after
+    the rendered args (the last of a flag wins), and the manifest's declared ports follow them."""
+    bundle, _ = regression_bundle
+    models = tmp_path / "mnt-models"
+    shutil.copytree(bundle.directory, models)
+    manifest = build_inference_service("Houses", "3", URI, bundle.card.sha256, image=SERVING_IMAGE)
+    container = model_container(manifest)
+    env = {variable["name"]: variable["value"] for variable in container["env"]}
+    assert env["STORAGE_URI"] == URI  # the webhook rewrites it once the initializer has copied the files
+    env["STORAGE_URI"] = str(models)
+    env.update({"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"})
+    moved = dict(zip([port["name"] for port in container["ports"]], free_ports(3), strict=True))
+    for port in container["ports"]:
+        port["containerPort"] = moved[port["name"]]
+    argv = [sys.executable, "-m", "serving", *container["args"], *(f"--{name}_port={n}" for name, n in moved.items())]
+    log = tmp_path / "server.log"
+    process = local_server.spawn(argv, log, env)
+    try:
+        yield manifest, process, log
+    finally:
+        local_server.stop_group(process.pid, timeout=15)
+        process.wait(timeout=5)
+
+
+@pytest.mark.serving
+def test_the_entry_point_serves_the_kserve_container_contract(served_as_kserve_would, regression_bundle):
+    manifest, process, log = served_as_kserve_would
+    bundle, test_rows = regression_bundle
+    container = model_container(manifest)
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    http = f"http://127.0.0.1:{ports['http']}"
+
+    readiness = container["readinessProbe"]["httpGet"]
+    assert readiness["port"] == "http"
+    local_server.wait_healthy(f"{http}{readiness['path']}", process, log, START_TIMEOUT, "`python -m serving`")
+    assert requests.get(f"{http}{container['livenessProbe']['httpGet']['path']}", timeout=10).status_code == 200
+
+    name = served_model_name(manifest)
+    metadata = requests.get(f"{http}/v2/models/{name}", timeout=10).json()
+    assert metadata["name"] == name == "houses"
+    assert metadata["parameters"]["sha256"] == bundle.card.sha256
+    assert metadata["parameters"]["model_version"] == "3"
+
+    # What KServe's Service forwards from its port 80: the client's request, to /v2/models/<name>/infer.
+    rows = test_rows[bundle.feature_names].head(2)
+    answer = requests.post(f"{http}/v2/models/{name}/infer", json=oip_table(rows), timeout=30)
+    assert answer.status_code == 200, answer.text
+
+    # The PodMonitor scrapes the port named `metrics`.
+    scraped = requests.get(f"http://127.0.0.1:{ports['metrics']}{METRICS_PATH}", timeout=10)
     assert scraped.status_code == 200
     requests_total = [
         sample

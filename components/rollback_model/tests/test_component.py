@@ -9,6 +9,7 @@ from kfp import dsl
 import model_bundle
 from components._common import history, registry
 from components._common.datasets import read_dataset
+from components.deploy_model.smoke import DeploymentError
 from components.register_model.logic import register
 from components.rollback_model.component import rollback_model
 from components.rollback_model.logic import RollbackError
@@ -50,3 +51,10 @@ def test_stages_the_previous_champion_for_the_deploy_step(two_champions, artifac
 def test_a_refusal_fails_the_step_naming_it(two_champions, artifact):
     with pytest.raises(RollbackError, match=f"{NAME} v2 is already the champion"):
         rollback_model.python_func(model_name=NAME, deploy_target="local", to_version="2", **outputs(artifact))
+
+
+def test_the_serving_platform_reaches_the_step(artifact):
+    with pytest.raises(DeploymentError, match=r"parameter serving_platform must be one of .*, got 'knative'"):
+        rollback_model.python_func(
+            model_name=NAME, deploy_target="kubernetes", serving_platform="knative", **outputs(artifact)
+        )

@@ -141,6 +141,25 @@ def test_a_target_that_does_not_serve_is_refused_before_the_registry_is_read(tmp
         staged(tmp_path, deploy_target=target)
 
 
+def test_an_unknown_serving_platform_is_refused_before_the_registry_is_read(tmp_path):
+    with pytest.raises(DeploymentError, match=r"parameter serving_platform must be one of .*, got 'knative'"):
+        staged(tmp_path, serving_platform="knative")
+
+
+@pytest.mark.parametrize("platform", ["seldon", "kserve"])
+def test_kubernetes_checks_the_sources_for_the_platforms_storage_initializer(
+    two_champions, tmp_path, monkeypatch, platform
+):
+    from components.deploy_model import logic as deploy_logic
+
+    checked = []
+    monkeypatch.setattr(deploy_logic, "check_cluster_sources", lambda *arguments: checked.append(arguments))
+
+    result, _, _ = staged(tmp_path, deploy_target="kubernetes", serving_platform=platform)
+
+    assert checked == [("", result.source, platform)]
+
+
 def test_kubernetes_with_a_registry_inside_the_pod_is_refused_before_anything_is_staged(two_champions, tmp_path):
     with pytest.raises(DeploymentError, match="parameter tracking_uri is empty: with deploy_target=kubernetes"):
         staged(tmp_path, deploy_target="kubernetes")
