@@ -10,13 +10,13 @@ source "${here%/*}/common.sh"
 # Pinned on purpose: KFP's backend follows the SDK's minor line (kfp 2.17.x); Seldon Core 1.17.1 is the last
 # Apache-2.0 release; kube-prometheus-stack 67.8.0 (Prometheus Operator v0.79.2) declares kubeVersion >=1.19.
 # KServe v0.20.0 is its newest release (the InferenceService CRD the deploy step's manifests are checked against) and
-# documents Kubernetes 1.32+; it needs cert-manager >= 1.15.0 for its webhook certificate, and its own install scripts
-# install cert-manager v1.17.0 (kserve-deps.env at v0.20.0): v1.17.4 is that minor's last patch (fixes only), and
-# cert-manager lists 1.17 as compatible with Kubernetes 1.29-1.33.
+# documents Kubernetes 1.32+; it needs cert-manager >= 1.15.0 for its webhook certificate. Its own scripts install
+# v1.17.0 (kserve-deps.env at v0.20.0), a line out of support since 2025; 1.21 is supported and tested on Kubernetes
+# 1.33-1.36, the range of KFP 2.17.0's CI too.
 readonly PIPELINE_VERSION=2.17.0
 readonly SELDON_VERSION=1.17.1
 readonly KSERVE_VERSION=v0.20.0
-readonly CERT_MANAGER_VERSION=v1.17.4
+readonly CERT_MANAGER_VERSION=v1.21.1
 readonly PROMETHEUS_CHART_VERSION=67.8.0
 
 BUILD_IMAGES="${BUILD_IMAGES:-1}"

@@ -54,7 +54,7 @@ POD_SETTINGS: dict[str, PodSettings] = {
     "gate_model": PodSettings("500m", "2", "320Mi", MODEL_MEMORY_LIMIT, 1800, retry=True),
     "register_model": PodSettings("500m", "1", "320Mi", MODEL_MEMORY_LIMIT, 1800, retry=True),
     # The timeout exceeds the step's own bounded wait (deploy_timeout_seconds) by far: a pod stopped by its
-    # deadline cannot roll the SeldonDeployment back.
+    # deadline cannot roll the SeldonDeployment or InferenceService back.
     "deploy_model": PodSettings("500m", "1", "256Mi", MODEL_MEMORY_LIMIT, 3600),
     # Not rehearsed (the monitoring pipeline is not): validate_data's figures, which reads the same batch.
     "detect_drift": PodSettings("500m", "1", "320Mi", DATA_MEMORY_LIMIT, 1800, retry=True),

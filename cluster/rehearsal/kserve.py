@@ -36,8 +36,10 @@ from cluster.rehearsal.common import REPO_ROOT, RehearsalError
 from cluster.rehearsal.model_pod import MODEL_MOUNT, PodContainer
 from components.deploy_model.manifests import (
     DEPLOYMENT_MODE_ANNOTATION,
+    RUN_ANNOTATION,
     STANDARD_MODE,
     STORAGE_URI_ENV,
+    VERSION_ANNOTATIONS,
     build_manifest,
     model_container,
     served_model_name,
@@ -51,14 +53,6 @@ EMPTY_DIR_MODE, DIRECTORY_MODE, FILE_MODE = 0o777, 0o755, 0o644  # an emptyDir; 
 # Where Prometheus scrapes a KServe model pod (`PROMETHEUS=1 make cluster` applies it).
 PODMONITOR = REPO_ROOT / "cluster" / "monitoring" / "podmonitor-kserve.yaml"
 DEFAULT_SCRAPE_PATH = "/metrics"  # the Prometheus Operator's, for an endpoint without a path
-# What a SeldonDeployment the deploy step rendered says about the version it serves (manifests._metadata).
-VERSION_ANNOTATIONS = {
-    "model_name": "kfp-mlops/registered-model",
-    "model_version": "kfp-mlops/model-version",
-    "model_sha256": "kfp-mlops/model-sha256",
-    "model_uri": "kfp-mlops/model-uri",
-}
-RUN_ANNOTATION = "kfp-mlops/kfp-run-id"
 
 
 def inference_service(seldon_deployment: dict) -> dict:

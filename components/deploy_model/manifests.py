@@ -46,6 +46,15 @@ AUTOSCALER_CLASS_ANNOTATION, NO_AUTOSCALER = "serving.kserve.io/autoscalerClass"
 # Named container ports, `http` first: Seldon's operator keeps declared `http`/`grpc`/`metrics` ports and injects
 # their numbers (8000 and 5001 are its executor's, in the same pod); KServe's Service sends its port 80 to the first
 # declared port and every other at its own number (service_reconciler.go, createDefaultSvc).
+# Both kinds' annotations linking the deployed resource to its registry version (by build_manifest's argument) and
+# to the KFP run that deployed it: what kubectl shows, and what the rehearsal renders the other kind from.
+VERSION_ANNOTATIONS = {
+    "model_name": "kfp-mlops/registered-model",
+    "model_version": "kfp-mlops/model-version",
+    "model_sha256": "kfp-mlops/model-sha256",
+    "model_uri": "kfp-mlops/model-uri",
+}
+RUN_ANNOTATION = "kfp-mlops/kfp-run-id"
 PORTS = {"http": 8080, "grpc": 8081, "metrics": 8082}
 METRICS_PATH = "/prometheus"  # the operator's default, what the PodMonitors scrape on the `metrics` port
 
@@ -122,6 +131,12 @@ def _metadata(
 ) -> dict:
     """The metadata both kinds carry: labels naming the model and version, annotations linking the registry
     version (name, version, digest, files) and the KFP run that deployed it."""
+    version = {
+        "model_name": model_name,
+        "model_version": str(model_version),
+        "model_sha256": model_sha256,
+        "model_uri": model_uri,
+    }
     return {
         "name": name,
         "namespace": namespace,
@@ -131,11 +146,8 @@ def _metadata(
             "kfp-mlops/model-version": str(model_version),
         },
         "annotations": {
-            "kfp-mlops/registered-model": model_name,
-            "kfp-mlops/model-version": str(model_version),
-            "kfp-mlops/model-sha256": model_sha256,
-            "kfp-mlops/model-uri": model_uri,
-            "kfp-mlops/kfp-run-id": run_id,
+            **{VERSION_ANNOTATIONS[argument]: value for argument, value in version.items()},
+            RUN_ANNOTATION: run_id,
         },
     }
 

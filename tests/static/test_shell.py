@@ -95,7 +95,7 @@ def test_up_pins_the_versions_it_installs():
     assert re.search(r"^readonly SELDON_VERSION=1\.17\.1$", text, re.MULTILINE)  # last Apache-2.0 release
     # The release of the InferenceService CRD the deploy step's manifests are validated against.
     assert re.search(r"^readonly KSERVE_VERSION=v0\.20\.0$", text, re.MULTILINE)
-    assert re.search(r"^readonly CERT_MANAGER_VERSION=v1\.17\.\d+$", text, re.MULTILINE)  # what KServe installs
+    assert re.search(r"^readonly CERT_MANAGER_VERSION=v1\.21\.\d+$", text, re.MULTILINE)  # supported, >= KServe 1.15
     assert re.search(r"^readonly PROMETHEUS_CHART_VERSION=\d+\.\d+\.\d+$", text, re.MULTILINE)
 
 
@@ -281,7 +281,7 @@ SELDON_STEPS = [
 # KServe's documented Helm install (CRDs, then the controller) in Standard mode, after the cert-manager its webhook
 # certificate needs; nothing may apply an InferenceService before the webhook serves.
 KSERVE_STEPS = [
-    "helm upgrade --install cert-manager cert-manager --repo https://charts.jetstack.io --version v1.17.4"
+    "helm upgrade --install cert-manager cert-manager --repo https://charts.jetstack.io --version v1.21.1"
     f" --kube-context {CONTEXT} -n cert-manager --create-namespace --set crds.enabled=true",
     f"kubectl --context {CONTEXT} -n cert-manager wait --for condition=Available --timeout=5m"
     " deployment/cert-manager deployment/cert-manager-cainjector deployment/cert-manager-webhook",
