@@ -604,6 +604,17 @@ def served_as_seldon_would(regression_bundle, free_ports, tmp_path):
 @pytest.mark.serving
 def test_the_entry_point_serves_the_container_contract(served_as_seldon_would, regression_bundle):
     manifest, env, process, log = served_as_seldon_would
+    # What the executor sends: the client's body and Content-Type, to /v2/models/<node name>/infer; Prometheus
+    # scrapes the port named `metrics` at the operator's path.
+    assert_serves_the_contract(
+        manifest, process, log, regression_bundle, env["PREDICTIVE_UNIT_ID"], env["PREDICTIVE_UNIT_METRICS_ENDPOINT"]
+    )
+
+
+def assert_serves_the_contract(manifest, process, log, regression_bundle, name: str, metrics_path: str) -> None:
+    """The server started from ``manifest``'s model container answers its probes, reports the digest and version
+    under the OIP model ``name``, answers an infer request and counts it on the port named `metrics` at
+    ``metrics_path``."""
     bundle, test_rows = regression_bundle
     container = model_container(manifest)
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
@@ -614,19 +625,16 @@ def test_the_entry_point_serves_the_container_contract(served_as_seldon_would, r
     local_server.wait_healthy(f"{http}{readiness['path']}", process, log, START_TIMEOUT, "`python -m serving`")
     assert requests.get(f"{http}{container['livenessProbe']['httpGet']['path']}", timeout=10).status_code == 200
 
-    name = env["PREDICTIVE_UNIT_ID"]
     metadata = requests.get(f"{http}/v2/models/{name}", timeout=10).json()
     assert metadata["name"] == name == "houses"
     assert metadata["parameters"]["sha256"] == bundle.card.sha256
     assert metadata["parameters"]["model_version"] == "3"
 
-    # What the executor sends: the client's body and Content-Type, to /v2/models/<node name>/infer.
     rows = test_rows[bundle.feature_names].head(2)
     answer = requests.post(f"{http}/v2/models/{name}/infer", json=oip_table(rows), timeout=30)
     assert answer.status_code == 200, answer.text
 
-    # Prometheus scrapes the port named `metrics` at the operator's path.
-    scraped = requests.get(f"http://127.0.0.1:{ports['metrics']}{env['PREDICTIVE_UNIT_METRICS_ENDPOINT']}", timeout=10)
+    scraped = requests.get(f"http://127.0.0.1:{ports['metrics']}{metrics_path}", timeout=10)
     assert scraped.status_code == 200
     requests_total = [
         sample
@@ -671,37 +679,9 @@ def served_as_kserve_would(regression_bundle, free_ports, tmp_path):
 @pytest.mark.serving
 def test_the_entry_point_serves_the_kserve_container_contract(served_as_kserve_would, regression_bundle):
     manifest, process, log = served_as_kserve_would
-    bundle, test_rows = regression_bundle
-    container = model_container(manifest)
-    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-    http = f"http://127.0.0.1:{ports['http']}"
-
-    readiness = container["readinessProbe"]["httpGet"]
-    assert readiness["port"] == "http"
-    local_server.wait_healthy(f"{http}{readiness['path']}", process, log, START_TIMEOUT, "`python -m serving`")
-    assert requests.get(f"{http}{container['livenessProbe']['httpGet']['path']}", timeout=10).status_code == 200
-
-    name = served_model_name(manifest)
-    metadata = requests.get(f"{http}/v2/models/{name}", timeout=10).json()
-    assert metadata["name"] == name == "houses"
-    assert metadata["parameters"]["sha256"] == bundle.card.sha256
-    assert metadata["parameters"]["model_version"] == "3"
-
-    # What KServe's Service forwards from its port 80: the client's request, to /v2/models/<name>/infer.
-    rows = test_rows[bundle.feature_names].head(2)
-    answer = requests.post(f"{http}/v2/models/{name}/infer", json=oip_table(rows), timeout=30)
-    assert answer.status_code == 200, answer.text
-
-    # The PodMonitor scrapes the port named `metrics`.
-    scraped = requests.get(f"http://127.0.0.1:{ports['metrics']}{METRICS_PATH}", timeout=10)
-    assert scraped.status_code == 200
-    requests_total = [
-        sample
-        for family in text_string_to_metric_families(scraped.text)
-        for sample in family.samples
-        if sample.name == "model_requests_total"
-    ]
-    assert {(s.labels["model_name"], s.labels["outcome"], s.value) for s in requests_total} >= {(name, "ok", 1.0)}
+    # What KServe's Service forwards from its port 80: the client's request, to /v2/models/<name>/infer; the
+    # PodMonitor scrapes the port named `metrics` at the same path as Seldon's.
+    assert_serves_the_contract(manifest, process, log, regression_bundle, served_model_name(manifest), METRICS_PATH)
 
 
 def oip_table(rows) -> dict:
