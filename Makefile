@@ -134,7 +134,7 @@ base-image:  ## slim Debian base image from Debian packages only (debootstrap; r
 	BASE_IMAGE_TAG='$(BASE_IMAGE_TAG)' cluster/base-image.sh
 
 # Every container the cluster would run, run here with Docker and no cluster (cluster/rehearsal): S3, MLflow, each
-# step in the components image, the storage copy, the serving container as Seldon starts it; prints a summary.
+# step in the components image, the storage copy, the serving container as Seldon and as KServe start it; a summary.
 rehearse: $(VENV)/.installed  ## rehearse the cluster path with the images IMAGE_TAG (REHEARSE_ARGS='--rows N')
 	$(PY) -m cluster.rehearsal --image-tag '$(IMAGE_TAG)' --image-registry '$(IMAGE_REGISTRY)' $(REHEARSE_ARGS)
 
