@@ -1,21 +1,29 @@
 """Wall time and peak memory of ingest, validate and prepare on a large CSV, against a bare pyarrow read.
 
-    .venv/bin/python bench/data.py [--rows 5000000] [--data-dir DIR] [--keep] [--write-docs]
+Two sizes side by side: the goals of time (at 5,000,000 rows) and of bounded memory (at N rows against 5,000,000).
 
-Generates (once; cached in --data-dir, by row count) a CSV of numeric, integer and categorical columns with
-missing values and a numeric target, then runs each measurement in its own process, so each peak RSS is that
-step's alone: (a) pyarrow.csv.read_csv, the floor; (b) pandas.read_csv with defaults; (c) ingest (read_source,
-then write_dataset to Parquet); (d) validate on that Parquet; (e) prepare, writing train and test Parquet and
-profiling the training rows. Prints a table, the two goals and, last, one JSON line. ``--write-docs`` also writes
-the table and the goals into docs/benchmarks.md ("Large data").
+    .venv/bin/python bench/data.py [--rows 5000000] [--baseline-rows 5000000] [--data-dir DIR] [--keep] [--write-docs]
+
+Generates (once; cached in --data-dir, by row count; in chunks, so in bounded memory, after checking the disk has
+room) a CSV of numeric, integer and categorical columns with missing values and a numeric target, then runs each
+measurement in its own process, so each peak RSS is that step's alone: (a) pyarrow.csv.read_csv, the floor; (b)
+pandas.read_csv with defaults; (c) ingest (read_source, then write_dataset to Parquet); (d) validate on that
+Parquet; (e) prepare, writing train and test Parquet and profiling the training rows. When --rows differs from
+--baseline-rows (default 5,000,000; 0 skips it), every step also runs at the baseline size in the same run, first.
+A step that fails (MemoryError, killed by the kernel, any error) is reported as failed with its exit status and
+its peak, and the run goes on. Prints a table (wall s and peak MB at both sizes, the memory ratio), the goals with
+pass/fail and, last, one JSON line. ``--write-docs`` also writes the table and the goals into docs/benchmarks.md
+("Large data").
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -43,6 +51,22 @@ WHERE_TIME_GOES = (
     "its train and test frames back to Arrow to write them. Meeting the time goal means computing the schema, "
     "cleaning and split on Arrow tables end to end."
 )
+# What the figures are, as of the code they measure: written above the table. Rewrite it (and WHERE_TIME_GOES) when
+# the code changes what it says.
+STATE_OF_THE_CODE = (
+    "These are the figures **before the streaming work of issue 20**: today's ingest, validate and prepare hold the "
+    "whole dataset in memory (validate and prepare as pandas frames), so their peak memory grows with the rows. "
+    "Issue 20's acceptance (goals (a) to (c) below) is judged against them."
+)
+PIPELINE = ("ingest", "validate", "prepare")  # the data steps; pyarrow and pandas are references
+BASELINE_ROWS = 5_000_000  # goal (a) is judged at this size, goal (b) against it
+TIME_GOAL, TIME_STRETCH = 3.0, 2.0  # ingest + validate + prepare wall time / the bare pyarrow read, at 5M rows
+MEMORY_RATIO_GOAL = 1.25  # each data step's peak at N rows / its peak at 5M rows
+# 1.5 GB read strictly (1.5e9 bytes = 1,430 of this table's MB of 2**20 bytes), judged at 20M rows and more.
+MEMORY_LIMIT_MB, MEMORY_LIMIT_FROM_ROWS = 1430, 20_000_000
+CSV_BYTES_PER_ROW = 120  # measured 115 (548 MB for 5M rows), with a margin
+WORK_BYTES_PER_ROW = 120  # the Parquet dataset, train and test a step writes (measured about 85), with a margin
+DISK_MARGIN_BYTES = 512 * 2**20
 STEP_NAMES = {  # as docs/benchmarks.md describes each measurement
     "pyarrow": "bare `pyarrow.csv.read_csv` (the floor)",
     "pandas": "`pandas.read_csv` with defaults",
@@ -168,23 +192,330 @@ def run_step(step: str, csv_path: Path, work: Path) -> dict:
 
 
 def measure(step: str, csv_path: Path, work: Path) -> dict:
-    completed = subprocess.run(
-        [sys.executable, __file__, "--step", step, "--csv", str(csv_path), "--work", str(work)],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        check=False,
+    """Runs ``step`` in a child process. Its peak RSS is the kernel's figure for that child alone (``wait4``), so
+    a step that fails (MemoryError, killed by the kernel's OOM killer) still has one; such a step is returned as
+    ``{"failed": True, "exit_status": ..., "error": ..., "seconds": wall time until it ended, "peak_rss_mb": ...}``."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--step", step, "--csv", str(csv_path), "--work", str(work)],
+            stdout=out,
+            stderr=err,
+            text=True,
+            cwd=REPO_ROOT,
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = exit_status = os.waitstatus_to_exitcode(status)
+        peak_mb = usage.ru_maxrss / 1024  # kB on Linux
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if exit_status == 0:
+        try:
+            result = json.loads(stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            result = None
+        if isinstance(result, dict):
+            result["peak_rss_mb"] = peak_mb  # the child's whole life, as the kernel counted it
+            return result
+    if exit_status < 0:
+        name = signal.Signals(-exit_status).name if -exit_status in signal.valid_signals() else "?"
+        error = f"killed by signal {-exit_status} ({name}{', the OOM killer?' if name == 'SIGKILL' else ''})"
+    else:
+        lines = [line for line in stderr.strip().splitlines() if line.strip()]
+        error = lines[-1].strip() if lines else (stdout.strip().splitlines() or ["no output"])[-1]
+    print(f"step {step} failed, exit status {exit_status}: {error}\n{stderr[-3000:]}", file=sys.stderr)
+    return {"failed": True, "exit_status": exit_status, "error": error[:300], "seconds": wall, "peak_rss_mb": peak_mb}
+
+
+def skipped(reason: str) -> dict:
+    return {"failed": True, "exit_status": None, "error": reason, "seconds": None, "peak_rss_mb": None}
+
+
+def disk_needed(rows: int, cached: bool) -> int:
+    """Bytes a run at ``rows`` rows writes: the CSV (unless cached) and the work files, with a margin."""
+    return (0 if cached else rows * CSV_BYTES_PER_ROW) + rows * WORK_BYTES_PER_ROW + DISK_MARGIN_BYTES
+
+
+def check_disk(base: Path, sizes: list[int]) -> None:
+    """Stops, naming the directory, the bytes needed and the bytes free, when ``base`` has too little room for
+    the CSVs still to generate and the largest run's work files (each run's work files are removed after it)."""
+    csvs = sum(rows * CSV_BYTES_PER_ROW for rows in sizes if not csv_file(base, rows).exists())
+    needed = csvs + max(rows * WORK_BYTES_PER_ROW for rows in sizes) + DISK_MARGIN_BYTES
+    free = shutil.disk_usage(base).free
+    if free < needed:
+        sys.exit(
+            f"not enough disk space in {base}: this run needs about {needed / 2**30:.1f} GiB "
+            f"(the CSVs not yet generated: {csvs / 2**30:.1f} GiB, the Parquet work files of the largest run and a "
+            f"margin), and {free / 2**30:.1f} GiB is free. Choose another --data-dir (df -h shows what each disk has) "
+            f"or fewer --rows."
+        )
+
+
+def csv_file(base: Path, rows: int) -> Path:
+    return base / f"bench-{rows}.csv"
+
+
+def run_size(rows: int, base: Path, keep: bool) -> dict:
+    """Generates (unless cached) the CSV of ``rows`` rows and measures every step on it, each in its own process."""
+    csv_path = csv_file(base, rows)
+    generated_s = 0.0
+    if not csv_path.exists():
+        print(f"generating {csv_path} ({rows:,} rows, about {rows * 115 / 2**30:.1f} GiB) ...", flush=True)
+        started = time.perf_counter()
+        try:
+            generate(csv_path, rows)
+        except BaseException:
+            csv_path.with_suffix(".partial").unlink(missing_ok=True)
+            raise
+        generated_s = time.perf_counter() - started
+    work = Path(tempfile.mkdtemp(prefix="work-", dir=base))
+    results: dict[str, dict] = {}
+    try:
+        for step in STEPS:
+            if step in ("validate", "prepare") and results["ingest"].get("failed"):
+                results[step] = skipped("not run: ingest failed, so there is no dataset to read")
+                continue
+            print(f"{rows:,} rows: {step} ...", flush=True)
+            results[step] = measure(step, csv_path, work)
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+    pipeline = [results[step] for step in PIPELINE]
+    failed = [step for step in PIPELINE if results[step].get("failed")]
+    peaks = [r["peak_rss_mb"] for r in pipeline if r["peak_rss_mb"] is not None]
+    floor = results["pyarrow"]
+    total_s = None if failed else sum(r["seconds"] for r in pipeline)
+    return {
+        "rows": rows,
+        "csv_mb": csv_path.stat().st_size / 2**20,
+        "arrow_mb": None if floor.get("failed") else floor["arrow_nbytes"] / 2**20,
+        "generated_s": generated_s,
+        "steps": results,
+        "failed_steps": failed,
+        "total_s": total_s,
+        "peak_rss_mb": max(peaks) if peaks else None,
+        "time_ratio": None if total_s is None or floor.get("failed") else total_s / floor["seconds"],
+    }
+
+
+# --- the report ---------------------------------------------------------------------------------------------------
+
+
+def memory_ratios(run: dict, baseline: dict | None) -> dict[str, float | None]:
+    """{step: peak at the run's size / peak at the baseline size}, every step; None where either is missing."""
+    if baseline is None:
+        return {}
+    ratios = {}
+    for step in STEPS:
+        now, then = run["steps"][step]["peak_rss_mb"], baseline["steps"][step]["peak_rss_mb"]
+        ratios[step] = now / then if now is not None and then else None
+    return ratios
+
+
+def goals(run: dict, baseline: dict | None) -> dict:
+    """Issue 20's goals, judged on the figures: {"time", "memory_ratio", "memory_limit"} -> {"verdict": pass / fail
+    / not judged, "text": the goal in plain words with its figures}."""
+    verdict = {True: "PASS", False: "FAIL"}
+    at_5m = next((r for r in (baseline, run) if r is not None and r["rows"] == BASELINE_ROWS), None)
+    found: dict = {}
+
+    # (a) time, at 5M rows
+    text = f"(a) at {BASELINE_ROWS:,} rows, ingest + validate + prepare within {TIME_GOAL:g}x the bare pyarrow read"
+    text += f" (stretch {TIME_STRETCH:g}x): "
+    if at_5m is None:
+        found["time"] = {"verdict": "not judged", "stretch": None}
+        text += f"not judged, no run at {BASELINE_ROWS:,} rows (--rows or --baseline-rows {BASELINE_ROWS})"
+    elif at_5m["time_ratio"] is None:
+        found["time"] = {"verdict": "FAIL", "stretch": "FAIL"}
+        failed = at_5m["failed_steps"] or ["pyarrow"]
+        text += f"FAIL, {', '.join(failed)} failed"
+    else:
+        ratio = at_5m["time_ratio"]
+        found["time"] = {"verdict": verdict[ratio <= TIME_GOAL], "stretch": verdict[ratio <= TIME_STRETCH]}
+        text += (
+            f"{at_5m['total_s']:.2f} s against {at_5m['steps']['pyarrow']['seconds']:.2f} s, {ratio:.1f}x: "
+            f"{found['time']['verdict']} (stretch: {found['time']['stretch']})"
+        )
+    found["time"]["text"] = text
+
+    # (b) bounded memory: each data step's peak at N rows against its peak at the baseline size
+    text = (
+        f"(b) each data step's peak memory at {run['rows']:,} rows within {MEMORY_RATIO_GOAL:g}x its peak at "
+        f"{baseline['rows'] if baseline else BASELINE_ROWS:,} rows: "
     )
-    if completed.returncode != 0:
-        sys.exit(f"step {step} failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-5000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    if baseline is None:
+        found["memory_ratio"] = {"verdict": "not judged"}
+        text += "not judged, no baseline run (--baseline-rows 0, or --rows equal to it)"
+    else:
+        ratios = memory_ratios(run, baseline)
+        parts, ok = [], True
+        for step in PIPELINE:
+            r = run["steps"][step]
+            if r.get("failed"):
+                ok = False
+                parts.append(f"{step} failed at {run['rows']:,} rows" + _peak_then(r))
+            elif baseline["steps"][step].get("failed") or ratios[step] is None:
+                ok = False
+                parts.append(f"{step} failed at {baseline['rows']:,} rows")
+            else:
+                ok &= ratios[step] <= MEMORY_RATIO_GOAL
+                parts.append(f"{step} {ratios[step]:.2f}x")
+        found["memory_ratio"] = {"verdict": verdict[ok]}
+        text += f"{verdict[ok]} ({', '.join(parts)})"
+    found["memory_ratio"]["text"] = text
+
+    # (c) under 1.5 GB at 20M rows
+    text = f"(c) each data step's peak memory under 1.5 GB ({MEMORY_LIMIT_MB:,} MB)"
+    text += f" at {MEMORY_LIMIT_FROM_ROWS:,} rows: "
+    if run["rows"] < MEMORY_LIMIT_FROM_ROWS:
+        found["memory_limit"] = {"verdict": "not judged"}
+        text += f"not judged, this run has {run['rows']:,} rows (--rows {MEMORY_LIMIT_FROM_ROWS} judges it)"
+    else:
+        parts, ok = [], True
+        for step in PIPELINE:
+            r = run["steps"][step]
+            if r.get("failed"):
+                ok = False
+                parts.append(f"{step} failed" + _peak_then(r))
+            else:
+                ok &= r["peak_rss_mb"] < MEMORY_LIMIT_MB
+                parts.append(f"{step} {r['peak_rss_mb']:,.0f} MB")
+        found["memory_limit"] = {"verdict": verdict[ok]}
+        text += f"{verdict[ok]} at {run['rows']:,} rows ({', '.join(parts)})"
+    found["memory_limit"]["text"] = text
+    return found
+
+
+def _peak_then(result: dict) -> str:
+    return "" if result["peak_rss_mb"] is None else f" (peak {result['peak_rss_mb']:,.0f} MB when it ended)"
+
+
+def table_rows(run: dict, baseline: dict | None) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: per step, wall s and peak MB at the baseline size and at N, and the memory ratio."""
+    runs = [r for r in (baseline, run) if r is not None]
+    header = ["step"]
+    for r in runs:
+        header += [f"wall s, {r['rows']:,} rows", f"peak MB, {r['rows']:,} rows"]
+    if baseline is not None:
+        header.append(f"memory ratio ({run['rows']:,} / {baseline['rows']:,})")
+    ratios = memory_ratios(run, baseline)
+
+    def cells(result: dict) -> list[str]:
+        peak = "" if result["peak_rss_mb"] is None else f"{result['peak_rss_mb']:,.0f}"
+        if not result.get("failed"):
+            return [f"{result['seconds']:.2f}", peak]
+        if result["exit_status"] is None:
+            return ["not run", ""]
+        return [f"failed (exit status {result['exit_status']})", peak]
+
+    rows = []
+    for step in STEPS:
+        row = [STEP_NAMES[step]]
+        for r in runs:
+            row += cells(r["steps"][step])
+        if baseline is not None:
+            ratio = "" if ratios[step] is None else f"{ratios[step]:.2f}x"
+            failed = run["steps"][step].get("failed") or baseline["steps"][step].get("failed")
+            row.append(f"{ratio} (a step failed)" if ratio and failed else ratio)
+        rows.append(row)
+    row = ["ingest + validate + prepare (wall: sum; peak: largest)"]
+    for r in runs:
+        row += ["failed" if r["total_s"] is None else f"{r['total_s']:.2f}", f"{r['peak_rss_mb'] or 0:,.0f}"]
+    if baseline is not None:
+        both = run["peak_rss_mb"] and baseline["peak_rss_mb"]
+        row.append(f"{run['peak_rss_mb'] / baseline['peak_rss_mb']:.2f}x" if both else "")
+    rows.append(row)
+    return header, rows
+
+
+def failures(runs: list[dict]) -> list[str]:
+    """One line per failed or skipped step: its size, exit status, error, wall time and peak until it ended."""
+    lines = []
+    for r in runs:
+        for step in STEPS:
+            result = r["steps"][step]
+            if not result.get("failed"):
+                continue
+            line = f"{step} at {r['rows']:,} rows: {result['error']}"
+            if result["exit_status"] is not None:
+                peak = "" if result["peak_rss_mb"] is None else f", peak {result['peak_rss_mb']:,.0f} MB when it ended"
+                line += f" (exit status {result['exit_status']}, after {result['seconds']:.1f} s{peak})"
+            lines.append(line)
+    return lines
+
+
+def setup_text(runs: list[dict]) -> str:
+    sizes = "; ".join(
+        f"{r['rows']:,} rows: a CSV of {r['csv_mb']:,.0f} MB, an Arrow table of "
+        + ("?" if r["arrow_mb"] is None else f"{r['arrow_mb']:,.0f}")
+        + " MB"
+        for r in runs
+    )
+    return (
+        f"15 columns; {sizes}. Each step runs in its own process, as in a pipeline: wall time is timed after its "
+        "imports, peak memory is the process's peak RSS (MB of 2**20 bytes, imports included). The memory ratio is "
+        "a step's peak at the larger size over its peak at the smaller: 1 means bounded, 4 means proportional to "
+        "the rows."
+    )
+
+
+def markdown(run: dict, baseline: dict | None) -> str:
+    header, rows = table_rows(run, baseline)
+    found = goals(run, baseline)
+    runs = [r for r in (baseline, run) if r is not None]
+    body = [
+        setup_text(runs),
+        "",
+        STATE_OF_THE_CODE,
+        "",
+        _docs.markdown_table(header, rows),
+        "",
+        *([f"Failed: {'; '.join(failures(runs))}.", ""] if failures(runs) else []),
+        "Goals (issue 20):",
+        "",
+        *(f"- {goal['text']}" for goal in found.values()),
+        "",
+        WHERE_TIME_GOES,
+    ]
+    return "\n".join(body)
+
+
+def plain_table(header: list[str], rows: list[list[str]]) -> str:
+    names = {STEP_NAMES[step]: step for step in STEPS} | {rows[-1][0]: "i+v+p"}
+    header = ["step", *header[1:]]
+    rows = [[names.get(row[0], row[0]), *row[1:]] for row in rows]
+    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in [header, *rows]
+    )
+
+
+def rounded(value):
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {key: rounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [rounded(item) for item in value]
+    return value
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=5_000_000)
-    parser.add_argument("--data-dir", type=Path, help="where the generated CSV is kept (default: a temp directory)")
-    parser.add_argument("--keep", action="store_true", help="keep the temp directory (CSV and Parquet files)")
+    parser.add_argument("--rows", type=int, default=BASELINE_ROWS)
+    parser.add_argument(
+        "--baseline-rows",
+        type=int,
+        default=BASELINE_ROWS,
+        help=f"also measure every step at this size, side by side (default {BASELINE_ROWS:,}; 0 skips it)",
+    )
+    parser.add_argument("--data-dir", type=Path, help="where the generated CSVs are kept (default: a temp directory)")
+    parser.add_argument("--keep", action="store_true", help="keep the work files (Parquet) and the temp directory")
     parser.add_argument("--write-docs", action="store_true", help="also write the figures into docs/benchmarks.md")
     parser.add_argument("--step", choices=STEPS, help=argparse.SUPPRESS)
     parser.add_argument("--csv", type=Path, help=argparse.SUPPRESS)
@@ -193,77 +524,60 @@ def main() -> None:
     if args.step:
         print(json.dumps(run_step(args.step, args.csv, args.work)))
         return
+    if args.rows <= 0 or args.baseline_rows < 0:
+        parser.error("--rows must be positive and --baseline-rows positive or 0")
 
     base = args.data_dir or Path(tempfile.mkdtemp(prefix="bench-data-"))
     base.mkdir(parents=True, exist_ok=True)
-    csv_path = base / f"bench-{args.rows}.csv"
-    generated_s = 0.0
-    if not csv_path.exists():
-        started = time.perf_counter()
-        generate(csv_path, args.rows)
-        generated_s = time.perf_counter() - started
-    work = Path(tempfile.mkdtemp(prefix="work-", dir=base))
+    with_baseline = args.baseline_rows and args.baseline_rows != args.rows
+    sizes = [args.baseline_rows, args.rows] if with_baseline else [args.rows]
+    check_disk(base, sizes)
+    started = time.perf_counter()
     try:
-        results = {step: measure(step, csv_path, work) for step in STEPS}
+        baseline = run_size(args.baseline_rows, base, args.keep) if with_baseline else None
+        run = run_size(args.rows, base, args.keep)
     finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-            if args.data_dir is None:
-                shutil.rmtree(base, ignore_errors=True)
+        if args.data_dir is None and not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+    wall_s = time.perf_counter() - started
 
-    floor = results["pyarrow"]
-    arrow_mb = floor["arrow_nbytes"] / 2**20
-    pipeline = ("ingest", "validate", "prepare")
-    total_s = sum(results[step]["seconds"] for step in pipeline)
-    peak_mb = max(results[step]["peak_rss_mb"] for step in pipeline)
-    csv_mb = csv_path.stat().st_size / 2**20 if csv_path.exists() else None
-    print(f"{args.rows} rows, 15 columns; CSV {csv_mb or 0:.0f} MB; Arrow table {arrow_mb:.0f} MB")
-    print(f"{'step':<12}{'seconds':>10}{'rows/s':>14}{'peak RSS MB':>14}")
-    for step in STEPS:
-        r = results[step]
-        print(f"{step:<12}{r['seconds']:>10.2f}{r['rows'] / r['seconds']:>14,.0f}{r['peak_rss_mb']:>14.0f}")
-    time_ratio = total_s / floor["seconds"]
-    rss_ratio = peak_mb / arrow_mb
-    print(f"{'i+v+p':<12}{total_s:>10.2f}{args.rows / total_s:>14,.0f}{peak_mb:>14.0f}")
-    verdict = {True: "holds", False: "FAILS"}
-    goals = [
-        f"goal: i+v+p wall <= 3x pyarrow read: {total_s:.2f} s = {time_ratio:.1f}x -> {verdict[time_ratio <= 3]}",
-        f"goal: peak RSS <= 3x Arrow table: {peak_mb:.0f} MB = {rss_ratio:.1f}x -> {verdict[rss_ratio <= 3]}",
-    ]
-    print("\n".join(goals))
+    header, rows = table_rows(run, baseline)
+    found = goals(run, baseline)
+    print()
+    print(setup_text([r for r in (baseline, run) if r is not None]))
+    print(plain_table(header, rows))
+    for line in failures([r for r in (baseline, run) if r is not None]):
+        print(f"FAILED {line}")
+    print("goals (issue 20):")
+    print("\n".join(goal["text"] for goal in found.values()))
     if args.write_docs:
-        setup = (
-            f"{args.rows:,} rows, 15 columns: a CSV of {csv_mb or 0:.0f} MB, an Arrow table of {arrow_mb:.0f} MB. "
-            "Each step runs in its own process, as in a pipeline, and is timed after its imports."
-        )
-        rows = [
-            [STEP_NAMES[step], f"{r['seconds']:.2f}", f"{r['rows'] / r['seconds']:,.0f}", f"{r['peak_rss_mb']:,.0f}"]
-            for step, r in results.items()
-        ]
-        rows.append(["ingest + validate + prepare", f"{total_s:.2f}", f"{args.rows / total_s:,.0f}", f"{peak_mb:,.0f}"])
-        table = _docs.markdown_table(["step", "seconds", "rows/s", "peak RSS MB"], rows)
-        body = "\n".join([setup, "", table, "", *(f"- {goal}" for goal in goals), "", WHERE_TIME_GOES])
-        print(f"wrote {_docs.write_section('Large data', body, _docs.command_line())}")
-    print(
-        json.dumps(
-            {
-                "rows": args.rows,
-                "csv_mb": round(csv_mb or 0, 1),
-                "arrow_mb": round(arrow_mb, 1),
-                "generated_s": round(generated_s, 2),
-                "steps": {
-                    step: {key: round(value, 3) if isinstance(value, float) else value for key, value in r.items()}
-                    for step, r in results.items()
-                },
-                "total_s": round(total_s, 2),
-                "peak_rss_mb": round(peak_mb, 1),
-                "time_ratio": round(time_ratio, 2),
-                "rss_ratio": round(rss_ratio, 2),
-                "time_goal_holds": time_ratio <= 3,
-                "rss_goal_holds": rss_ratio <= 3,
-            }
-        )
-    )
+        print(f"wrote {_docs.write_section('Large data', markdown(run, baseline), _docs.command_line())}")
+
+    def figures(r: dict) -> dict:
+        return {
+            "rows": r["rows"],
+            "csv_mb": round(r["csv_mb"], 1),
+            "arrow_mb": None if r["arrow_mb"] is None else round(r["arrow_mb"], 1),
+            "generated_s": round(r["generated_s"], 2),
+            "steps": rounded(r["steps"]),
+            "failed_steps": r["failed_steps"],
+            "total_s": None if r["total_s"] is None else round(r["total_s"], 2),
+            "peak_rss_mb": None if r["peak_rss_mb"] is None else round(r["peak_rss_mb"], 1),
+            "time_ratio": None if r["time_ratio"] is None else round(r["time_ratio"], 2),
+        }
+
+    line = figures(run)
+    rss_ratio = None if run["peak_rss_mb"] is None or run["arrow_mb"] is None else run["peak_rss_mb"] / run["arrow_mb"]
+    line |= {
+        "rss_ratio": None if rss_ratio is None else round(rss_ratio, 2),  # peak / the Arrow table, as before
+        "time_goal_holds": run["time_ratio"] is not None and run["time_ratio"] <= TIME_GOAL,
+        "rss_goal_holds": rss_ratio is not None and rss_ratio <= 3,
+        "baseline": None if baseline is None else figures(baseline),
+        "memory_ratios": rounded(memory_ratios(run, baseline)),
+        "goals": {name: {k: v for k, v in goal.items() if k != "text"} for name, goal in found.items()},
+        "wall_s": round(wall_s, 1),
+    }
+    print(json.dumps(line))
 
 
 if __name__ == "__main__":
