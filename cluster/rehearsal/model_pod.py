@@ -20,7 +20,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,14 +58,15 @@ class PodContainer:
     ``env``: every variable the container gets, after the control plane's additions and rewrites; ``model_name``:
     the OIP model name clients (and the deploy step's smoke test) call; ``metrics_port`` (a port name) and
     ``metrics_path``: where the platform's PodMonitor scrapes; ``required_ports``: the port names the control
-    plane's contract needs declared (RehearsalError naming the missing ones otherwise)."""
+    plane's contract needs declared besides ``http`` and the metrics port (RehearsalError naming the missing ones
+    otherwise)."""
 
     spec: dict
     env: dict[str, str]
     model_name: str
     metrics_port: str
     metrics_path: str
-    required_ports: tuple[str, ...] = field(default=("http",))
+    required_ports: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         named_ports(self.spec, {*self.required_ports, "http", self.metrics_port})

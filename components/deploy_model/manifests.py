@@ -43,9 +43,6 @@ DEPLOYMENT_MODE_ANNOTATION, STANDARD_MODE = "serving.kserve.io/deploymentMode", 
 # without metrics-server (kind) could never read; the same fixed replica as the SeldonDeployment's.
 AUTOSCALER_CLASS_ANNOTATION, NO_AUTOSCALER = "serving.kserve.io/autoscalerClass", "none"
 
-# Named container ports, `http` first: Seldon's operator keeps declared `http`/`grpc`/`metrics` ports and injects
-# their numbers (8000 and 5001 are its executor's, in the same pod); KServe's Service sends its port 80 to the first
-# declared port and every other at its own number (service_reconciler.go, createDefaultSvc).
 # Both kinds' annotations linking the deployed resource to its registry version (by build_manifest's argument) and
 # to the KFP run that deployed it: what kubectl shows, and what the rehearsal renders the other kind from.
 VERSION_ANNOTATIONS = {
@@ -55,6 +52,10 @@ VERSION_ANNOTATIONS = {
     "model_uri": "kfp-mlops/model-uri",
 }
 RUN_ANNOTATION = "kfp-mlops/kfp-run-id"
+
+# Named container ports, `http` first: Seldon's operator keeps declared `http`/`grpc`/`metrics` ports and injects
+# their numbers (8000 and 5001 are its executor's, in the same pod); KServe's Service sends its port 80 to the first
+# declared port and every other at its own number (service_reconciler.go, createDefaultSvc).
 PORTS = {"http": 8080, "grpc": 8081, "metrics": 8082}
 METRICS_PATH = "/prometheus"  # the operator's default, what the PodMonitors scrape on the `metrics` port
 
