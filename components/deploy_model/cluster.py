@@ -180,10 +180,10 @@ def _wait_rolled_out(
     once the status is the new spec's: one left over from the previous spec never decides."""
     namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
     what = platform.describe(manifest)
+    selector = platform.workloads_selector(manifest)
     current = False
     while True:
         live = _get(api, platform, namespace, name)
-        selector = platform.workloads_selector(manifest)
         deployments = api.list_namespaced_deployment(namespace, label_selector=selector).items
         current = current or platform.status_is_current(manifest, live, previous, deployments)
         failure = platform.failure(live) if current else ""
