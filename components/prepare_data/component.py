@@ -55,6 +55,7 @@ def prepare_data(
 
     from components._common.cleaning import read_cleaning_policy
     from components._common.datasets import read_dataset, write_dataset
+    from components._common.memory import check_dataset_memory
     from components.prepare_data.logic import prepare
     from components.prepare_data.report import render_cleaning_report
     from model_bundle.profile import build_profile
@@ -66,6 +67,7 @@ def prepare_data(
         outliers=outliers,
         outlier_factor=outlier_factor,
     )
+    check_dataset_memory("prepare_data", dataset.path)  # a clear stop now rather than an OOM kill while reading
     prepared = prepare(
         read_dataset(dataset.path),
         target=target,

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from components._common.cleaning import CLIP, DROP, KEEP, CleaningPolicy, coerce_mixed_columns, is_mostly_numbers
+from components._common.sampling import proportional_counts, row_keys, select_smallest
 from components._common.scoring import CLASSIFICATION, check_task
 from model_bundle import NUMERIC, infer_feature_types
 
@@ -89,8 +89,10 @@ def prepare(
 ) -> Preparation:
     """Cleans ``frame`` by ``cleaning_policy`` (the steps of the module docstring), then splits train/test.
 
-    Classification splits are stratified, so every class is in both sets in proportion. The split is
-    deterministic for a given ``seed``.
+    Classification splits are stratified: every class is in both sets, with its share of the test rows up to
+    rounding (``_common.sampling.proportional_counts``). The split is decided per row by a seeded hash of its row
+    number in ``frame`` (``_common.sampling.row_keys``), so it is deterministic for a given ``seed`` and data, and
+    a row's side does not depend on the other rows beyond the counts; both sets keep the rows in ``frame``'s order.
     """
     check_task(task)
     if not 0.0 < test_fraction < 1.0:
@@ -122,28 +124,41 @@ def prepare(
             f"only {len(kept)} usable rows of {len(frame)} remain after cleaning ({dropped or 'none dropped'}) on "
             f"target {target!r}; at least {MIN_ROWS} are needed"
         )
-    stratify = None
+    test_rows = math.ceil(len(kept) * test_fraction)  # the test set's size as scikit-learn's train_test_split had it
     if task == CLASSIFICATION:
         labels = frame[target].take(kept).astype(str)
-        counts = labels.value_counts()
-        rare = counts[counts < 2]
-        if not rare.empty:
+        codes, classes = pd.factorize(labels)
+        # Classes renumbered in sorted order (cheaper than factorize's own sort): the allocation's tie-break then does
+        # not depend on which class comes first in the file.
+        order = np.argsort(classes.to_numpy())
+        codes = np.argsort(order)[codes]
+        sizes = np.bincount(codes, minlength=len(classes))
+        if (sizes < 2).any():
+            rare = pd.unique(labels.to_numpy()[sizes[codes] < 2]).tolist()  # in file order
             raise PreparationError(
-                f"class(es) {rare.index.tolist()} of target {target!r} have a single row; a stratified split "
+                f"class(es) {rare} of target {target!r} have a single row; a stratified split "
                 "needs at least 2 rows per class (drop or merge rare classes)"
             )
-        test_rows = math.ceil(len(kept) * test_fraction)  # how train_test_split sizes the test set
-        if test_rows < len(counts) or len(kept) - test_rows < len(counts):
+        if test_rows < len(classes) or len(kept) - test_rows < len(classes):
             raise PreparationError(
-                f"test_fraction {test_fraction} of {len(kept)} rows cannot hold all {len(counts)} classes of "
+                f"test_fraction {test_fraction} of {len(kept)} rows cannot hold all {len(classes)} classes of "
                 f"{target!r} in both train and test; use more data or a test_fraction nearer 0.5"
             )
-        stratify = labels
+        # Every class gets its share of the test set, up to rounding, and at least one row on each side.
+        counts = proportional_counts(sizes, test_rows, low=1, high=sizes - 1)
+    else:
+        if test_rows >= len(kept):
+            raise PreparationError(
+                f"test_fraction {test_fraction} of {len(kept)} rows puts every row in the test set and none in "
+                "train; use a smaller test_fraction"
+            )
+        codes, counts = None, [test_rows]
 
-    # The split depends only on the row count, seed and labels: splitting positions picks the same rows.
-    train_at, test_at = train_test_split(
-        np.arange(len(kept)), test_size=test_fraction, random_state=seed, stratify=stratify
-    )
+    # Each class's test rows are its rows with the smallest seeded keys of their row numbers in the data as read:
+    # the same rows for the same seed and data, whatever the other rows, so a streaming split picks them too.
+    test_mask = select_smallest(row_keys(kept, seed), codes, counts)
+    # Both sets keep the rows in file order.
+    train_at, test_at = np.flatnonzero(~test_mask), np.flatnonzero(test_mask)
     train = frame.take(kept[train_at])
     test = frame.take(kept[test_at])
     # Both are new frames: renumbering their rows in place spares another copy of the data.

@@ -84,6 +84,7 @@ def validate_data(
 
     from components._common.cleaning import read_cleaning_policy
     from components._common.datasets import read_dataset
+    from components._common.memory import check_dataset_memory
     from components.validate_data.logic import validate_dataset
     from components.validate_data.policy import read_validation_policy
     from components.validate_data.reference import champion_reference
@@ -91,6 +92,7 @@ def validate_data(
 
     policy = read_validation_policy(validation_policy, schema_policy=schema_policy, column_policy=column_policy)
     cleaning = read_cleaning_policy(cleaning_policy, coerce_mixed_types=coerce_mixed_types)
+    check_dataset_memory("validate_data", dataset.path)  # a clear stop now rather than an OOM kill while reading
     reference = champion_reference(tracking_uri, model_name)
     validation = validate_dataset(
         read_dataset(dataset.path),

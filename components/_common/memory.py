@@ -1,0 +1,213 @@
+"""A clear stop instead of an OOM kill: a data step compares the memory it will need with the memory its container
+may use, and stops with a message naming the step, both figures and what to change.
+
+The rule. A step estimates its peak resident memory from the dataset's Parquet metadata (rows, columns, the
+uncompressed size of each text column: nothing is read), and stops with `MemoryBudgetError` when the estimate is
+above the container's memory limit less `HEADROOM` (5%). The limit is the one the kernel enforces: the cgroup memory
+limit of this process (`memory_limit`), the smallest of its cgroup and of every parent cgroup. An unlimited or
+unknown limit (a laptop, kfp.local, a system without cgroups) means no check.
+
+Why 5% headroom. The estimate is already of the whole process (the interpreter and its libraries included) and
+measured to lie above the true peak (3-25%); the cgroup also charges what the process's RSS does not show (page tables,
+kernel buffers, dirty pages of the files a step writes before they reach the disk), a few percent of it. A step
+whose estimate is within 5% of its limit would be killed at the first surprise, so it stops with the message.
+
+The estimate (`dataset_memory`), for today's validate_data and prepare_data, which read the whole dataset into a
+pandas frame: peak = `BASE_BYTES` + `FRAME_WORKSPACE` x the frame, where the frame is 8 bytes per value (numbers,
+missing values as NaN, and the pointer of each text value) plus the text values as Python strings (a text value of
+n bytes is a str of 49 + n bytes, so plain-encoded text costs 45 bytes per value more than its Parquet size;
+dictionary-encoded text, a few distinct values shared by every row, costs little). Calibrated on `bench/data.py`'s
+15 columns (11 numeric, 4 categorical), and the same with a unique 18-character text column, each component
+(`python_func`) run in its own process, its peak RSS from the kernel (wait4):
+
+    rows (columns)     validate_data  prepare_data  estimate
+    300,000 (15)              354 MB        360 MB    441 MB
+    300,000 (16)              480 MB        446 MB    494 MB
+    500,000 (15)              412 MB        401 MB    501 MB
+    1,000,000 (16)            705 MB        690 MB    831 MB
+    2,000,000 (15)            825 MB        836 MB    955 MB
+    5,000,000 (15)          1,660 MB      1,639 MB  1,861 MB
+    20,000,000 (15)         5,889 MB      5,874 MB  6,395 MB
+    the house-price sample (ingest_data's), 1,000,000 rows x 8 columns:
+    1,000,000 (8)             406 MB        411 MB    508 MB
+
+The slope fits 2.29 x the frame; the imports alone peak at 250-262 MB, the fit's intercept is 273 MB, and a unique
+text column adds up to 70 MB more around 300,000 rows. The estimate lies 3-25% above every peak measured (8-18% for
+the bench's table from 1M rows on, where a limit matters). A step that stops holding the whole dataset (reading
+record batches) needs its own estimate: this one would stop it for no reason.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+MB = 2**20
+GIB = 2**30
+HEADROOM = 0.05  # share of the limit kept free (see the module docstring)
+BASE_BYTES = 350 * MB  # the interpreter, its libraries and the steps' fixed work (see the module docstring)
+FRAME_WORKSPACE = 2.5  # a step's peak over its frame's size: 2.29 fitted from 0.5M to 5M rows
+VALUE_BYTES = 8  # a number, or a pointer to a Python object, per value in a pandas column
+STR_OVERHEAD = 45  # a Python str is 49 bytes + its text; plain-encoded Parquet text is 4 bytes + its text
+# Below this many bytes per value a text column chunk is dictionary-encoded: its indices take at most 20 bits (pyarrow
+# falls back to plain encoding past a 1 MB dictionary) and each plain value at least 4 (its length).
+PLAIN_TEXT_MIN_BYTES = 4
+DICTIONARY_TEXT_FACTOR = 3  # a dictionary-encoded chunk's distinct strings as Python objects, bounded by its size
+DATE_BYTES = 32  # a datetime.date object: pandas holds dates as objects
+# cgroup v1 writes "no limit" as the largest page-aligned 64-bit number (9223372036854771712); no real limit is near.
+V1_UNLIMITED = 2**60
+
+# What a user changes for a data step of this project's pipelines (pipelines/_kubernetes.py: DATA_MEMORY_LIMIT).
+DATA_STEP_REMEDY = (
+    "raise the pipeline parameter `data_memory_limit` (the memory limit of ingest, validate and prepare; default "
+    "1Gi), e.g. `data_memory_limit={gib}Gi`; in a pipeline of your own, `.set_memory_limit('{gib}Gi')` on this task"
+)
+
+
+class MemoryBudgetError(RuntimeError):
+    """A step would need more memory than its container may use: raised before it reads its data."""
+
+    def __init__(self, step: str, estimate: int, limit: int, message: str):
+        super().__init__(message)
+        self.step, self.estimate, self.limit = step, estimate, limit
+
+
+@dataclass(frozen=True)
+class DatasetMemory:
+    """A step's estimated peak memory for a dataset, and the dataset's size the estimate is for."""
+
+    rows: int
+    columns: int
+    frame_bytes: int  # the dataset as a pandas frame
+    peak_bytes: int  # the step's peak: the frame, the step's work on it, the interpreter and its libraries
+
+    def describe(self) -> str:
+        return f"for {self.rows:,} rows x {self.columns:,} columns"
+
+
+def memory_limit(root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = Path("/proc/self/cgroup")) -> int | None:
+    """The memory limit, in bytes, of this process's cgroup (the smallest of its cgroup and every parent's); None
+    when it has none or it cannot be read.
+
+    cgroup v1 (and the hybrid layout, whose memory controller is v1): `memory.limit_in_bytes` under
+    `<root>/memory/<path>`, <path> from the `memory` line of /proc/self/cgroup. cgroup v2: `memory.max` under
+    `<root>/<path>` (or `<root>/unified/<path>` in the hybrid layout), <path> from the `0::` line. In a container
+    with its own cgroup namespace (Docker's default on v2; Kubernetes on v2) the path is "/" and <root> is the
+    container's cgroup; in one without (Docker on v1) the path names a cgroup of the host that the container does
+    not see, and walking up to <root>, which is the container's cgroup, finds its limit.
+    """
+    try:
+        lines = Path(proc_cgroup).read_text().splitlines()
+    except OSError:
+        return None
+    v1_path = v2_path = None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        hierarchy, controllers, path = parts
+        if hierarchy == "0" and not controllers:
+            v2_path = path
+        elif "memory" in controllers.split(","):
+            v1_path = path
+    root = Path(root)
+    if v1_path is not None:
+        return _smallest_limit(root / "memory", v1_path, "memory.limit_in_bytes")
+    if v2_path is not None:
+        base = root if (root / "cgroup.controllers").exists() or not (root / "unified").is_dir() else root / "unified"
+        return _smallest_limit(base, v2_path, "memory.max")
+    return None
+
+
+def _smallest_limit(base: Path, path: str, filename: str) -> int | None:
+    """The smallest limit in `filename` of the cgroup at `path` under `base` and of its parents up to `base`."""
+    parts = [part for part in path.strip().split("/") if part]
+    limits = []
+    for depth in range(len(parts), -1, -1):
+        try:
+            text = (base.joinpath(*parts[:depth]) / filename).read_text().strip()
+        except OSError:  # not there (a host's cgroup seen from a container, the v2 root), or not readable
+            continue
+        if text == "max":
+            continue
+        try:
+            value = int(text)
+        except ValueError:
+            continue
+        if value < V1_UNLIMITED:
+            limits.append(value)
+    return min(limits) if limits else None
+
+
+def check_memory(
+    step: str,
+    estimate: int,
+    remedy: str,
+    *,
+    limit: int | Literal["cgroup"] | None = "cgroup",
+    headroom: float = HEADROOM,
+    workload: str = "",
+) -> None:
+    """Raises MemoryBudgetError when `estimate` bytes do not fit in `limit` bytes less `headroom` (a share of it).
+
+    `limit` defaults to this process's cgroup limit (`memory_limit()`); None (unknown or unlimited) skips the check.
+    `remedy` says what to change; `{gib}` in it becomes the smallest whole number of GiB the estimate fits in.
+    `workload` says what the estimate is for, e.g. "for 20,000,000 rows x 15 columns".
+    """
+    if limit == "cgroup":
+        limit = memory_limit()
+    if limit is None or estimate <= limit * (1 - headroom):
+        return
+    gib = math.ceil(estimate / (1 - headroom) / GIB)
+    remedy = remedy.replace("{gib}", str(gib))  # not str.format: a remedy may hold other braces
+    message = (
+        f"{step} needs about {estimate / MB:,.0f} MB{' ' + workload if workload else ''} but its container may use "
+        f"{limit / MB:,.0f} MB (cgroup memory limit, {headroom:.0%} of it kept free): {remedy}"
+    )
+    raise MemoryBudgetError(step, estimate, limit, message)
+
+
+def dataset_memory(parquet_path: str | Path) -> DatasetMemory | None:
+    """The estimated peak memory of a step that reads the Parquet dataset at `parquet_path` whole into a pandas
+    frame (read_dataset) and works on it, from the file's metadata alone; None when the metadata cannot be read
+    (reading the dataset then fails with its own message)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        with pq.ParquetFile(parquet_path) as parquet:
+            metadata, schema = parquet.metadata, parquet.schema_arrow
+    except (OSError, pa.ArrowException):
+        return None
+    rows, columns = metadata.num_rows, len(schema)
+    frame = rows * columns * VALUE_BYTES
+    object_columns = set()
+    for field in schema:
+        if pa.types.is_date(field.type):  # datetime.date objects, one per value
+            frame += rows * DATE_BYTES
+        elif not (
+            pa.types.is_primitive(field.type) or pa.types.is_dictionary(field.type) or pa.types.is_null(field.type)
+        ):
+            object_columns.add(field.name)  # text, binary, decimals, lists, structs: Python objects
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        for leaf in range(row_group.num_columns):
+            chunk = row_group.column(leaf)
+            if chunk.path_in_schema.split(".")[0] not in object_columns:
+                continue
+            size, values = chunk.total_uncompressed_size, chunk.num_values
+            if values and size >= PLAIN_TEXT_MIN_BYTES * values:
+                frame += STR_OVERHEAD * values + size
+            else:
+                frame += DICTIONARY_TEXT_FACTOR * size
+    return DatasetMemory(rows, columns, frame, BASE_BYTES + math.ceil(FRAME_WORKSPACE * frame))
+
+
+def check_dataset_memory(step: str, parquet_path: str | Path, remedy: str = DATA_STEP_REMEDY) -> None:
+    """Stops `step` with MemoryBudgetError, before it reads the dataset at `parquet_path`, when the dataset as a
+    pandas frame and the step's work on it would not fit in its container's memory limit."""
+    needed = dataset_memory(parquet_path)
+    if needed is not None:
+        check_memory(step, needed.peak_bytes, remedy, workload=needed.describe())
