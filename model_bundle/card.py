@@ -48,7 +48,8 @@ class ModelCard:
     estimator: str = ""
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
-    training_rows: int = 0
+    training_rows: int = 0  # rows fitted: a sample of the train set when it held more than max_training_rows
+    training_rows_available: int = 0  # labelled rows of the train set (0 in cards written before it was recorded)
     fit_seconds: float = 0.0
     training_scores: dict[str, float] = field(default_factory=dict)
     validation_fraction: float = 0.0

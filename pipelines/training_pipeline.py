@@ -45,6 +45,7 @@ def training_pipeline(
     candidates: list = DEFAULT_CANDIDATES,
     test_fraction: float = 0.2,
     validation_fraction: float = 0.2,
+    max_training_rows: int = 500000,
     seed: int = 42,
     validation_policy: dict = {},  # noqa: B006 (KFP needs a literal default; never mutated)
     cleaning_policy: dict = {},  # noqa: B006
@@ -91,6 +92,8 @@ def training_pipeline(
             the best validation score (r2 / f1_macro) goes on.
         test_fraction: Share of rows held out for evaluation and the gate.
         validation_fraction: Share of the training rows held out to compare the candidates.
+        max_training_rows: The most training rows each candidate fits (0: all): a larger train set is sampled,
+            seeded and stratified, while it is read; evaluation and the gate still score the whole test set.
         seed: Seed of the splits and of the estimators.
         validation_policy: validate_data's policy: per schema check against the champion's schema (`columns`,
             `types`, `nulls`, `domain`, `range`, `uniqueness`) `fail`, `warn` or `ignore` (columns and types fail
@@ -194,6 +197,7 @@ def training_pipeline(
             candidate=candidate,
             seed=seed,
             validation_fraction=validation_fraction,
+            max_training_rows=max_training_rows,
             data_content_sha256=ingest.outputs["content_sha256"],
             sensitive_columns=sensitive_columns,
         )

@@ -12,16 +12,28 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
 from components._common.datasets import read_dataset
 from components._common.fairness import check_sensitive_columns
+from components._common.sampling import SmallestKeys, proportional_counts, row_keys
 from components._common.scoring import CLASSIFICATION, REGRESSION, score
 from components.train_model.candidate import DEFAULT_MODEL_TYPE, TrainingError, build_pipeline, parse_candidate
 from model_bundle import SCHEMA_FILE, ModelCard, infer_feature_types, save, top_groups
 from model_bundle import excluded_columns as schema_excluded_columns
+
+# Rows fitted at most by default: at 500,000 rows every default candidate scores within 0.0033 of its score on twice
+# as many or more, and the random forest fits in 3.3 GB, under the 5Gi model_memory_limit (docs/benchmarks.md,
+# "Learning curve: max_training_rows", bench/learning_curve.py).
+DEFAULT_MAX_TRAINING_ROWS = 500_000
+# The sample's keys: another stream than prepare_data's split keys for the same seed (its rows are numbered alike).
+SAMPLE_KEY_SALT = 0x5EED_5A3B
+SAMPLE_BATCH_ROWS = 131_072  # rows read at a time while sampling: the train set never is in memory whole
 
 
 def train(
@@ -35,6 +47,7 @@ def train(
     excluded_columns: Mapping[str, str] | None = None,
     data_content_sha256: str = "",
     sensitive_columns: Sequence[str] = (),
+    training_rows_available: int | None = None,
 ) -> tuple[Pipeline, ModelCard]:
     """Fits the model on ``frame``; returns it with its model card (everything but file digests and versions).
 
@@ -44,7 +57,8 @@ def train(
     rows (``sensitive_groups``, model_bundle.groups), the groups the model server counts predictions for. With a
     ``validation_fraction``, a copy of the model is first fitted without that share of the rows and scored on them:
     the ``validation_scores`` that model selection compares, never the test set's. The model returned is then
-    fitted on every row.
+    fitted on every row. ``training_rows_available``: the labelled rows of the train set when ``frame`` is a sample of
+    it (``read_training_rows``); the card records both sizes.
     """
     hyperparameters = dict(hyperparameters or {})
     excluded_columns = dict(excluded_columns or {})
@@ -86,6 +100,7 @@ def train(
         hyperparameters=hyperparameters,
         seed=seed,
         training_rows=len(labelled),
+        training_rows_available=len(labelled) if training_rows_available is None else training_rows_available,
         fit_seconds=round(fit_seconds, 3),
         training_scores=score(task, y, pipeline.predict(x)),
         validation_fraction=validation_fraction,
@@ -117,17 +132,19 @@ def train_model_directory(
     validation_fraction: float = 0.2,
     data_content_sha256: str = "",
     sensitive_columns: Sequence[str] = (),
+    max_training_rows: int = DEFAULT_MAX_TRAINING_ROWS,
 ) -> ModelCard:
     """The step: fits ``candidate`` on the rows at ``train_path`` and writes the model directory at ``model_dir``
     with the JSON documents at ``document_paths`` (file name -> path; ``schema.json`` is required: its column roles
     decide the features); returns the saved card (with digests and library versions). ``sensitive_columns``: see
-    ``train``."""
+    ``train``; ``max_training_rows``: see ``read_training_rows``."""
     documents = {name: json.loads(Path(path).read_text()) for name, path in document_paths.items()}
     if SCHEMA_FILE not in documents:
         raise TrainingError(f"no {SCHEMA_FILE} among the documents {sorted(documents)}: its column roles are required")
     model_type, hyperparameters = parse_candidate(candidate)
+    frame, available = read_training_rows(train_path, target, task, max_training_rows, seed)
     pipeline, card = train(
-        read_dataset(train_path),
+        frame,
         target=target,
         task=task,
         model_type=model_type,
@@ -137,8 +154,80 @@ def train_model_directory(
         excluded_columns=schema_excluded_columns(documents[SCHEMA_FILE]),  # the schema's column roles
         data_content_sha256=data_content_sha256,
         sensitive_columns=sensitive_columns,
+        training_rows_available=available,
     )
     return save(model_dir, pipeline, card, documents)
+
+
+def read_training_rows(
+    path: str | Path,
+    target: str,
+    task: str,
+    max_training_rows: int = DEFAULT_MAX_TRAINING_ROWS,
+    seed: int = 42,
+    batch_rows: int = SAMPLE_BATCH_ROWS,
+) -> tuple[pd.DataFrame, int | None]:
+    """The rows to fit on, and how many labelled rows the train set at ``path`` holds (None: ``train`` counts them).
+
+    At most ``max_training_rows`` (0: every row) labelled rows: past that, a seeded sample drawn over record
+    batches, so memory holds the sample, never the whole train set. The sample is stratified for classification
+    (each class in proportion, every class kept, exact counts: ``_common.sampling.proportional_counts``) and, within
+    a class, the rows with the smallest seeded keys of their row numbers (``row_keys``): the same rows for the same
+    seed and data, in file order, whatever the batch size.
+    """
+    if isinstance(max_training_rows, bool) or not isinstance(max_training_rows, int) or max_training_rows < 0:
+        raise TrainingError(
+            f"parameter max_training_rows must be a whole number >= 0 (0 fits every row), got {max_training_rows!r}"
+        )
+    parquet = pq.ParquetFile(path)
+    if not max_training_rows or parquet.metadata.num_rows <= max_training_rows:
+        return read_dataset(path), None
+    if target not in parquet.schema_arrow.names:
+        raise TrainingError(f"target column {target!r} not found; columns are {parquet.schema_arrow.names}")
+
+    def labelled_batches(columns=None):
+        """Per batch: the batch, its labelled rows (positions in the batch), their row numbers in the file and class
+        codes (None for regression)."""
+        start = 0
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+            labels = batch.column(target)
+            labelled = pc.invert(pc.is_null(labels, nan_is_null=True)).to_numpy(zero_copy_only=False)
+            at = np.flatnonzero(labelled)
+            codes = None
+            if task == CLASSIFICATION:
+                codes = pc.index_in(labels.take(at), value_set=classes).to_numpy(zero_copy_only=False)
+            yield batch, at, at + start, codes
+            start += batch.num_rows
+
+    classes = pa.array([], type=parquet.schema_arrow.field(target).type)
+    if task == CLASSIFICATION:  # the labels, sorted: class codes that do not depend on the batches
+        batches = parquet.iter_batches(batch_size=batch_rows, columns=[target])
+        seen = [pc.unique(pc.drop_null(batch.column(target))) for batch in batches]
+        classes = pc.unique(pa.concat_arrays(seen)) if seen else classes
+        classes = classes.take(pc.sort_indices(classes))
+    sizes = np.zeros(max(len(classes), 1), dtype=np.int64)
+    for _, at, _, codes in labelled_batches([target]):
+        sizes += np.bincount(codes, minlength=len(sizes)) if codes is not None else len(at)
+    available = int(sizes.sum())
+    if available <= max_training_rows:
+        return read_dataset(path), available
+    present = (sizes > 0).astype(np.int64)  # a float label column may list NaN among its values: no class
+    if present.sum() > max_training_rows:
+        raise TrainingError(
+            f"max_training_rows={max_training_rows} cannot hold one row of each of the {present.sum()} classes of "
+            f"{target!r}; raise it (0 fits every row)"
+        )
+    counts = proportional_counts(sizes, max_training_rows, low=present)
+    sample_seed = seed ^ SAMPLE_KEY_SALT
+    smallest = SmallestKeys(sizes, counts)
+    while not smallest.done:
+        for _, _, rows, codes in labelled_batches([target]):
+            smallest.add(row_keys(rows, sample_seed), codes)
+        smallest.end_pass()
+    chosen = []
+    for batch, at, rows, codes in labelled_batches():
+        chosen.append(batch.take(at[smallest.thresholds.select(row_keys(rows, sample_seed), codes)]))
+    return pa.Table.from_batches(chosen, schema=parquet.schema_arrow).to_pandas(), available
 
 
 def card_metrics(card: ModelCard) -> dict[str, float]:
