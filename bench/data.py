@@ -7,7 +7,7 @@ Two sizes side by side: the goals of time (at 5,000,000 rows) and of bounded mem
 Generates (once; cached in --data-dir, by row count; in chunks, so in bounded memory, after checking the disk has
 room) a CSV of numeric, integer and categorical columns with missing values and a numeric target, then runs each
 measurement in its own process, so each peak RSS is that step's alone: (a) pyarrow.csv.read_csv, the floor; (b)
-pandas.read_csv with defaults; (c) ingest (read_source, then write_dataset to Parquet); (d) validate on that
+pandas.read_csv with defaults; (c) ingest (ingest_source, streaming the CSV into Parquet); (d) validate on that
 Parquet; (e) prepare, writing train and test Parquet and profiling the training rows. When --rows differs from
 --baseline-rows (default 5,000,000; 0 skips it), every step also runs at the baseline size in the same run, first.
 A step that fails (MemoryError, killed by the kernel, any error) is reported as failed with its exit status and
@@ -150,7 +150,7 @@ def run_step(step: str, csv_path: Path, work: Path) -> dict:
     from components._common.datasets import read_dataset, write_dataset
 
     if step == "ingest":
-        from components.ingest_data.logic import read_source
+        from components.ingest_data.logic import ingest_source
     elif step == "validate":
         from components.validate_data.logic import validate_dataset
     elif step == "prepare":
@@ -165,9 +165,7 @@ def run_step(step: str, csv_path: Path, work: Path) -> dict:
     elif step == "pandas":
         rows = len(pd.read_csv(csv_path))
     elif step == "ingest":
-        ingested = read_source(str(csv_path))
-        info = write_dataset(ingested.table, work / "dataset.parquet")
-        rows = info["rows"]
+        rows = ingest_source(str(csv_path), work / "dataset.parquet").info["rows"]
     elif step == "validate":
         validation = validate_dataset(read_dataset(work / "dataset.parquet"), target=TARGET, task="auto")
         if not validation.passed:

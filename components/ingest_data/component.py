@@ -23,7 +23,9 @@ def ingest_data(
     status), an empty file, a header without rows, a file that is not in the format its extension says, bytes
     the encoding cannot decode, a CSV row with another number of fields than the header (a truncated last line),
     a CSV quote that never closes, repeated column names, or files of one glob whose columns or column types
-    differ. CSV values are parsed as `pandas.read_csv` parses them by default (dates stay text).
+    differ, or a container memory limit below what reading needs. CSV values are parsed as `pandas.read_csv`
+    parses them by default (dates stay text). CSV and Parquet are streamed (blocks of about 16 MB written and
+    hashed as they are read), so memory does not grow with the rows; JSON Lines files are read whole.
 
     Args:
         dataset: The data as Parquet, with rows, columns, content hash, source URI, bytes read and the files read
@@ -46,16 +48,15 @@ def ingest_data(
         source_uri: The URI that was read (from `source_uri`, or the deprecated `data_uri`), for the lineage the
             model is registered with.
     """
-    from components._common.datasets import write_dataset
     from components._common.policies import renamed
-    from components.ingest_data.logic import read_source
+    from components.ingest_data.logic import ingest_source
 
     source_uri = renamed("data_uri", data_uri, "source_uri", source_uri).strip()
-    ingested = read_source(source_uri, csv_delimiter=csv_delimiter, csv_encoding=csv_encoding)
-    info = write_dataset(ingested.table, dataset.path)
-    dataset.metadata.update({**info, "source_uri": source_uri, **ingested.metadata()})
+    written = ingest_source(source_uri, dataset.path, csv_delimiter=csv_delimiter, csv_encoding=csv_encoding)
+    info = written.info
+    dataset.metadata.update({**info, "source_uri": source_uri, **written.metadata()})
     print(
         f"ingested {info['rows']} rows x {info['columns']} columns from {source_uri} "
-        f"({len(ingested.files)} file(s), {ingested.bytes} bytes)"
+        f"({len(written.files)} file(s), {written.bytes} bytes)"
     )
     return (info["rows"], info["content_sha256"], source_uri)

@@ -1,14 +1,17 @@
-"""Reads a CSV (or TSV) file into an Arrow table, as ``pandas.read_csv`` would, refusing what pandas would repair.
+"""Reads a CSV (or TSV) file as Arrow record batches, as ``pandas.read_csv`` would, refusing what pandas would repair.
 
-Owns the CSV options (``CsvOptions``: delimiter, encoding) and the CSV reader. pyarrow parses the file
-(multi-threaded, column types fixed by one inference over the whole file), with the conversions
-``pandas.read_csv`` makes by default: the same missing-value tokens (``NA``, ``null``, ``None``, an empty field,
-...), ``True``/``False`` as booleans, whole numbers as integers, and dates and times kept as text. What pandas
-would repair silently is refused instead, naming the line: a row with another number of fields than the header
-(a truncated last line), a value whose quote never closes, repeated header names. Bytes the encoding cannot decode
-are reported with their exact offset (``decoding``): the file's first characters are decoded up front (for the
-header and delimiter detection) and, when the parser finds invalid text, the whole file is scanned for the first
-bad byte.
+Owns the CSV options (``CsvOptions``: delimiter, encoding) and the CSV reader. The file is read in blocks of about
+``BLOCK_BYTES`` (bounded memory; pyarrow's own streaming reader reads ahead without bound), each cut after a record:
+after the last line break preceded by an even number of quote characters. pyarrow parses each block with the column
+types of the first block's inference; a later block whose values need a wider type (text in a column of numbers,
+say) raises ``Widened`` and the file is read again with the widened types, so the types are those of one inference
+over the whole file. The conversions are those ``pandas.read_csv`` makes by default: the same missing-value tokens
+(``NA``, ``null``, ``None``, an empty field, ...), ``True``/``False`` as booleans, whole numbers as integers, and
+dates and times kept as text. What pandas would repair silently is refused instead, naming the line: a row with
+another number of fields than the header (a truncated last line), a value whose quote never closes, repeated header
+names. Bytes the encoding cannot decode are reported with their exact offset (``decoding``): the file's first
+characters are decoded up front (for the header and delimiter detection) and, when a block does not decode, the
+file is scanned from its start for the first bad byte.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import codecs
 import csv
 import io
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
@@ -29,7 +34,9 @@ from components.ingest_data.errors import IngestError
 CSV_DELIMITERS = ",;\t|"  # what delimiter detection chooses among
 NAMED_DELIMITERS = {"tab": "\t", "\\t": "\t"}  # a tab is hard to type into a pipeline parameter
 SNIFF_CHARS = 64 * 1024  # decoded characters csv.Sniffer looks at
-CSV_BLOCK_BYTES = 16 * 1024 * 1024  # bytes pyarrow parses per block and thread
+BLOCK_BYTES = 16 * 1024 * 1024  # input bytes per record batch (and Parquet row group); tests lower it
+PARSE_BLOCK_BYTES = 4 * 1024 * 1024  # pyarrow parses a block in parts of this size, one per thread
+MAX_UNCUT_BLOCKS = 4  # a block this many times BLOCK_BYTES without a record boundary: check the quotes close
 # pandas.read_csv's default missing-value tokens and booleans, so a CSV file reads as users expect from pandas.
 PANDAS_NA_VALUES = [
     "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
@@ -85,14 +92,49 @@ def _encoding_option(value: str) -> str:
     return "utf-8-sig" if name in ("utf-8", "utf-8-sig") else name
 
 
-def read_csv(path: Path, name: str, options: CsvOptions, default_delimiter: str) -> pa.Table:
+class Widened(Exception):
+    """A block of the file did not convert with the column types fixed so far: the file must be read again (and
+    what was written from it discarded) with ``types``, which hold every value seen so far."""
+
+    def __init__(self, name: str, types: dict[str, pa.DataType]):
+        super().__init__(f"{name!r}: column types widen to {types}")
+        self.name = name
+        self.types = types
+
+
+def unify_types(old: pa.DataType, new: pa.DataType) -> pa.DataType:
+    """The narrowest type holding values of both, as pyarrow's own inference over a whole file widens:
+    null < bool, null < int64 < double, anything else (and temporal types, kept as text) -> string."""
+    if pa.types.is_temporal(old) or pa.types.is_temporal(new):
+        return pa.string()
+    if old == new:
+        return old
+    if pa.types.is_null(old) or pa.types.is_null(new):
+        return new if pa.types.is_null(old) else old
+    if {old, new} == {pa.int64(), pa.float64()}:
+        return pa.float64()
+    return pa.string()
+
+
+@dataclass(frozen=True)
+class CsvHeader:
+    """What is known of a CSV file before its rows are parsed."""
+
+    compression: str | None
+    delimiter: str
+    names: list[str]  # the header as the csv module reads it
+    scan: decoding.Scan
+    hint: str
+
+
+def stream_header(path: Path, name: str, options: CsvOptions, default_delimiter: str) -> CsvHeader:
+    """Checks the file's start (decodes, not empty, a header without repeated names) and detects the delimiter."""
     compression = "gzip" if decoding.is_gzip(path) else None
     hint = UTF16_HINT if decoding.head(path, 2) in decoding.UTF16_BOMS else CSV_ENCODING_HINT
-    # UTF-8 is checked by the parser and only scanned for an exact offset when it fails; another encoding is
-    # decoded by Python anyway, so the file is scanned up front.
-    whole = options.codec != "utf-8-sig"
+    # Only the start is decoded up front; the blocks are decoded as they are read, and the first bad byte's exact
+    # offset is found by a second scan only when decoding fails.
     scan = decoding.scan_text(
-        path, name, compression, options.codec, explicit=bool(options.encoding), hint=hint, whole=whole
+        path, name, compression, options.codec, explicit=bool(options.encoding), hint=hint, whole=False
     )
     if scan.size == 0:
         raise IngestError(f"input file {name!r} is empty (0 bytes after gzip decompression)")
@@ -104,66 +146,191 @@ def read_csv(path: Path, name: str, options: CsvOptions, default_delimiter: str)
         raise IngestError(
             f"input file {name!r} repeats column name(s) in its header: {listed}; column names must be unique"
         )
-    table = _parse_csv(path, name, compression, options, delimiter, len(header), scan, hint)
-    _check_quotes_close(path, name, compression, options.codec, delimiter)
-    return table
+    return CsvHeader(compression, delimiter, header, scan, hint)
 
 
-def _parse_csv(
+def stream_csv(
     path: Path,
     name: str,
-    compression: str | None,
     options: CsvOptions,
-    delimiter: str,
-    width: int,
-    scan: decoding.Scan,
-    hint: str,
-) -> pa.Table:
-    """The whole file through pyarrow's CSV reader; every row must have ``width`` fields."""
+    default_delimiter: str,
+    types: dict[str, pa.DataType] | None = None,
+    block_bytes: int | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """The file's rows as record batches of about ``block_bytes`` of input each (default ``BLOCK_BYTES``), all of one
+    schema: ``types`` (from an earlier, widened read) or the first block's inference. Raises ``Widened`` when a
+    later block needs wider types; the caller reads the file again with them.
+
+    A column without any value is float64, as pandas reads it; dates and times stay text.
+    """
+    header = stream_header(path, name, options, default_delimiter)
+    block_bytes = block_bytes or BLOCK_BYTES
+    codec = options.codec
     invalid: list[pa_csv.InvalidRow] = []
 
     def stop_at_first(row: pa_csv.InvalidRow) -> str:
         invalid.append(row)
         return "error"
 
-    codec = options.codec
-    read_options = pa_csv.ReadOptions(encoding="utf8" if codec == "utf-8-sig" else codec, block_size=CSV_BLOCK_BYTES)
-    parse_options = pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=stop_at_first)
+    parse_options = pa_csv.ParseOptions(
+        delimiter=header.delimiter, newlines_in_values=True, invalid_row_handler=stop_at_first
+    )
+    names: list[str] | None = None  # pyarrow's header, read from the first block
+    quotes = 0
+
+    def failure(error: BaseException) -> IngestError:
+        if invalid:
+            return _row_shape_error(
+                path, name, header.compression, codec, header.delimiter, len(header.names), invalid[0], header.scan
+            )
+        if codec == "utf-8-sig":  # the parser met invalid UTF-8: name the first bad byte's offset and line
+            decoding.scan_text(path, name, header.compression, codec, explicit=bool(options.encoding), hint=header.hint)
+        if header.compression:
+            return IngestError(f"cannot read {name!r}: its gzip data is corrupt or truncated ({error})")
+        return IngestError(f"cannot read {name!r} as csv: {decoding.one_line(error)}")
+
+    def check_quotes() -> None:
+        _check_quotes_close(path, name, header.compression, codec, header.delimiter)
+
+    blocks = _blocks(path, name, header, options, block_bytes, check_quotes)
+    while True:
+        try:
+            block, block_quotes = next(blocks)
+        except StopIteration:
+            break
+        except (pa.ArrowException, OSError, EOFError, zlib.error) as error:
+            raise failure(error) from error
+        quotes += block_quotes
+        try:
+            table = _parse_block(block, names, types, parse_options)
+        except pa.ArrowInvalid as error:
+            if invalid or types is None or "conversion error" not in str(error):
+                raise failure(error) from error
+            try:  # the block's own types: does a wider type hold its values?
+                found = _infer_block(block, names, parse_options)
+            except pa.ArrowException as inner:
+                raise failure(inner) from inner
+            widened = {column: unify_types(types[column], found[column]) for column in types}
+            if widened == types:
+                raise failure(error) from error
+            raise Widened(name, widened) from None
+        except (pa.ArrowException, OSError) as error:
+            raise failure(error) from error
+        if names is None:
+            names = table.column_names
+            if types is None:  # the first block's inference, dates and times as text
+                types = {field.name: _as_text_if_temporal(field.type) for field in table.schema}
+                if any(types[field.name] != field.type for field in table.schema):
+                    table = _parse_block(block, None, types, parse_options)
+        if table.num_rows:
+            # One chunk per block: else pyarrow's internal blocks become tiny Parquet row groups.
+            yield _nulls_as_float(table.combine_chunks()).to_batches()[0]
+    if quotes % 2:
+        check_quotes()
+
+
+def _as_text_if_temporal(kind: pa.DataType) -> pa.DataType:
+    return pa.string() if pa.types.is_temporal(kind) else kind
+
+
+def _parse_block(
+    block, names: list[str] | None, types: dict[str, pa.DataType] | None, parse_options: pa_csv.ParseOptions
+) -> pa.Table:
+    read_options = pa_csv.ReadOptions(encoding="utf8", block_size=PARSE_BLOCK_BYTES, column_names=names)
     convert_options = pa_csv.ConvertOptions(
+        column_types=types,
         null_values=PANDAS_NA_VALUES,
         strings_can_be_null=True,
         true_values=PANDAS_TRUE_VALUES,
         false_values=PANDAS_FALSE_VALUES,
     )
-    try:
-        with pa.input_stream(str(path), compression=compression) as stream:
-            table = pa_csv.read_csv(stream, read_options, parse_options, convert_options)
-        # Like pandas, dates and times stay text (pyarrow would parse ISO ones): read those columns again as strings.
-        temporal = [field.name for field in table.schema if pa.types.is_temporal(field.type)]
-        if temporal:
-            as_text = pa_csv.ConvertOptions(
-                include_columns=temporal,
-                column_types=dict.fromkeys(temporal, pa.string()),
-                null_values=PANDAS_NA_VALUES,
-                strings_can_be_null=True,
-            )
-            with pa.input_stream(str(path), compression=compression) as stream:
-                texts = pa_csv.read_csv(stream, read_options, parse_options, as_text)
-            for column in temporal:
-                table = table.set_column(table.schema.get_field_index(column), column, texts[column])
-    except (pa.ArrowException, OSError, EOFError, zlib.error) as error:
-        if invalid:
-            raise _row_shape_error(path, name, compression, codec, delimiter, width, invalid[0], scan) from None
-        if not scan.whole:  # the parser met invalid UTF-8: name the first bad byte's offset and line
-            decoding.scan_text(path, name, compression, codec, explicit=bool(options.encoding), hint=hint)
-        if compression:
-            raise IngestError(f"cannot read {name!r}: its gzip data is corrupt or truncated ({error})") from error
-        raise IngestError(f"cannot read {name!r} as csv: {decoding.one_line(error)}") from error
-    # A column without any value is all floats' NaN in pandas; pyarrow types it null.
+    return pa_csv.read_csv(pa.BufferReader(pa.py_buffer(block)), read_options, parse_options, convert_options)
+
+
+def _infer_block(block, names: list[str] | None, parse_options: pa_csv.ParseOptions) -> dict[str, pa.DataType]:
+    table = _parse_block(block, names, None, parse_options)
+    return {field.name: _as_text_if_temporal(field.type) for field in table.schema}
+
+
+def _nulls_as_float(table: pa.Table) -> pa.Table:
+    """A column without any value is all floats' NaN in pandas; pyarrow types it null."""
     for position, column in enumerate(table.schema):
         if pa.types.is_null(column.type):
             table = table.set_column(position, column.name, table.column(position).cast(pa.float64()))
     return table
+
+
+def _blocks(
+    path: Path, name: str, header: CsvHeader, options: CsvOptions, block_bytes: int, check_quotes
+) -> Iterator[tuple[bytes | memoryview, int]]:
+    """The file as UTF-8 blocks of about ``block_bytes``, each ending at a record boundary (except maybe the last),
+    with the number of quote characters in each.
+
+    A block is cut after the last line break with an even number of quote characters before it: in valid CSV a
+    line break after an odd number is inside a quoted value. A block without such a line break grows; once it is
+    ``MAX_UNCUT_BLOCKS`` blocks long the file is checked for a quote that never closes (which would make the rest
+    of the file one value) before it grows further.
+    """
+    decode = _utf8_decoder(path, name, header, options)
+    pending = b""
+    checked = False
+    with pa.input_stream(str(path), compression=header.compression) as stream:
+        while True:
+            raw = stream.read(block_bytes)
+            data = decode(raw, not raw)
+            if pending:
+                data = pending + data
+            if not raw:
+                if data:
+                    yield data, data.count(b'"')
+                return
+            cut, total = _safe_cut(data)
+            if cut <= 0:
+                pending = data
+                if not checked and len(pending) > MAX_UNCUT_BLOCKS * block_bytes:
+                    check_quotes()
+                    checked = True
+                continue
+            view = memoryview(data)
+            yield view[:cut], total - data.count(b'"', cut)  # counts the short rest, not the block again
+            pending = bytes(view[cut:])
+            del view
+
+
+def _utf8_decoder(path: Path, name: str, header: CsvHeader, options: CsvOptions):
+    """UTF-8 passes through (pyarrow checks it); another encoding is decoded incrementally, so a character split
+    between two reads (UTF-16's two bytes, say) is decoded once both halves are read."""
+    if options.codec == "utf-8-sig":
+        return lambda raw, final: raw
+    decoder = codecs.getincrementaldecoder(options.codec)(errors="strict")
+
+    def decode(raw: bytes, final: bool) -> bytes:
+        try:
+            return decoder.decode(raw, final=final).encode("utf-8")
+        except UnicodeDecodeError:
+            # The scan from the file's start names the offset and line of the first byte that does not decode.
+            decoding.scan_text(
+                path, name, header.compression, options.codec, explicit=bool(options.encoding), hint=header.hint
+            )
+            raise
+
+    return decode
+
+
+def _safe_cut(data: bytes) -> tuple[int, int]:
+    """The offset just after the last line break with an even number of quotes before it (-1 if none), and the
+    number of quotes in ``data``."""
+    total = data.count(b'"')
+    last = data.rfind(b"\n")
+    if last < 0:
+        return -1, total
+    if total == 0 or (total - data.count(b'"', last)) % 2 == 0:
+        return last + 1, total
+    codes = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(codes == ord("\n"))
+    quotes_before = np.searchsorted(np.flatnonzero(codes == ord('"')), newlines)
+    even = np.flatnonzero(quotes_before % 2 == 0)
+    return (int(newlines[even[-1]]) + 1 if even.size else -1), total
 
 
 def _check_quotes_close(path: Path, name: str, compression: str | None, codec: str, delimiter: str) -> None:

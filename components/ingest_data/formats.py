@@ -1,5 +1,6 @@
-"""Reads one local file into an Arrow table: owns the table of supported extensions (the format comes from the
-file name), the checks every format shares (exists, not empty, unique column names, rows), and the Parquet reader.
+"""Reads one local file as Arrow record batches of bounded size: owns the table of supported extensions (the format
+comes from the file name), the checks every format shares (exists, not empty, unique column names, rows), and the
+Parquet reader.
 CSV is read by ``csv_format``, JSON Lines by ``json_lines``.
 
 Gzip is recognised by its magic bytes, not only by a ``.gz`` extension: an HTTP server may already have
@@ -8,13 +9,14 @@ decompressed a ``.csv.gz``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from components.ingest_data import decoding
-from components.ingest_data.csv_format import CsvOptions, read_csv
+from components.ingest_data.csv_format import BLOCK_BYTES, CsvOptions, Widened, stream_csv, stream_header
 from components.ingest_data.errors import IngestError
 from components.ingest_data.json_lines import read_json_lines
 
@@ -44,7 +46,31 @@ def unsupported_extension(name: str) -> IngestError:
 
 
 def read_file(path: Path, name: str | None = None, options: CsvOptions | None = None) -> pa.Table:
-    """Reads the local file ``path``; errors call it ``name`` (the path itself, a ``gs://`` URI or a URL)."""
+    """Reads the local file ``path`` into one table (``stream_file`` collected); errors call it ``name`` (the path
+    itself, a ``gs://`` URI or a URL)."""
+    types = None
+    while True:
+        try:
+            batches = list(stream_file(path, name, options, types))
+        except Widened as widened:
+            types = widened.types
+            continue
+        return pa.Table.from_batches(batches)
+
+
+def stream_file(
+    path: Path,
+    name: str | None = None,
+    options: CsvOptions | None = None,
+    types: dict[str, pa.DataType] | None = None,
+    block_bytes: int | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """The local file ``path`` as record batches of one schema, about ``block_bytes`` of input each; raises when the
+    file is missing, empty, has repeated or no column names, or no rows (after its last batch).
+
+    CSV only: ``types`` are column types from an earlier read that raised ``Widened`` (the file must be read again
+    with them, as a later block held values the first block's types could not).
+    """
     name = str(path) if name is None else name
     options = options or CsvOptions()
     if not path.exists():
@@ -58,27 +84,39 @@ def read_file(path: Path, name: str | None = None, options: CsvOptions | None = 
         raise unsupported_extension(name)
     file_format = EXTENSIONS[suffix]
     if file_format in ("csv", "tsv"):
-        table = read_csv(path, name, options, default_delimiter="\t" if file_format == "tsv" else "")
+        default_delimiter = "\t" if file_format == "tsv" else ""
+        batches = stream_csv(path, name, options, default_delimiter, types, block_bytes)
     elif file_format == "parquet":
-        table = _read_parquet(path, name)
-    else:
-        table = read_json_lines(path, name)
-    names = table.column_names
+        batches = _stream_parquet(path, name, block_bytes or BLOCK_BYTES)
+    else:  # JSON Lines are read whole (pandas' JSON semantics), then handed on in batches
+        batches = iter(read_json_lines(path, name).to_batches())
+    rows = 0
+    checked = False
+    for batch in batches:
+        if not checked:
+            _check_columns(batch.schema.names, name)
+            checked = True
+        rows += batch.num_rows
+        yield batch
+    if not checked and file_format in ("csv", "tsv"):
+        _check_columns(stream_header(path, name, options, "\t" if file_format == "tsv" else "").names, name)
+    if rows == 0:
+        what = "a header" if file_format in ("csv", "tsv") else "columns"
+        raise IngestError(f"input file {name!r} has {what} but no data rows")
+
+
+def _check_columns(names: list[str], name: str) -> None:
     duplicated = sorted({column for column in names if names.count(column) > 1})
     if duplicated:
         raise IngestError(f"input file {name!r} has duplicate column names {duplicated}; names must be unique")
-    if table.num_columns == 0:
+    if not names:
         raise IngestError(f"input file {name!r} has no columns")
-    if table.num_rows == 0:
-        what = "a header" if file_format in ("csv", "tsv") else "columns"
-        raise IngestError(f"input file {name!r} has {what} but no data rows")
-    return table
 
 
 # --- Parquet -----------------------------------------------------------------------------------------------------
 
 
-def _read_parquet(path: Path, name: str) -> pa.Table:
+def _stream_parquet(path: Path, name: str, block_bytes: int) -> Iterator[pa.RecordBatch]:
     head = decoding.head(path, 32)
     if not head.startswith(PARQUET_MAGIC):
         raise IngestError(
@@ -94,7 +132,16 @@ def _read_parquet(path: Path, name: str) -> pa.Table:
             f"(it does not end with {PARQUET_MAGIC.decode()!r}, so it looks truncated)"
         )
     try:  # the file alone, not a dataset reader (which fails on repeated column names)
-        return pq.ParquetFile(path).read()
+        parquet = pq.ParquetFile(path)
+        _check_columns(parquet.schema_arrow.names, name)
+        meta = parquet.metadata
+        row_bytes = max(
+            1, sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)) // max(1, meta.num_rows)
+        )
+        batches = parquet.iter_batches(batch_size=max(1024, block_bytes // row_bytes))
+        if meta.num_rows == 0:  # the schema, so the caller sees the columns and counts no rows
+            batches = iter(parquet.schema_arrow.empty_table().to_batches() or [])
+        yield from batches
     except (pa.ArrowException, OSError, ValueError) as error:
         raise IngestError(f"cannot read {name!r} as parquet: {decoding.one_line(error)}") from error
 
