@@ -26,6 +26,20 @@ WRITE_DOCS_FLAG = "--write-docs"
 FENCE = re.compile(r"^\s*(```|~~~)")
 
 
+def peak_rss_mb(pid: int | str = "self", proc: Path = Path("/proc")) -> float | None:
+    """The peak resident memory (``VmHWM``) of process ``pid`` in MB, or None when it has ended.
+
+    Not ``ru_maxrss``: for a child started by ``subprocess`` (vfork + exec) that also counts the parent's peak, and
+    for a forked child the pages it inherited; ``VmHWM`` belongs to the program the process runs now.
+    """
+    try:
+        text = (proc / str(pid) / "status").read_text()
+    except OSError:
+        return None
+    found = re.search(r"^VmHWM:\s*(\d+) kB", text, re.MULTILINE)
+    return int(found[1]) / 1024 if found else None
+
+
 def machine(proc: Path = Path("/proc")) -> str:
     """'<CPU model>, <n> cores, <m> GiB', read from /proc (what a Linux machine and a container both have);
     outside Linux the platform's processor name and os.cpu_count(), and memory 'unknown'."""

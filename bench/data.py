@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -72,6 +70,7 @@ MEMORY_LIMIT_MB, MEMORY_LIMIT_FROM_ROWS = 1430, 20_000_000
 CSV_BYTES_PER_ROW = 120  # measured 115 (548 MB for 5M rows), with a margin
 WORK_BYTES_PER_ROW = 120  # the Parquet dataset, train and test a step writes (measured about 85), with a margin
 DISK_MARGIN_BYTES = 512 * 2**20
+POLL_SECONDS = 0.05  # how often a running step's peak memory is read, for a step that dies before reporting it
 STEP_NAMES = {  # as docs/benchmarks.md describes each measurement
     "pyarrow": "bare `pyarrow.csv.read_csv` (the floor)",
     "pandas": "`pandas.read_csv` with defaults",
@@ -190,14 +189,15 @@ def run_step(step: str, csv_path: Path, work: Path) -> dict:
         raise SystemExit(f"unknown step {step!r}")
     result["seconds"] = time.perf_counter() - started
     result["rows"] = rows
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    result["peak_rss_mb"] = _docs.peak_rss_mb()
     return result
 
 
 def measure(step: str, csv_path: Path, work: Path) -> dict:
-    """Runs ``step`` in a child process. Its peak RSS is the kernel's figure for that child alone (``wait4``), so
-    a step that fails (MemoryError, killed by the kernel's OOM killer) still has one; such a step is returned as
-    ``{"failed": True, "exit_status": ..., "error": ..., "seconds": wall time until it ended, "peak_rss_mb": ...}``."""
+    """Runs ``step`` in a child process, which reports its own peak RSS (``VmHWM``: the step's alone, see
+    ``_docs.peak_rss_mb``). A step that fails (MemoryError, killed by the kernel's OOM killer) keeps the peak last
+    read while it ran (polled every ``POLL_SECONDS``) and is returned as ``{"failed": True, "exit_status": ...,
+    "error": ..., "seconds": wall time until it ended, "peak_rss_mb": ...}``."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         child = subprocess.Popen(
@@ -207,10 +207,12 @@ def measure(step: str, csv_path: Path, work: Path) -> dict:
             text=True,
             cwd=REPO_ROOT,
         )
-        _, status, usage = os.wait4(child.pid, 0)
+        peak_mb = 0.0
+        while child.poll() is None:
+            peak_mb = max(peak_mb, _docs.peak_rss_mb(child.pid) or 0.0)
+            time.sleep(POLL_SECONDS)
         wall = time.perf_counter() - started
-        child.returncode = exit_status = os.waitstatus_to_exitcode(status)
-        peak_mb = usage.ru_maxrss / 1024  # kB on Linux
+        exit_status = child.returncode
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
@@ -220,7 +222,6 @@ def measure(step: str, csv_path: Path, work: Path) -> dict:
         except (IndexError, ValueError):
             result = None
         if isinstance(result, dict):
-            result["peak_rss_mb"] = peak_mb  # the child's whole life, as the kernel counted it
             return result
     if exit_status < 0:
         name = signal.Signals(-exit_status).name if -exit_status in signal.valid_signals() else "?"

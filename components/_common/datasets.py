@@ -7,6 +7,8 @@ import contextlib
 import hashlib
 import queue
 import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -235,3 +237,79 @@ def read_dataset(path: str | Path) -> pd.DataFrame:
     # returning them keeps the next step's peak memory near the frame's own size.
     pa.default_memory_pool().release_unused()
     return frame
+
+
+# Rows per batch of ``read_batches``: ~15 MB of bench/data.py's 15 columns as pandas; enough rows that per-batch
+# overheads (pandas conversions, numpy calls) stay small, few enough that a step holds a few batches at a time.
+BATCH_ROWS = 131_072
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """What a step needs to know of a Parquet dataset before reading its rows: read from the file's footer."""
+
+    rows: int
+    nulls: dict[str, int]  # missing values per column
+    dtypes: dict[str, np.dtype | pd.api.extensions.ExtensionDtype]  # each column's dtype in ``read_dataset(path)``
+
+
+def dataset_layout(path: str | Path) -> DatasetLayout:
+    """Rows, missing values and pandas dtypes of the dataset at ``path``, without reading its values (the null
+    counts come from the row groups' statistics, which ``DatasetWriter`` always writes; a file without them has its
+    columns' validity read instead)."""
+    parquet = pq.ParquetFile(path)
+    schema = parquet.schema_arrow
+    names = schema.names
+    nulls = dict.fromkeys(names, 0)
+    unknown = set()
+    for group in range(parquet.metadata.num_row_groups):
+        row_group = parquet.metadata.row_group(group)
+        for index, name in enumerate(names):
+            statistics = row_group.column(index).statistics
+            if statistics is None or not statistics.has_null_count:
+                unknown.add(name)
+            else:
+                nulls[name] += statistics.null_count
+    for name in unknown:
+        nulls[name] = sum(batch.column(0).null_count for batch in parquet.iter_batches(columns=[name]))
+    empty = schema.empty_table().to_pandas()
+    dtypes = {}
+    for name in names:
+        dtype = empty[name].dtype
+        # Whole-file conversion: numpy integers with missing values become floats, numpy booleans objects (pandas
+        # extension dtypes recorded in the file's pandas metadata, e.g. Int64, hold missing values themselves).
+        if nulls[name] and isinstance(dtype, np.dtype) and dtype.kind in "iu":
+            dtype = np.dtype("float64")
+        elif nulls[name] and isinstance(dtype, np.dtype) and dtype.kind == "b":
+            dtype = np.dtype("object")
+        dtypes[name] = dtype
+    return DatasetLayout(rows=parquet.metadata.num_rows, nulls=nulls, dtypes=dtypes)
+
+
+def read_batches(
+    path: str | Path,
+    columns: Sequence[str] | None = None,
+    batch_rows: int = BATCH_ROWS,
+    layout: DatasetLayout | None = None,
+) -> Iterator[pd.DataFrame]:
+    """The dataset at ``path`` as pandas frames of at most ``batch_rows`` rows, in file order: memory bounded by the
+    batch size, not the file.
+
+    Each batch has the dtypes ``read_dataset(path)`` gives the whole file (an integer column with missing values
+    anywhere is float64 in every batch, a boolean one object), and its index holds the rows' positions in the file,
+    so concatenating the batches gives ``read_dataset(path)`` itself. ``layout``: ``dataset_layout(path)``, when
+    the caller has it already.
+    """
+    layout = layout or dataset_layout(path)
+    parquet = pq.ParquetFile(path)
+    names = list(columns) if columns is not None else parquet.schema_arrow.names
+    schema = pa.schema([parquet.schema_arrow.field(name) for name in names], metadata=parquet.schema_arrow.metadata)
+    start = 0
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=names):
+        frame = pa.Table.from_batches([batch], schema=schema).to_pandas()
+        for name in names:
+            if frame[name].dtype != layout.dtypes[name]:
+                frame[name] = frame[name].astype(layout.dtypes[name])
+        frame.index = pd.RangeIndex(start, start + len(frame))
+        start += len(frame)
+        yield frame
