@@ -60,7 +60,7 @@ class Ingested:
 
     def metadata(self) -> dict:
         """The lineage the component records next to rows, columns and the content hash."""
-        return {"bytes": self.bytes, "file_count": len(self.files), "files": self.files[:MAX_LISTED_FILES]}
+        return lineage(self.files, self.bytes)
 
     @cached_property
     def frame(self) -> pd.DataFrame:
@@ -79,7 +79,14 @@ class Written:
     peak_buffered_bytes: int = 0  # the most the writer held at once: what bounds memory besides the block read
 
     def metadata(self) -> dict:
-        return {"bytes": self.bytes, "file_count": len(self.files), "files": self.files[:MAX_LISTED_FILES]}
+        """The lineage the component records next to rows, columns and the content hash."""
+        return lineage(self.files, self.bytes)
+
+
+def lineage(files: list[str], size: int) -> dict:
+    """Where a dataset came from, as its metadata records it: bytes read, how many files and (the first
+    ``MAX_LISTED_FILES``) which."""
+    return {"bytes": size, "file_count": len(files), "files": files[:MAX_LISTED_FILES]}
 
 
 def ingest_source(
