@@ -230,9 +230,10 @@ def write_dataset(data: pd.DataFrame | pa.Table, path: str | Path) -> dict:
     return writer.info
 
 
-def read_dataset(path: str | Path) -> pd.DataFrame:
-    """The Parquet dataset at ``path`` as pandas, as every step reads a dataset."""
-    frame = pq.read_table(path).to_pandas()
+def read_dataset(path: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The Parquet dataset at ``path`` as pandas, as every step reads a dataset; only ``columns`` when given (a step
+    that needs one column of a large dataset holds just that)."""
+    frame = pq.read_table(path, columns=None if columns is None else list(columns)).to_pandas()
     # The Arrow table is gone, but its allocator keeps the freed pages for reuse; pandas allocates elsewhere, so
     # returning them keeps the next step's peak memory near the frame's own size.
     pa.default_memory_pool().release_unused()

@@ -72,7 +72,7 @@ def evaluate_model(
     bundle = load(model.path)
     evaluation = evaluate(
         bundle,
-        read_dataset(train.path),
+        read_dataset(train.path, columns=[bundle.card.target]),  # the baseline needs the training targets only
         read_dataset(test.path),
         slice_column,
         rule,

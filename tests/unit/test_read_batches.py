@@ -104,3 +104,9 @@ def test_a_file_without_statistics_has_its_missing_values_counted(tmp_path):
     layout = dataset_layout(path)
     assert layout.nulls == {"x": 2}
     assert layout.dtypes == {"x": np.dtype("float64")}
+
+
+def test_read_dataset_reads_only_the_columns_asked(written):
+    frame = read_dataset(written, columns=["measure"])
+    assert list(frame.columns) == ["measure"]
+    pd.testing.assert_series_equal(frame["measure"], read_dataset(written)["measure"])
