@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
+from components._common import scoring
 from components._common.scoring import (
     HIGHER_IS_BETTER,
     METRICS_BY_TASK,
@@ -258,3 +259,17 @@ def test_score_bundle_names_a_missing_feature(regression_bundle):
 def test_improvement_compares_arrays_of_scores_element_by_element():
     assert improvement("r2", np.array([0.5, 0.7]), np.array([0.6, 0.6])).tolist() == pytest.approx([-0.1, 0.1])
     assert improvement("rmse", np.array([1.0, 3.0]), np.array([2.0, 2.0])).tolist() == [1.0, -1.0]
+
+
+@pytest.mark.parametrize("fixture", ["regression_bundle", "classification_bundle"])
+def test_scoring_in_chunks_gives_what_scoring_whole_gives(fixture, request, monkeypatch):
+    bundle, test = request.getfixturevalue(fixture)
+    whole = score_bundle(bundle, test)
+    monkeypatch.setattr(scoring, "SCORING_CHUNK_ROWS", 7)  # many chunks, the last one short
+
+    chunked = score_bundle(bundle, test)
+
+    assert len(test) % 7 and chunked.predictions.tolist() == whole.predictions.tolist()
+    assert chunked.scores == whole.scores
+    if whole.probabilities is not None:
+        assert chunked.probabilities.tolist() == whole.probabilities.tolist()
