@@ -151,15 +151,15 @@ def run_step(step: str, csv_path: Path, work: Path) -> dict:
     import pandas as pd
     import pyarrow.csv as pa_csv
 
-    from components._common.datasets import read_dataset, write_dataset
+    from components._common.datasets import dataset_layout
 
     if step == "ingest":
         from components.ingest_data.logic import ingest_source
     elif step == "validate":
-        from components.validate_data.logic import validate_dataset
+        from components.validate_data.logic import validate_file
     elif step == "prepare":
-        from components.prepare_data.logic import prepare
-        from model_bundle.profile import build_profile
+        from components.prepare_data.logic import prepare_file
+        from model_bundle.profile import build_profile_file
 
     result: dict = {}
     started = time.perf_counter()
@@ -171,18 +171,16 @@ def run_step(step: str, csv_path: Path, work: Path) -> dict:
     elif step == "ingest":
         rows = ingest_source(str(csv_path), work / "dataset.parquet").info["rows"]
     elif step == "validate":
-        validation = validate_dataset(read_dataset(work / "dataset.parquet"), target=TARGET, task="auto")
+        validation = validate_file(work / "dataset.parquet", target=TARGET, task="auto")
         if not validation.passed:
             raise SystemExit(f"validation failed: {[finding.message for finding in validation.failures]}")
         rows, result["task"] = validation.schema["rows"], validation.task
     elif step == "prepare":
-        frame = read_dataset(work / "dataset.parquet")
-        rows = len(frame)
-        prepared = prepare(frame, TARGET, "regression")
-        del frame
-        write_dataset(prepared.train, work / "train.parquet")
-        write_dataset(prepared.test, work / "test.parquet")
-        build_profile(prepared.train, TARGET)  # the reference profile, as the component records it
+        prepared = prepare_file(
+            work / "dataset.parquet", work / "train.parquet", work / "test.parquet", TARGET, "regression"
+        )
+        rows = dataset_layout(work / "dataset.parquet").rows
+        build_profile_file(work / "train.parquet", TARGET)  # the reference profile, as the component records it
         result["dropped_missing_target"] = prepared.dropped_missing_target
         result["dropped_duplicates"] = prepared.dropped_duplicates
     else:

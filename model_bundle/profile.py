@@ -5,7 +5,10 @@ read by drift detection and the model server's feature signals. One module owns 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,44 +36,189 @@ def build_profile(frame: pd.DataFrame, target: str, seed: int = 0) -> dict:
     ``other``). ``sample``: at most ``REFERENCE_SAMPLE_ROWS`` rows drawn at random (seeded), as ``columns`` and
     ``data`` (JSON values, missing as null): the reference of detect_drift's statistical tests.
     """
-    types = {f["name"]: f["type"] for f in infer_feature_types(frame)}
+    present = {name: int(frame[name].notna().sum()) for name in frame.columns}
+
+    def batches():
+        yield frame, None  # one batch: the frame is in memory already
+
+    return _profile(frame.iloc[:0], len(frame), present, batches, target, seed, None)
+
+
+def build_profile_file(path: str | Path, target: str, seed: int = 0, batch_rows: int | None = None) -> dict:
+    """``build_profile(read_dataset(path), target, seed)`` in bounded memory: the Parquet dataset at ``path`` read
+    in batches of ``batch_rows`` rows. The same profile, except that mean and standard deviation are merged from
+    per-batch sums (Chan's formula), so they may differ from numpy's over the whole column in the last bits.
+    ``batch_rows``: None for ``read_batches``' default."""
+    # Imported here: the model server's image holds model_bundle without the pipeline's components.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from components._common.datasets import BATCH_ROWS, dataset_layout
+
+    batch_rows = batch_rows or BATCH_ROWS
+    layout = dataset_layout(path)
+    empty = pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in layout.dtypes.items()})
+    present = {name: layout.rows - nulls for name, nulls in layout.nulls.items()}
+    file_schema = pq.read_schema(path)
+    text = [f.name for f in file_schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    others = [name for name in layout.dtypes if name not in text]
+
+    def to_frame(rows: pa.RecordBatch) -> pd.DataFrame:
+        frame = pa.Table.from_batches([rows]).replace_schema_metadata(file_schema.metadata).to_pandas()
+        for name in frame.columns:
+            dtype = layout.dtypes[name]
+            # A categorical column keeps its batch's categories: the empty file's dtype has none.
+            if frame[name].dtype != dtype and not isinstance(dtype, pd.CategoricalDtype):
+                frame[name] = frame[name].astype(dtype)
+        return frame
+
+    def batches():
+        # Text columns are counted in Arrow: a Python string per value is the costly part of pandas.
+        for rows in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+            yield to_frame(rows.select(others)), rows
+
+    profile = _profile(empty, layout.rows, present, batches, target, seed, to_frame)
+    if profile is None:  # a float column holds NaN values that are not Parquet nulls: count them, then again
+        present = dict.fromkeys(layout.dtypes, 0)
+        for frame, rows in batches():
+            for name in layout.dtypes:
+                if name in frame.columns:
+                    present[name] += int(frame[name].notna().sum())
+                else:
+                    present[name] += len(rows.column(name)) - rows.column(name).null_count
+        profile = _profile(empty, layout.rows, present, batches, target, seed, to_frame)
+    return profile
+
+
+@dataclass
+class _Numbers:
+    """A numeric column's running count, mean and sum of squared deviations, and its sampled values."""
+
+    wanted: np.ndarray | None  # positions among the present values to sample (sorted), None: all of them
+    count: int = 0
+    mean: float = 0.0
+    squares: float = 0.0
+    sampled: list = field(default_factory=list)
+
+    def add(self, numbers: np.ndarray) -> None:
+        if not len(numbers):
+            return
+        mean = numbers.mean()
+        deviations = numbers - mean
+        squares = float(np.sum(np.multiply(deviations, deviations, out=deviations)))  # as numpy's std sums them
+        if not self.count:
+            self.mean, self.squares = float(mean), squares
+        else:  # Chan et al.'s pairwise merge: stable for any batch sizes
+            total = self.count + len(numbers)
+            delta = float(mean) - self.mean
+            self.mean += delta * len(numbers) / total
+            self.squares += squares + delta * delta * self.count * len(numbers) / total
+        if self.wanted is None:
+            self.sampled.append(numbers)
+        else:
+            lo, hi = np.searchsorted(self.wanted, [self.count, self.count + len(numbers)])
+            self.sampled.append(numbers[self.wanted[lo:hi] - self.count])
+        self.count += len(numbers)
+
+
+def _profile(empty: pd.DataFrame, rows: int, present: dict, batches, target: str, seed: int, to_frame) -> dict | None:
+    """The profile of ``rows`` rows with ``empty``'s columns and dtypes, ``present[name]`` values in each column;
+    None when the batches hold other counts than ``present``. ``batches()`` gives them in order as (frame, Arrow
+    batch or None): the frame's columns, and the Arrow batch's text columns the frame lacks (``to_frame`` converts
+    the Arrow batch's rows to a frame)."""
+    if to_frame is not None:  # Arrow batches: pyarrow is imported only then (the model server has none)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+    types = {f["name"]: f["type"] for f in infer_feature_types(empty)}
+    # The same draws as over the whole column: one generator, used in column order by the columns sampled.
     sample = np.random.default_rng(seed)
+    numbers, categories = {}, {}
+    for name in empty.columns:
+        if types[str(name)] != NUMERIC:
+            categories[name] = {}
+        elif present[name] > PROFILE_SAMPLE_ROWS:
+            numbers[name] = _Numbers(np.sort(sample.choice(present[name], PROFILE_SAMPLE_ROWS, replace=False)))
+        else:
+            numbers[name] = _Numbers(None)
+    taken = min(rows, REFERENCE_SAMPLE_ROWS)
+    drawn = _sample_positions(rows, taken, seed)
+    wanted = np.sort(drawn)
+    counted = dict.fromkeys(empty.columns, 0)
+    picked, start = [], 0
+    for batch, arrow in batches():
+        for name in empty.columns:
+            if name not in batch.columns:  # Arrow text: counted by value in Arrow, in order of first appearance
+                values = arrow.column(name)
+                counted[name] += len(values) - values.null_count
+                found = pc.value_counts(values.drop_null())
+                counts = categories[name]
+                for value, count in zip(
+                    found.field("values").to_pylist(), found.field("counts").to_pylist(), strict=True
+                ):
+                    counts[value] = counts.get(value, 0) + count
+                continue
+            values = batch[name].dropna()
+            counted[name] += len(values)
+            if name in numbers:
+                numbers[name].add(values.to_numpy(dtype="float64"))
+            elif len(values):
+                counts = categories[name]
+                found = as_text(values, kind_of(values)).value_counts(sort=False)
+                for value, count in zip(found.index, found.to_numpy(), strict=True):  # per distinct value
+                    counts[value] = counts.get(value, 0) + int(count)
+        lo, hi = np.searchsorted(wanted, [start, start + len(batch)])
+        if hi > lo:
+            at = wanted[lo:hi] - start
+            picked.append(batch.iloc[at] if arrow is None else to_frame(arrow.take(pa.array(at))))
+        start += len(batch)
+    if counted != present:
+        return None
     columns = {}
-    for name in frame.columns:
-        values = frame[name]
-        present = values.dropna()
-        entry = {
-            "type": types[str(name)],
-            "count": len(present),
-            "null_fraction": 1 - len(present) / len(values) if len(values) else 0.0,
-        }
-        if types[str(name)] == NUMERIC and len(present):
-            numbers = present.to_numpy(dtype="float64")
-            sampled = numbers
-            if len(numbers) > PROFILE_SAMPLE_ROWS:
-                sampled = numbers[sample.choice(len(numbers), PROFILE_SAMPLE_ROWS, replace=False)]
-            sampled = np.sort(sampled)
+    for name in empty.columns:
+        count = counted[name]
+        entry = {"type": types[str(name)], "count": count, "null_fraction": 1 - count / rows if rows else 0.0}
+        if name in numbers and count:
+            column = numbers[name]
+            sampled = np.sort(np.concatenate(column.sampled))
             edges = np.unique(_sorted_quantiles(sampled, np.linspace(0, 1, PROFILE_BINS + 1)))
             # Counts per bin as np.histogram counts them (the last bin includes its right edge), on sorted values.
             positions = np.searchsorted(sampled, edges, side="left")
             positions[-1] = len(sampled)
-            counts = np.diff(positions) if len(edges) > 1 else np.array([len(sampled)])
+            bins = np.diff(positions) if len(edges) > 1 else np.array([len(sampled)])
             entry |= {
-                "mean": float(numbers.mean()),
-                "std": float(numbers.std()),
+                "mean": column.mean,
+                "std": math.sqrt(column.squares / column.count),
                 "quantiles": dict(zip(QUANTILES, _sorted_quantiles(sampled, list(QUANTILES.values())), strict=True)),
                 "bin_edges": edges.tolist(),
-                "bin_fractions": (counts / len(sampled)).tolist(),
+                "bin_fractions": (bins / len(sampled)).tolist(),
                 "sampled": len(sampled),
             }
-        elif len(present):
-            shares = as_text(present, kind_of(present)).value_counts(normalize=True)
+        elif count:
+            # value_counts(normalize=True) over the whole column: counts in order of first appearance, then the
+            # same sort, so ties fall the same way.
+            found = categories[name]
+            shares = pd.Series(list(found.values()), index=list(found.keys()), dtype="int64")
+            shares = shares.sort_values(ascending=False) / count
             entry["category_fractions"] = shares.iloc[:PROFILE_CATEGORIES].to_dict()
             entry["other_fraction"] = float(shares.iloc[PROFILE_CATEGORIES:].sum())
         columns[str(name)] = entry
-    rows = frame.sample(n=min(len(frame), REFERENCE_SAMPLE_ROWS), random_state=seed) if len(frame) else frame
-    sample = json.loads(rows.to_json(orient="split", index=False, date_format="iso"))
-    return {"rows": len(frame), "target": target, "columns": columns, "sample": sample}
+    kept = pd.concat(picked) if picked else empty
+    # The drawn order, as DataFrame.sample gives the rows.
+    rows_frame = kept.iloc[np.searchsorted(wanted, drawn)] if taken else kept.iloc[:0]
+    sample = json.loads(rows_frame.to_json(orient="split", index=False, date_format="iso"))
+    return {"rows": rows, "target": target, "columns": columns, "sample": sample}
+
+
+def _sample_positions(rows: int, taken: int, seed: int) -> np.ndarray:
+    """The positions ``DataFrame.sample(n=taken, random_state=seed)`` draws from ``rows`` rows: the first ``taken``
+    of ``np.random.RandomState(seed).permutation(rows)``, shuffled here in 32-bit integers when they fit (the same
+    draws: the shuffle does not depend on the item size), half the memory of the 64-bit permutation."""
+    if not taken:
+        return np.empty(0, dtype=np.int64)
+    order = np.arange(rows, dtype=np.int32 if rows < 2**31 else np.int64)
+    np.random.RandomState(seed).shuffle(order)
+    return order[:taken].astype(np.int64)
 
 
 def _sorted_quantiles(ordered: np.ndarray, probabilities) -> list[float]:

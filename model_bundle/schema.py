@@ -214,13 +214,49 @@ def compare(reference: Mapping, current: Mapping, frame: pd.DataFrame) -> list[F
     uniqueness check still applies to it when both have it, since that check is about identifiers, which are
     excluded: a unique identifier that now repeats values tells of duplicated or wrongly joined records.
     """
+    return compare_measured(reference, current, FrameMeasure(frame))
+
+
+class FrameMeasure:
+    """What ``compare_measured`` counts in the data, counted in a frame. validate_data measures the same from
+    statistics gathered batch by batch (``components.validate_data.column_stats.StatsMeasure``)."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self._frame = frame
+
+    def _present(self, name: str) -> pd.Series:
+        values = self._frame[name]
+        return values[values.notna()]
+
+    def present(self, name: str) -> int:
+        """Present values of the column."""
+        return len(self._present(name))
+
+    def outside_range(self, name: str, low: float, high: float) -> tuple[int, pd.Series]:
+        """How many values are outside [low, high], and the values ``_extremes`` picks examples from."""
+        present = self._present(name)
+        outside = _outside_range(present, low, high)
+        return int(outside.sum()), present[outside]
+
+    def outside_domain(self, name: str, domain: Iterable[str], kind: str) -> tuple[int, int, tuple]:
+        """How many values (as text of ``kind``) are outside ``domain``, in how many categories, the most frequent."""
+        unseen = _outside_domain(as_text(self._present(name), kind), domain)
+        return int(unseen.sum()), len(unseen), tuple(unseen.index[:MAX_EXAMPLES].tolist())
+
+    def repeated(self, name: str) -> int:
+        """Present values that repeat an earlier one."""
+        return int(self._present(name).duplicated().sum())
+
+
+def compare_measured(reference: Mapping, current: Mapping, measure) -> list[Finding]:
+    """``compare``, with the counts and examples in the data taken from ``measure`` (see ``FrameMeasure``)."""
     expected, found = column_map(reference), column_map(current)
     excluded = set(excluded_columns(reference)) | set(excluded_columns(current))
     uniqueness = [
         finding
         for name in excluded
         if name in expected and name in found
-        for finding in _uniqueness_findings(name, expected[name], found[name], frame[name])
+        for finding in _uniqueness_findings(name, expected[name], found[name], measure)
     ]
     expected = {name: column for name, column in expected.items() if name not in excluded}
     found = {name: column for name, column in found.items() if name not in excluded}
@@ -237,11 +273,11 @@ def compare(reference: Mapping, current: Mapping, frame: pd.DataFrame) -> list[F
     for name, was in expected.items():
         now = found.get(name)
         if now is not None:
-            findings += _column_findings(name, was, now, frame[name])
+            findings += _column_findings(name, was, now, measure)
     return findings + uniqueness
 
 
-def _column_findings(name: str, was: Mapping, now: Mapping, values: pd.Series) -> list[Finding]:
+def _column_findings(name: str, was: Mapping, now: Mapping, measure) -> list[Finding]:
     findings = []
     if _type_changed(was, now):
         findings.append(
@@ -263,42 +299,41 @@ def _column_findings(name: str, was: Mapping, now: Mapping, values: pd.Series) -
                 count=now["nulls"],
             )
         )
-    present = values[values.notna()]
-    if was["type"] == NUMERIC and "min" in was and len(present):
-        outside = _outside_range(present, was["min"], was["max"])
-        if outside.any():
-            examples = _extremes(present[outside])
+    present = measure.present(name)
+    if was["type"] == NUMERIC and "min" in was and present:
+        outside, values = measure.outside_range(name, was["min"], was["max"])
+        if outside:
+            examples = _extremes(values)
             findings.append(
                 Finding(
                     RANGE,
                     name,
-                    f"column {name!r} has {int(outside.sum())} value(s) outside the reference range "
+                    f"column {name!r} has {outside} value(s) outside the reference range "
                     f"[{was['min']:g}, {was['max']:g}], e.g. {list(examples)}",
-                    count=int(outside.sum()),
+                    count=outside,
                     examples=examples,
                 )
             )
-    elif was.get("domain") is not None and len(present):
-        unseen = _outside_domain(as_text(present, now["kind"]), was["domain"])
-        if len(unseen):
-            examples = tuple(unseen.index[:MAX_EXAMPLES].tolist())
+    elif was.get("domain") is not None and present:
+        unseen, categories, examples = measure.outside_domain(name, was["domain"], now["kind"])
+        if categories:
             findings.append(
                 Finding(
                     DOMAIN,
                     name,
-                    f"column {name!r} has {int(unseen.sum())} value(s) in {len(unseen)} categor(ies) outside the "
+                    f"column {name!r} has {unseen} value(s) in {categories} categor(ies) outside the "
                     f"reference domain of {len(was['domain'])}, e.g. {list(examples)}",
-                    count=int(unseen.sum()),
+                    count=unseen,
                     examples=examples,
                 )
             )
-    return findings + _uniqueness_findings(name, was, now, present)
+    return findings + _uniqueness_findings(name, was, now, measure)
 
 
-def _uniqueness_findings(name: str, was: Mapping, now: Mapping, values: pd.Series) -> list[Finding]:
+def _uniqueness_findings(name: str, was: Mapping, now: Mapping, measure) -> list[Finding]:
     if not (was["unique"] and not now["unique"]):
         return []
-    repeated = int(values[values.notna()].duplicated().sum())
+    repeated = measure.repeated(name)
     if not repeated:
         return []
     message = f"column {name!r} was unique in the reference schema but repeats {repeated} value(s)"

@@ -74,6 +74,34 @@ def read_cleaning_policy(
 
 # --- the mixed-type rule ------------------------------------------------------------------------------------------
 
+# pandas < 3 kills the interpreter (SIGSEGV: no exception to catch) parsing text whose exponent is in [2**31, 2**32),
+# such as the hex digest "8e2569614270f3d8b9e7038efac9f116" (pandas GH#63650, fixed in 3.0): an identifier column
+# would crash validate_data. Text with a 10-digit exponent is parsed by Python instead, which never crashes.
+_LONG_EXPONENT = r"[eE][+-]?\d{10}"
+
+
+def to_numbers(values: pd.Series) -> pd.Series:
+    """``pd.to_numeric(values, errors="coerce")``, safe from pandas' crash above: numbers, and NaN for a value that
+    is not one (text with a huge exponent is infinite or zero when it is a number, as in pandas 3)."""
+    if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
+        try:
+            risky = values.str.contains(_LONG_EXPONENT, regex=True, na=False).to_numpy(dtype=bool)
+        except AttributeError:  # pandas refuses .str for objects none of which is text: nothing to guard
+            risky = np.zeros(len(values), dtype=bool)
+        if risky.any():
+            values = values.astype(object)  # a copy: the caller's values stay as they are
+            values[risky] = [_python_number(text) for text in values[risky]]  # a handful: ids with a long "e..."
+    return pd.to_numeric(values, errors="coerce")
+
+
+def _python_number(text: str) -> float:
+    if "_" in text:  # Python reads "1_000" as 1000; pandas does not
+        return np.nan
+    try:
+        return float(text)
+    except ValueError:
+        return np.nan
+
 
 def is_mostly_numbers(present: pd.Series) -> bool:
     """At least half, but not all, of a text column's present values are numbers: numbers with typos."""
@@ -89,14 +117,14 @@ def parses_as_number(present: pd.Series) -> np.ndarray:
     """
     if present.dtype == object and pd.api.types.infer_dtype(present, skipna=False) == "string":
         codes, uniques = pd.factorize(present)
-        parsed = pd.to_numeric(pd.Series(uniques, dtype=object).str.strip(), errors="coerce")
+        parsed = to_numbers(pd.Series(uniques, dtype=object).str.strip())
         return parsed.notna().to_numpy()[codes]
-    return pd.to_numeric(present.astype(str).str.strip(), errors="coerce").notna().to_numpy()
+    return to_numbers(present.astype(str).str.strip()).notna().to_numpy()
 
 
 def coerce_mixed_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """``frame`` with ``columns`` converted to numbers; values that are not finite numbers become missing."""
-    converted = {name: pd.to_numeric(frame[name].astype("string").str.strip(), errors="coerce") for name in columns}
+    converted = {name: to_numbers(frame[name].astype("string").str.strip()) for name in columns}
     return frame.assign(
         **{name: values.astype("float64").replace([np.inf, -np.inf], np.nan) for name, values in converted.items()}
     )

@@ -251,7 +251,8 @@ class DatasetLayout:
 
     rows: int
     nulls: dict[str, int]  # missing values per column
-    dtypes: dict[str, np.dtype | pd.api.extensions.ExtensionDtype]  # each column's dtype in ``read_dataset(path)``
+    # Each column's dtype in ``read_dataset(path)`` (a categorical's without its categories, which the values give).
+    dtypes: dict[str, np.dtype | pd.api.extensions.ExtensionDtype]
 
 
 def dataset_layout(path: str | Path) -> DatasetLayout:
@@ -309,8 +310,10 @@ def read_batches(
     for batch in parquet.iter_batches(batch_size=batch_rows, columns=names):
         frame = pa.Table.from_batches([batch], schema=schema).to_pandas()
         for name in names:
-            if frame[name].dtype != layout.dtypes[name]:
-                frame[name] = frame[name].astype(layout.dtypes[name])
+            # numpy dtypes only: an extension dtype (a categorical's categories, Int64) comes right from the metadata
+            whole = layout.dtypes[name]
+            if isinstance(whole, np.dtype) and frame[name].dtype != whole:
+                frame[name] = frame[name].astype(whole)
         frame.index = pd.RangeIndex(start, start + len(frame))
         start += len(frame)
         yield frame

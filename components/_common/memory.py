@@ -12,29 +12,27 @@ measured to lie above the true peak (3-25%); the cgroup also charges what the pr
 kernel buffers, dirty pages of the files a step writes before they reach the disk), a few percent of it. A step
 whose estimate is within 5% of its limit would be killed at the first surprise, so it stops with the message.
 
-The estimate (`dataset_memory`), for today's validate_data and prepare_data, which read the whole dataset into a
-pandas frame: peak = `BASE_BYTES` + `FRAME_WORKSPACE` x the frame, where the frame is 8 bytes per value (numbers,
-missing values as NaN, and the pointer of each text value) plus the text values as Python strings (a text value of
-n bytes is a str of 49 + n bytes, so plain-encoded text costs 45 bytes per value more than its Parquet size;
-dictionary-encoded text, a few distinct values shared by every row, costs little). Calibrated on `bench/data.py`'s
-15 columns (11 numeric, 4 categorical), and the same with a unique 18-character text column, each component
-(`python_func`) run in its own process, its peak RSS from the kernel (wait4):
+The estimate (`dataset_memory`), for validate_data and prepare_data, which read the dataset in record batches of
+`BATCH_ROWS` rows (`datasets.read_batches`): peak = `BASE_BYTES` + `BATCH_WORKSPACE` x one batch as a pandas frame +
+`ROW_BYTES` x the rows + `TEXT_VALUE_BYTES` x the values of plain-encoded (mostly distinct) text columns. A batch as
+pandas is 8 bytes per value (numbers, missing values as NaN, the pointer of each text value) plus its text values as
+Python strings (a text value of n bytes is a str of 49 + n bytes, so plain-encoded text costs 45 bytes per value
+more than its Parquet size; dictionary-encoded text, a few distinct values shared by every row, costs little): the
+frame of the whole dataset, scaled to one batch. `ROW_BYTES` covers what a step keeps per row of the whole dataset
+(prepare_data's mask of the rows cleaning keeps and its draw of the reference sample; validate_data keeps nothing
+per row); `TEXT_VALUE_BYTES` what they keep per distinct text value (the reference profile's category counts, the
+distinct values counted). Each component (`python_func`) run in its own process, its peak its own VmHWM, on
+`bench/data.py`'s 15 columns (11 numeric, 4 categorical) and the same with a unique 18-character text column (an
+identifier):
 
     rows (columns)     validate_data  prepare_data  estimate
-    300,000 (15)              354 MB        360 MB    441 MB
-    300,000 (16)              480 MB        446 MB    494 MB
-    500,000 (15)              412 MB        401 MB    501 MB
-    1,000,000 (16)            705 MB        690 MB    831 MB
-    2,000,000 (15)            825 MB        836 MB    955 MB
-    5,000,000 (15)          1,660 MB      1,639 MB  1,861 MB
-    20,000,000 (15)         5,889 MB      5,874 MB  6,395 MB
-    the house-price sample (ingest_data's), 1,000,000 rows x 8 columns:
-    1,000,000 (8)             406 MB        411 MB    508 MB
+    200,000 (16)              399 MB        428 MB    490 MB
+    2,000,000 (16)            684 MB        831 MB    847 MB
+    5,000,000 (15)            400 MB        431 MB    452 MB
+    20,000,000 (15)           419 MB        488 MB    566 MB
 
-The slope fits 2.29 x the frame; the imports alone peak at 250-262 MB, the fit's intercept is 273 MB, and a unique
-text column adds up to 70 MB more around 300,000 rows. The estimate lies 3-25% above every peak measured (8-18% for
-the bench's table from 1M rows on, where a limit matters). A step that stops holding the whole dataset (reading
-record batches) needs its own estimate: this one would stop it for no reason.
+The imports alone peak at about 250 MB. Before the steps streamed they held the whole dataset as pandas (5,889 /
+5,874 MB at 20,000,000 rows; the history of this file has that estimate).
 """
 
 from __future__ import annotations
@@ -48,7 +46,11 @@ MB = 2**20
 GIB = 2**30
 HEADROOM = 0.05  # share of the limit kept free (see the module docstring)
 BASE_BYTES = 350 * MB  # the interpreter, its libraries and the steps' fixed work (see the module docstring)
-FRAME_WORKSPACE = 2.5  # a step's peak over its frame's size: 2.29 fitted from 0.5M to 5M rows
+BATCH_WORKSPACE = 4  # a step's peak over one batch as pandas: the batch, its conversions, masks and copies
+ROW_BYTES = 8  # what a step keeps per row of the whole dataset (see the module docstring)
+# What a step keeps per distinct text value of a high-cardinality column (an identifier): 142 B/row measured for
+# validate_data, 200 for prepare_data, from 200,000 to 2,000,000 rows with a unique 18-character text column.
+TEXT_VALUE_BYTES = 200
 VALUE_BYTES = 8  # a number, or a pointer to a Python object, per value in a pandas column
 STR_OVERHEAD = 45  # a Python str is 49 bytes + its text; plain-encoded Parquet text is 4 bytes + its text
 # Below this many bytes per value a text column chunk is dictionary-encoded: its indices take at most 20 bits (pyarrow
@@ -80,8 +82,8 @@ class DatasetMemory:
 
     rows: int
     columns: int
-    frame_bytes: int  # the dataset as a pandas frame
-    peak_bytes: int  # the step's peak: the frame, the step's work on it, the interpreter and its libraries
+    frame_bytes: int  # the whole dataset as a pandas frame (a step holds one batch of it at a time)
+    peak_bytes: int  # the step's peak: a batch, the step's work on it and per row, the interpreter and libraries
 
     def describe(self) -> str:
         return f"for {self.rows:,} rows x {self.columns:,} columns"
@@ -170,11 +172,13 @@ def check_memory(
 
 
 def dataset_memory(parquet_path: str | Path) -> DatasetMemory | None:
-    """The estimated peak memory of a step that reads the Parquet dataset at `parquet_path` whole into a pandas
-    frame (read_dataset) and works on it, from the file's metadata alone; None when the metadata cannot be read
-    (reading the dataset then fails with its own message)."""
+    """The estimated peak memory of a step that reads the Parquet dataset at `parquet_path` in record batches
+    (validate_data, prepare_data; see the module docstring), from the file's metadata alone; None when the metadata
+    cannot be read (reading the dataset then fails with its own message)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from components._common.datasets import BATCH_ROWS
 
     try:
         with pq.ParquetFile(parquet_path) as parquet:
@@ -183,6 +187,7 @@ def dataset_memory(parquet_path: str | Path) -> DatasetMemory | None:
         return None
     rows, columns = metadata.num_rows, len(schema)
     frame = rows * columns * VALUE_BYTES
+    held = ROW_BYTES * rows
     object_columns = set()
     for field in schema:
         if pa.types.is_date(field.type):  # datetime.date objects, one per value
@@ -200,14 +205,16 @@ def dataset_memory(parquet_path: str | Path) -> DatasetMemory | None:
             size, values = chunk.total_uncompressed_size, chunk.num_values
             if values and size >= PLAIN_TEXT_MIN_BYTES * values:
                 frame += STR_OVERHEAD * values + size
+                held += TEXT_VALUE_BYTES * values  # plain-encoded: mostly distinct values
             else:
                 frame += DICTIONARY_TEXT_FACTOR * size
-    return DatasetMemory(rows, columns, frame, BASE_BYTES + math.ceil(FRAME_WORKSPACE * frame))
+    batch = frame * min(1.0, BATCH_ROWS / rows) if rows else 0
+    return DatasetMemory(rows, columns, frame, BASE_BYTES + math.ceil(BATCH_WORKSPACE * batch) + held)
 
 
 def check_dataset_memory(step: str, parquet_path: str | Path, remedy: str = DATA_STEP_REMEDY) -> None:
-    """Stops `step` with MemoryBudgetError, before it reads the dataset at `parquet_path`, when the dataset as a
-    pandas frame and the step's work on it would not fit in its container's memory limit."""
+    """Stops `step` with MemoryBudgetError, before it reads the dataset at `parquet_path`, when its estimate
+    (`dataset_memory`) would not fit in its container's memory limit."""
     needed = dataset_memory(parquet_path)
     if needed is not None:
         check_memory(step, needed.peak_bytes, remedy, workload=needed.describe())

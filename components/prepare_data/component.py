@@ -54,11 +54,10 @@ def prepare_data(
     import json
 
     from components._common.cleaning import read_cleaning_policy
-    from components._common.datasets import read_dataset, write_dataset
     from components._common.memory import check_dataset_memory
-    from components.prepare_data.logic import prepare
+    from components.prepare_data.logic import prepare_file
     from components.prepare_data.report import render_cleaning_report
-    from model_bundle.profile import build_profile
+    from model_bundle.profile import build_profile_file
 
     policy = read_cleaning_policy(
         cleaning_policy,
@@ -68,24 +67,26 @@ def prepare_data(
         outlier_factor=outlier_factor,
     )
     check_dataset_memory("prepare_data", dataset.path)  # a clear stop now rather than an OOM kill while reading
-    prepared = prepare(
-        read_dataset(dataset.path),
+    prepared = prepare_file(
+        dataset.path,
+        train.path,
+        test.path,
         target=target,
         task=task,
         test_fraction=test_fraction,
         seed=seed,
         cleaning_policy=policy,
     )
-    train.metadata.update(write_dataset(prepared.train, train.path))
-    test.metadata.update(write_dataset(prepared.test, test.path))
+    train.metadata.update(prepared.train_info)
+    test.metadata.update(prepared.test_info)
     with open(reference_profile.path, "w") as stream:
-        json.dump(build_profile(prepared.train, target), stream, indent=2)
+        json.dump(build_profile_file(train.path, target), stream, indent=2)
     with open(cleaning_report.path, "w") as stream:
         stream.write(render_cleaning_report(prepared))
-    metrics.log_metric("train_rows", len(prepared.train))
-    metrics.log_metric("test_rows", len(prepared.test))
+    metrics.log_metric("train_rows", prepared.train_rows)
+    metrics.log_metric("test_rows", prepared.test_rows)
     for step in prepared.cleaning:
         name = ".".join(part for part in (step.policy, step.column) if part)
         metrics.log_metric(f"{name}.{'values' if step.values else 'rows'}", step.values or step.rows)
         print(f"{step.policy} ({step.setting}) {step.column}: {step.rows} rows, {step.values} values {step.detail}")
-    print(f"train {len(prepared.train)} rows, test {len(prepared.test)} rows")
+    print(f"train {prepared.train_rows} rows, test {prepared.test_rows} rows")

@@ -10,7 +10,7 @@ def render_cleaning_report(prepared: Preparation) -> str:
     lines = [
         "# Data preparation",
         "",
-        f"{len(prepared.train)} training rows, {len(prepared.test)} test rows.",
+        f"{prepared.train_rows} training rows, {prepared.test_rows} test rows.",
         "",
         "| policy | setting | column | rows dropped | values changed | detail |",
         "|---|---|---|---|---|---|",

@@ -83,9 +83,8 @@ def validate_data(
     import json
 
     from components._common.cleaning import read_cleaning_policy
-    from components._common.datasets import read_dataset
     from components._common.memory import check_dataset_memory
-    from components.validate_data.logic import validate_dataset
+    from components.validate_data.logic import validate_file
     from components.validate_data.policy import read_validation_policy
     from components.validate_data.reference import champion_reference
     from components.validate_data.report import render_report
@@ -94,8 +93,9 @@ def validate_data(
     cleaning = read_cleaning_policy(cleaning_policy, coerce_mixed_types=coerce_mixed_types)
     check_dataset_memory("validate_data", dataset.path)  # a clear stop now rather than an OOM kill while reading
     reference = champion_reference(tracking_uri, model_name)
-    validation = validate_dataset(
-        read_dataset(dataset.path),
+    # Read in record batches: memory bounded by the batch size, not the rows (see column_stats).
+    validation = validate_file(
+        dataset.path,
         target=target,
         task=task,
         reference=reference.schema,

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from components._common.cleaning import to_numbers
 from components.validate_data.policy import EXCLUDE, FAIL, IDENTIFIERS
 from model_bundle.schema import Finding
 
@@ -37,31 +38,48 @@ _UUID_LIKE = re.compile(
 _UUID_SAMPLE = 100
 
 
-def identifier_reason(column: Mapping, present: pd.Series | None = None, mostly_numbers: bool = False) -> str | None:
+def identifier_reason(
+    column: Mapping,
+    present: pd.Series | None = None,
+    mostly_numbers: bool = False,
+    *,
+    number_range: tuple | None = None,
+    uuid_sample: pd.Series | None = None,
+) -> str | None:
     """Why the schema ``column`` is an identifier (``SEQUENCE``, ``UUID`` or ``TEXT``), or None when it is not.
 
     ``present``: the column's present values, needed for a categorical column (the schema keeps no range for it).
-    ``mostly_numbers``: the column is text that is mostly numbers.
+    ``mostly_numbers``: the column is text that is mostly numbers. A caller without the values passes what is read
+    of them instead: ``number_range``, the (min, max) of whole numbers stored as objects, and ``uuid_sample``, the
+    values at ``uuid_sample_step`` strides.
     """
     if not column.get("unique") or column["distinct"] < MIN_ROWS:
         return None
     if column["kind"] == "integer":
         low, high = column.get("min"), column.get("max")
-        if low is None and present is not None:  # whole numbers stored as objects: typed categorical
-            numbers = pd.to_numeric(present, errors="coerce")
+        if low is None and number_range is not None:
+            low, high = number_range
+        elif low is None and present is not None:  # whole numbers stored as objects: typed categorical
+            numbers = to_numbers(present)
             low, high = numbers.min(), numbers.max()
         span = float(high) - float(low) + 1
         return SEQUENCE if span <= MAX_SPAN_PER_VALUE * column["distinct"] else None
     if column["kind"] == "string" and not mostly_numbers:
-        if present is not None and _uuid_like(present):
+        if uuid_sample is None and present is not None:
+            uuid_sample = present.iloc[:: uuid_sample_step(len(present))]
+        if uuid_sample is not None and _uuid_like(uuid_sample):
             return UUID
         return TEXT
     return None
 
 
-def _uuid_like(present: pd.Series) -> bool:
-    sample = present.iloc[:: max(1, len(present) // _UUID_SAMPLE)].astype(str).str.strip()
-    return bool(sample.str.match(_UUID_LIKE).all())
+def uuid_sample_step(present: int) -> int:
+    """The stride of the values looked at for UUIDs among ``present`` values: about ``_UUID_SAMPLE`` of them."""
+    return max(1, present // _UUID_SAMPLE)
+
+
+def _uuid_like(sample: pd.Series) -> bool:
+    return bool(sample.astype(str).str.strip().str.match(_UUID_LIKE).all())
 
 
 def identifier_finding(column: Mapping, reason: str, action: str) -> Finding:

@@ -73,6 +73,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
+from components._common.cleaning import to_numbers
 from components._common.scoring import CLASSIFICATION, REGRESSION
 from components.validate_data.policy import LEAKAGE
 from model_bundle import CATEGORICAL
@@ -137,15 +138,33 @@ def check_leakage(
 ) -> LeakageCheck:
     """Measures how well each of ``features`` (name -> numeric or categorical) alone, and all of them together,
     predict ``target``; names the suspects (see the module docstring)."""
+    if not features:
+        return check_leakage_sample(frame.iloc[:0], target, task, features, seed)
+    labelled = np.flatnonzero(frame[target].notna().to_numpy())
+    ranks = sample_ranks(len(labelled), seed)
+    if ranks is not None:
+        labelled = labelled[ranks]
+    return check_leakage_sample(frame.iloc[labelled], target, task, features, seed)
+
+
+def sample_ranks(labelled: int, seed: int = 0) -> np.ndarray | None:
+    """Which of ``labelled`` rows (those with a target) ``check_leakage`` samples, as ascending ranks among them;
+    None for all of them. What ``rng.choice(rows, n)`` picks is ``rows[rng.choice(len(rows), n)]``, so a caller
+    streaming the data picks the same rows knowing only how many there are."""
+    if labelled <= SAMPLE_ROWS:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(labelled, SAMPLE_ROWS, replace=False))
+
+
+def check_leakage_sample(
+    sample: pd.DataFrame, target: str, task: str, features: Mapping[str, str], seed: int = 0
+) -> LeakageCheck:
+    """``check_leakage`` on the rows it samples (``sample_ranks``), given as ``sample``."""
     check = LeakageCheck(task)
     if not features:
         check.not_run = "no features to check"
         return check
-    labelled = np.flatnonzero(frame[target].notna().to_numpy())
-    rng = np.random.default_rng(seed)
-    if len(labelled) > SAMPLE_ROWS:
-        labelled = np.sort(rng.choice(labelled, SAMPLE_ROWS, replace=False))
-    sample = frame.iloc[labelled][[*features, target]]
+    sample = sample[[*features, target]]
     sample = sample[~sample.duplicated()]
     check.rows = len(sample)
     if len(sample) < MIN_ROWS:
@@ -209,7 +228,7 @@ def leakage_findings(check: LeakageCheck, target: str, already: list[str]) -> li
 def _encode(values: pd.Series, kind: str) -> np.ndarray:
     """A column as numbers for the trees: categories coded (missing stays NaN), numbers as floats."""
     if kind != CATEGORICAL:
-        return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        return to_numbers(values).to_numpy(dtype="float64", na_value=np.nan)
     text = values.astype(str).astype(object).where(values.notna(), np.nan)
     encoder = OrdinalEncoder(
         max_categories=MAX_CATEGORIES,

@@ -10,22 +10,43 @@ Column roles: each column is a feature, the target, or excluded (named in ``excl
 see ``identifiers``); excluded columns skip the data checks, and the model never sees them. Among the features, the
 leakage check (``leakage``) looks for columns that give the target away. The policy (``policy.ValidationPolicy``)
 says what identifiers and suspected leakage do to the run; the report is rendered by ``report``.
+
+Both entry points read the data in batches: ``validate_file`` a Parquet dataset in record batches (what the step
+runs: memory bounded by the batch size, not the rows), ``validate_dataset`` a frame in slices. One pass gathers
+every column's statistics (``column_stats``: exact counts, ranges and distinct values, with the examples each check
+reports) and the leakage check's sample rows (the rows ``check_leakage`` would sample, picked by their rank among
+the labelled rows); the checks then read the statistics, never the rows. Columns coerced by ``coerce_mixed_types``
+are read a second time, as numbers.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from components._common.cleaning import coerce_mixed_columns, is_mostly_numbers, parses_as_number
+from components._common.cleaning import coerce_mixed_columns
+from components._common.datasets import BATCH_ROWS, dataset_layout, read_batches
 from components._common.fairness import check_sensitive_columns
 from components._common.scoring import CLASSIFICATION, REGRESSION, TASKS
+from components.validate_data.column_stats import (
+    CategoricalStats,
+    ColumnStats,
+    Spill,
+    StatsMeasure,
+    arrow_string_columns,
+    dataset_schema,
+    gather,
+    series_stats,
+)
 from components.validate_data.identifiers import identifier_finding, identifier_reason
-from components.validate_data.leakage import LeakageCheck, check_leakage, leakage_findings
+from components.validate_data.leakage import LeakageCheck, check_leakage_sample, leakage_findings, sample_ranks
 from components.validate_data.policy import EXCLUDE, FAIL, IGNORE, KEEP, WARN, ValidationPolicy
 from model_bundle import NUMERIC
 from model_bundle import schema as schema_contract
@@ -105,15 +126,17 @@ class Validation:
 
 def resolve_task(target: pd.Series, task: str) -> str:
     """``task`` itself, or for ``auto``: classification for text, booleans and small integer label sets."""
+    return _resolve_task(series_stats(target, target=True), task)
+
+
+def _resolve_task(target: ColumnStats, task: str) -> str:
     if task != AUTO:
         if task not in TASKS:
             raise DataValidationError(f"parameter task must be one of {(AUTO, *TASKS)}, got {task!r}")
         return task
-    values = target.dropna()
-    if not pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+    if not target.numeric:
         return CLASSIFICATION
-    is_integral = bool((values == values.round()).all())
-    return CLASSIFICATION if is_integral and values.nunique() <= MAX_AUTO_CLASSES else REGRESSION
+    return CLASSIFICATION if target.integral and target.distinct <= MAX_AUTO_CLASSES else REGRESSION
 
 
 def check_exclude_columns(exclude_columns: Sequence[str], columns: Sequence, target: str) -> list[str]:
@@ -151,6 +174,7 @@ def validate_dataset(
     coerce_mixed_types: bool = False,
     exclude_columns: Sequence[str] = (),
     sensitive_columns: Sequence[str] = (),
+    batch_rows: int = BATCH_ROWS,
 ) -> Validation:
     """Checks ``frame`` for training on ``target`` and, given a ``reference`` schema, compares it with that.
 
@@ -158,112 +182,271 @@ def validate_dataset(
     ``coerce_mixed_types`` (the cleaning policy's key), a text column that is mostly numbers is a warning
     (prepare_data sets its other values missing) instead of a failure. ``exclude_columns`` are no features.
     ``sensitive_columns`` (the fairness audit's groups) must be columns of the data other than the target.
+
+    The frame is read in slices of ``batch_rows``, as ``validate_file`` reads a file: one way of validating.
     """
-    policy = validation_policy
+    return _validate(
+        _FrameSource(frame, batch_rows),
+        target,
+        task,
+        reference,
+        reference_name,
+        validation_policy,
+        coerce_mixed_types,
+        exclude_columns,
+        sensitive_columns,
+    )
+
+
+def validate_file(
+    path: str | Path,
+    target: str,
+    task: str = AUTO,
+    reference: Mapping | None = None,
+    reference_name: str = "the reference schema",
+    validation_policy: ValidationPolicy = ValidationPolicy(),  # noqa: B008 (frozen: one shared default is safe)
+    coerce_mixed_types: bool = False,
+    exclude_columns: Sequence[str] = (),
+    sensitive_columns: Sequence[str] = (),
+    batch_rows: int = BATCH_ROWS,
+) -> Validation:
+    """``validate_dataset(read_dataset(path), ...)``, the same Validation, reading the Parquet dataset at ``path``
+    in record batches of ``batch_rows``: memory bounded by the batch size and the distinct values kept per column
+    (see ``column_stats``), not the rows. A column coerced by ``coerce_mixed_types`` is read a second time."""
+    return _validate(
+        _FileSource(path, batch_rows),
+        target,
+        task,
+        reference,
+        reference_name,
+        validation_policy,
+        coerce_mixed_types,
+        exclude_columns,
+        sensitive_columns,
+    )
+
+
+class _FrameSource:
+    """A frame read in slices: what ``_validate`` needs of a dataset (dtypes, rows, missing values, batches)."""
+
+    def __init__(self, frame: pd.DataFrame, batch_rows: int):
+        _check_batch_rows(batch_rows)
+        self._frame, self._batch_rows = frame, batch_rows
+        self.dtypes = dict(zip(frame.columns, frame.dtypes, strict=True))
+        self.rows = len(frame)
+        self.nulls = {name: int(frame[name].isna().sum()) for name in frame.columns}
+
+    def batches(self, columns: Sequence | None = None) -> Iterator[pd.DataFrame]:
+        frame = self._frame if columns is None else self._frame[list(columns)]
+        for start in range(0, self.rows, self._batch_rows):
+            yield frame.iloc[start : start + self._batch_rows]
+
+    frames = batches
+
+
+class _FileSource:
+    """A Parquet dataset read in record batches (``read_batches``); its layout from the footer."""
+
+    def __init__(self, path: str | Path, batch_rows: int):
+        _check_batch_rows(batch_rows)
+        self._path, self._batch_rows = path, batch_rows
+        self._layout = dataset_layout(path)
+        self.dtypes = dict(self._layout.dtypes)
+        self.rows = self._layout.rows
+        self.nulls = dict(self._layout.nulls)
+
+    def batches(self, columns: Sequence | None = None) -> Iterator[tuple[pd.DataFrame, dict[str, pa.ChunkedArray]]]:
+        """Batches as pandas frames (``read_batches``), but text columns as Arrow arrays, read alongside."""
+        names = list(self.dtypes) if columns is None else list(columns)
+        texts = [name for name in arrow_string_columns(self._path, self.dtypes) if name in names]
+        others = [name for name in names if name not in texts]
+        # Text as Parquet stores it, dictionary-encoded: read without building each row's string, counted by index.
+        # Such a reader ends its batches where the dictionaries change, so its rows are cut to the frames' lengths.
+        arrow = pq.ParquetFile(self._path, read_dictionary=texts).iter_batches(self._batch_rows, columns=texts)
+        if not others:
+            for batch in arrow:
+                yield pd.DataFrame(index=pd.RangeIndex(batch.num_rows)), dict(zip(texts, batch.columns, strict=True))
+            return
+        pending: pa.Table | None = None
+        for frame in read_batches(self._path, others, self._batch_rows, self._layout):
+            if not texts:
+                yield frame, {}
+                continue
+            while pending is None or pending.num_rows < len(frame):
+                batch = next(arrow, None)
+                if batch is None:
+                    raise ValueError(f"{self._path}: its text columns end before its other columns")
+                added = pa.Table.from_batches([batch])
+                pending = added if pending is None else pa.concat_tables([pending, added])
+            yield frame, {name: pending.column(name).slice(0, len(frame)) for name in texts}
+            pending = pending.slice(len(frame))
+
+    def frames(self, columns: Sequence | None = None) -> Iterator[pd.DataFrame]:
+        """Batches as pandas frames, every column."""
+        return read_batches(self._path, columns, self._batch_rows, self._layout)
+
+
+def _check_batch_rows(batch_rows: int) -> None:
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
+        raise ValueError(f"parameter batch_rows must be a positive integer, got {batch_rows!r}")
+
+
+def _validate(
+    source: _FrameSource | _FileSource,
+    target: str,
+    task: str,
+    reference: Mapping | None,
+    reference_name: str,
+    policy: ValidationPolicy,
+    coerce_mixed_types: bool,
+    exclude_columns: Sequence[str],
+    sensitive_columns: Sequence[str],
+) -> Validation:
+    """What ``validate_dataset`` and ``validate_file`` share: one pass gathering every column's statistics (and
+    the leakage check's sample rows), the checks on those statistics, a second pass over coerced columns only."""
+    columns = list(source.dtypes)
+    labels = {str(name): name for name in columns}  # schema names are strings; a frame's labels may not be
     # With the target missing (e.g. a wrong delimiter), that is the finding to report, not the exclusions.
     excluded = {}
-    if target in frame.columns:
-        excluded = dict.fromkeys(check_exclude_columns(exclude_columns, frame.columns, target), EXCLUDED_BY_PARAMETER)
-        check_sensitive_column_names(sensitive_columns, frame.columns, target)
-    schema, present = schema_contract.infer_with_values(frame, target, excluded)
-    validation = Validation(schema=schema, task=task, policy=policy)
-    data_findings = validation.data_findings
-    if frame.empty:
-        data_findings.append(Finding(ROWS, "", "the dataset has no rows"))
-    if target not in frame.columns:
-        columns = [str(c) for c in frame.columns]
-        data_findings.append(Finding(TARGET, target, f"target column {target!r} not found; columns are {columns}"))
-        return validation
-
-    validation.task = resolve_task(frame[target], task)
-    data_findings += _target_findings(frame[target], target, validation.task)
-    identifiers: dict[str, str] = {}
-    for column in schema["columns"]:
-        name = column["name"]
-        if column["role"] == EXCLUDED:
-            continue  # not a feature: whatever its values, the model never sees them
-        is_feature = column["role"] == FEATURE
-        categorical = column["type"] != NUMERIC
-        mixed = _mixed_type_finding(present[name], name) if categorical and is_feature else None
-        reason = identifier_reason(column, present.get(name), mostly_numbers=mixed is not None) if is_feature else None
-        if reason:
-            identifiers[name] = reason
-            validation.identifier_findings.append(identifier_finding(column, reason, policy.identifiers))
-            if policy.identifiers != KEEP:
-                continue  # excluded, or stopping the run: its values feed no model
-        if is_feature and len(frame) and column["nulls"] == len(frame):
-            data_findings.append(Finding(VALUES, name, f"column {name!r} has no values (all {len(frame)} are missing)"))
-        elif categorical and is_feature:
-            if column["max_length"] > MAX_TEXT_LENGTH:
-                message = (
-                    f"column {name!r} holds a value of {column['max_length']} characters, more than "
-                    f"{MAX_TEXT_LENGTH}: a category is a short label (a broken quote can swallow many lines)"
-                )
-                data_findings.append(Finding(TEXT_LENGTH, name, message, column["max_length"]))
-            if mixed and coerce_mixed_types:
-                message = f"{mixed.message}; prepare_data sets them missing (cleaning_policy coerce_mixed_types)"
-                validation.coerced_findings.append(Finding(MIXED_TYPES, name, message, mixed.count, mixed.examples))
-            elif mixed:
-                data_findings.append(mixed)
-        elif math.isinf(column.get("min", 0.0)) or math.isinf(column.get("max", 0.0)):
-            # The schema's range shows it at no cost; scikit-learn would only fail later, inside training.
-            infinite = int(np.isinf(frame[name].to_numpy(dtype="float64", na_value=np.nan)).sum())
-            message = f"column {name!r} has {infinite} infinite value(s); leave a value empty when it is unknown"
-            data_findings.append(Finding(INFINITE, name, message, infinite))
-    if policy.identifiers == EXCLUDE:
-        excluded.update(identifiers)
-    if validation.coerced_findings:
-        # The schema describes the data as prepare_data delivers it to training: these columns as numbers.
-        frame = coerce_mixed_columns(frame, [finding.column for finding in validation.coerced_findings])
-        schema = schema_contract.infer(frame, target, excluded)
-    else:
-        schema = schema_contract.with_excluded(schema, excluded)
-    validation.schema = schema
-    # Identifiers failing the run are no features either: it stops until they are excluded.
-    unchecked = identifiers if policy.identifiers == FAIL else {}
-    features = {c["name"]: c["type"] for c in schema["columns"] if c["role"] == FEATURE and c["name"] not in unchecked}
-    if frame.columns.size < 2:
-        data_findings.append(
-            Finding(FEATURES, target, f"no feature columns: the dataset has only the target column {target!r}")
+    if target in columns:
+        excluded = dict.fromkeys(check_exclude_columns(exclude_columns, columns, target), EXCLUDED_BY_PARAMETER)
+        check_sensitive_column_names(sensitive_columns, columns, target)
+    labelled = source.rows - source.nulls[target] if target in columns else 0
+    with Spill(source.rows) as spill:
+        stats, sample = gather(
+            source.batches(),
+            source.dtypes,
+            source.nulls,
+            source.rows,
+            target,
+            spill,
+            reference=reference,
+            sample=sample_ranks(labelled, LEAKAGE_SEED),
         )
-    elif not any(column["role"] == FEATURE for column in schema["columns"]):
-        message = f"no feature columns: every column but the target {target!r} is excluded ({validation.excluded})"
-        data_findings.append(Finding(FEATURES, target, message))
-    if policy.leakage != IGNORE and not data_findings:
-        # Scores need trainable data: with a failed data check they would fail or mislead.
-        validation.leakage = check_leakage(frame, target, validation.task, features, seed=LEAKAGE_SEED)
-        # The advice must be complete: the columns excluded by parameter, failing identifiers, then the suspects.
-        rerun = [name for name, why in excluded.items() if why == EXCLUDED_BY_PARAMETER] + list(unchecked)
-        validation.leakage_findings = leakage_findings(validation.leakage, target, rerun)
-    if reference is not None:
-        validation.reference_name = reference_name
-        findings = schema_contract.compare(reference, schema, frame)
-        validation.schema_findings = [finding for finding in findings if policy.action(finding.check) != IGNORE]
+        schema = dataset_schema(stats, source.rows, target, excluded)
+        validation = Validation(schema=schema, task=task, policy=policy)
+        data_findings = validation.data_findings
+        if not source.rows:
+            data_findings.append(Finding(ROWS, "", "the dataset has no rows"))
+        if target not in columns:
+            message = f"target column {target!r} not found; columns are {list(labels)}"
+            data_findings.append(Finding(TARGET, target, message))
+            return validation
+
+        validation.task = _resolve_task(stats[target], task)
+        data_findings += _target_findings(stats[target], target, validation.task)
+        identifiers: dict[str, str] = {}
+        for column in schema["columns"]:
+            name = column["name"]
+            values = stats[labels[name]]
+            if column["role"] == EXCLUDED:
+                continue  # not a feature: whatever its values, the model never sees them
+            is_feature = column["role"] == FEATURE
+            categorical = column["type"] != NUMERIC
+            mixed = _mixed_finding(values, name) if categorical and is_feature else None
+            reason = None
+            if is_feature:
+                number_range = None
+                if categorical and values.number_low is not None:
+                    number_range = (values.number_low, values.number_high)
+                reason = identifier_reason(
+                    column,
+                    mostly_numbers=mixed is not None,
+                    number_range=number_range,
+                    uuid_sample=values.uuid_sample if categorical else None,
+                )
+            if reason:
+                identifiers[name] = reason
+                validation.identifier_findings.append(identifier_finding(column, reason, policy.identifiers))
+                if policy.identifiers != KEEP:
+                    continue  # excluded, or stopping the run: its values feed no model
+            if is_feature and source.rows and column["nulls"] == source.rows:
+                data_findings.append(
+                    Finding(VALUES, name, f"column {name!r} has no values (all {source.rows} are missing)")
+                )
+            elif categorical and is_feature:
+                if column["max_length"] > MAX_TEXT_LENGTH:
+                    message = (
+                        f"column {name!r} holds a value of {column['max_length']} characters, more than "
+                        f"{MAX_TEXT_LENGTH}: a category is a short label (a broken quote can swallow many lines)"
+                    )
+                    data_findings.append(Finding(TEXT_LENGTH, name, message, column["max_length"]))
+                if mixed and coerce_mixed_types:
+                    message = f"{mixed.message}; prepare_data sets them missing (cleaning_policy coerce_mixed_types)"
+                    validation.coerced_findings.append(Finding(MIXED_TYPES, name, message, mixed.count, mixed.examples))
+                elif mixed:
+                    data_findings.append(mixed)
+            elif math.isinf(column.get("min", 0.0)) or math.isinf(column.get("max", 0.0)):
+                # The schema's range shows it at no cost; scikit-learn would only fail later, inside training.
+                message = (
+                    f"column {name!r} has {values.infinite} infinite value(s); leave a value empty when it is unknown"
+                )
+                data_findings.append(Finding(INFINITE, name, message, values.infinite))
+        if policy.identifiers == EXCLUDE:
+            excluded.update(identifiers)
+        coerced = [labels[finding.column] for finding in validation.coerced_findings]
+        if coerced:
+            # The schema describes the data as prepare_data delivers it to training: these columns as numbers.
+            batches = (coerce_mixed_columns(batch, coerced) for batch in source.frames(coerced))
+            numbers, _ = gather(
+                batches,
+                dict.fromkeys(coerced, np.dtype("float64")),
+                source.nulls,
+                source.rows,
+                target,
+                spill,
+                reference=reference,
+                sample=np.empty(0, dtype=np.int64),
+            )
+            stats.update(numbers)
+            if sample is not None:
+                sample = coerce_mixed_columns(sample, coerced)
+        schema = dataset_schema(stats, source.rows, target, excluded)
+        validation.schema = schema
+        # Identifiers failing the run are no features either: it stops until they are excluded.
+        unchecked = identifiers if policy.identifiers == FAIL else {}
+        features = {
+            c["name"]: c["type"] for c in schema["columns"] if c["role"] == FEATURE and c["name"] not in unchecked
+        }
+        if len(columns) < 2:
+            data_findings.append(
+                Finding(FEATURES, target, f"no feature columns: the dataset has only the target column {target!r}")
+            )
+        elif not any(column["role"] == FEATURE for column in schema["columns"]):
+            message = f"no feature columns: every column but the target {target!r} is excluded ({validation.excluded})"
+            data_findings.append(Finding(FEATURES, target, message))
+        if policy.leakage != IGNORE and not data_findings:
+            # Scores need trainable data: with a failed data check they would fail or mislead.
+            validation.leakage = check_leakage_sample(sample, target, validation.task, features, seed=LEAKAGE_SEED)
+            # The advice must be complete: the columns excluded by parameter, failing identifiers, then the suspects.
+            rerun = [name for name, why in excluded.items() if why == EXCLUDED_BY_PARAMETER] + list(unchecked)
+            validation.leakage_findings = leakage_findings(validation.leakage, target, rerun)
+        if reference is not None:
+            validation.reference_name = reference_name
+            findings = schema_contract.compare_measured(reference, schema, StatsMeasure(stats))
+            validation.schema_findings = [finding for finding in findings if policy.action(finding.check) != IGNORE]
     return validation
 
 
-def _target_findings(values: pd.Series, target: str, task: str) -> list[Finding]:
-    labelled = values.dropna()
-    if labelled.empty:
+def _target_findings(values: ColumnStats, target: str, task: str) -> list[Finding]:
+    if not values.present:
         return [Finding(TARGET, target, f"target column {target!r} has no values")]
-    distinct = schema_contract.distinct_count(labelled, labelled.isna())
-    if distinct == 1:
+    if values.distinct == 1:
         message = (
-            f"target column {target!r} has a single value ({labelled.iloc[0]!r}) in {len(labelled)} rows: "
+            f"target column {target!r} has a single value ({values.first_value!r}) in {values.present} rows: "
             "there is nothing to learn"
         )
         return [Finding(TARGET, target, message)]
-    is_numeric = pd.api.types.is_numeric_dtype(labelled.dtype) and not pd.api.types.is_bool_dtype(labelled.dtype)
-    if task == REGRESSION and not is_numeric:
-        examples = labelled.astype(str).unique()[:3].tolist()
+    if task == REGRESSION and not values.numeric:
+        examples = values.first_texts[:3]
         message = f"task=regression needs a numeric target, but column {target!r} holds text such as {examples}"
         return [Finding(TARGET, target, message, examples=tuple(examples))]
-    if task == CLASSIFICATION and distinct > MAX_CLASSES:
+    if task == CLASSIFICATION and values.distinct > MAX_CLASSES:
         message = (
-            f"target column {target!r} has {distinct} distinct values, more than {MAX_CLASSES} classes; "
+            f"target column {target!r} has {values.distinct} distinct values, more than {MAX_CLASSES} classes; "
             "use task=regression for a continuous target"
         )
-        return [Finding(TARGET, target, message, distinct)]
+        return [Finding(TARGET, target, message, values.distinct)]
     return []
 
 
@@ -272,11 +455,15 @@ def _mixed_type_finding(present: pd.Series, name: str) -> Finding | None:
 
     ``present``: the column's values without the missing ones.
     """
-    if not is_mostly_numbers(present):
+    return _mixed_finding(series_stats(present), name)
+
+
+def _mixed_finding(values: CategoricalStats, name: str) -> Finding | None:
+    if not values.mostly_numbers():
         return None
-    bad = present[~parses_as_number(present)]
-    examples = bad.astype(str).unique()[:3].tolist()
+    bad = values.present - values.parsed
+    examples = values.bad_examples[:3]
     message = (
-        f"column {name!r} mixes numbers and text: {len(bad)} of {len(present)} values are not numbers, e.g. {examples}"
+        f"column {name!r} mixes numbers and text: {bad} of {values.present} values are not numbers, e.g. {examples}"
     )
-    return Finding(MIXED_TYPES, name, message, len(bad), tuple(examples))
+    return Finding(MIXED_TYPES, name, message, bad, tuple(examples))
