@@ -47,8 +47,13 @@ def build_profile(frame: pd.DataFrame, target: str, seed: int = 0) -> dict:
 def build_profile_file(path: str | Path, target: str, seed: int = 0, batch_rows: int | None = None) -> dict:
     """``build_profile(read_dataset(path), target, seed)`` in bounded memory: the Parquet dataset at ``path`` read
     in batches of ``batch_rows`` rows. The same profile, except that mean and standard deviation are merged from
-    per-batch sums (Chan's formula), so they may differ from numpy's over the whole column in the last bits.
-    ``batch_rows``: None for ``read_batches``' default."""
+    per-batch sums (Chan's formula), so they may differ from numpy's over the whole column in the last bits, and
+    that a categorical column's categories are counted exactly only while it has at most ``DISTINCT_CAP`` (20,000,
+    ``components._common.counting``) distinct values. Past that (an identifier, free text) they are a bounded
+    heavy-hitter summary (``CappedCounts``): ``category_fractions`` lists the 50 most frequent categories that summary
+    kept, with shares from its counts (the whole column's, unless a category was dropped at a pruning and counted
+    afresh: then lower), and ``other_fraction`` is 1 - the listed shares (exact shares of every category would need
+    memory growing with the distinct values). ``batch_rows``: None for ``read_batches``' default."""
     # Imported here: the model server's image holds model_bundle without the pipeline's components.
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -130,13 +135,15 @@ def _profile(empty: pd.DataFrame, rows: int, present: dict, batches, target: str
         import pyarrow as pa
         import pyarrow.compute as pc
 
+    # Counted exactly up to a cap of distinct values per column, then as a bounded summary (``_Categories``).
+    counter = _categories_counter(to_frame is not None)
     types = {f["name"]: f["type"] for f in infer_feature_types(empty)}
     # The same draws as over the whole column: one generator, used in column order by the columns sampled.
     sample = np.random.default_rng(seed)
     numbers, categories = {}, {}
     for name in empty.columns:
         if types[str(name)] != NUMERIC:
-            categories[name] = {}
+            categories[name] = counter()
         elif present[name] > PROFILE_SAMPLE_ROWS:
             numbers[name] = _Numbers(np.sort(sample.choice(present[name], PROFILE_SAMPLE_ROWS, replace=False)))
         else:
@@ -152,21 +159,17 @@ def _profile(empty: pd.DataFrame, rows: int, present: dict, batches, target: str
                 values = arrow.column(name)
                 counted[name] += len(values) - values.null_count
                 found = pc.value_counts(values.drop_null())
-                counts = categories[name]
-                for value, count in zip(
-                    found.field("values").to_pylist(), found.field("counts").to_pylist(), strict=True
-                ):
-                    counts[value] = counts.get(value, 0) + count
+                categories[name].add(
+                    found.field("values").to_numpy(zero_copy_only=False), found.field("counts").to_numpy()
+                )
                 continue
             values = batch[name].dropna()
             counted[name] += len(values)
             if name in numbers:
                 numbers[name].add(values.to_numpy(dtype="float64"))
             elif len(values):
-                counts = categories[name]
                 found = as_text(values, kind_of(values)).value_counts(sort=False)
-                for value, count in zip(found.index, found.to_numpy(), strict=True):  # per distinct value
-                    counts[value] = counts.get(value, 0) + int(count)
+                categories[name].add(found.index.to_numpy(), found.to_numpy())
         lo, hi = np.searchsorted(wanted, [start, start + len(batch)])
         if hi > lo:
             at = wanted[lo:hi] - start
@@ -198,16 +201,53 @@ def _profile(empty: pd.DataFrame, rows: int, present: dict, batches, target: str
             # value_counts(normalize=True) over the whole column: counts in order of first appearance, then the
             # same sort, so ties fall the same way.
             found = categories[name]
-            shares = pd.Series(list(found.values()), index=list(found.keys()), dtype="int64")
-            shares = shares.sort_values(ascending=False) / count
+            shares = found.shares(count)
             entry["category_fractions"] = shares.iloc[:PROFILE_CATEGORIES].to_dict()
-            entry["other_fraction"] = float(shares.iloc[PROFILE_CATEGORIES:].sum())
+            if found.exact:
+                entry["other_fraction"] = float(shares.iloc[PROFILE_CATEGORIES:].sum())
+            else:  # the summary's counts are lower bounds: the rest is what the listed shares leave
+                entry["other_fraction"] = max(0.0, 1.0 - float(shares.iloc[:PROFILE_CATEGORIES].sum()))
         columns[str(name)] = entry
     kept = pd.concat(picked) if picked else empty
     # The drawn order, as DataFrame.sample gives the rows.
     rows_frame = kept.iloc[np.searchsorted(wanted, drawn)] if taken else kept.iloc[:0]
     sample = json.loads(rows_frame.to_json(orient="split", index=False, date_format="iso"))
     return {"rows": rows, "target": target, "columns": columns, "sample": sample}
+
+
+class _Categories:
+    """A categorical column's occurrences per category in order of first appearance, every one counted: what
+    ``build_profile`` (a frame already in memory) counts with."""
+
+    exact = True
+
+    def __init__(self):
+        self._counts: dict = {}
+
+    def add(self, uniques: np.ndarray, counts: np.ndarray) -> None:
+        for value, count in zip(uniques.tolist(), counts.tolist(), strict=True):  # per distinct value of a batch
+            self._counts[value] = self._counts.get(value, 0) + count
+
+    def shares(self, total: int) -> pd.Series:
+        """Each category's share of ``total`` values, most frequent first (ties: the first seen)."""
+        shares = pd.Series(list(self._counts.values()), index=list(self._counts.keys()), dtype="int64")
+        return shares.sort_values(ascending=False) / total
+
+
+def _categories_counter(bounded: bool):
+    """What counts a categorical column's categories: for a file (``bounded``), ``CappedCounts`` (exact up to
+    ``DISTINCT_CAP`` distinct values, then a heavy-hitter summary), imported only then (the model server's image
+    has no ``components``); for a frame, ``_Categories``."""
+    if not bounded:
+        return _Categories
+    from components._common.counting import CappedCounts
+
+    class _CappedCategories(CappedCounts):
+        def shares(self, total: int) -> pd.Series:
+            keys, counts = self.ordered()
+            return pd.Series(counts, index=keys, dtype="int64") / total
+
+    return _CappedCategories
 
 
 def _sample_positions(rows: int, taken: int, seed: int) -> np.ndarray:

@@ -20,14 +20,14 @@ Python strings (a text value of n bytes is a str of 49 + n bytes, so plain-encod
 more than its Parquet size; dictionary-encoded text, a few distinct values shared by every row, costs little): the
 frame of the whole dataset, scaled to one batch. `ROW_BYTES` covers what a step keeps per row of the whole dataset
 (prepare_data's mask of the rows cleaning keeps and its draw of the reference sample; validate_data keeps nothing
-per row); `TEXT_VALUE_BYTES` what they keep per distinct text value (the reference profile's category counts, the
-distinct values counted). Each component (`python_func`) run in its own process, its peak its own VmHWM, on
-`bench/data.py`'s 15 columns (11 numeric, 4 categorical) and the same with a unique 18-character text column (an
-identifier):
+per row); `TEXT_VALUE_BYTES` what they keep per distinct text value (the batches' Python strings). Each component
+(`python_func`) run in its own process, its peak its own VmHWM, on `bench/data.py`'s 15 columns (11 numeric, 4
+categorical) and the same with a unique 18-character text column (an identifier):
 
     rows (columns)     validate_data  prepare_data  estimate
-    200,000 (16)              399 MB        428 MB    490 MB
-    2,000,000 (16)            684 MB        831 MB    847 MB
+    200,000 (16)              403 MB        419 MB    460 MB
+    2,000,000 (16)            476 MB        503 MB    542 MB
+    5,000,000 (16)            524 MB        530 MB    679 MB
     5,000,000 (15)            400 MB        431 MB    452 MB
     20,000,000 (15)           419 MB        488 MB    566 MB
 
@@ -48,9 +48,9 @@ HEADROOM = 0.05  # share of the limit kept free (see the module docstring)
 BASE_BYTES = 350 * MB  # the interpreter, its libraries and the steps' fixed work (see the module docstring)
 BATCH_WORKSPACE = 4  # a step's peak over one batch as pandas: the batch, its conversions, masks and copies
 ROW_BYTES = 8  # what a step keeps per row of the whole dataset (see the module docstring)
-# What a step keeps per distinct text value of a high-cardinality column (an identifier): 142 B/row measured for
-# validate_data, 200 for prepare_data, from 200,000 to 2,000,000 rows with a unique 18-character text column.
-TEXT_VALUE_BYTES = 200
+# What a step's peak grows by per value of a mostly-distinct text column (an identifier): 16 B/row measured for
+# validate_data (allocator fragmentation from a batch's Python strings), 9 for prepare_data, from 2M to 5M rows.
+TEXT_VALUE_BYTES = 40
 VALUE_BYTES = 8  # a number, or a pointer to a Python object, per value in a pandas column
 STR_OVERHEAD = 45  # a Python str is 49 bytes + its text; plain-encoded Parquet text is 4 bytes + its text
 # Below this many bytes per value a text column chunk is dictionary-encoded: its indices take at most 20 bits (pyarrow

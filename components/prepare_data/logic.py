@@ -52,6 +52,7 @@ from components._common.cleaning import (
     coerce_mixed_columns,
     parses_as_number,
 )
+from components._common.counting import dictionary_columns
 from components._common.datasets import BATCH_ROWS, DatasetWriter, dataset_layout
 from components._common.sampling import SmallestKeys, proportional_counts, row_keys
 from components._common.scoring import CLASSIFICATION, check_task
@@ -173,7 +174,9 @@ def _file_source(path: str | Path, batch_rows: int) -> _Source:
         # not named as Arrow dictionaries, as Parquet mostly stores them (their distinct values for hashing,
         # without hashing every row). Text stays in Arrow: a Python string per value is the costly part of pandas.
         start = 0
+        # Not a column of (mostly) distinct texts: its dictionary would grow with the rows (``dictionary_columns``).
         dictionary = [name for name in text if name not in columns] if for_hashing else []
+        dictionary = dictionary_columns(path, sorted(dictionary), batch_rows)
         names = [name for name in layout.dtypes if name in columns or (for_hashing and name not in text)]
         for batch in pq.ParquetFile(path, read_dictionary=dictionary).iter_batches(batch_size=batch_rows):
             yield start, batch, to_frame(batch, names)

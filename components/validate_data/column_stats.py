@@ -38,14 +38,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from components._common.cleaning import to_numbers
+from components._common.counting import DISTINCT_CAP, merge_counts, most_frequent, ordered_counts
 from components.validate_data.identifiers import uuid_sample_step
 from model_bundle import NUMERIC
 from model_bundle import schema as schema_contract
 from model_bundle.features import CATEGORICAL
 
-# Distinct values per column kept in memory with their counts; well above MAX_DOMAIN (50), so every column with a
-# domain, and every column a user reads category by category, is exact.
-DISTINCT_CAP = 20_000
+# DISTINCT_CAP: distinct values per column kept in memory with their counts; well above MAX_DOMAIN (50), so every
+# column with a domain, and every column a user reads category by category, is exact.
 # Spilled keys buffered per column before they are written out: 4 MB, so a write is a few large appends.
 SPILL_BUFFER = 1 << 19
 # Keys per spill partition aimed at: each is read and counted alone at the end (8 MB).
@@ -149,7 +149,8 @@ def _distinct_count(keys: np.ndarray) -> int:
 
 
 def _hash(values: np.ndarray) -> np.ndarray:
-    return pd.util.hash_array(np.asarray(values))
+    """64-bit hashes of distinct values: ``categorize=False`` skips factorizing them again (the same hashes)."""
+    return pd.util.hash_array(np.asarray(values), categorize=False)
 
 
 class ValueCounts:
@@ -170,20 +171,11 @@ class ValueCounts:
         """``uniques``: a batch's distinct values in order of appearance, ``counts`` their occurrences."""
         if not len(uniques):
             return
-        if self.keys is None:
-            self.keys, self.counts = pd.Index(uniques, dtype=uniques.dtype), counts.astype(np.int64)
-        else:
-            positions = self.keys.get_indexer(uniques)
-            seen = positions >= 0
-            self.counts[positions[seen]] += counts[seen]
-            if not seen.all():
-                self.keys = self.keys.append(pd.Index(uniques[~seen], dtype=uniques.dtype))
-                self.counts = np.concatenate([self.counts, counts[~seen]])
+        self.keys, self.counts = merge_counts(self.keys, self.counts, uniques, counts)
         if self.spilled is not None:
             self.spilled.add(_hash(uniques))
             if len(self.keys) > 2 * self._cap:
-                keep = np.sort(np.argsort(-self.counts, kind="stable")[: self._cap])
-                self.keys, self.counts = self.keys[keep], self.counts[keep]
+                self.keys, self.counts = most_frequent(self.keys, self.counts, self._cap)
         elif len(self.keys) > self._cap:
             self.spilled = DistinctKeys(self._spill, cap=0)
             self.spilled.add(_hash(self.keys.to_numpy()))
@@ -197,10 +189,7 @@ class ValueCounts:
         """Values and counts as ``value_counts`` orders them: most frequent first."""
         if self.keys is None:
             return pd.Index([], dtype=object), np.empty(0, dtype=np.int64)
-        # Sorted as value_counts sorts its counts (kept in order of first appearance, as it keeps them): the same
-        # call, so ties come out in the same order.
-        order = pd.Series(self.counts).sort_values(ascending=False).index.to_numpy()
-        return self.keys[order], self.counts[order]
+        return ordered_counts(self.keys, self.counts)
 
 
 def _merge_labels(labels: set[str]) -> str:

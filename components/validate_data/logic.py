@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from components._common.cleaning import coerce_mixed_columns
+from components._common.counting import dictionary_columns
 from components._common.datasets import BATCH_ROWS, dataset_layout, read_batches
 from components._common.fairness import check_sensitive_columns
 from components._common.scoring import CLASSIFICATION, REGRESSION, TASKS
@@ -262,7 +263,9 @@ class _FileSource:
         others = [name for name in names if name not in texts]
         # Text as Parquet stores it, dictionary-encoded: read without building each row's string, counted by index.
         # Such a reader ends its batches where the dictionaries change, so its rows are cut to the frames' lengths.
-        arrow = pq.ParquetFile(self._path, read_dictionary=texts).iter_batches(self._batch_rows, columns=texts)
+        # Not a column of (mostly) distinct texts: its dictionary would grow with the rows (``dictionary_columns``).
+        encoded = dictionary_columns(self._path, texts, self._batch_rows)
+        arrow = pq.ParquetFile(self._path, read_dictionary=encoded).iter_batches(self._batch_rows, columns=texts)
         if not others:
             for batch in arrow:
                 yield pd.DataFrame(index=pd.RangeIndex(batch.num_rows)), dict(zip(texts, batch.columns, strict=True))
