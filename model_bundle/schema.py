@@ -171,18 +171,26 @@ def kind_of(present: pd.Series) -> str:
         return "boolean"
     if pd.api.types.is_datetime64_any_dtype(present.dtype):
         return "datetime"
-    inferred = pd.api.types.infer_dtype(present, skipna=False)
-    return {
-        "string": "string",
-        "empty": "empty",
-        "boolean": "boolean",
-        "datetime": "datetime",
-        "datetime64": "datetime",
-        "date": "datetime",
-        "integer": "integer",
-        "floating": "float",
-        "mixed-integer-float": "float",
-    }.get(inferred, "mixed")
+    return kind_of_label(pd.api.types.infer_dtype(present, skipna=False))
+
+
+# What kind of values each label of pandas' ``infer_dtype`` names; any other label is "mixed".
+_KINDS = {
+    "string": "string",
+    "empty": "empty",
+    "boolean": "boolean",
+    "datetime": "datetime",
+    "datetime64": "datetime",
+    "date": "datetime",
+    "integer": "integer",
+    "floating": "float",
+    "mixed-integer-float": "float",
+}
+
+
+def kind_of_label(label: str) -> str:
+    """The kind of values an ``infer_dtype`` label names (for values counted batch by batch)."""
+    return _KINDS.get(label, "mixed")
 
 
 def distinct_count(values: pd.Series, missing: pd.Series) -> int:

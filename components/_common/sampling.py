@@ -25,7 +25,7 @@ DEFAULT_SPREAD = 8.0  # z of the band (see SmallestKeys._start_pass): a miss (se
 DEFAULT_EXACT_UP_TO = 1024  # a group with at most this many candidate keys (8 KB) is collected whole
 
 
-def _mix64(z: np.ndarray) -> np.ndarray:
+def mix64(z: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser, in place on ``z`` (uint64): a bijection with full avalanche (distinct inputs give
     distinct outputs). In place: each step would otherwise allocate another array the size of the batch."""
     with np.errstate(over="ignore"):  # uint64 arithmetic is modulo 2^64 by design
@@ -53,7 +53,7 @@ def row_keys(row_numbers: np.ndarray, seed: int) -> np.ndarray:
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise TypeError(f"seed must be an integer, got {seed!r}")
     # The seed is mixed first: unmixed, seed s + 0x9E3779B97F4A7C15 would give seed s's keys shifted by one row.
-    state = int(_mix64(np.array([int(seed) & _MASK], dtype=np.uint64))[0])
+    state = int(mix64(np.array([int(seed) & _MASK], dtype=np.uint64))[0])
     flat = rows.ravel()
     out = np.empty(flat.shape, dtype=np.uint64)
     offset = np.uint64((state + _GOLDEN) & _MASK)
@@ -64,7 +64,7 @@ def row_keys(row_numbers: np.ndarray, seed: int) -> np.ndarray:
         with np.errstate(over="ignore"):
             z *= np.uint64(_GOLDEN)
             z += offset
-        _mix64(z)
+        mix64(z)
     return out.reshape(rows.shape)
 
 

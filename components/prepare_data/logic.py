@@ -54,7 +54,7 @@ from components._common.cleaning import (
 )
 from components._common.counting import dictionary_columns
 from components._common.datasets import BATCH_ROWS, DatasetWriter, dataset_layout
-from components._common.sampling import SmallestKeys, proportional_counts, row_keys
+from components._common.sampling import SmallestKeys, mix64, proportional_counts, row_keys
 from components._common.scoring import CLASSIFICATION, check_task
 from model_bundle import NUMERIC, infer_feature_types
 
@@ -337,17 +337,6 @@ def _add_to_samples(samples: dict, start: int, batch: pd.DataFrame, target: str,
 # --- pass 2: counts, row hashes, class sizes -----------------------------------------------------------------------
 
 
-def _mix64(z: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser (a bijection of uint64), in place."""
-    with np.errstate(over="ignore"):
-        z ^= z >> np.uint64(30)
-        z *= np.uint64(0xBF58476D1CE4E5B9)
-        z ^= z >> np.uint64(27)
-        z *= np.uint64(0x94D049BB133111EB)
-        z ^= z >> np.uint64(31)
-    return z
-
-
 def _value_hashes(values: pd.Series | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Two 64-bit hashes per value, equal for values ``DataFrame.duplicated`` finds equal, whatever the batch:
     numbers are made canonical (-0.0 is 0.0, one NaN) and hashed by a bijection (both hashes are the value
@@ -394,7 +383,7 @@ def _distinct_hashes(codes: np.ndarray, uniques: np.ndarray) -> tuple[np.ndarray
                 ["number" if isinstance(v, int | float | np.number) else type(v).__qualname__ for v in uniques[other]],
                 dtype=object,
             )
-            hashed[other] ^= _mix64(pd.util.hash_array(kinds, hash_key=key))
+            hashed[other] ^= mix64(pd.util.hash_array(kinds, hash_key=key))
         hashes.append(np.append(hashed, np.uint64(0x6A09E667F3BCC908 + number))[codes])  # [-1]: missing
     return hashes[0], hashes[1]
 
@@ -410,7 +399,7 @@ def _row_hashes(frame: pd.DataFrame, rows, names: list) -> tuple[np.ndarray, np.
             one, two = _value_hashes(frame[name] if name in frame.columns else rows.column(name))
             first = first * np.uint64(1_000_003) ^ one
             second ^= two + np.uint64((position + 1) * 0x9E3779B97F4A7C15 % (1 << 64))
-            _mix64(second)  # a bijection per column: a chain no column's order or value can cancel
+            mix64(second)  # a bijection per column: a chain no column's order or value can cancel
     return first, second
 
 

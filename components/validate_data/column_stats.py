@@ -208,20 +208,7 @@ def _merge_labels(labels: set[str]) -> str:
 
 def _kind(label: str) -> str:
     """``schema.kind_of``'s mapping of an ``infer_dtype`` label."""
-    return _KINDS.get(label, "mixed")
-
-
-_KINDS = {
-    "string": "string",
-    "empty": "empty",
-    "boolean": "boolean",
-    "datetime": "datetime",
-    "datetime64": "datetime",
-    "date": "datetime",
-    "integer": "integer",
-    "floating": "float",
-    "mixed-integer-float": "float",
-}
+    return schema_contract.kind_of_label(label)
 
 
 def is_numeric_dtype(dtype) -> bool:
