@@ -255,13 +255,14 @@ def test_text_values_cost_more_than_numbers_and_a_bad_file_is_not_estimated(tmp_
 
 @pytest.fixture
 def tiny_limit(monkeypatch):
-    """A 64 MiB container, and read_dataset failing the test if a step reads the dataset anyway."""
+    """A 64 MiB container, and the steps' readers failing the test if a step reads the dataset anyway."""
     monkeypatch.setattr(memory, "memory_limit", lambda: 64 * MIB)
 
-    def read_dataset(path):
+    def reader(path, *args, **kwargs):
         raise AssertionError(f"the step read {path} although it could not fit")
 
-    monkeypatch.setattr("components._common.datasets.read_dataset", read_dataset)
+    for name in ("components.validate_data.logic.validate_file", "components.prepare_data.logic.prepare_file"):
+        monkeypatch.setattr(name, reader)
 
 
 def test_validate_data_stops_naming_the_estimate_the_limit_and_the_parameter(sample_dataset, artifact, tiny_limit):
