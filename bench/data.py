@@ -158,7 +158,7 @@ def run_step(step: str, csv_path: Path, work: Path) -> dict:
         from components.validate_data.logic import validate_file
     elif step == "prepare":
         from components.prepare_data.logic import prepare_file
-        from model_bundle.profile import build_profile_file
+        from components.prepare_data.profiling import build_profile_file
 
     result: dict = {}
     started = time.perf_counter()

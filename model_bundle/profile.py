@@ -8,7 +8,6 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,60 +38,9 @@ def build_profile(frame: pd.DataFrame, target: str, seed: int = 0) -> dict:
     present = {name: int(frame[name].notna().sum()) for name in frame.columns}
 
     def batches():
-        yield frame, None  # one batch: the frame is in memory already
+        yield frame, {}, None  # one batch: the frame is in memory already
 
-    return _profile(frame.iloc[:0], len(frame), present, batches, target, seed, None)
-
-
-def build_profile_file(path: str | Path, target: str, seed: int = 0, batch_rows: int | None = None) -> dict:
-    """``build_profile(read_dataset(path), target, seed)`` in bounded memory: the Parquet dataset at ``path`` read
-    in batches of ``batch_rows`` rows. The same profile, except that mean and standard deviation are merged from
-    per-batch sums (Chan's formula), so they may differ from numpy's over the whole column in the last bits, and
-    that a categorical column's categories are counted exactly only while it has at most ``DISTINCT_CAP`` (20,000,
-    ``components._common.counting``) distinct values. Past that (an identifier, free text) they are a bounded
-    heavy-hitter summary (``CappedCounts``): ``category_fractions`` lists the 50 most frequent categories that summary
-    kept, with shares from its counts (the whole column's, unless a category was dropped at a pruning and counted
-    afresh: then lower), and ``other_fraction`` is 1 - the listed shares (exact shares of every category would need
-    memory growing with the distinct values). ``batch_rows``: None for ``read_batches``' default."""
-    # Imported here: the model server's image holds model_bundle without the pipeline's components.
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from components._common.datasets import BATCH_ROWS, dataset_layout
-
-    batch_rows = batch_rows or BATCH_ROWS
-    layout = dataset_layout(path)
-    empty = pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in layout.dtypes.items()})
-    present = {name: layout.rows - nulls for name, nulls in layout.nulls.items()}
-    file_schema = pq.read_schema(path)
-    text = [f.name for f in file_schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    others = [name for name in layout.dtypes if name not in text]
-
-    def to_frame(rows: pa.RecordBatch) -> pd.DataFrame:
-        frame = pa.Table.from_batches([rows]).replace_schema_metadata(file_schema.metadata).to_pandas()
-        for name in frame.columns:
-            dtype = layout.dtypes[name]
-            # A categorical column keeps its batch's categories: the empty file's dtype has none.
-            if frame[name].dtype != dtype and not isinstance(dtype, pd.CategoricalDtype):
-                frame[name] = frame[name].astype(dtype)
-        return frame
-
-    def batches():
-        # Text columns are counted in Arrow: a Python string per value is the costly part of pandas.
-        for rows in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
-            yield to_frame(rows.select(others)), rows
-
-    profile = _profile(empty, layout.rows, present, batches, target, seed, to_frame)
-    if profile is None:  # a float column holds NaN values that are not Parquet nulls: count them, then again
-        present = dict.fromkeys(layout.dtypes, 0)
-        for frame, rows in batches():
-            for name in layout.dtypes:
-                if name in frame.columns:
-                    present[name] += int(frame[name].notna().sum())
-                else:
-                    present[name] += len(rows.column(name)) - rows.column(name).null_count
-        profile = _profile(empty, layout.rows, present, batches, target, seed, to_frame)
-    return profile
+    return profile_batches(frame.iloc[:0], len(frame), present, batches, target, seed)
 
 
 @dataclass
@@ -126,17 +74,17 @@ class _Numbers:
         self.count += len(numbers)
 
 
-def _profile(empty: pd.DataFrame, rows: int, present: dict, batches, target: str, seed: int, to_frame) -> dict | None:
+def profile_batches(
+    empty: pd.DataFrame, rows: int, present: dict, batches, target: str, seed: int, counter: type | None = None
+) -> dict | None:
     """The profile of ``rows`` rows with ``empty``'s columns and dtypes, ``present[name]`` values in each column;
-    None when the batches hold other counts than ``present``. ``batches()`` gives them in order as (frame, Arrow
-    batch or None): the frame's columns, and the Arrow batch's text columns the frame lacks (``to_frame`` converts
-    the Arrow batch's rows to a frame)."""
-    if to_frame is not None:  # Arrow batches: pyarrow is imported only then (the model server has none)
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-    # Counted exactly up to a cap of distinct values per column, then as a bounded summary (``_Categories``).
-    counter = _categories_counter(to_frame is not None)
+    None when the batches hold other counts than ``present``. ``batches()`` gives them in order as ``(frame, texts,
+    take)``: the frame's columns; ``texts``, name -> (values present, distinct values, their counts) of the columns
+    the caller counted itself (text in Arrow, say) and the frame lacks; ``take(positions)``, the batch's rows at
+    ``positions`` as a frame with every column, or None to take them from the frame. ``counter``: what counts a
+    categorical column's categories (``add(uniques, counts)``, ``shares(total)``, ``exact``); None counts every one.
+    Here nothing but pandas and numpy: the model server's image holds this module without pyarrow."""
+    counter = counter or _Categories
     types = {f["name"]: f["type"] for f in infer_feature_types(empty)}
     # The same draws as over the whole column: one generator, used in column order by the columns sampled.
     sample = np.random.default_rng(seed)
@@ -153,15 +101,12 @@ def _profile(empty: pd.DataFrame, rows: int, present: dict, batches, target: str
     wanted = np.sort(drawn)
     counted = dict.fromkeys(empty.columns, 0)
     picked, start = [], 0
-    for batch, arrow in batches():
+    for batch, texts, take in batches():
         for name in empty.columns:
-            if name not in batch.columns:  # Arrow text: counted by value in Arrow, in order of first appearance
-                values = arrow.column(name)
-                counted[name] += len(values) - values.null_count
-                found = pc.value_counts(values.drop_null())
-                categories[name].add(
-                    found.field("values").to_numpy(zero_copy_only=False), found.field("counts").to_numpy()
-                )
+            if name in texts:  # counted by the caller, in order of first appearance
+                count, uniques, counts = texts[name]
+                counted[name] += count
+                categories[name].add(uniques, counts)
                 continue
             values = batch[name].dropna()
             counted[name] += len(values)
@@ -173,7 +118,7 @@ def _profile(empty: pd.DataFrame, rows: int, present: dict, batches, target: str
         lo, hi = np.searchsorted(wanted, [start, start + len(batch)])
         if hi > lo:
             at = wanted[lo:hi] - start
-            picked.append(batch.iloc[at] if arrow is None else to_frame(arrow.take(pa.array(at))))
+            picked.append(batch.iloc[at] if take is None else take(at))
         start += len(batch)
     if counted != present:
         return None
@@ -232,22 +177,6 @@ class _Categories:
         """Each category's share of ``total`` values, most frequent first (ties: the first seen)."""
         shares = pd.Series(list(self._counts.values()), index=list(self._counts.keys()), dtype="int64")
         return shares.sort_values(ascending=False) / total
-
-
-def _categories_counter(bounded: bool):
-    """What counts a categorical column's categories: for a file (``bounded``), ``CappedCounts`` (exact up to
-    ``DISTINCT_CAP`` distinct values, then a heavy-hitter summary), imported only then (the model server's image
-    has no ``components``); for a frame, ``_Categories``."""
-    if not bounded:
-        return _Categories
-    from components._common.counting import CappedCounts
-
-    class _CappedCategories(CappedCounts):
-        def shares(self, total: int) -> pd.Series:
-            keys, counts = self.ordered()
-            return pd.Series(counts, index=keys, dtype="int64") / total
-
-    return _CappedCategories
 
 
 def _sample_positions(rows: int, taken: int, seed: int) -> np.ndarray:

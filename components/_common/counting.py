@@ -1,5 +1,5 @@
 """Counting the values of a column batch by batch in bounded memory, shared by validate_data (``column_stats``) and
-prepare_data's reference profile (``model_bundle.profile.build_profile_file``).
+prepare_data's reference profile (``components.prepare_data.profiling.build_profile_file``).
 
 - ``CappedCounts``: occurrences per value in order of first appearance, exact while a column has at most ``cap``
   distinct values; past it a bounded heavy-hitter summary (counts kept for at most 2 x ``cap`` values, pruned to

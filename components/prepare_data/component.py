@@ -56,8 +56,8 @@ def prepare_data(
     from components._common.cleaning import read_cleaning_policy
     from components._common.memory import check_dataset_memory
     from components.prepare_data.logic import prepare_file
+    from components.prepare_data.profiling import build_profile_file
     from components.prepare_data.report import render_cleaning_report
-    from model_bundle.profile import build_profile_file
 
     policy = read_cleaning_policy(
         cleaning_policy,

@@ -15,8 +15,9 @@ from components._common.cleaning import CleaningPolicy
 from components._common.datasets import read_dataset, write_dataset
 from components.prepare_data import logic
 from components.prepare_data.logic import PreparationError, prepare, prepare_file
+from components.prepare_data.profiling import build_profile_file
 from model_bundle import profile as profile_module
-from model_bundle.profile import build_profile, build_profile_file
+from model_bundle.profile import build_profile
 
 BATCH_SIZES = [3, 37, 10_000]  # a few rows, an odd size, more than the file
 

@@ -11,7 +11,8 @@ import pytest
 from components._common import counting
 from components._common.datasets import read_dataset, write_dataset
 from components.prepare_data.logic import prepare, prepare_file
-from model_bundle.profile import PROFILE_CATEGORIES, build_profile, build_profile_file
+from components.prepare_data.profiling import build_profile_file
+from model_bundle.profile import PROFILE_CATEGORIES, build_profile
 
 CAP = 200
 
