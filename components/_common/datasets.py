@@ -245,6 +245,12 @@ def read_dataset(path: str | Path, columns: Sequence[str] | None = None) -> pd.D
 BATCH_ROWS = 131_072
 
 
+def check_batch_rows(batch_rows: int, error: type[ValueError] = ValueError) -> None:
+    """Raises ``error`` (a step's own ValueError) unless ``batch_rows`` is a positive integer."""
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int | np.integer) or batch_rows < 1:
+        raise error(f"parameter batch_rows must be a positive integer, got {batch_rows!r}")
+
+
 @dataclass(frozen=True)
 class DatasetLayout:
     """What a step needs to know of a Parquet dataset before reading its rows: read from the file's footer."""
@@ -302,6 +308,7 @@ def read_batches(
     so concatenating the batches gives ``read_dataset(path)`` itself. ``layout``: ``dataset_layout(path)``, when
     the caller has it already.
     """
+    check_batch_rows(batch_rows)
     layout = layout or dataset_layout(path)
     parquet = pq.ParquetFile(path)
     names = list(columns) if columns is not None else parquet.schema_arrow.names

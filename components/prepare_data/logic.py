@@ -53,7 +53,7 @@ from components._common.cleaning import (
     parses_as_number,
 )
 from components._common.counting import dictionary_columns
-from components._common.datasets import BATCH_ROWS, DatasetWriter, dataset_layout
+from components._common.datasets import BATCH_ROWS, DatasetWriter, check_batch_rows, dataset_layout
 from components._common.sampling import SmallestKeys, mix64, proportional_counts, row_keys
 from components._common.scoring import CLASSIFICATION, check_task
 from model_bundle import NUMERIC, infer_feature_types
@@ -446,7 +446,7 @@ class _HashSpill:
         parts = (records["h1"] >> np.uint64(64 - _SPILL_BITS)).astype(np.uint8)
         order = np.argsort(parts, kind="stable")  # a radix sort of small codes; keeps file order in a partition
         bounds = np.concatenate([[0], np.cumsum(np.bincount(parts, minlength=len(self._files)))])
-        records = records[order]
+        records = np.take(records, order)  # several times faster than records[order] on a structured array
         for part, stream in enumerate(self._files):
             if bounds[part + 1] > bounds[part]:
                 records[bounds[part] : bounds[part + 1]].tofile(stream)
@@ -683,7 +683,7 @@ def prepare(
     a row's side does not depend on the other rows beyond the counts; both sets keep the rows in ``frame``'s order.
     The same passes as ``prepare_file`` over ``frame`` in batches of ``batch_rows``: the same result for any.
     """
-    _check_batch_rows(batch_rows)
+    check_batch_rows(batch_rows, PreparationError)
     train: list[pd.DataFrame] = []
     test: list[pd.DataFrame] = []
 
@@ -715,7 +715,7 @@ def prepare_file(
     ``read_dataset(path)``), read in batches of ``batch_rows`` rows and written to ``train_path`` and ``test_path``
     as ``write_dataset`` writes them (``train_info``/``test_info``: their metadata): memory holds a few batches and
     one byte per row, whatever the size of the file."""
-    _check_batch_rows(batch_rows)
+    check_batch_rows(batch_rows, PreparationError)
     source = _file_source(path, batch_rows)
     infos = {}
 
@@ -786,8 +786,3 @@ def _arrow_rows(part: _Routed, schema: pa.Schema, dtypes: dict) -> pa.RecordBatc
                 array = array.cast(column.type)
         arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-
-def _check_batch_rows(batch_rows: int) -> None:
-    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int | np.integer) or batch_rows < 1:
-        raise PreparationError(f"parameter batch_rows must be a positive integer, got {batch_rows!r}")

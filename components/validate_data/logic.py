@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from components._common.cleaning import coerce_mixed_columns
 from components._common.counting import dictionary_columns
-from components._common.datasets import BATCH_ROWS, dataset_layout, read_batches
+from components._common.datasets import BATCH_ROWS, check_batch_rows, dataset_layout, read_batches
 from components._common.fairness import check_sensitive_columns
 from components._common.scoring import CLASSIFICATION, REGRESSION, TASKS
 from components.validate_data.column_stats import (
@@ -231,7 +231,7 @@ class _FrameSource:
     """A frame read in slices: what ``_validate`` needs of a dataset (dtypes, rows, missing values, batches)."""
 
     def __init__(self, frame: pd.DataFrame, batch_rows: int):
-        _check_batch_rows(batch_rows)
+        check_batch_rows(batch_rows)
         self._frame, self._batch_rows = frame, batch_rows
         self.dtypes = dict(zip(frame.columns, frame.dtypes, strict=True))
         self.rows = len(frame)
@@ -249,7 +249,7 @@ class _FileSource:
     """A Parquet dataset read in record batches (``read_batches``); its layout from the footer."""
 
     def __init__(self, path: str | Path, batch_rows: int):
-        _check_batch_rows(batch_rows)
+        check_batch_rows(batch_rows)
         self._path, self._batch_rows = path, batch_rows
         self._layout = dataset_layout(path)
         self.dtypes = dict(self._layout.dtypes)
@@ -287,11 +287,6 @@ class _FileSource:
     def frames(self, columns: Sequence | None = None) -> Iterator[pd.DataFrame]:
         """Batches as pandas frames, every column."""
         return read_batches(self._path, columns, self._batch_rows, self._layout)
-
-
-def _check_batch_rows(batch_rows: int) -> None:
-    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
-        raise ValueError(f"parameter batch_rows must be a positive integer, got {batch_rows!r}")
 
 
 def _validate(

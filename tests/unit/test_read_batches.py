@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from components._common.datasets import dataset_layout, read_batches, read_dataset, write_dataset
+from components._common.datasets import check_batch_rows, dataset_layout, read_batches, read_dataset, write_dataset
 
 ROWS = 1000
 
@@ -113,3 +113,18 @@ def test_read_dataset_reads_only_the_columns_asked(written):
     frame = read_dataset(written, columns=["measure"])
     assert list(frame.columns) == ["measure"]
     pd.testing.assert_series_equal(frame["measure"], read_dataset(written)["measure"])
+
+
+@pytest.mark.parametrize("batch_rows", [0, -1, 2.5, True, "100"])
+def test_a_batch_size_that_is_not_a_positive_integer_is_named(written, batch_rows):
+    with pytest.raises(ValueError, match=f"parameter batch_rows must be a positive integer, got {batch_rows!r}"):
+        next(read_batches(written, batch_rows=batch_rows))
+
+
+def test_a_step_raises_its_own_error_for_a_bad_batch_size():
+    class StepError(ValueError):
+        pass
+
+    with pytest.raises(StepError, match="got 0"):
+        check_batch_rows(0, StepError)
+    check_batch_rows(np.int64(3), StepError)  # numpy integers are integers
