@@ -7,11 +7,11 @@ The project's sample data (``sample://house-prices``, the generator of component
 ``n`` rows (the rows are independent draws, so the first ``n`` are a random sample, and the curve compares nested
 sets). Per task (regression on ``price``, classification on ``energy_label``), per default candidate of the
 training pipeline (pipelines/training_pipeline.py ``DEFAULT_CANDIDATES``), per size: the model train_model builds
-(``candidate.build_pipeline``) is fitted in its own process and scored on the held-out set with the gate's metric
-(r2, f1_macro); printed are the score, its gap to the score at the largest size, the fit's wall time and the
-process's peak memory (the kernel's figure for that child, ``wait4``, imports and data included). A fit that
-takes longer than ``--max-fit-seconds`` at one size is not run at larger sizes (printed as skipped): the random
-forest's trees grow with the rows. Last line: one JSON line. ``--write-docs`` writes the table into
+(``candidate.build_pipeline`` with ``candidate.fitted_hyperparameters``) is fitted in its own process and scored
+on the held-out set with the gate's metric (r2, f1_macro); printed are the score, its gap to the score at the
+largest size, the fit's wall time and the process's peak memory (the kernel's figure for that child, ``wait4``,
+imports and data included). A fit that takes longer than ``--max-fit-seconds`` at one size is not run at larger
+sizes (printed as skipped). Last line: one JSON line. ``--write-docs`` writes the table into
 docs/benchmarks.md ("Learning curve: max_training_rows").
 """
 
@@ -44,7 +44,7 @@ def fit_and_score(task: str, candidate: dict, rows: int, test_rows: int, total: 
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     from components._common.scoring import PRIMARY_METRIC, score
     from components.ingest_data.samples import house_prices
-    from components.train_model.candidate import build_pipeline
+    from components.train_model.candidate import build_pipeline, fitted_hyperparameters
     from model_bundle import infer_feature_types
 
     frame = house_prices(total, SEED)
@@ -54,7 +54,8 @@ def fit_and_score(task: str, candidate: dict, rows: int, test_rows: int, total: 
     train, test = frame.iloc[:rows], frame.iloc[len(frame) - test_rows :]
     train = train[train[target].notna()]
     features = infer_feature_types(train, exclude=[target])
-    model = build_pipeline(features, task, candidate["model_type"], dict(candidate["hyperparameters"]), seed=42)
+    hyperparameters = fitted_hyperparameters(candidate["model_type"], candidate["hyperparameters"], len(train))
+    model = build_pipeline(features, task, candidate["model_type"], hyperparameters, seed=42)
     x = train[[feature["name"] for feature in features]]
     y = train[target].astype(str) if task == "classification" else train[target].astype("float64")
     started = time.perf_counter()

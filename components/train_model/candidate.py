@@ -36,6 +36,10 @@ ESTIMATORS = {
 # One-hot columns per categorical feature at most; rarer categories share an "infrequent" column.
 MAX_CATEGORIES = 50
 DEFAULT_MODEL_TYPE = "hist_gradient_boosting"
+# A random forest's trees grow with the rows each is fitted on (time about n log n, memory about n per tree): past
+# this many rows each tree is fitted on a bootstrap sample of this many, scikit-learn's ``max_samples`` as a
+# fraction, unless the candidate sets ``max_samples`` itself (docs/benchmarks.md, "Random forest: rows per tree").
+FOREST_ROWS_PER_TREE = 100_000
 CANDIDATE_KEYS = ("model_type", "hyperparameters")  # of a candidate configuration
 
 
@@ -55,6 +59,21 @@ def parse_candidate(candidate: Mapping) -> tuple[str, dict]:
     if not isinstance(hyperparameters, Mapping):
         raise TrainingError(f"candidate {dict(candidate)}: hyperparameters must be an object, got {hyperparameters!r}")
     return candidate.get("model_type") or DEFAULT_MODEL_TYPE, dict(hyperparameters)
+
+
+def fitted_hyperparameters(model_type: str, hyperparameters: Mapping, rows: int) -> dict:
+    """The hyperparameters train_model fits a candidate on ``rows`` rows with, as its model card records them: the
+    candidate's own, and for a random forest with bootstrap samples on more than ``FOREST_ROWS_PER_TREE`` rows,
+    ``max_samples`` so that each tree sees that many (the forest as a whole still sees every row)."""
+    fitted = dict(hyperparameters)
+    if (
+        model_type == "random_forest"
+        and "max_samples" not in fitted
+        and fitted.get("bootstrap", True) is not False
+        and rows > FOREST_ROWS_PER_TREE
+    ):
+        fitted["max_samples"] = FOREST_ROWS_PER_TREE / rows
+    return fitted
 
 
 def restore_integers(estimator_class: type, hyperparameters: dict) -> dict:

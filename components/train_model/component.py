@@ -38,7 +38,10 @@ def train_model(
         metrics: Training-set and validation scores, fit time and row count.
         candidate: The configuration to train: `model_type` (`hist_gradient_boosting`, `random_forest` or
             `linear`, i.e. Ridge / LogisticRegression) and `hyperparameters` (estimator parameters, e.g.
-            `{"max_depth": 6}`; unknown names fail the step).
+            `{"max_depth": 6}`; unknown names fail the step). A random forest fitted on more than 100,000 rows
+            fits each tree on a bootstrap sample of 100,000 (`max_samples` as a fraction, recorded in the model
+            card) unless the candidate sets `max_samples` or `bootstrap: false`: it fits several times faster in a
+            fraction of the memory, at the same score.
         seed: Random state of the estimator (unless given in hyperparameters) and of the validation split.
         validation_fraction: Share of the training rows held out to score the candidate (model selection
             compares these scores); the model is then refitted on every row. 0 skips validation.

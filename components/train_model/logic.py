@@ -23,7 +23,13 @@ from components._common.datasets import read_dataset
 from components._common.fairness import check_sensitive_columns
 from components._common.sampling import SmallestKeys, proportional_counts, row_keys
 from components._common.scoring import CLASSIFICATION, REGRESSION, score
-from components.train_model.candidate import DEFAULT_MODEL_TYPE, TrainingError, build_pipeline, parse_candidate
+from components.train_model.candidate import (
+    DEFAULT_MODEL_TYPE,
+    TrainingError,
+    build_pipeline,
+    fitted_hyperparameters,
+    parse_candidate,
+)
 from model_bundle import SCHEMA_FILE, ModelCard, infer_feature_types, save, top_groups
 from model_bundle import excluded_columns as schema_excluded_columns
 
@@ -78,6 +84,7 @@ def train(
     if not features:
         raise TrainingError(f"no feature columns besides target {target!r} and the excluded {list(excluded_columns)}")
 
+    hyperparameters = fitted_hyperparameters(model_type, hyperparameters, len(labelled))
     pipeline = build_pipeline(features, task, model_type, hyperparameters, seed)
     x = labelled[[f["name"] for f in features]]  # raw: the model types its own input
     y = labelled[target].astype(str) if task == CLASSIFICATION else labelled[target].astype("float64")
