@@ -24,8 +24,9 @@ def ingest_data(
     the encoding cannot decode, a CSV row with another number of fields than the header (a truncated last line),
     a CSV quote that never closes, repeated column names, or files of one glob whose columns or column types
     differ, or a container memory limit below what reading needs. CSV values are parsed as `pandas.read_csv`
-    parses them by default (dates stay text). CSV and Parquet are streamed (blocks of about 16 MB written and
-    hashed as they are read), so memory does not grow with the rows; JSON Lines files are read whole.
+    parses them by default (dates stay text), JSON Lines values as `pandas.read_json(lines=True)` types them.
+    CSV, Parquet and JSON Lines are streamed (blocks of about 16 MB written and hashed as they are read), so
+    memory does not grow with the rows.
 
     Args:
         dataset: The data as Parquet, with rows, columns, content hash, source URI, bytes read and the files read

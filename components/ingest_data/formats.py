@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from components.ingest_data import decoding
 from components.ingest_data.csv_format import BLOCK_BYTES, CsvOptions, Widened, stream_csv, stream_header
 from components.ingest_data.errors import IngestError
-from components.ingest_data.json_lines import read_json_lines
+from components.ingest_data.json_lines import stream_json_lines
 
 EXTENSIONS = {  # lower-case file name ending -> format
     ".csv": "csv",
@@ -62,14 +62,15 @@ def stream_file(
     path: Path,
     name: str | None = None,
     options: CsvOptions | None = None,
-    types: dict[str, pa.DataType] | None = None,
+    types: dict | None = None,
     block_bytes: int | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The local file ``path`` as record batches of one schema, about ``block_bytes`` of input each; raises when the
     file is missing, empty, has repeated or no column names, or no rows (after its last batch).
 
-    CSV only: ``types`` are column types from an earlier read that raised ``Widened`` (the file must be read again
-    with them, as a later block held values the first block's types could not).
+    CSV and JSON Lines: ``types`` are what an earlier read that raised ``Widened`` learnt of the columns (the file
+    must be read again with them, as a later block held values the first block's types could not): Arrow types for
+    CSV, ``json_lines.Column`` summaries for JSON Lines.
     """
     name = str(path) if name is None else name
     options = options or CsvOptions()
@@ -88,8 +89,8 @@ def stream_file(
         batches = stream_csv(path, name, options, default_delimiter, types, block_bytes)
     elif file_format == "parquet":
         batches = _stream_parquet(path, name, block_bytes or BLOCK_BYTES)
-    else:  # JSON Lines are read whole (pandas' JSON semantics), then handed on in batches
-        batches = iter(read_json_lines(path, name).to_batches())
+    else:
+        batches = stream_json_lines(path, name, types, block_bytes)
     rows = 0
     checked = False
     for batch in batches:

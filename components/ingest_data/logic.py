@@ -102,8 +102,7 @@ def ingest_source(
     columns, not on the number of rows. Options and checks as ``read_source``.
 
     When a late block or file needs wider column types than those written so far, what was written is discarded and
-    the source is read again with the wider types (remote files are downloaded again). JSON Lines files are still
-    read whole (pandas' JSON semantics) and handed on in batches, so their memory grows with the file.
+    the source is read again with the wider types (remote files are downloaded again).
     """
 
     def writer() -> DatasetWriter:
@@ -197,7 +196,7 @@ def _run(
                     if source_file.path.parent == Path(workdir):
                         source_file.path.unlink()  # a download: free the disk before fetching the next one
             return sink, files, size
-        except Widened as widened:  # a late block of a CSV file holds values its types so far do not
+        except Widened as widened:  # a late block of a CSV or JSON Lines file needs other types or columns
             plan.file_types[widened.name] = widened.types
         except _Restart:  # a file needs wider common types than those written
             pass
@@ -218,7 +217,7 @@ class _Plan:
 
     def __init__(self, source_uri: str):
         self.source_uri = source_uri
-        self.file_types: dict[str, dict[str, pa.DataType]] = {}  # a CSV file's widened types, by file name
+        self.file_types: dict[str, dict] = {}  # a file's widened types (formats.stream_file), by file name
         self.common: dict[str, pa.DataType] = {}  # the column types of the output, kept across restarts
         self.restart()
 
