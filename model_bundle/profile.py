@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -38,9 +39,23 @@ def build_profile(frame: pd.DataFrame, target: str, seed: int = 0) -> dict:
     present = {name: int(frame[name].notna().sum()) for name in frame.columns}
 
     def batches():
-        yield frame, {}, None  # one batch: the frame is in memory already
+        yield Batch(len(frame), frame)  # one batch: the frame is in memory already
 
     return profile_batches(frame.iloc[:0], len(frame), present, batches, target, seed)
+
+
+class Batch(NamedTuple):
+    """One batch of ``profile_batches``: ``rows`` rows; ``frame``, its columns that neither ``texts`` nor ``numbers``
+    holds (None: no such column); ``texts``, name -> (values present, distinct values, their counts) of the columns
+    the caller counted itself (text in Arrow, say); ``numbers``, name -> the present values of a numeric column as
+    float64 (missing values dropped); ``take(positions)``, the batch's rows at ``positions`` with every column (a
+    frame, or what ``profile_batches``' ``join`` makes one of), or None to take them from the frame."""
+
+    rows: int
+    frame: pd.DataFrame | None
+    texts: Mapping = {}
+    numbers: Mapping = {}
+    take: Callable | None = None
 
 
 @dataclass
@@ -75,14 +90,20 @@ class _Numbers:
 
 
 def profile_batches(
-    empty: pd.DataFrame, rows: int, present: dict, batches, target: str, seed: int, counter: type | None = None
+    empty: pd.DataFrame,
+    rows: int,
+    present: dict,
+    batches,
+    target: str,
+    seed: int,
+    counter: type | None = None,
+    join: Callable[[list], pd.DataFrame] | None = None,
 ) -> dict | None:
     """The profile of ``rows`` rows with ``empty``'s columns and dtypes, ``present[name]`` values in each column;
-    None when the batches hold other counts than ``present``. ``batches()`` gives them in order as ``(frame, texts,
-    take)``: the frame's columns; ``texts``, name -> (values present, distinct values, their counts) of the columns
-    the caller counted itself (text in Arrow, say) and the frame lacks; ``take(positions)``, the batch's rows at
-    ``positions`` as a frame with every column, or None to take them from the frame. ``counter``: what counts a
-    categorical column's categories (``add(uniques, counts)``, ``shares(total)``, ``exact``); None counts every one.
+    None when the batches hold other counts than ``present``. ``batches()`` gives them in order, as ``Batch``es.
+    ``counter``: what counts a categorical column's categories (``add(uniques, counts)``, ``shares(total)``,
+    ``exact``); None counts every one.
+    ``join``: one frame of the rows the batches' ``take`` gave, in order (None: ``pd.concat``, for frames).
     Here nothing but pandas and numpy: the model server's image holds this module without pyarrow."""
     counter = counter or _Categories
     types = {f["name"]: f["type"] for f in infer_feature_types(empty)}
@@ -101,25 +122,40 @@ def profile_batches(
     wanted = np.sort(drawn)
     counted = dict.fromkeys(empty.columns, 0)
     picked, start = [], 0
-    for batch, texts, take in batches():
+    for batch in batches():
         for name in empty.columns:
-            if name in texts:  # counted by the caller, in order of first appearance
-                count, uniques, counts = texts[name]
+            if name in batch.texts:  # counted by the caller, in order of first appearance
+                count, uniques, counts = batch.texts[name]
                 counted[name] += count
                 categories[name].add(uniques, counts)
                 continue
-            values = batch[name].dropna()
+            if name in batch.numbers:  # present values given by the caller
+                values = batch.numbers[name]
+                counted[name] += len(values)
+                numbers[name].add(values)
+                continue
+            values = batch.frame[name].dropna()
             counted[name] += len(values)
             if name in numbers:
                 numbers[name].add(values.to_numpy(dtype="float64"))
             elif len(values):
-                found = as_text(values, kind_of(values)).value_counts(sort=False)
-                categories[name].add(found.index.to_numpy(), found.to_numpy())
-        lo, hi = np.searchsorted(wanted, [start, start + len(batch)])
+                kind = kind_of(values)
+                dtype = values.dtype
+                if (isinstance(dtype, np.dtype) and dtype.kind in "bM") or isinstance(dtype, pd.DatetimeTZDtype):
+                    # numpy booleans and times counted, then made text: a distinct value has one text, formatted
+                    # alike for the batch's values and their distinct ones (the same set); formatting every row
+                    # is the cost.
+                    found = values.value_counts(sort=False)
+                    uniques = as_text(found.index.to_series(), kind).to_numpy()
+                else:
+                    found = as_text(values, kind).value_counts(sort=False)
+                    uniques = found.index.to_numpy()
+                categories[name].add(uniques, found.to_numpy())
+        lo, hi = np.searchsorted(wanted, [start, start + batch.rows])
         if hi > lo:
             at = wanted[lo:hi] - start
-            picked.append(batch.iloc[at] if take is None else take(at))
-        start += len(batch)
+            picked.append(batch.frame.iloc[at] if batch.take is None else batch.take(at))
+        start += batch.rows
     if counted != present:
         return None
     columns = {}
@@ -153,10 +189,12 @@ def profile_batches(
             else:  # the summary's counts are lower bounds: the rest is what the listed shares leave
                 entry["other_fraction"] = max(0.0, 1.0 - float(shares.iloc[:PROFILE_CATEGORIES].sum()))
         columns[str(name)] = entry
-    kept = pd.concat(picked) if picked else empty
+    kept = (join or pd.concat)(picked) if picked else empty
     # The drawn order, as DataFrame.sample gives the rows.
     rows_frame = kept.iloc[np.searchsorted(wanted, drawn)] if taken else kept.iloc[:0]
-    sample = json.loads(rows_frame.to_json(orient="split", index=False, date_format="iso"))
+    # With a plain index, which is then dropped: "split" without the index converts the rows to Python objects first.
+    sample = json.loads(rows_frame.reset_index(drop=True).to_json(orient="split", date_format="iso"))
+    del sample["index"]
     return {"rows": rows, "target": target, "columns": columns, "sample": sample}
 
 

@@ -7,6 +7,7 @@ prepare_data's reference profile (``components.prepare_data.profiling.build_prof
   identifiers (a distinct value per row) costs 2 x ``cap`` entries, not one per row. A value dropped at a pruning
   is counted afresh when it comes again: past the cap, a count is a lower bound of the value's true count.
 - ``dictionary_columns``: which text columns of a Parquet file to read dictionary-encoded.
+- ``text_value_counts``: a text column's values counted in Arrow, in order of first appearance.
 """
 
 from __future__ import annotations
@@ -101,3 +102,33 @@ def dictionary_columns(path: str | Path, texts: Sequence[str], batch_rows: int, 
     if first is None:
         return texts
     return [name for name in texts if len(first.column(name).dictionary) <= cap]
+
+
+def text_value_counts(values) -> tuple[np.ndarray, np.ndarray]:
+    """The present values of an Arrow text column (plain or dictionary-encoded, an array or chunked) counted: its
+    distinct values (Python strings, in order of first appearance, as ``pd.factorize`` orders them) and their counts
+    (int64), without a Python string per row.
+
+    Dictionary-encoded values are counted by index (``bincount``), cheaper than hashing every row; their order of
+    first appearance is read from the shortest prefix (of 4^k x 4096 rows) that holds every index used, most often a
+    short one (a column's categories come early in a batch). A dictionary that repeats a value is counted by value.
+    """
+    import pyarrow as pa  # here: the model server imports model_bundle, which imports this module lazily, without it
+    import pyarrow.compute as pc
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()  # chunks of several dictionaries become one
+    if values.null_count:
+        values = values.drop_null()
+    if pa.types.is_dictionary(values.type):
+        indices = values.indices.to_numpy(zero_copy_only=False).astype(np.intp, copy=False)
+        counts = np.bincount(indices, minlength=len(values.dictionary))
+        used, prefix = np.count_nonzero(counts), 4096
+        while len(order := pd.unique(indices[:prefix])) < used:
+            prefix *= 4
+        uniques = values.dictionary.take(pa.array(order)).to_numpy(zero_copy_only=False)
+        if pd.Index(uniques).is_unique:
+            return uniques, counts[order].astype(np.int64)
+        values = values.dictionary_decode()
+    counted = pc.value_counts(values)
+    return counted.field("values").to_numpy(zero_copy_only=False), counted.field("counts").to_numpy().astype(np.int64)

@@ -324,3 +324,27 @@ def read_batches(
         frame.index = pd.RangeIndex(start, start + len(frame))
         start += len(frame)
         yield frame
+
+
+class DictionaryRows:
+    """The ``columns`` of the Parquet dataset at ``path``, those named in ``dictionary`` read dictionary-encoded
+    (``read_dictionary``: text counted by index, without a Python string per row), handed out in the row counts of
+    another reader's batches (``next(rows)``). A dictionary reader ends its batches where the dictionaries change (at
+    row groups), so its rows are cut to the other reader's bounds."""
+
+    def __init__(self, path: str | Path, columns: Sequence[str], dictionary: Sequence[str], batch_rows: int):
+        self._path = path
+        parquet = pq.ParquetFile(path, read_dictionary=list(dictionary))
+        self._batches = parquet.iter_batches(batch_rows, columns=list(columns))
+        self._pending: pa.Table | None = None
+
+    def next(self, rows: int) -> pa.Table:
+        """The next ``rows`` rows."""
+        while self._pending is None or self._pending.num_rows < rows:
+            added = next(self._batches, None)
+            if added is None:
+                raise ValueError(f"{self._path}: its text columns end before its other columns")
+            added = pa.Table.from_batches([added])
+            self._pending = added if self._pending is None else pa.concat_tables([self._pending, added])
+        rows_now, self._pending = self._pending.slice(0, rows), self._pending.slice(rows)
+        return rows_now

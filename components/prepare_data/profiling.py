@@ -4,16 +4,18 @@ image (model_bundle without pyarrow or these components) does not need."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from components._common.counting import CappedCounts
-from components._common.datasets import BATCH_ROWS, dataset_layout
-from model_bundle.profile import profile_batches
+from components._common.counting import CappedCounts, dictionary_columns, text_value_counts
+from components._common.datasets import BATCH_ROWS, DictionaryRows, dataset_layout
+from model_bundle.profile import Batch, profile_batches
 
 
 class _CappedCategories(CappedCounts):
@@ -40,10 +42,23 @@ def build_profile_file(path: str | Path, target: str, seed: int = 0, batch_rows:
     present = {name: layout.rows - nulls for name, nulls in layout.nulls.items()}
     file_schema = pq.read_schema(path)
     text = [f.name for f in file_schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    others = [name for name in layout.dtypes if name not in text]
+    # Plain numbers (numpy integers or floats in pandas, as it reads the whole file) go from Arrow to numpy directly.
+    numeric = [
+        f.name
+        for f in file_schema
+        if (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+        and isinstance(layout.dtypes[f.name], np.dtype)
+        and layout.dtypes[f.name].kind in "iuf"
+    ]
+    others = [name for name in layout.dtypes if name not in text and name not in numeric]
+    # Text as Parquet mostly stores it, dictionary-encoded: read without building each row's string, counted by
+    # index. Not a column of (mostly) distinct texts: its dictionary would grow with the rows (``dictionary_columns``).
+    # A second reader reads those; the first must keep a column, the batches' bounds (all text: none encoded).
+    encoded = dictionary_columns(path, text, batch_rows) if len(text) < len(layout.dtypes) else []
+    plain = [name for name in layout.dtypes if name not in encoded]
 
-    def to_frame(rows: pa.RecordBatch) -> pd.DataFrame:
-        frame = pa.Table.from_batches([rows]).replace_schema_metadata(file_schema.metadata).to_pandas()
+    def to_frame(table: pa.Table) -> pd.DataFrame:
+        frame = table.replace_schema_metadata(file_schema.metadata).to_pandas()
         for name in frame.columns:
             dtype = layout.dtypes[name]
             # A categorical column keeps its batch's categories: the empty file's dtype has none.
@@ -51,22 +66,54 @@ def build_profile_file(path: str | Path, target: str, seed: int = 0, batch_rows:
                 frame[name] = frame[name].astype(dtype)
         return frame
 
-    def batches():
-        # Text columns are counted in Arrow: a Python string per value is the costly part of pandas.
-        for rows in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+    def take(at, rows: pa.RecordBatch, cut: pa.Table | None) -> pa.Table:
+        # Kept in Arrow: the rows of every batch become one frame at the end (``join``), not one frame a batch.
+        at = pa.array(at)
+        rows, cut = rows.take(at), cut.take(at) if cut is not None else None
+        columns = [cut.column(f.name).cast(f.type) if f.name in encoded else rows.column(f.name) for f in file_schema]
+        return pa.Table.from_arrays(columns, schema=file_schema)
+
+    def join(taken: list) -> pd.DataFrame:
+        return to_frame(pa.concat_tables(taken))
+
+    def batches(stop_at_nan: bool):
+        # In this reader's batch bounds, which the merged means and the category summary follow.
+        alongside = DictionaryRows(path, encoded, encoded, batch_rows) if encoded else None
+        for rows in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=plain, use_threads=False):
+            cut = alongside.next(rows.num_rows) if alongside else None
             texts = {}
             for name in text:
-                values = rows.column(name)
-                found = pc.value_counts(values.drop_null())
-                uniques = found.field("values").to_numpy(zero_copy_only=False)
-                texts[name] = (len(values) - values.null_count, uniques, found.field("counts").to_numpy())
-            yield to_frame(rows.select(others)), texts, lambda at, rows=rows: to_frame(rows.take(pa.array(at)))
+                uniques, counts = text_value_counts(cut.column(name) if name in encoded else rows.column(name))
+                texts[name] = (int(counts.sum()), uniques, counts)
+            numbers = {}
+            for name in numeric:
+                column = rows.column(name)
+                # Without nulls, Arrow's own numbers; with them, floats with NaN for the nulls (as pandas reads them).
+                values = column.to_numpy(zero_copy_only=False).astype("float64", copy=False)
+                if column.null_count or pa.types.is_floating(column.type):
+                    missing = np.isnan(values)
+                    values = values[~missing] if column.null_count or missing.any() else values
+                    if stop_at_nan and len(values) != len(column) - column.null_count:
+                        return  # NaN stored as a value (missing to pandas): the counts sampled from are wrong
+                numbers[name] = values
+            frame = to_frame(pa.Table.from_batches([rows.select(others)])) if others else None
+            yield Batch(rows.num_rows, frame, texts, numbers, lambda at, rows=rows, cut=cut: take(at, rows, cut))
 
-    profile = profile_batches(empty, layout.rows, present, batches, target, seed, _CappedCategories)
-    if profile is None:  # a float column holds NaN values that are not Parquet nulls: count them, then again
-        present = dict.fromkeys(layout.dtypes, 0)
-        for frame, texts, _ in batches():
-            for name in layout.dtypes:
-                present[name] += texts[name][0] if name in texts else int(frame[name].notna().sum())
-        profile = profile_batches(empty, layout.rows, present, batches, target, seed, _CappedCategories)
+    profile = profile_batches(
+        empty, layout.rows, present, partial(batches, True), target, seed, _CappedCategories, join
+    )
+    if profile is None:  # a float column holds NaN values that are not Parquet nulls (the first pass stopped at
+        # the first): count them, reading all but the text, then profile again
+        present |= dict.fromkeys(others, 0)
+        for rows in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=numeric + others):
+            for name in numeric:
+                if pa.types.is_floating(rows.schema.field(name).type):
+                    present[name] -= pc.sum(pc.is_nan(rows.column(name))).as_py() or 0
+            if others:
+                frame = to_frame(pa.Table.from_batches([rows.select(others)]))
+                for name in others:
+                    present[name] += int(frame[name].notna().sum())
+        profile = profile_batches(
+            empty, layout.rows, present, partial(batches, False), target, seed, _CappedCategories, join
+        )
     return profile

@@ -9,9 +9,9 @@ a frame), in row order. The statistics merge batch by batch and end equal to wha
 - distinct values: exact. While a column has at most ``DISTINCT_CAP`` distinct values they are kept in memory
   with their counts in order of first appearance, sorted as ``value_counts`` sorts them (ties included), so
   categories, domains and the domain check's examples are the whole frame's exactly. Past the cap, 64-bit keys of
-  the values are spilled to partition files in a temporary directory and counted partition by partition at the
-  end: numbers by their own bits (integers as they are; floats with -0.0 as 0.0), so their count is exact; text
-  by a 64-bit hash (``pd.util.hash_array``), exact up to hash collisions (probability about n^2 / 2^65 for n
+  the values are spilled to a temporary file (sorted runs, see ``DistinctKeys``) and counted partition by partition
+  at the end: numbers by their own bits (integers as they are; floats with -0.0 as 0.0), so their count is exact;
+  text by a 64-bit hash (``pd.util.hash_array``), exact up to hash collisions (probability about n^2 / 2^65 for n
   distinct values: under 1e-5 for 10 million). An object column of other Python values (numbers, booleans) that
   passes the cap is counted by its texts, as text.
 - past the cap, the counts per value are a bounded summary of the most frequent values (heavy hitters: counts are
@@ -26,6 +26,7 @@ a frame), in row order. The statistics merge batch by batch and end equal to wha
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,7 +39,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from components._common.cleaning import to_numbers
-from components._common.counting import DISTINCT_CAP, merge_counts, most_frequent, ordered_counts
+from components._common.counting import (
+    DISTINCT_CAP,
+    merge_counts,
+    most_frequent,
+    ordered_counts,
+    text_value_counts,
+)
 from components.validate_data.identifiers import uuid_sample_step
 from model_bundle import NUMERIC
 from model_bundle import schema as schema_contract
@@ -50,6 +57,8 @@ from model_bundle.features import CATEGORICAL
 SPILL_BUFFER = 1 << 19
 # Keys per spill partition aimed at: each is read and counted alone at the end (8 MB).
 PARTITION_KEYS = 1 << 20
+# Sorted runs of a partition up to which they are merged (timsort) rather than sorted afresh at the end.
+MERGED_RUNS = 8
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads integer keys (e.g. 1..n) over the partitions
 _EXAMPLES = 3  # the data checks' examples (the first values that are not numbers, the first texts)
 
@@ -62,6 +71,8 @@ class Spill:
 
     def __init__(self, rows: int):
         self.bits = max(4, math.ceil(math.log2(max(rows, 1) / PARTITION_KEYS)))
+        # Where each partition but the first starts among sorted mixed keys: the top ``bits`` bits are the partition.
+        self.edges = np.arange(1, 1 << self.bits, dtype=np.uint64) << np.uint64(64 - self.bits)
         self._directory: tempfile.TemporaryDirectory | None = None
         self._files = 0
 
@@ -84,12 +95,22 @@ class Spill:
 
 
 class DistinctKeys:
-    """The exact number of distinct 64-bit keys added: in memory while at most ``cap``, then in partition files."""
+    """The exact number of distinct 64-bit keys added: in memory while at most ``cap``, then in a file.
+
+    Past the cap, keys are buffered and written as runs: each run mixed (multiplied by an odd constant, a bijection
+    of 64-bit integers: distinct keys stay distinct, and integer keys such as 1..n spread evenly), sorted, without
+    repeats. A mixed key's top bits are its partition, so a run holds the partitions one after another: at the end
+    each partition is read from every run and counted alone, in memory bounded by its size.
+    """
 
     def __init__(self, spill: Spill, cap: int):
         self._spill, self._cap = spill, cap
-        self._known = np.empty(0, dtype=np.uint64)
-        self._prefix: Path | None = None
+        self._known = np.empty(0, dtype=np.uint64)  # None once spilled
+        self._path: Path | None = None
+        # Each written run's partition bounds in the file, in keys: (rows / SPILL_BUFFER) x 2^bits of them in all,
+        # about 10 KB at 20 million rows.
+        self._runs: list[np.ndarray] = []
+        self._written = 0
         self._buffer: list[np.ndarray] = []
         self._buffered = 0
         self._counted: int | None = None
@@ -97,55 +118,82 @@ class DistinctKeys:
     def add(self, keys: np.ndarray) -> None:
         if self._counted is not None:
             raise RuntimeError("keys added after the spilled keys were counted")
-        if self._prefix is None:
-            # Arrow's hash unique: faster than pandas' on the repeated numbers of a column with few values.
-            merged = pd.unique(np.concatenate([self._known, pc.unique(pa.array(keys)).to_numpy()]))
+        if self._known is not None:
+            if not len(self._known):
+                # The first keys: sorted, as a column of mostly distinct values (soon past the cap) is counted
+                # faster by sorting than by hashing, and one sort costs little for a column with few values.
+                merged = _sorted_distinct(keys.copy())
+            else:
+                # Arrow's hash unique: faster than pandas' on the repeated numbers of a column with few values.
+                merged = pd.unique(np.concatenate([self._known, pc.unique(pa.array(keys)).to_numpy()]))
             if len(merged) <= self._cap:
                 self._known = merged
                 return
-            self._prefix, self._known, keys = self._spill.prefix(), None, merged
+            self._known, keys = None, merged
         self._buffer.append(keys)
         self._buffered += len(keys)
         if self._buffered >= SPILL_BUFFER:
-            self._flush()
+            run = self._run()
+            self._path = self._path or self._spill.prefix()
+            with open(self._path, "ab") as stream:
+                run.tofile(stream)
+            self._runs.append(self._written + self._bounds(run))
+            self._written += len(run)
 
-    def _flush(self) -> None:
-        if not self._buffer:
-            return
-        keys = np.concatenate(self._buffer)
+    def _run(self) -> np.ndarray:
+        """The buffered keys mixed, sorted, without repeats; the buffer emptied."""
+        keys = np.concatenate([np.empty(0, dtype=np.uint64), *self._buffer])  # a copy: mixed and sorted in place
         self._buffer, self._buffered = [], 0
-        bits = self._spill.bits
-        parts = ((keys * _MIX) >> np.uint64(64 - bits)).astype(np.uint16)
-        order = np.argsort(parts, kind="stable")  # radix sort of small integers: cheap
-        keys, parts = keys[order], parts[order]
-        bounds = np.searchsorted(parts, np.arange((1 << bits) + 1))
-        for part in np.flatnonzero(np.diff(bounds)):
-            with open(f"{self._prefix}-{part}", "ab") as stream:
-                stream.write(keys[bounds[part] : bounds[part + 1]].tobytes())
+        return _sorted_distinct(np.multiply(keys, _MIX, out=keys))
+
+    def _bounds(self, run: np.ndarray) -> np.ndarray:
+        """Where each partition of ``run`` starts, and where the last ends."""
+        return np.concatenate([[0], np.searchsorted(run, self._spill.edges), [len(run)]]).astype(np.int64)
 
     def count(self) -> int:
-        """The distinct keys added; the spilled ones are counted (and their files removed) once, at the first call."""
+        """The distinct keys added; the spilled ones are counted (and their file removed) once, at the first call."""
         if self._counted is not None:
             return self._counted
-        if self._prefix is None:
+        if self._known is not None:
             return len(self._known)
-        self._flush()
+        last = self._run()  # counted from memory, not written
+        last_bounds = self._bounds(last)
         total = 0
-        for part in range(1 << self._spill.bits):
-            path = Path(f"{self._prefix}-{part}")
-            if path.exists():  # a key lands in one partition only, so the partitions' counts add up
-                total += _distinct_count(np.fromfile(path, dtype=np.uint64))
-                path.unlink()
+        with open(self._path, "rb") if self._runs else contextlib.nullcontext() as stream:
+            for part in range(len(last_bounds) - 1):
+                # A key lands in one partition only, so the partitions' counts add up.
+                spans = [(bounds[part], bounds[part + 1]) for bounds in self._runs if bounds[part + 1] > bounds[part]]
+                tail = last[last_bounds[part] : last_bounds[part + 1]]
+                runs = len(spans) + (len(tail) > 0)
+                keys = np.empty(sum(end - start for start, end in spans) + len(tail), dtype=np.uint64)
+                at = 0
+                for start, end in spans:
+                    stream.seek(int(start) * 8)
+                    if stream.readinto(memoryview(keys[at : at + end - start]).cast("B")) != (end - start) * 8:
+                        raise OSError(f"{self._path}: spilled keys cut short")
+                    at += end - start
+                keys[at:] = tail
+                if runs > 1:  # one run's keys are distinct already
+                    # Timsort merges a few sorted runs in linear passes; many are sorted afresh, faster.
+                    keys.sort(kind="stable" if runs <= MERGED_RUNS else None)
+                    total += 1 + int(np.count_nonzero(keys[1:] != keys[:-1]))
+                else:
+                    total += len(keys)
+        if self._runs:
+            self._path.unlink()
+        self._runs = []
         self._counted = total  # the keys are gone: no more may be added
         return total
 
 
-def _distinct_count(keys: np.ndarray) -> int:
-    """Distinct keys, by sorting: for millions of keys, most of them distinct, several times faster than hashing."""
-    if not len(keys):
-        return 0
-    keys = np.sort(keys)
-    return 1 + int(np.count_nonzero(keys[1:] != keys[:-1]))
+def _sorted_distinct(keys: np.ndarray) -> np.ndarray:
+    """``keys`` sorted in place, without repeats (a new array only when there are some)."""
+    keys.sort()
+    if len(keys) > 1:
+        repeats = keys[1:] == keys[:-1]
+        if repeats.any():
+            keys = keys[np.concatenate([[True], ~repeats])]
+    return keys
 
 
 def _hash(values: np.ndarray) -> np.ndarray:
@@ -274,7 +322,8 @@ class NumericStats(ColumnStats):
         self.high = high if self.high is None or high > self.high else self.high
         if present.dtype.kind == "f":
             self._distinct.add((present.astype("float64", copy=False) + 0.0).view(np.uint64))  # -0.0 is 0.0
-            self.infinite += int(np.isinf(present).sum())
+            if not (np.isfinite(low) and np.isfinite(high)):  # else no value is infinite
+                self.infinite += int(np.isinf(present).sum())
             if self.target and self.integral:
                 self.integral = bool((present == np.round(present)).all())
         else:
@@ -325,6 +374,9 @@ class CategoricalStats(ColumnStats):
         self._sample: list[pd.Series] = []  # every (present // 100)-th value, for the UUID check
         self._seen_present = 0
         self._max_length = 0  # of the texts that passed the cap (below it, the counts hold every text)
+        # Whether each of the texts' keys parses as a number, while they are exact (None after): a text is parsed
+        # once, not in every batch that holds it.
+        self._key_parses: np.ndarray | None = np.empty(0, dtype=bool)
         self.domain = set(domain) if domain is not None else None  # the reference schema's domain
         self.in_domain = 0
         self.domain_seen: set[str] = set()
@@ -370,8 +422,19 @@ class CategoricalStats(ColumnStats):
     def update_arrow(self, values: pa.Array | pa.ChunkedArray) -> None:
         """``update`` for a batch of an Arrow string column, plain or dictionary-encoded (pandas would give it as an
         object column of Python strings): counted by Arrow, only its distinct values made Python strings."""
-        for chunk in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
+        chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+        if len(chunks) > 1 and self._joinable(chunks):
+            chunks = [values.combine_chunks()]  # one count, merge and parse for the batch instead of one per chunk
+        for chunk in chunks:
             self._update_arrow(chunk)
+
+    def _joinable(self, chunks: list[pa.Array]) -> bool:
+        """Whether counting ``chunks`` together gives what counting them one by one gives: dictionary-encoded, and
+        too few values in their dictionaries to pass the cap, so no pruning of the counts can fall between them."""
+        if not self.texts.exact or not all(isinstance(chunk, pa.DictionaryArray) for chunk in chunks):
+            return False
+        known = 0 if self.texts.keys is None else len(self.texts.keys)
+        return known + sum(len(chunk.dictionary) for chunk in chunks) <= self._cap
 
     def _update_arrow(self, values: pa.Array) -> None:
         self.rows += len(values)
@@ -388,13 +451,7 @@ class CategoricalStats(ColumnStats):
         self._labels.add("string")
         if self.first_value is None and self.target:
             self.first_value = present[0].as_py()
-        counted = pc.value_counts(present)  # in order of first appearance, as pd.factorize
-        uniques = _decoded(counted.field("values")).to_numpy(zero_copy_only=False)
-        if isinstance(present, pa.DictionaryArray) and not pd.Index(uniques).is_unique:
-            # Counted by dictionary index: a dictionary that repeats a value is counted by the values instead.
-            counted = pc.value_counts(present.dictionary_decode())
-            uniques = counted.field("values").to_numpy(zero_copy_only=False)
-        self._add_texts(uniques, counted.field("counts").to_numpy().astype(np.int64))
+        self._add_texts(*text_value_counts(present))
 
     def _raw(self) -> ValueCounts:
         if self.raw is None:
@@ -412,7 +469,7 @@ class CategoricalStats(ColumnStats):
             lengths = pd.Series(self.texts.keys if was_exact else uniques, dtype=object).str.len()
             self._max_length = max(self._max_length, int(lengths.max()))
         if not pd.api.types.is_bool_dtype(self.dtype):  # cleaning.is_mostly_numbers: never for booleans
-            parses = to_numbers(pd.Series(uniques, dtype=object).str.strip()).notna().to_numpy()
+            parses = self._parses(uniques)
             self.parsed += int(counts[parses].sum())
             if len(self.bad_examples) < _EXAMPLES and not parses.all():
                 self.bad_examples = _first_distinct(self.bad_examples, uniques[~parses])
@@ -422,6 +479,17 @@ class CategoricalStats(ColumnStats):
             inside = pd.Index(uniques).isin(list(self.domain))
             self.in_domain += int(counts[inside].sum())
             self.domain_seen.update(uniques[inside].tolist())
+
+    def _parses(self, uniques: np.ndarray) -> np.ndarray:
+        """Which of ``uniques``, counted in the texts already, parse as numbers once stripped."""
+        if self._key_parses is None or not self.texts.exact:
+            self._key_parses = None
+            return _parses_as_numbers(uniques)
+        keys = self.texts.keys  # in order of first appearance: the new ones at the end
+        if len(keys) > len(self._key_parses):
+            added = _parses_as_numbers(keys[len(self._key_parses) :].to_numpy())
+            self._key_parses = np.concatenate([self._key_parses, added])
+        return self._key_parses[keys.get_indexer(uniques)]
 
     def _collect_sample(self, present: pd.Series) -> None:
         step = uuid_sample_step(self._present_total)
@@ -495,6 +563,10 @@ class CategoricalStats(ColumnStats):
         return self.present - self.in_domain, self.text_distinct - len(self.domain_seen), examples
 
 
+def _parses_as_numbers(texts: np.ndarray) -> np.ndarray:
+    return to_numbers(pd.Series(texts, dtype=object).str.strip()).notna().to_numpy()
+
+
 def _decoded(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Dictionary-encoded text (as Parquet stores it, and the file source reads it) as plain text."""
     return values.cast(values.type.value_type) if pa.types.is_dictionary(values.type) else values
@@ -513,6 +585,10 @@ def _detached_rows(rows: pd.DataFrame) -> pa.Table | pd.DataFrame:
     """``_detached`` for whole rows (the leakage check's sample)."""
     if not all(isinstance(name, str) for name in rows.columns):  # Arrow would rename them
         return rows.copy()
+    if rows.columns.is_unique and all(isinstance(dtype, np.dtype) and dtype.kind in "biuf" for dtype in rows.dtypes):
+        # Numbers and booleans: their arrays as they are, several times faster than ``from_pandas`` (which would
+        # mark NaN missing: the same frame once attached).
+        return pa.table({name: rows[name].to_numpy() for name in rows.columns})
     try:
         return pa.Table.from_pandas(rows, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
@@ -653,15 +729,18 @@ def gather(
         if target in stats:
             present = np.asarray(pc.is_valid(texts[target])) if target in texts else None
             present = frame[target].notna().to_numpy() if present is None else present
+            labelled_rows = np.flatnonzero(present)
             if sample is None:
                 wanted = present
             else:
-                ranks = labelled + np.cumsum(present) - 1
+                # The batch's labelled rows have the ranks labelled, labelled + 1, ...: the sample's ranks among
+                # them (ascending) are positions in ``labelled_rows``.
+                first, end = np.searchsorted(sample, [labelled, labelled + len(labelled_rows)])
                 wanted = np.zeros(len(present), dtype=bool)
-                wanted[present] = np.isin(ranks[present], sample, assume_unique=True)
+                wanted[labelled_rows[sample[first:end] - labelled]] = True
             if wanted.any():
                 picked.append(_picked_rows(frame, texts, wanted, list(dtypes)))
-            labelled += int(present.sum())
+            labelled += len(labelled_rows)
     for column in stats.values():
         column.finish()
     if not picked:

@@ -33,7 +33,13 @@ import pyarrow.parquet as pq
 
 from components._common.cleaning import coerce_mixed_columns
 from components._common.counting import dictionary_columns
-from components._common.datasets import BATCH_ROWS, check_batch_rows, dataset_layout, read_batches
+from components._common.datasets import (
+    BATCH_ROWS,
+    DictionaryRows,
+    check_batch_rows,
+    dataset_layout,
+    read_batches,
+)
 from components._common.fairness import check_sensitive_columns
 from components._common.scoring import CLASSIFICATION, REGRESSION, TASKS
 from components.validate_data.column_stats import (
@@ -265,24 +271,18 @@ class _FileSource:
         # Such a reader ends its batches where the dictionaries change, so its rows are cut to the frames' lengths.
         # Not a column of (mostly) distinct texts: its dictionary would grow with the rows (``dictionary_columns``).
         encoded = dictionary_columns(self._path, texts, self._batch_rows)
-        arrow = pq.ParquetFile(self._path, read_dictionary=encoded).iter_batches(self._batch_rows, columns=texts)
         if not others:
+            arrow = pq.ParquetFile(self._path, read_dictionary=encoded).iter_batches(self._batch_rows, columns=texts)
             for batch in arrow:
                 yield pd.DataFrame(index=pd.RangeIndex(batch.num_rows)), dict(zip(texts, batch.columns, strict=True))
             return
-        pending: pa.Table | None = None
+        alongside = DictionaryRows(self._path, texts, encoded, self._batch_rows)
         for frame in read_batches(self._path, others, self._batch_rows, self._layout):
             if not texts:
                 yield frame, {}
                 continue
-            while pending is None or pending.num_rows < len(frame):
-                batch = next(arrow, None)
-                if batch is None:
-                    raise ValueError(f"{self._path}: its text columns end before its other columns")
-                added = pa.Table.from_batches([batch])
-                pending = added if pending is None else pa.concat_tables([pending, added])
-            yield frame, {name: pending.column(name).slice(0, len(frame)) for name in texts}
-            pending = pending.slice(len(frame))
+            rows = alongside.next(len(frame))
+            yield frame, {name: rows.column(name) for name in texts}
 
     def frames(self, columns: Sequence | None = None) -> Iterator[pd.DataFrame]:
         """Batches as pandas frames, every column."""
