@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 # Distinct values per column counted exactly in memory; well above the 50 categories a schema or profile lists.
 DISTINCT_CAP = 20_000
@@ -92,8 +95,6 @@ def dictionary_columns(path: str | Path, texts: Sequence[str], batch_rows: int, 
     row) it is every row of the row group read so far (a million rows: hundreds of MB, and each batch's dictionary
     made Python strings), so such a column is read as plain text, batch by batch.
     """
-    import pyarrow.parquet as pq  # here: the model server imports model_bundle, which imports this lazily, without it
-
     cap = DICTIONARY_CAP if cap is None else cap
     texts = list(texts)
     if not texts:
@@ -113,9 +114,6 @@ def text_value_counts(values) -> tuple[np.ndarray, np.ndarray]:
     first appearance is read from the shortest prefix (of 4^k x 4096 rows) that holds every index used, most often a
     short one (a column's categories come early in a batch). A dictionary that repeats a value is counted by value.
     """
-    import pyarrow as pa  # here: the model server imports model_bundle, which imports this module lazily, without it
-    import pyarrow.compute as pc
-
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()  # chunks of several dictionaries become one
     if values.null_count:

@@ -276,12 +276,9 @@ class _FileSource:
             for batch in arrow:
                 yield pd.DataFrame(index=pd.RangeIndex(batch.num_rows)), dict(zip(texts, batch.columns, strict=True))
             return
-        alongside = DictionaryRows(self._path, texts, encoded, self._batch_rows)
+        alongside = DictionaryRows(self._path, texts, encoded, self._batch_rows) if texts else None
         for frame in read_batches(self._path, others, self._batch_rows, self._layout):
-            if not texts:
-                yield frame, {}
-                continue
-            rows = alongside.next(len(frame))
+            rows = alongside.next(len(frame)) if alongside else None
             yield frame, {name: rows.column(name) for name in texts}
 
     def frames(self, columns: Sequence | None = None) -> Iterator[pd.DataFrame]:
