@@ -32,8 +32,10 @@ import copy
 import inspect
 import json
 import os
+import re
 import sys
 import warnings
+from collections import deque
 from pathlib import Path
 
 from components._common.registry import STATE_DIR_ENV, mlflow_uris_restored
@@ -211,8 +213,51 @@ def without_retries(pipeline):
             task.retry_policy.CopyFrom(policy)
 
 
+class _OutputTail:
+    """Stands in for sys.stdout while a run prints: passes everything through and keeps the last lines, where
+    kfp.local has printed a failed step's traceback."""
+
+    def __init__(self, stream, lines: int = 400):
+        self.stream = stream
+        self.lines: deque[str] = deque(maxlen=lines)
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        *done, self._partial = (self._partial + text).split("\n")
+        self.lines.extend(done)
+        return self.stream.write(text)
+
+    def __getattr__(self, name):  # flush, isatty, encoding, fileno: the real stream's
+        return getattr(self.stream, name)
+
+
+_ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+_QUALIFIED_ERROR = re.compile(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*(?::|$))")
+
+
+def step_error(lines) -> str | None:
+    """The exception a failed step ended with (type and message, the type without its module), from the output
+    kfp.local printed: its last traceback. None when the output holds no traceback."""
+    lines = [_ANSI_COLOUR.sub("", line) for line in lines]
+    starts = [i for i, line in enumerate(lines) if line.strip() == "Traceback (most recent call last):"]
+    if not starts:
+        return None
+    indent = lines[starts[-1]][: len(lines[starts[-1]]) - len(lines[starts[-1]].lstrip())]  # kfp.local's, per step
+    message: list[str] = []
+    for line in lines[starts[-1] + 1 :]:
+        if line.strip() and not line.startswith(indent):
+            break  # kfp.local's own log lines follow the step's output
+        text = line[len(indent) :]
+        if message or (text.strip() and not text.startswith(" ")):  # frames are indented, the exception is not
+            message.append(text)
+    while message and not message[-1].strip():
+        message.pop()
+    return _QUALIFIED_ERROR.sub("", "\n".join(message)) if message else None
+
+
 def run(pipeline_name: str, arguments: dict, state_dir: Path) -> dict:
-    """Runs ``pipeline_name`` with ``arguments``; raises RuntimeError naming the failed step.
+    """Runs ``pipeline_name`` with ``arguments``; raises RuntimeError naming the failed step and ending with the
+    error it failed with (the traceback above it in the output is kfp.local's long report).
 
     Returns the arguments the run used: ``arguments`` over the pipeline's defaults. What the run changes in this
     process (environment, kfp.local, MLflow's URIs, print) is put back when it returns.
@@ -240,7 +285,15 @@ def run(pipeline_name: str, arguments: dict, state_dir: Path) -> dict:
         # core then slow each other down many times over, so each step gets its share of the cores.
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(state_dir / "pipeline_root"))
-        pipeline(**arguments)
+        output = _OutputTail(sys.stdout)
+        try:
+            with contextlib.redirect_stdout(output):
+                pipeline(**arguments)
+        except RuntimeError as failure:
+            cause = step_error(output.lines)
+            if cause is None:
+                raise
+            raise RuntimeError(f"{_ANSI_COLOUR.sub('', str(failure))}\n{cause}") from failure
     defaults = {name: p.default for name, p in accepted.items() if p.default is not inspect.Parameter.empty}
     return {**defaults, **arguments}
 

@@ -224,6 +224,8 @@ def test_bad_input_stops_the_run_at_the_first_step_that_can_see_it(tmp_path, hou
     assert completed.returncode == 1
     assert f"Inner task failed: '{failed_step}'" in completed.stderr
     assert message in completed.stdout
+    # The command's last words are the step's own error, not only the name of the step that failed.
+    assert message in completed.stderr.strip().split("Inner task failed")[-1]
     assert not (tmp_path / "state" / "mlflow.db").exists(), "nothing may be registered from bad input"
 
 

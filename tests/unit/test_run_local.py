@@ -365,3 +365,52 @@ def test_other_targets_serve_nothing_locally(run_local, after_run, capsys, tmp_p
 
     assert after_run["calls"] == []
     assert "pipeline 'training' succeeded" in capsys.readouterr().out
+
+
+def test_a_failed_run_ends_with_the_error_the_step_failed_with(run_local, monkeypatch, tmp_path):
+    from kfp import dsl
+
+    import pipelines
+
+    @dsl.component(base_image="python:3.11")
+    def check_rows(rows: int):
+        if rows < 10:
+            raise ValueError(f"only {rows} rows:\n- [rows] at least 10 are needed")
+
+    @dsl.pipeline
+    def small(rows: int = 3):
+        check_rows(rows=rows)
+
+    monkeypatch.setitem(pipelines.PIPELINES, "small", small)
+    with pytest.raises(RuntimeError) as failed:
+        run_local.run("small", {}, tmp_path)
+
+    # kfp.local's line names the step; the step's own error (not its module path, not colour codes) comes last.
+    lines = str(failed.value).splitlines()
+    assert "Inner task failed: 'check-rows'" in lines[0]
+    assert lines[1:] == ["ValueError: only 3 rows:", "- [rows] at least 10 are needed"]
+    assert "\x1b[" not in str(failed.value)
+
+
+def test_the_step_error_is_the_last_traceback_in_the_output(run_local):
+    output = [
+        "    Traceback (most recent call last):",
+        '      File "a.py", line 1, in <module>',
+        "        first()",
+        "    KeyError: 'size_sqm'",
+        "    ",
+        "    The above exception was the direct cause of the following exception:",
+        "    ",
+        "    Traceback (most recent call last):",
+        '      File "b.py", line 9, in check',
+        "        raise DataValidationError(text)",
+        "    components.validate_data.logic.DataValidationError: data validation failed:",
+        "    - [columns] column 'size_sqm' is missing",
+        "    ",
+        "13:27:50.031 - ERROR - Task \x1b[96m'validate-data'\x1b[0m finished with status \x1b[91mFAILURE\x1b[0m",
+    ]
+
+    assert run_local.step_error(output) == (
+        "DataValidationError: data validation failed:\n- [columns] column 'size_sqm' is missing"
+    )
+    assert run_local.step_error(["no traceback here", "13:27:50 - ERROR - Task 'x' failed"]) is None
