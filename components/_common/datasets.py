@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,25 +56,78 @@ class _ContentHasher:
 
 
 def _hash_chunk(chunk: pa.Array, validity, lengths, values) -> None:
+    # Each part is fed the bytes it always was (validity as one byte per value, text lengths as int64, fixed-width
+    # values with missing ones as zero), taken from Arrow's buffers without copies where the layout allows.
     if pa.types.is_dictionary(chunk.type):
         chunk = chunk.dictionary_decode()
-    validity.update(chunk.is_valid().to_numpy(zero_copy_only=False).tobytes())
     kind = chunk.type
     if pa.types.is_null(kind):
+        validity.update(bytes(len(chunk)))
         return
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        filled = pc.fill_null(chunk, "")
-        offset_type = "<i8" if pa.types.is_large_string(kind) else "<i4"
-        start = filled.offset
-        offsets = np.frombuffer(filled.buffers()[1], dtype=offset_type)[start : start + len(filled) + 1]
-        lengths.update(np.diff(offsets).astype("<i8").tobytes())
-        if filled.buffers()[2] is not None:
-            values.update(memoryview(filled.buffers()[2])[offsets[0] : offsets[-1]])
-    elif pa.types.is_primitive(kind):  # numbers, booleans, dates and times: fixed width, nulls filled with zero
-        filled = pc.fill_null(chunk, pa.scalar(0 if not pa.types.is_boolean(kind) else False, kind))
+    text = any(is_kind(kind) for is_kind in _TEXT_LAYOUT)
+    if not (text or pa.types.is_primitive(kind) or pa.types.is_interval(kind)):
+        # Nested values (lists, structs): rare enough for their Python form, one value at a time (a value's repr
+        # holds no raw line break), so that how the column is chunked does not matter.
+        validity.update(chunk.is_valid().to_numpy(zero_copy_only=False).tobytes())
+        for value in chunk.to_pylist():
+            values.update(repr(value).encode() + b"\n")
+        return
+    if not len(chunk):
+        return
+    valid = _unpack_bits(chunk.buffers()[0], chunk.offset, len(chunk)) if chunk.null_count else None
+    if valid is None:
+        _update_repeated(validity, _ONES, len(chunk))
+    else:
+        validity.update(valid)
+    if text:
+        _hash_text(chunk, valid, lengths, values)
+    elif pa.types.is_boolean(kind):  # bit-packed in Arrow, one byte per value (as numpy's bool) in the hash
+        data = _unpack_bits(chunk.buffers()[1], chunk.offset, len(chunk))
+        values.update(data if valid is None else data & valid)
+    elif pa.types.is_date32(kind):  # days, int32 in Arrow: hashed as numpy's datetime64[D] (int64), as always
+        filled = chunk if valid is None else pc.fill_null(chunk, pa.scalar(0, kind))
         values.update(np.ascontiguousarray(filled.to_numpy(zero_copy_only=False)).tobytes())
-    else:  # binary and nested values (lists, structs): rare enough for their Python form
-        values.update(repr(chunk.to_pylist()).encode())
+    else:  # every other fixed width (numbers, timestamps, durations, times, intervals): the buffer, missing zeroed
+        width = kind.bit_width // 8
+        data = np.frombuffer(chunk.buffers()[1], dtype=f"V{width}", count=len(chunk), offset=chunk.offset * width)
+        if valid is not None:
+            data = np.where(valid, data, np.zeros(1, data.dtype))
+        values.update(np.ascontiguousarray(data).view(np.uint8))
+
+
+# Offsets and bytes: text, and binary values hashed as text is.
+_TEXT_LAYOUT = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
+
+
+def _hash_text(chunk: pa.Array, valid: np.ndarray | None, lengths, values) -> None:
+    """Lengths (int64) and bytes of a string or binary column's values, a missing value counting as empty."""
+    offset_type = "<i8" if pa.types.is_large_string(chunk.type) or pa.types.is_large_binary(chunk.type) else "<i4"
+    width = np.dtype(offset_type).itemsize
+    offsets = np.frombuffer(chunk.buffers()[1], dtype=offset_type, count=len(chunk) + 1, offset=chunk.offset * width)
+    sizes = np.subtract(offsets[1:], offsets[:-1], dtype="<i8")
+    if valid is not None and sizes[~valid].any():  # a missing value with bytes behind it: leave them out
+        _hash_text(pc.fill_null(chunk, ""), None, lengths, values)
+        return
+    lengths.update(sizes)
+    if chunk.buffers()[2] is not None:
+        values.update(memoryview(chunk.buffers()[2])[offsets[0] : offsets[-1]])
+
+
+def _unpack_bits(bitmap: pa.Buffer, offset: int, count: int) -> np.ndarray:
+    """Arrow's bitmap (validity or booleans) from bit ``offset`` on, one byte (0 or 1) per value."""
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), count=offset + count, bitorder="little")
+    return bits[offset:].view(np.bool_)
+
+
+# Validity of a column without missing values: fed in pieces of this rather than one byte per row materialised.
+_ONES = memoryview(b"\x01" * (1 << 20))
+
+
+def _update_repeated(digest, piece: memoryview, count: int) -> None:
+    """Feeds ``digest`` the first ``count`` bytes of ``piece`` repeated (as hashing them at once would)."""
+    for _ in range(count // len(piece)):
+        digest.update(piece)
+    digest.update(piece[: count % len(piece)])
 
 
 class DatasetWriter:
@@ -313,17 +366,75 @@ def read_batches(
     parquet = pq.ParquetFile(path)
     names = list(columns) if columns is not None else parquet.schema_arrow.names
     schema = pa.schema([parquet.schema_arrow.field(name) for name in names], metadata=parquet.schema_arrow.metadata)
-    start = 0
-    for batch in parquet.iter_batches(batch_size=batch_rows, columns=names):
-        frame = pa.Table.from_batches([batch], schema=schema).to_pandas()
-        for name in names:
-            # numpy dtypes only: an extension dtype (a categorical's categories, Int64) comes right from the metadata
-            whole = layout.dtypes[name]
-            if isinstance(whole, np.dtype) and frame[name].dtype != whole:
-                frame[name] = frame[name].astype(whole)
-        frame.index = pd.RangeIndex(start, start + len(frame))
-        start += len(frame)
-        yield frame
+
+    def frames() -> Iterator[pd.DataFrame]:
+        start = 0
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=names):
+            frame = pa.Table.from_batches([batch], schema=schema).to_pandas()
+            del batch  # not kept while its frame waits for the caller
+            for name in names:
+                # numpy dtypes only: an extension dtype (a categorical's categories, Int64) comes from the metadata
+                whole = layout.dtypes[name]
+                if isinstance(whole, np.dtype) and frame[name].dtype != whole:
+                    frame[name] = frame[name].astype(whole)
+            frame.index = pd.RangeIndex(start, start + len(frame))
+            start += len(frame)
+            yield frame
+
+    # Decoded and made pandas (both mostly without the GIL) by a thread while the caller works on the last frame.
+    yield from read_ahead(frames())
+
+
+def read_ahead(items: Iterable, depth: int = 1) -> Iterator:
+    """The items of ``items`` in order, made by a daemon thread at most ``depth`` items ahead of the caller: reading
+    and decoding the next batch (Arrow and numpy release the GIL) overlaps the caller's work on this one.
+
+    At most ``depth`` + 1 items are alive: the caller's and those made (or being made) since. An exception raised by
+    ``items`` is raised here, after the items before it. Closing this generator early (``break``, an exception in
+    the caller) stops the thread and closes ``items``, once the item being made is done.
+    """
+    if depth < 1:
+        raise ValueError(f"read_ahead depth must be at least 1, got {depth!r}")
+    iterator = iter(items)
+    room = threading.Semaphore(depth)  # items the thread may make before the caller takes them
+    made: queue.SimpleQueue = queue.SimpleQueue()  # (True, item), then (False, None) at the end or (False, error)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            while True:
+                room.acquire()
+                if stop.is_set():
+                    return
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    made.put((False, None))
+                    return
+                made.put((True, item))
+                del item
+        except BaseException as error:
+            made.put((False, error))
+        finally:
+            if stop.is_set() and hasattr(iterator, "close"):
+                iterator.close()  # a generator's own cleanup (files, nested readers) runs now, not at collection
+
+    thread = threading.Thread(target=produce, name="read ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            made_one, item = made.get()
+            if not made_one:
+                if item is not None:
+                    raise item
+                return
+            room.release()
+            yield item
+            del item  # the caller's reference alone keeps it
+    finally:
+        stop.set()
+        room.release()  # wakes the thread waiting for room
+        thread.join()
 
 
 class DictionaryRows:
@@ -335,7 +446,8 @@ class DictionaryRows:
     def __init__(self, path: str | Path, columns: Sequence[str], dictionary: Sequence[str], batch_rows: int):
         self._path = path
         parquet = pq.ParquetFile(path, read_dictionary=list(dictionary))
-        self._batches = parquet.iter_batches(batch_rows, columns=list(columns))
+        # Decoded by a thread while the caller works on the rows before (its thread stops when this is collected).
+        self._batches = read_ahead(parquet.iter_batches(batch_rows, columns=list(columns)))
         self._pending: pa.Table | None = None
 
     def next(self, rows: int) -> pa.Table:

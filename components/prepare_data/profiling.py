@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from components._common.counting import CappedCounts, dictionary_columns, text_value_counts
-from components._common.datasets import BATCH_ROWS, DictionaryRows, dataset_layout
+from components._common.datasets import BATCH_ROWS, DictionaryRows, dataset_layout, read_ahead
 from model_bundle.profile import Batch, profile_batches
 
 
@@ -76,7 +76,7 @@ def build_profile_file(path: str | Path, target: str, seed: int = 0, batch_rows:
     def join(taken: list) -> pd.DataFrame:
         return to_frame(pa.concat_tables(taken))
 
-    def batches(stop_at_nan: bool):
+    def read():
         # In this reader's batch bounds, which the merged means and the category summary follow.
         alongside = DictionaryRows(path, encoded, encoded, batch_rows) if encoded else None
         for rows in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=plain, use_threads=False):
@@ -85,7 +85,7 @@ def build_profile_file(path: str | Path, target: str, seed: int = 0, batch_rows:
             for name in text:
                 uniques, counts = text_value_counts(cut.column(name) if name in encoded else rows.column(name))
                 texts[name] = (int(counts.sum()), uniques, counts)
-            numbers = {}
+            numbers, nan_stored = {}, False
             for name in numeric:
                 column = rows.column(name)
                 # Without nulls, Arrow's own numbers; with them, floats with NaN for the nulls (as pandas reads them).
@@ -93,10 +93,17 @@ def build_profile_file(path: str | Path, target: str, seed: int = 0, batch_rows:
                 if column.null_count or pa.types.is_floating(column.type):
                     missing = np.isnan(values)
                     values = values[~missing] if column.null_count or missing.any() else values
-                    if stop_at_nan and len(values) != len(column) - column.null_count:
-                        return  # NaN stored as a value (missing to pandas): the counts sampled from are wrong
+                    nan_stored = nan_stored or len(values) != len(column) - column.null_count
                 numbers[name] = values
             frame = to_frame(pa.Table.from_batches([rows.select(others)])) if others else None
+            yield rows, cut, texts, numbers, frame, nan_stored
+
+    def batches(stop_at_nan: bool):
+        # Read, counted and converted by a thread (Arrow and numpy mostly without the GIL) while profile_batches
+        # takes the batch before.
+        for rows, cut, texts, numbers, frame, nan_stored in read_ahead(read()):
+            if stop_at_nan and nan_stored:
+                return  # NaN stored as a value (missing to pandas): the counts sampled from are wrong
             yield Batch(rows.num_rows, frame, texts, numbers, lambda at, rows=rows, cut=cut: take(at, rows, cut))
 
     profile = profile_batches(
@@ -105,7 +112,7 @@ def build_profile_file(path: str | Path, target: str, seed: int = 0, batch_rows:
     if profile is None:  # a float column holds NaN values that are not Parquet nulls (the first pass stopped at
         # the first): count them, reading all but the text, then profile again
         present |= dict.fromkeys(others, 0)
-        for rows in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=numeric + others):
+        for rows in read_ahead(pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=numeric + others)):
             for name in numeric:
                 if pa.types.is_floating(rows.schema.field(name).type):
                     present[name] -= pc.sum(pc.is_nan(rows.column(name))).as_py() or 0

@@ -38,6 +38,7 @@ from components._common.datasets import (
     DictionaryRows,
     check_batch_rows,
     dataset_layout,
+    read_ahead,
     read_batches,
 )
 from components._common.fairness import check_sensitive_columns
@@ -273,7 +274,7 @@ class _FileSource:
         encoded = dictionary_columns(self._path, texts, self._batch_rows)
         if not others:
             arrow = pq.ParquetFile(self._path, read_dictionary=encoded).iter_batches(self._batch_rows, columns=texts)
-            for batch in arrow:
+            for batch in read_ahead(arrow):  # decoded by a thread while the statistics take the batch before
                 yield pd.DataFrame(index=pd.RangeIndex(batch.num_rows)), dict(zip(texts, batch.columns, strict=True))
             return
         alongside = DictionaryRows(self._path, texts, encoded, self._batch_rows) if texts else None
