@@ -113,14 +113,16 @@ class Preparation:
 class _Source:
     """The data as batches in file order: ``batches(columns)`` yields (first row number, frame);
     ``rows_and_batches(columns, for_hashing)`` yields (first row number, the batch's rows as the source holds them,
-    a frame of at least ``columns``, and of every column but text ones ``for_hashing``). A source may give more
-    columns than asked (a frame gives views, which cost nothing)."""
+    a frame of at least ``columns``, and ``for_hashing`` of every column not in ``from_rows``; None when no column
+    is needed). ``from_rows``: the columns whose values the rows hold as the frames would (their hashes are taken
+    from the rows). A source may give more columns than asked (a frame gives views, which cost nothing)."""
 
     rows: int
     names: list
     dtypes: dict
     batches: Callable[[list | None], Iterator[tuple[int, pd.DataFrame]]]
-    rows_and_batches: Callable[..., Iterator[tuple[int, object, pd.DataFrame]]]
+    rows_and_batches: Callable[..., Iterator[tuple[int, object, pd.DataFrame | None]]]
+    from_rows: frozenset = frozenset()  # none from a frame source: its rows are the frame
 
 
 @dataclass
@@ -150,10 +152,19 @@ def _file_source(path: str | Path, batch_rows: int) -> _Source:
     layout = dataset_layout(path)
     schema = pq.read_schema(path)
     text = {f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)}
+    numbers = {f.name for f in schema if _plain_numbers(f.type, layout.dtypes[f.name])}
+    # Text columns of few distinct values are read as Arrow dictionaries, as Parquet mostly stores them; not a column
+    # of (mostly) distinct texts: its dictionary would grow with the rows (``dictionary_columns``).
+    dictionary = dictionary_columns(path, sorted(text), batch_rows)
 
     def to_frame(batch: pa.RecordBatch, names: list) -> pd.DataFrame:
         """The columns ``names`` of ``batch`` as ``read_batches`` gives them: the whole file's dtypes."""
-        frame = pa.Table.from_batches([batch.select(names)]).replace_schema_metadata(schema.metadata).to_pandas()
+        table = pa.Table.from_batches([batch.select(names)])
+        for name in names:
+            if name in text and pa.types.is_dictionary(table.schema.field(name).type):  # text read as a dictionary
+                values = table[name].cast(schema.field(name).type)
+                table = table.set_column(table.schema.get_field_index(name), name, values)
+        frame = table.replace_schema_metadata(schema.metadata).to_pandas()
         for name in names:
             dtype = layout.dtypes[name]
             # A categorical column keeps its batch's categories: the empty file's dtype has none.
@@ -169,20 +180,57 @@ def _file_source(path: str | Path, batch_rows: int) -> _Source:
             start += batch.num_rows
 
     def rows_and_batches(columns, for_hashing=False):
-        # Arrow batches (the rows are routed without a trip through pandas), with the named columns as
-        # read_batches gives them. ``for_hashing``: every column but text in the frame too, and the text columns
-        # not named as Arrow dictionaries, as Parquet mostly stores them (their distinct values for hashing,
-        # without hashing every row). Text stays in Arrow: a Python string per value is the costly part of pandas.
+        # Arrow batches (hashed and routed without a trip through pandas), with the frame of the named columns as
+        # read_batches gives them (and, ``for_hashing``, of the columns not hashed from Arrow). Text read as
+        # dictionaries: their distinct values are hashed, not every row, and a routed row moves an index, not text.
+        names = [name for name in layout.dtypes if name in columns or (for_hashing and name not in text | numbers)]
+        # The batches end where the dictionaries change (at row groups): hashed as they come, one array a column.
+        reading = pq.ParquetFile(path, read_dictionary=dictionary).iter_batches(batch_size=batch_rows)
+        if not for_hashing:  # routed rows cut as read_batches cuts them: a written row group per batch_rows rows read
+            reading = _cut(reading, batch_rows)
         start = 0
-        # Not a column of (mostly) distinct texts: its dictionary would grow with the rows (``dictionary_columns``).
-        dictionary = [name for name in text if name not in columns] if for_hashing else []
-        dictionary = dictionary_columns(path, sorted(dictionary), batch_rows)
-        names = [name for name in layout.dtypes if name in columns or (for_hashing and name not in text)]
-        for batch in pq.ParquetFile(path, read_dictionary=dictionary).iter_batches(batch_size=batch_rows):
-            yield start, batch, to_frame(batch, names)
-            start += batch.num_rows
+        for rows in reading:
+            yield start, rows, to_frame(rows, names) if names else None
+            start += rows.num_rows
+            del rows  # not held while the next batch is read
 
-    return _Source(layout.rows, list(layout.dtypes), dict(layout.dtypes), batches, rows_and_batches)
+    names = list(layout.dtypes)
+    return _Source(layout.rows, names, dict(layout.dtypes), batches, rows_and_batches, frozenset(text | numbers))
+
+
+def _cut(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """The rows of ``batches`` in batches of ``rows`` rows (the last one fewer). A dictionary reader ends its batches
+    where the dictionaries change (at row groups): a batch across one is made of two, with one dictionary each
+    column (the file written from it is then the one written from plain text read in batches of ``rows``)."""
+    pending, held = [], 0
+    for batch in batches:
+        pending.append(batch)
+        held += batch.num_rows
+        del batch
+        while held >= rows:
+            table = pa.Table.from_batches(pending)
+            pending, held = table.slice(rows).to_batches(), held - rows
+            cut = _one_batch(table.slice(0, rows))
+            del table  # the batches read are held for the rows still pending alone
+            yield cut
+            del cut
+    if held:
+        yield _one_batch(pa.Table.from_batches(pending))
+
+
+def _one_batch(table: pa.Table) -> pa.RecordBatch:
+    """``table`` as one record batch (copied only when it has several chunks)."""
+    return table.combine_chunks().to_batches()[0] if table.column(0).num_chunks > 1 else table.to_batches()[0]
+
+
+def _plain_numbers(kind: pa.DataType, dtype) -> bool:
+    """Whether a column of Arrow type ``kind`` read as pandas ``dtype`` holds the numbers Arrow holds (as floats
+    with NaN for the missing values, when ``dtype`` is float64): the hashes of its values are taken from Arrow."""
+    if not isinstance(dtype, np.dtype):
+        return False
+    if pa.types.is_integer(kind):
+        return dtype.kind in "iu" or dtype == np.float64
+    return pa.types.is_floating(kind) and dtype.kind == "f"
 
 
 # --- the cleaning plan and its application to a batch -------------------------------------------------------------
@@ -337,26 +385,21 @@ def _add_to_samples(samples: dict, start: int, batch: pd.DataFrame, target: str,
 # --- pass 2: counts, row hashes, class sizes -----------------------------------------------------------------------
 
 
-def _value_hashes(values: pd.Series | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def _value_hashes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Two 64-bit hashes per value, equal for values ``DataFrame.duplicated`` finds equal, whatever the batch:
     numbers are made canonical (-0.0 is 0.0, one NaN) and hashed by a bijection (both hashes are the value
     itself, so they cannot collide); text and other objects are hashed by distinct value with two siphash keys.
-    ``values``: a pandas column, or an Arrow text column, plain or dictionary (hashed as the same column in pandas
-    would be: a dictionary may repeat a value, which then hashes equally)."""
-    if isinstance(values, pa.Array):  # text: its distinct values from Arrow, without a Python string per row
-        encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
-        indices = encoded.indices
-        codes = indices.to_numpy(zero_copy_only=False)
-        if indices.null_count:  # the indices as floats with NaN for nulls (pc.fill_null is slow on indices)
-            codes = np.where(np.isnan(codes), -1, codes)
-        codes = codes.astype(np.intp)
-        return _distinct_hashes(codes, encoded.dictionary.to_numpy(zero_copy_only=False))
+    ``_text_hashes`` gives the same of an Arrow text column. The arrays returned are new: the caller may change them
+    in place."""
     dtype = values.dtype
-    if isinstance(dtype, np.dtype) and dtype.kind in "fc":
+    if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
+        hashed = _number_hashes(values.to_numpy())
+        return hashed, hashed
+    if isinstance(dtype, np.dtype) and dtype.kind == "c":
         array = values.to_numpy()
         hashed = pd.util.hash_array(np.where(pd.isna(array), np.nan, array + 0))
         return hashed, hashed
-    if isinstance(dtype, np.dtype) and dtype.kind in "iubmM":
+    if isinstance(dtype, np.dtype) and dtype.kind in "bmM":
         hashed = pd.util.hash_array(values.to_numpy())
         return hashed, hashed
     if pd.api.types.is_object_dtype(dtype):
@@ -365,12 +408,63 @@ def _value_hashes(values: pd.Series | pa.Array) -> tuple[np.ndarray, np.ndarray]
     return tuple(pd.util.hash_pandas_object(values, index=False, hash_key=key).to_numpy() for key in _HASH_KEYS)
 
 
+def _number_hashes(values: np.ndarray) -> np.ndarray:
+    """``pd.util.hash_array`` of integers or floats (splitmix64's finaliser of their bits, widened to 64), floats
+    made canonical first (-0.0 as 0.0, every NaN as numpy's): computed on one new array, in place."""
+    if values.dtype.kind == "f":
+        values = values + 0  # -0.0 + 0 is 0.0; a new array, the one hashed
+        missing = np.isnan(values)
+        if missing.any():
+            values[missing] = np.nan
+        bits = values.view(f"u{values.dtype.itemsize}")
+        return mix64(bits if bits.dtype == np.uint64 else bits.astype(np.uint64))
+    return mix64(values.view(f"u{values.dtype.itemsize}").astype(np.uint64))
+
+
+def _text_hashes(values: pa.Array, last: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``_value_hashes`` of an Arrow text column, plain or dictionary: its distinct values hashed, without a Python
+    string per row (a dictionary may repeat a value, which then hashes equally). ``last``: the hashes of the last
+    dictionary hashed, kept by the caller for the column's next batch (a dictionary reader gives every batch of a
+    row group the same dictionary)."""
+    given = pa.types.is_dictionary(values.type)
+    encoded = values if given else pc.dictionary_encode(values)
+    dictionary, indices = encoded.dictionary, encoded.indices
+    if last is not None and given and last.get("dictionary") is not None and last["dictionary"].equals(dictionary):
+        tables = last["tables"]
+    else:
+        tables = _distinct_tables(dictionary.to_numpy(zero_copy_only=False), text=not dictionary.null_count)
+        if last is not None and given:
+            last.update(dictionary=dictionary, tables=tables)
+    # The codes from Arrow's buffers (a null's slot holds any code: set below), as intp: numpy's take is several
+    # times slower with int32 codes. Cheaper than pc.fill_null, or to_numpy's floats with NaN for nulls.
+    width = indices.type.bit_width // 8
+    data = np.frombuffer(
+        indices.buffers()[1], dtype=indices.type.to_pandas_dtype(), count=len(indices), offset=indices.offset * width
+    )
+    codes = data.astype(np.intp)
+    if indices.null_count:
+        bits = np.frombuffer(indices.buffers()[0], dtype=np.uint8)
+        valid = np.unpackbits(bits, count=indices.offset + len(indices), bitorder="little")[indices.offset :]
+        codes[~valid.view(bool)] = len(dictionary)  # the missing value's hashes
+    return np.take(tables[0], codes, mode="clip"), np.take(tables[1], codes, mode="clip")
+
+
 def _distinct_hashes(codes: np.ndarray, uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the two hashes of its value ``uniques[codes]`` (code -1: missing), hashing each distinct value once."""
+    first, second = _distinct_tables(uniques)
+    return first[codes], second[codes]  # [-1]: missing
+
+
+def _distinct_tables(uniques: np.ndarray, text: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The two hashes of each of ``uniques``, then of a missing value. ``text``: ``uniques`` are strings, none
+    missing (an Arrow text dictionary)."""
     hashes = []
     for number, key in enumerate(_HASH_KEYS):
-        hashed = pd.util.hash_array(uniques, hash_key=key) if len(uniques) else np.empty(0, dtype=np.uint64)
-        if len(uniques) and pd.api.types.infer_dtype(uniques, skipna=False) != "string":
+        # Text hashed value by value: pandas would factorize it first, to the same hashes.
+        hashed = (
+            pd.util.hash_array(uniques, hash_key=key, categorize=not text) if len(uniques) else np.empty(0, np.uint64)
+        )
+        if len(uniques) and not text and pd.api.types.infer_dtype(uniques, skipna=False) != "string":
             # Objects other than text: numbers (and booleans) by their float value, as Python finds 1 == 1.0 ==
             # True in any batch; others by their string and type, which keeps 1 and "1" apart. Text is hashed as in
             # a batch of text alone.
@@ -384,21 +478,38 @@ def _distinct_hashes(codes: np.ndarray, uniques: np.ndarray) -> tuple[np.ndarray
                 dtype=object,
             )
             hashed[other] ^= mix64(pd.util.hash_array(kinds, hash_key=key))
-        hashes.append(np.append(hashed, np.uint64(0x6A09E667F3BCC908 + number))[codes])  # [-1]: missing
+        hashes.append(np.append(hashed, np.uint64(0x6A09E667F3BCC908 + number)))
     return hashes[0], hashes[1]
 
 
-def _row_hashes(frame: pd.DataFrame, rows, names: list) -> tuple[np.ndarray, np.ndarray]:
-    """Two independent 64-bit hashes of each row's values (columns ``names`` of ``frame``, or of the Arrow batch
-    ``rows`` for those ``frame`` lacks): the first folds the columns' hashes as a polynomial, the second mixes
-    each column's in with its own salt, so a collision of both is as unlikely as one of 128 bits."""
-    first = np.zeros(len(frame), dtype=np.uint64)
-    second = np.zeros(len(frame), dtype=np.uint64)
+def _row_hashes(
+    frame: pd.DataFrame | None, rows, names: list, from_rows: dict | None = None, last: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent 64-bit hashes of each row's values (columns ``names``: those in ``from_rows`` (name: its
+    dtype in the frames) from the Arrow batch ``rows``, as a frame would hold them, the others from ``frame``): the
+    first folds the columns' hashes as a polynomial, the second mixes each column's in with its own salt, so a
+    collision of both is as unlikely as one of 128 bits. ``last``: per text column, its last dictionary's hashes
+    (``_text_hashes``), kept by the caller from batch to batch."""
+    from_rows = from_rows or {}
+    last = {} if last is None else last
+    length = len(frame) if frame is not None else rows.num_rows
+    first = np.zeros(length, dtype=np.uint64)
+    second = np.zeros(length, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for position, name in enumerate(names):  # one column at a time: a hash and a copy of one column in memory
-            one, two = _value_hashes(frame[name] if name in frame.columns else rows.column(name))
-            first = first * np.uint64(1_000_003) ^ one
-            second ^= two + np.uint64((position + 1) * 0x9E3779B97F4A7C15 % (1 << 64))
+            if name not in from_rows:
+                one, two = _value_hashes(frame[name])
+            elif pa.types.is_integer(rows.schema.field(name).type) or pa.types.is_floating(
+                rows.schema.field(name).type
+            ):
+                numbers = rows.column(name).to_numpy(zero_copy_only=False)  # missing as NaN (floats), as in pandas
+                one = two = _number_hashes(numbers.astype(from_rows[name], copy=False))
+            else:
+                one, two = _text_hashes(rows.column(name), last.setdefault(name, {}))
+            first *= np.uint64(1_000_003)  # in place (the hashes are new arrays): first * 1_000_003 ^ one
+            first ^= one
+            two += np.uint64((position + 1) * 0x9E3779B97F4A7C15 % (1 << 64))
+            second ^= two
             mix64(second)  # a bijection per column: a chain no column's order or value can cancel
     return first, second
 
@@ -424,29 +535,33 @@ class _HashSpill:
         self._files: list = []
 
     def add(self, first: np.ndarray, second: np.ndarray, rows: np.ndarray, codes: np.ndarray) -> None:
-        records = np.empty(len(rows), dtype=_RECORD)
-        records["h1"], records["h2"], records["row"], records["code"] = first, second, rows, codes
         if self._directory is None:
+            records = np.empty(len(rows), dtype=_RECORD)
+            records["h1"], records["h2"], records["row"], records["code"] = first, second, rows, codes
             self._held.append(records)
             self._rows += len(records)
             if self._rows > SPILL_AFTER_ROWS:
                 self._spill_held()
         else:
-            self._write(records)
+            self._write(first, second, rows, codes)
 
     def _spill_held(self) -> None:
         self._directory = tempfile.TemporaryDirectory(prefix="prepare-hashes-")
         directory = Path(self._directory.name)
         self._files = [open(directory / f"{part}.bin", "wb") for part in range(1 << _SPILL_BITS)]  # noqa: SIM115
         for records in self._held:
-            self._write(records)
+            self._write(records["h1"], records["h2"], records["row"], records["code"])
         self._held, self._rows = [], 0
 
-    def _write(self, records: np.ndarray) -> None:
-        parts = (records["h1"] >> np.uint64(64 - _SPILL_BITS)).astype(np.uint8)
+    def _write(self, first: np.ndarray, second: np.ndarray, rows: np.ndarray, codes: np.ndarray) -> None:
+        parts = (first >> np.uint64(64 - _SPILL_BITS)).astype(np.uint8)
         order = np.argsort(parts, kind="stable")  # a radix sort of small codes; keeps file order in a partition
         bounds = np.concatenate([[0], np.cumsum(np.bincount(parts, minlength=len(self._files)))])
-        records = np.take(records, order)  # several times faster than records[order] on a structured array
+        # Records made in partition order field by field: np.take of plain arrays is several times faster than of
+        # 28-byte records (or than fancy indexing).
+        records = np.empty(len(order), dtype=_RECORD)
+        for name, values in (("h1", first), ("h2", second), ("row", rows), ("code", codes)):
+            records[name] = np.take(values, order)
         for part, stream in enumerate(self._files):
             if bounds[part + 1] > bounds[part]:
                 records[bounds[part] : bounds[part + 1]].tofile(stream)
@@ -468,15 +583,9 @@ class _HashSpill:
 
 def _first_occurrences(records: np.ndarray) -> np.ndarray:
     """Per record (in file order), whether it repeats an earlier record's row (equal hashes)."""
-    first = records["h1"]
-    order = np.argsort(first)
-    ordered = first[order]
-    # Rows whose first hash repeats (the duplicates, and a first-hash collision now and then) are settled exactly
-    # among themselves; sorting only those by both hashes and file order is cheaper than sorting every row by all.
-    shared = np.zeros(len(records), dtype=bool)
-    same = ordered[1:] == ordered[:-1]
-    shared[order[1:][same]] = True
-    shared[order[:-1][same]] = True
+    # Rows whose first hash repeats (the duplicates, and a first-hash collision now and then; found with a hash
+    # table, cheaper than a sort) are settled exactly among themselves by sorting them by both hashes.
+    shared = pd.Series(records["h1"]).duplicated(keep=False).to_numpy()
     repeated = np.zeros(len(records), dtype=bool)
     candidates = np.flatnonzero(shared)  # in file order
     if len(candidates):
@@ -528,6 +637,10 @@ def _run(
     sizes = np.zeros(0, dtype=np.int64)
     labelled_rows = 0
     wanted = [target, *[name for name in source.names if name in plan.mixed or name in plan.fences]]
+    # Columns whose values cleaning leaves alone are hashed as the source holds them (Arrow: no pandas copy).
+    altered = set(plan.mixed) | (set(plan.fences) if plan.outliers == CLIP else set())
+    from_rows = {name: source.dtypes[name] for name in source.from_rows if name not in altered}
+    dictionaries = {}  # per text column, its last dictionary's hashes
     batches = (
         source.rows_and_batches(wanted, for_hashing=True)
         if spill
@@ -542,7 +655,7 @@ def _run(
         at = np.flatnonzero(keep)
         codes = classes.encode(batch[target].iloc[at]) if classify else np.zeros(len(at), dtype=np.int32)
         if spill is not None:
-            first, second = _row_hashes(batch, rows, source.names)
+            first, second = _row_hashes(batch, rows, source.names, from_rows, dictionaries)
             spill.add(first[at], second[at], start + at, codes)
         elif classify:
             sizes = _add_counts(sizes, codes)
@@ -641,12 +754,14 @@ def _run(
     changed = [name for name in source.names if name in routing.mixed or name in routing.fences]
 
     def parts() -> Iterator[_Routed]:
-        for start, rows, batch in source.rows_and_batches([target, *changed]):
-            at, keys, groups = keys_and_groups(start, batch, len(batch))
-            if not len(at):
-                continue
-            cleaned, _ = _clean(batch, np.zeros(len(batch), dtype=bool), routing)
-            yield _Routed(rows, {name: cleaned[name] for name in changed}, at, thresholds.select(keys, groups))
+        for start, rows, batch in source.rows_and_batches([target, *changed] if classify else changed):
+            length = len(rows) if isinstance(rows, pd.DataFrame) else rows.num_rows
+            at, keys, groups = keys_and_groups(start, batch, length)
+            if len(at):
+                cleaned = _clean(batch, np.zeros(length, dtype=bool), routing)[0] if changed else {}
+                yield _Routed(rows, {name: cleaned[name] for name in changed}, at, thresholds.select(keys, groups))
+                del cleaned
+            del rows, batch  # not held while the next batch is read
 
     route(parts())
     return Preparation(
@@ -724,13 +839,16 @@ def prepare_file(
         with DatasetWriter(train_path) as train, DatasetWriter(test_path) as test:
             for part in parts:
                 schema = schema or _output_schema(path, source, part.cleaned)
-                rows = _arrow_rows(part, schema, source.dtypes)  # every row of the batch, converted
-                in_test = np.zeros(rows.num_rows, dtype=bool)
-                in_test[part.at[part.in_test]] = True
-                in_train = np.zeros(rows.num_rows, dtype=bool)
-                in_train[part.at[~part.in_test]] = True
-                train.write(rows.filter(pa.array(in_train)))
-                test.write(rows.filter(pa.array(in_test)))
+                cleaned = {
+                    name: values.to_numpy(dtype="float64", na_value=np.nan) for name, values in part.cleaned.items()
+                }
+                for writer, chosen in ((train, part.at[~part.in_test]), (test, part.at[part.in_test])):
+                    # The rows chosen first, then converted: text read as dictionaries is made text for them alone.
+                    mask = np.zeros(part.rows.num_rows, dtype=bool)
+                    mask[chosen] = True
+                    values = {name: column[mask] for name, column in cleaned.items()}
+                    writer.write(_arrow_rows(part.rows.filter(pa.array(mask)), values, schema, source.dtypes))
+                del part, cleaned, values  # not held while the next batch is read
         infos["train"], infos["test"] = train.info, test.info
 
     prepared = _run(source, target, task, test_fraction, seed, cleaning_policy, write)
@@ -758,27 +876,28 @@ def _output_schema(path: str | Path, source: _Source, cleaned: dict) -> pa.Schem
     return pa.schema(fields, metadata=schema.metadata)
 
 
-def _arrow_rows(part: _Routed, schema: pa.Schema, dtypes: dict) -> pa.RecordBatch:
-    """A batch's rows as ``pa.Table.from_pandas`` gives them from the cleaned frame, without pandas for the columns
-    whose Arrow values pass unchanged (the same types, integers that pandas makes floats, text)."""
-    taken = part.rows
+def _arrow_rows(rows: pa.RecordBatch, cleaned: dict, schema: pa.Schema, dtypes: dict) -> pa.RecordBatch:
+    """Rows as ``pa.Table.from_pandas`` gives them from the cleaned frame (``cleaned``: the values of the columns
+    cleaning changed, float64), without pandas for the columns whose Arrow values pass unchanged (the same types,
+    integers that pandas makes floats, text, text read as a dictionary)."""
     arrays = []
     for column in schema:
         name = column.name
-        if name in part.cleaned:
-            values = part.cleaned[name].to_numpy(dtype="float64", na_value=np.nan)
-            arrays.append(pa.array(values, type=column.type, from_pandas=True))
+        if name in cleaned:
+            arrays.append(pa.array(cleaned[name], type=column.type, from_pandas=True))
             continue
-        array = taken.column(name)
+        array = rows.column(name)
         same = array.type.equals(column.type)
         if same or (pa.types.is_integer(array.type) and pa.types.is_floating(column.type)):
             array = array if same else array.cast(column.type, safe=False)
-            if pa.types.is_floating(column.type):  # NaN is missing in pandas, and a null again in Arrow
+            if same and pa.types.is_floating(column.type):  # NaN is missing in pandas, and a null again in Arrow
                 nan = pc.is_nan(array)
                 if pc.any(nan).as_py():
                     array = pc.if_else(nan, pa.scalar(None, column.type), array)
         elif pa.types.is_large_string(array.type) and pa.types.is_string(column.type):
             array = array.cast(column.type)
+        elif pa.types.is_dictionary(array.type) and pd.api.types.is_object_dtype(dtypes[name]):
+            array = array.cast(column.type)  # text the source read as a dictionary: its values
         else:  # other types (dictionaries, decimals, ...) take pandas' way, as write_dataset takes it
             values = pa.Table.from_arrays([array], names=[name]).to_pandas()[name].astype(dtypes[name])
             array = pa.Array.from_pandas(values)
