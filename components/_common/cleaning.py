@@ -123,8 +123,14 @@ def parses_as_number(present: pd.Series) -> np.ndarray:
 
 
 def coerce_mixed_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """``frame`` with ``columns`` converted to numbers; values that are not finite numbers become missing."""
-    converted = {name: to_numbers(frame[name].astype("string").str.strip()) for name in columns}
-    return frame.assign(
-        **{name: values.astype("float64").replace([np.inf, -np.inf], np.nan) for name, values in converted.items()}
-    )
+    """``frame`` with ``columns`` converted to numbers; values that are not finite numbers become missing.
+
+    Each distinct text is stripped and parsed once (text columns repeat their values: parsing row by row took most
+    of a coercing run), which gives what parsing every row gives: the same values, so the same result type."""
+    converted = {}
+    for name in columns:
+        codes, uniques = pd.factorize(frame[name].astype("string"))
+        numbers = to_numbers(pd.Series(uniques, dtype="string").str.strip()).astype("float64")
+        numbers = np.append(numbers.replace([np.inf, -np.inf], np.nan).to_numpy(), np.nan)  # code -1: missing
+        converted[name] = pd.Series(numbers[codes], index=frame.index, name=name)
+    return frame.assign(**converted)

@@ -54,3 +54,27 @@ def test_a_huge_exponent_with_an_underscore_is_not_a_number_and_the_callers_valu
     assert to_numbers(series).tolist()[1] == np.inf
     assert series.tolist() == ["1_0e1234567890", "5e1234567890"]
     assert parses_as_number(pd.Series(["7", "1e99999999999"], dtype=object)).tolist() == [True, True]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [" 12 ", "12", "x", None, "", "1e400", "-1e400", "inf", "1_000", "3.5", "3.5", "0x1f", "-0", "NaN", "x"],
+        ["9007199254740993", "18446744073709551616", "7", "7", "-3"],  # beyond float precision, beyond uint64
+        [1, 2.5, "3", None, "y", 1],  # objects of several kinds
+        [None, None],
+        ["8e2569614270f3d8b9e7038efac9f116", "12", "12", "x"],  # the guarded exponent
+    ],
+)
+def test_coercing_parses_each_distinct_text_once_and_gives_what_every_row_parsed_gives(values):
+    from components._common.cleaning import coerce_mixed_columns
+
+    frame = pd.DataFrame(
+        {"c": pd.Series(values, dtype=object), "other": range(len(values))}, index=range(5, 5 + len(values))
+    )
+    per_row = to_numbers(frame["c"].astype("string").str.strip()).astype("float64").replace([np.inf, -np.inf], np.nan)
+
+    coerced = coerce_mixed_columns(frame, ["c"])
+
+    pd.testing.assert_series_equal(coerced["c"], per_row, check_names=True)
+    assert coerced["other"].tolist() == list(range(len(values)))
