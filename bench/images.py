@@ -247,12 +247,14 @@ def mlflow_start(image: str, writing: bool = False) -> tuple[float, list[str]]:
     (port,) = free_ports(1)
     command[command.index("--host") + 1] = "127.0.0.1"
     command[command.index("--port") + 1] = str(port)
+    # The pod's user (the image's) unless writing, which takes root; the tmpfs is writable by everyone.
+    options = ["--user", "0"] if writing else []
     if writing:
         environment |= {"PYTHONDONTWRITEBYTECODE": ""}
-    options = [item for name, value in environment.items() for item in ("-e", f"{name}={value}")]
+    options += [item for name, value in environment.items() for item in ("-e", f"{name}={value}")]
     started = time.monotonic()
     container = docker(
-        "run", "-d", "--network", "host", "--tmpfs", "/data", "--user", "0", *options,
+        "run", "-d", "--network", "host", "--tmpfs", "/data", *options,
         "--entrypoint", command[0], image, *command[1:],
     )  # fmt: skip
     try:

@@ -1,11 +1,11 @@
 """The training pipeline's compiled YAML, run step by step inside the components image.
 
-What a cluster would run, and how: the YAML `compile.py` writes (the file users upload, with the images' tag),
-each step in its own container of the components image through the executor entry point in the YAML (`python3 -m
-kfp.dsl.executor_main`), with nothing mounted but the pipeline root (no source tree), on the host network. The
-kfp-kubernetes `secretAsEnv` settings of the YAML's platform spec are what KFP's driver turns into the pod's
-environment; kfp.local ignores platform specs, so the rehearsal writes each task's Secret values into that task's
-container env, and only that task's: a step that lacks a Secret on the cluster lacks it here too.
+What a cluster would run, and how: the YAML `compile.py` writes (the file users upload, with the images' tag), each
+step in its own container of the components image, as the image's (non-root) user, through the executor entry point
+in the YAML (`python3 -m kfp.dsl.executor_main`), with nothing mounted but the pipeline root (no source tree), on
+the host network. The kfp-kubernetes `secretAsEnv` settings of the YAML's platform spec are what KFP's driver turns
+into the pod's environment; kfp.local ignores platform specs, so the rehearsal writes each task's Secret values into
+that task's container env, and only that task's: a step that lacks a Secret on the cluster lacks it here too.
 
 While the steps run, each step container's memory and CPU are read from its cgroup: the figures the pipeline's
 requests and limits are derived from.
@@ -185,6 +185,11 @@ def run_in_containers(pipeline_yaml: Path, pipeline_root: Path, arguments: dict)
 
     from run_local import kfp_local_fixes, process_state_restored
 
+    # kfp.local mounts the pipeline root into every step's container, where the step writes its outputs as the
+    # image's user, as on a cluster; that user owns nothing on this machine, so the root is writable by everyone,
+    # as the emptyDirs KFP mounts for the launcher's files are.
+    pipeline_root.mkdir(parents=True, exist_ok=True)
+    pipeline_root.chmod(0o777)
     with process_state_restored(), kfp_local_fixes():
         # The YAML's resources and timeouts are the cluster's to apply; kfp.local warns, step by step, that it cannot.
         warnings.filterwarnings(

@@ -1,4 +1,4 @@
-"""The two images' Dockerfiles: hadolint-clean, pinned, and the serving image fit for Seldon Core and KServe."""
+"""The two images' Dockerfiles: hadolint-clean, pinned, non-root; the serving image fit for Seldon Core and KServe."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import ast
 import importlib.metadata
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -329,3 +330,60 @@ def test_the_components_tests_stay_out_of_the_image_context():
     build context must leave them out."""
     ignored = (REPO_ROOT / ".dockerignore").read_text().splitlines()
     assert "components/*/tests" in ignored
+
+
+# --- non-root: the components image's user and the directories it writes ----------------------------------------
+
+
+def _instructions(text: str) -> list[tuple[str, str]]:
+    """Every instruction and its arguments in order, continuation lines joined, comment lines dropped."""
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", "", "\n".join(lines))
+    return re.findall(r"^([A-Z]+)\s+(.+)$", joined, re.MULTILINE)
+
+
+def components_user() -> str:
+    """The uid the components image runs as (its last USER)."""
+    users = _instruction(DOCKERFILES["components"].read_text(), "USER")
+    assert users, "the components image declares no USER: it would run as root"
+    return users[-1].strip().split(":")[0]
+
+
+def test_components_image_runs_as_a_numeric_non_root_user_set_after_the_build():
+    instructions = _instructions(DOCKERFILES["components"].read_text())
+    uid = components_user()
+    # Numeric: the kubelet can check runAsNonRoot only against a uid, not a name.
+    assert uid.isdigit() and int(uid) != 0
+    last_run = max(index for index, (name, _) in enumerate(instructions) if name == "RUN")
+    assert instructions[-1] == ("USER", uid) and last_run < len(instructions) - 1
+
+
+def test_components_image_lets_its_user_and_group_0_write_where_the_launcher_and_home_are():
+    """KFP's launcher writes each step's artifacts under /gcs, /minio and /s3 as the step's user, matplotlib and
+    MLflow write in HOME: the user owns them, and group 0 may write there too (OpenShift runs an arbitrary uid in
+    group 0). The code stays root's and not group-writable."""
+    text = DOCKERFILES["components"].read_text()
+    instructions = _instructions(text)
+    uid = components_user()
+    (home,) = [
+        value.removeprefix("HOME=") for name, value in instructions if name == "ENV" and value.startswith("HOME=")
+    ]
+    (run,) = [run for run in _runs(text) if "useradd " in run]
+    commands = [shlex.split(command) for command in _commands(run)]
+    (useradd,) = [command for command in commands if command[0] == "useradd"]
+    assert useradd[useradd.index("--uid") + 1] == uid
+    assert useradd[useradd.index("--home-dir") + 1] in {"$HOME", home}
+    (install,) = [command for command in commands if command[:2] == ["install", "-d"]]
+    options = {flag: install[install.index(flag) + 1] for flag in ("-o", "-g", "-m")}
+    assert options["-o"] == uid and options["-g"] == "0"
+    mode = int(options["-m"], 8)
+    assert mode & 0o070 == 0o070 and mode & 0o002 == 0, f"group rwx, no write for others: {options['-m']}"
+    operands = [word for word in install[2:] if not word.startswith("-") and word not in options.values()]
+    directories = {word.replace("$HOME", home) for word in operands}
+    assert directories == {"/gcs", "/minio", "/s3", home}
+
+    # HOME exists before the dependencies' imports write matplotlib's font list there, which then become the user's.
+    position = {value: index for index, (name, value) in enumerate(instructions) if name in {"ENV", "RUN"}}
+    assert position[f"HOME={home}"] < position[run] < position[_dependency_run("components")]
+    assert _commands(_dependency_run("components"))[-2:] == [f'chown -R {uid}:0 "$HOME"', 'chmod -R g=u "$HOME"']
+    assert _commands(_code_run("components"))[-1] == "chmod -R go-w /opt/kfp-mlops"

@@ -12,6 +12,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.static.test_dockerfiles import components_user
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = REPO_ROOT / "cluster"
 DEPLOY_MANIFESTS = REPO_ROOT / "components" / "deploy_model" / "manifests.py"
@@ -358,6 +360,19 @@ def test_mlflow_server_stores_uris_only_and_answers_in_cluster_host_names():
     (volume,) = [volume for volume in pod["volumes"] if volume["name"] == mount["name"]]
     claim = _find("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
     assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+
+
+def test_mlflow_server_runs_as_the_components_images_user_and_its_group_owns_the_volume():
+    """The pod names the image's own user, which runAsNonRoot holds to a non-root uid, and gives the volume's files
+    to a group of its user (fsGroup), so the server can write its database where the storage supports ownership."""
+    pod = _find("Deployment", "mlflow")["spec"]["template"]["spec"]
+    context = pod["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["runAsUser"] == int(components_user()) != 0
+    assert isinstance(context["runAsGroup"], int) and isinstance(context["fsGroup"], int)
+    (container,) = pod["containers"]
+    assert not {"runAsUser", "runAsGroup", "runAsNonRoot"} & set(container["securityContext"]), "one place: the pod"
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
 
 
 def test_every_service_selects_pods_and_targets_a_named_container_port():

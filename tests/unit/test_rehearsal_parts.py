@@ -124,6 +124,40 @@ def test_mlflow_env_is_the_manifests_env_and_secret_with_s3_on_loopback():
     assert env["AWS_ACCESS_KEY_ID"] == secret["AWS_ACCESS_KEY_ID"]
 
 
+def test_mlflow_container_runs_as_the_pods_user_with_the_volumes_group():
+    pod = mlflow_server.deployment_pod()
+    (container,) = pod["containers"]
+    context = pod["securityContext"]
+
+    options = mlflow_server.security_options("0", pod, container)
+
+    assert options["user"] == f"{context['runAsUser']}:{context['runAsGroup']}"
+    assert options["group_add"] == [str(context["fsGroup"])]
+    assert options["cap_drop"] == ["ALL"] and options["security_opt"] == ["no-new-privileges"]
+
+
+@pytest.mark.parametrize(
+    ("image_user", "pod_context", "container_context", "user"),
+    [
+        ("1000", {}, {}, "1000"),  # the image's user, its group from the image's /etc/passwd
+        ("1000:1000", {"runAsGroup": 5}, {}, "1000:5"),
+        ("1000", {"runAsUser": 7, "runAsGroup": 8}, {"runAsUser": 9}, "9:8"),  # the container's settings win
+        ("", {"runAsNonRoot": True, "runAsUser": 7}, {}, "7"),
+    ],
+)
+def test_mlflow_container_user_is_the_one_the_kubelet_would_run(image_user, pod_context, container_context, user):
+    pod = {"securityContext": pod_context}
+    options = mlflow_server.security_options(image_user, pod, {"securityContext": container_context})
+
+    assert options["user"] == user and "group_add" not in options
+
+
+@pytest.mark.parametrize("image_user", ["", "0", "root", "kfp-mlops", "0:1000"])
+def test_mlflow_container_is_refused_where_the_kubelet_refuses_run_as_non_root(image_user):
+    with pytest.raises(RehearsalError, match="runAsNonRoot"):
+        mlflow_server.security_options(image_user, {"securityContext": {"runAsNonRoot": True}}, {})
+
+
 def test_on_loopback_replaces_only_the_cluster_address():
     values = {"A": f"{CLUSTER_S3_URL}", "B": "s3", "C": f"x {CLUSTER_S3_URL}/p"}
     assert on_loopback(values, CLUSTER_S3_URL, LOCAL_S3) == {"A": LOCAL_S3, "B": "s3", "C": f"x {LOCAL_S3}/p"}
