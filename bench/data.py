@@ -64,6 +64,9 @@ STATE_OF_THE_CODE = (
     "1,601 / 5,840 MB; ingest + validate + prepare 30.94 s, 7.7x the bare read of 4.03 s, under load) and midway "
     "are in the history of this file. The bare read is the best of three in one process (the page cache warm), and "
     "the data movement validate and prepare cannot avoid is measured beside the steps, as the floor they work above."
+    " Wall times on a shared 2-core machine move by up to a third between runs (`pandas.read_csv` of 5M rows took "
+    "12.2 s in one run and 17.6 s in the next on the same machine), so compare the steps with the references of "
+    "the same run, not with an earlier run's figures."
 )
 PIPELINE = ("ingest", "validate", "prepare")  # the data steps; pyarrow, pandas and movement are references
 FLOOR_READS = 3  # the bare read's wall time is the best of this many reads in one process: the page cache warm
