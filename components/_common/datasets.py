@@ -74,7 +74,7 @@ def _hash_chunk(chunk: pa.Array, validity, lengths, values) -> None:
         return
     if not len(chunk):
         return
-    valid = _unpack_bits(chunk.buffers()[0], chunk.offset, len(chunk)) if chunk.null_count else None
+    valid = unpack_bits(chunk.buffers()[0], chunk.offset, len(chunk)) if chunk.null_count else None
     if valid is None:
         _update_repeated(validity, _ONES, len(chunk))
     else:
@@ -82,14 +82,13 @@ def _hash_chunk(chunk: pa.Array, validity, lengths, values) -> None:
     if text:
         _hash_text(chunk, valid, lengths, values)
     elif pa.types.is_boolean(kind):  # bit-packed in Arrow, one byte per value (as numpy's bool) in the hash
-        data = _unpack_bits(chunk.buffers()[1], chunk.offset, len(chunk))
+        data = unpack_bits(chunk.buffers()[1], chunk.offset, len(chunk))
         values.update(data if valid is None else data & valid)
     elif pa.types.is_date32(kind):  # days, int32 in Arrow: hashed as numpy's datetime64[D] (int64), as always
         filled = chunk if valid is None else pc.fill_null(chunk, pa.scalar(0, kind))
         values.update(np.ascontiguousarray(filled.to_numpy(zero_copy_only=False)).tobytes())
     else:  # every other fixed width (numbers, timestamps, durations, times, intervals): the buffer, missing zeroed
-        width = kind.bit_width // 8
-        data = np.frombuffer(chunk.buffers()[1], dtype=f"V{width}", count=len(chunk), offset=chunk.offset * width)
+        data = buffer_values(chunk, f"V{kind.bit_width // 8}")
         if valid is not None:
             data = np.where(valid, data, np.zeros(1, data.dtype))
         values.update(np.ascontiguousarray(data).view(np.uint8))
@@ -113,10 +112,17 @@ def _hash_text(chunk: pa.Array, valid: np.ndarray | None, lengths, values) -> No
         values.update(memoryview(chunk.buffers()[2])[offsets[0] : offsets[-1]])
 
 
-def _unpack_bits(bitmap: pa.Buffer, offset: int, count: int) -> np.ndarray:
-    """Arrow's bitmap (validity or booleans) from bit ``offset`` on, one byte (0 or 1) per value."""
+def unpack_bits(bitmap: pa.Buffer, offset: int, count: int) -> np.ndarray:
+    """Arrow's bitmap (validity or booleans) from bit ``offset`` on, one bool per value."""
     bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), count=offset + count, bitorder="little")
     return bits[offset:].view(np.bool_)
+
+
+def buffer_values(array: pa.Array, dtype: str | np.dtype) -> np.ndarray:
+    """The values of the fixed-width ``array`` as numpy ``dtype`` of the same width: a view of Arrow's buffer, from
+    the array's offset on (a missing value's slot holds whatever the buffer holds there)."""
+    dtype = np.dtype(dtype)
+    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
 
 
 # Validity of a column without missing values: fed in pieces of this rather than one byte per row materialised.

@@ -53,7 +53,14 @@ from components._common.cleaning import (
     parses_as_number,
 )
 from components._common.counting import dictionary_columns
-from components._common.datasets import BATCH_ROWS, DatasetWriter, check_batch_rows, dataset_layout
+from components._common.datasets import (
+    BATCH_ROWS,
+    DatasetWriter,
+    buffer_values,
+    check_batch_rows,
+    dataset_layout,
+    unpack_bits,
+)
 from components._common.sampling import SmallestKeys, mix64, proportional_counts, row_keys
 from components._common.scoring import CLASSIFICATION, check_task
 from model_bundle import NUMERIC, infer_feature_types
@@ -437,15 +444,9 @@ def _text_hashes(values: pa.Array, last: dict | None = None) -> tuple[np.ndarray
             last.update(dictionary=dictionary, tables=tables)
     # The codes from Arrow's buffers (a null's slot holds any code: set below), as intp: numpy's take is several
     # times slower with int32 codes. Cheaper than pc.fill_null, or to_numpy's floats with NaN for nulls.
-    width = indices.type.bit_width // 8
-    data = np.frombuffer(
-        indices.buffers()[1], dtype=indices.type.to_pandas_dtype(), count=len(indices), offset=indices.offset * width
-    )
-    codes = data.astype(np.intp)
+    codes = buffer_values(indices, indices.type.to_pandas_dtype()).astype(np.intp)
     if indices.null_count:
-        bits = np.frombuffer(indices.buffers()[0], dtype=np.uint8)
-        valid = np.unpackbits(bits, count=indices.offset + len(indices), bitorder="little")[indices.offset :]
-        codes[~valid.view(bool)] = len(dictionary)  # the missing value's hashes
+        codes[~unpack_bits(indices.buffers()[0], indices.offset, len(indices))] = len(dictionary)  # missing's hashes
     return np.take(tables[0], codes, mode="clip"), np.take(tables[1], codes, mode="clip")
 
 
