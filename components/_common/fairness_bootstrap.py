@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import sparse
 
-from components._common import fairness
-from components._common.bootstrap import resample_counts
+from components._common import bootstrap, fairness
 from components._common.scoring import CLASSIFICATION
 
 
@@ -35,16 +35,14 @@ def resampled_gaps(
     ``samples`` resamples of the rows (paired: the same ``seed`` draws the same resamples as the gate's other
     intervals); NaN where a gap is undefined on a resample. ``min_group_rows`` decides which groups' rates are
     compared, as in ``fairness.assess`` (``fairness.comparable_groups``)."""
-    y_true = np.asarray(y_true)
-    groups = np.asarray(groups, dtype=object).astype(str)
+    gaps = [
+        ResampledGaps(task, y_true, predicted, groups, judged, positive_label, min_group_rows)
+        for predicted in predictions
+    ]
     chunks: list[list[dict[str, np.ndarray]]] = [[] for _ in predictions]
-    for counts in resample_counts(len(y_true), samples, seed):
-        for chunk, predicted in zip(chunks, predictions, strict=True):
-            chunk.append(
-                gaps_on_resamples(
-                    task, y_true, np.asarray(predicted), groups, judged, counts, positive_label, min_group_rows
-                )
-            )
+    for counts in bootstrap.resample_counts(len(y_true), samples, seed):
+        for chunk, gaps_of in zip(chunks, gaps, strict=True):
+            chunk.append(gaps_of(counts))
     return [
         {metric: np.concatenate([part[metric] for part in chunk]) for metric in fairness.GAP_METRICS[task]}
         for chunk in chunks
@@ -77,26 +75,129 @@ def gaps_on_resamples(
     how often each test row is drawn), NaN where undefined; equal to ``fairness.assess`` on the resampled rows when
     the groups whose rates are compared are the same there (``fairness.comparable_groups``: decided once, on all
     the rows)."""
-    counts = np.asarray(counts, dtype="float64")
-    members = groups[:, None] == np.asarray(judged, dtype=object)[None, :]  # rows x judged groups
-    if task == CLASSIFICATION:
-        return _classification_gaps(
-            np.asarray(y_true).astype(str),
-            np.asarray(y_pred).astype(str),
-            groups,
-            judged,
-            members,
-            counts,
-            positive_label,
-            min_group_rows,
-        )
-    return _regression_gaps(np.asarray(y_true, dtype="float64"), np.asarray(y_pred, dtype="float64"), members, counts)
+    return ResampledGaps(task, y_true, y_pred, groups, judged, positive_label, min_group_rows)(counts)
 
 
-def _rates(counts: np.ndarray, members: np.ndarray, hits: np.ndarray, among: np.ndarray) -> np.ndarray:
-    """Per resample and group: the weighted share of the group's ``among`` rows that are ``hits``."""
+class ResampledGaps:
+    """The gaps of one set of predictions over the ``judged`` groups, on many resamples at once.
+
+    Each row's terms are computed once, here, as one cell of a sparse table: its judged group and, for
+    classification, its true and predicted class (a confusion matrix per group); for regression, its group's row
+    count, absolute and squared error. A resample is then one weighted sum of the table, from which every group's
+    rates or errors follow, however the resamples are chunked.
+    """
+
+    def __init__(
+        self,
+        task: str,
+        y_true,
+        y_pred,
+        groups,
+        judged: list[str],
+        positive_label: str | None = None,
+        min_group_rows: int = fairness.MIN_GROUP_ROWS,
+    ):
+        self.task, self.judged = task, list(judged)
+        groups = np.asarray(groups, dtype=object).astype(str)
+        names, inverse = np.unique(groups, return_inverse=True)
+        position = {name: index for index, name in enumerate(self.judged)}
+        group = np.array([position.get(name, -1) for name in names], dtype="int64")[inverse]
+        rows = np.flatnonzero(group >= 0)  # a row of no judged group counts in no rate
+        if task == CLASSIFICATION:
+            y_true, y_pred = np.asarray(y_true).astype(str), np.asarray(y_pred).astype(str)
+            self.multiclass = positive_label is None
+            self.labels = np.union1d(y_true, y_pred).tolist() if self.multiclass else [str(positive_label)]
+            # The groups whose rates are compared, by assess's own rule, on all the rows: per label, (parity, odds).
+            self.compared = {
+                label: fairness.comparable_groups(
+                    y_true, groups, self.judged, label, min_group_rows=min_group_rows, multiclass=self.multiclass
+                )
+                for label in self.labels
+            }
+            self.classes, codes = np.unique(np.concatenate([y_true, y_pred, self.labels]), return_inverse=True)
+            classes = len(self.classes)
+            truth, predicted = codes[: len(y_true)], codes[len(y_true) : 2 * len(y_true)]
+            cells = (group * classes + truth) * classes + predicted
+            self.table = sparse.csr_array(
+                (np.ones(len(rows)), (rows, cells[rows])), shape=(len(y_true), len(self.judged) * classes**2)
+            )
+        else:
+            errors = np.asarray(y_pred, dtype="float64") - np.asarray(y_true, dtype="float64")
+            terms = np.column_stack([np.ones(len(errors)), np.abs(errors), errors**2])[rows]
+            columns = group[rows, None] * 3 + np.arange(3)[None, :]
+            self.table = sparse.csr_array(
+                (terms.ravel(), (np.repeat(rows, 3), columns.ravel())), shape=(len(errors), len(self.judged) * 3)
+            )
+
+    def __call__(self, counts: np.ndarray) -> dict[str, np.ndarray]:
+        """Each gap metric on each resample (row ``i`` of ``counts``: how often each row is drawn), NaN where
+        undefined."""
+        counts = np.asarray(counts, dtype="float64")
+        resamples = counts.shape[0]
+        if len(self.judged) < 2:
+            return {metric: np.full(resamples, np.nan) for metric in fairness.GAP_METRICS[self.task]}
+        block = max(1, bootstrap.BOOTSTRAP_CHUNK_CELLS // self.table.shape[1])  # the sums' memory bounded too
+        if resamples > block:
+            parts = [self(counts[start : start + block]) for start in range(0, resamples, block)]
+            return {metric: np.concatenate([part[metric] for part in parts]) for metric in parts[0]}
+        sums = np.asarray(counts @ self.table)
+        if self.task == CLASSIFICATION:
+            classes = len(self.classes)
+            return self._classification(sums.reshape(resamples, len(self.judged), classes, classes))
+        return self._regression(sums.reshape(resamples, len(self.judged), 3))
+
+    def _classification(self, confusion: np.ndarray) -> dict[str, np.ndarray]:
+        """``confusion``: per resample and judged group, the weighted rows of each true (axis 2) and predicted (axis
+        3) class."""
+        resamples = confusion.shape[0]
+        worst = {metric: np.full(resamples, np.nan) for metric in fairness.GAP_METRICS[CLASSIFICATION]}
+        judged = np.asarray(self.judged, dtype=object)
+        everyone = confusion.sum(axis=(2, 3))
+        for label in self.labels:
+            index = int(np.searchsorted(self.classes, label))
+            predicted = confusion[:, :, :, index].sum(axis=2)
+            positive = confusion[:, :, index, :].sum(axis=2)
+            true_positive = confusion[:, :, index, index]
+            parity, odds_groups = self.compared[label]
+            compared = np.isin(judged, parity)
+            difference, ratio = np.full(resamples, np.nan), np.full(resamples, np.nan)
+            if compared.sum() >= 2:
+                low, high = _extremes(_share(predicted[:, compared], everyone[:, compared]))
+                difference = high - low
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = np.where(high > 0, low / high, np.nan)
+            both = np.isin(judged, odds_groups)
+            odds = np.full(resamples, np.nan)
+            if both.sum() >= 2:
+                tpr = _share(true_positive[:, both], positive[:, both])
+                fpr = _share((predicted - true_positive)[:, both], (everyone - positive)[:, both])
+                # A group needs both rates on the resample to be compared, as assess needs both kinds of rows.
+                undefined = np.isnan(tpr) | np.isnan(fpr)
+                tpr[undefined], fpr[undefined] = np.nan, np.nan
+                odds = np.fmax(_spread(tpr), _spread(fpr))
+            # Multiclass: the worst class decides, as in assess (fmax/fmin skip a class where a gap is undefined).
+            worst[fairness.DP_DIFFERENCE] = np.fmax(worst[fairness.DP_DIFFERENCE], difference)
+            worst[fairness.DP_RATIO] = np.fmin(worst[fairness.DP_RATIO], ratio)
+            worst[fairness.EO_DIFFERENCE] = np.fmax(worst[fairness.EO_DIFFERENCE], odds)
+        return worst
+
+    @staticmethod
+    def _regression(sums: np.ndarray) -> dict[str, np.ndarray]:
+        """``sums``: per resample and judged group, the weighted rows, absolute errors and squared errors."""
+        rows, absolute, squared = sums[:, :, 0], sums[:, :, 1], sums[:, :, 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            typical_absolute = absolute.sum(axis=1) / rows.sum(axis=1)
+            typical_squared = np.sqrt(squared.sum(axis=1) / rows.sum(axis=1))
+            return {
+                fairness.MAE_GAP: _relative(_spread(absolute / rows), typical_absolute),
+                fairness.RMSE_GAP: _relative(_spread(np.sqrt(squared / rows)), typical_squared),
+            }
+
+
+def _share(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """Per resample and group: the weighted share ``part`` of ``whole`` (NaN where the group drew none)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (counts @ (members & (hits & among)[:, None])) / (counts @ (members & among[:, None]))
+        return part / whole
 
 
 def _extremes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -113,64 +214,6 @@ def _spread(values: np.ndarray) -> np.ndarray:
     """Per resample: the highest value minus the lowest over the groups that have one."""
     low, high = _extremes(values)
     return high - low
-
-
-def _classification_gaps(
-    y_true, y_pred, groups, judged, members, counts, positive_label, min_group_rows
-) -> dict[str, np.ndarray]:
-    resamples = counts.shape[0]
-    worst = {metric: np.full(resamples, np.nan) for metric in fairness.GAP_METRICS[CLASSIFICATION]}
-    if members.shape[1] < 2:
-        return worst
-    everyone = np.ones(len(y_true), dtype=bool)
-    multiclass = positive_label is None
-    labels = np.union1d(y_true, y_pred).tolist() if multiclass else [str(positive_label)]
-    for label in labels:
-        positive, predicted = y_true == label, y_pred == label
-        # The groups whose rates are compared, by assess's own rule, on all the rows.
-        parity, odds_groups = fairness.comparable_groups(
-            y_true, groups, judged, label, min_group_rows=min_group_rows, multiclass=multiclass
-        )
-        compared = np.isin(np.asarray(judged, dtype=object), parity)
-        difference, ratio = np.full(resamples, np.nan), np.full(resamples, np.nan)
-        if compared.sum() >= 2:
-            low, high = _extremes(_rates(counts, members[:, compared], predicted, everyone))
-            difference = high - low
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.where(high > 0, low / high, np.nan)
-        both = np.isin(np.asarray(judged, dtype=object), odds_groups)
-        odds = np.full(resamples, np.nan)
-        if both.sum() >= 2:
-            tpr = _rates(counts, members[:, both], predicted, positive)
-            fpr = _rates(counts, members[:, both], predicted, ~positive)
-            # A group needs both rates on the resample to be compared, as assess needs both kinds of rows.
-            undefined = np.isnan(tpr) | np.isnan(fpr)
-            tpr[undefined], fpr[undefined] = np.nan, np.nan
-            odds = np.fmax(_spread(tpr), _spread(fpr))
-        # Multiclass: the worst class decides, as in assess (fmax/fmin skip a class where a gap is undefined).
-        worst[fairness.DP_DIFFERENCE] = np.fmax(worst[fairness.DP_DIFFERENCE], difference)
-        worst[fairness.DP_RATIO] = np.fmin(worst[fairness.DP_RATIO], ratio)
-        worst[fairness.EO_DIFFERENCE] = np.fmax(worst[fairness.EO_DIFFERENCE], odds)
-    return worst
-
-
-def _regression_gaps(y_true, y_pred, members, counts) -> dict[str, np.ndarray]:
-    resamples = counts.shape[0]
-    if members.shape[1] < 2:
-        return {metric: np.full(resamples, np.nan) for metric in fairness.GAP_METRICS["regression"]}
-    errors = y_pred - y_true
-    weights = members.astype("float64")
-    judged = members.any(axis=1).astype("float64")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rows = counts @ weights
-        absolute = (counts @ (weights * np.abs(errors)[:, None])) / rows
-        squared = np.sqrt((counts @ (weights * (errors**2)[:, None])) / rows)
-        typical_absolute = (counts @ (judged * np.abs(errors))) / (counts @ judged)
-        typical_squared = np.sqrt((counts @ (judged * errors**2)) / (counts @ judged))
-        return {
-            fairness.MAE_GAP: _relative(_spread(absolute), typical_absolute),
-            fairness.RMSE_GAP: _relative(_spread(squared), typical_squared),
-        }
 
 
 def _relative(spread: np.ndarray, typical: np.ndarray) -> np.ndarray:

@@ -113,3 +113,33 @@ def test_the_same_seed_gives_the_same_interval_however_resamples_are_chunked(mon
     assert (chunked.confidence, chunked.samples) == (whole.confidence, whole.samples)
     assert isinstance(whole, Interval)
     assert paired_bootstrap("r2", y, challenger, reference, samples=200, seed=6) != whole
+
+
+@pytest.mark.parametrize("metric", ["f1_macro", "balanced_accuracy"])
+def test_each_set_of_predictions_scores_as_if_alone(metric, monkeypatch):
+    # The reference predicts a label the challenger never does ("never"): scored together, that label must not
+    # count as one of the challenger's, or its macro F1 would average in a zero.
+    rng = np.random.default_rng(4)
+    y = rng.choice(["a", "b", "c"], 60)
+    challenger = np.where(rng.random(60) < 0.8, y, "a")
+    reference = np.where(rng.random(60) < 0.6, y, "never")
+    counts = np.stack([np.bincount(rng.integers(0, 60, 60), minlength=60) for _ in range(6)])
+
+    together = bootstrap.ResampledMetric(metric, y, [challenger, reference])(counts)
+
+    monkeypatch.setattr(bootstrap, "BOOTSTRAP_CHUNK_CELLS", 1)  # one resample's sums at a time: the same
+    for scored, predicted in zip(together, (challenger, reference), strict=True):
+        assert scored == pytest.approx(metric_on_resamples(metric, y, predicted, counts), abs=1e-12)
+
+
+def test_a_resample_per_chunk_gives_the_same_classification_interval(monkeypatch):
+    # Large test sets are resampled one resample at a time: the per-row terms are made once, not per chunk.
+    rng = np.random.default_rng(2)
+    y = rng.choice(["x", "y", "z"], 200)
+    challenger, reference = (np.where(rng.random(200) < share, y, "x") for share in (0.8, 0.7))
+    whole = paired_bootstrap("f1_macro", y, challenger, reference, samples=60, seed=1)
+
+    monkeypatch.setattr(bootstrap, "BOOTSTRAP_CHUNK_CELLS", 200)
+    one_at_a_time = paired_bootstrap("f1_macro", y, challenger, reference, samples=60, seed=1)
+
+    assert (one_at_a_time.low, one_at_a_time.high) == pytest.approx((whole.low, whole.high), abs=1e-12)

@@ -16,8 +16,8 @@ from fairlearn.metrics import (
 from sklearn.metrics import mean_absolute_error
 
 import model_bundle
-from components._common import fairness, registry
-from components._common.fairness_bootstrap import gaps_on_resamples
+from components._common import bootstrap, fairness, registry
+from components._common.fairness_bootstrap import gaps_on_resamples, resampled_gaps
 from components._common.scoring import Scored, score
 from components.gate_model.champion import Champion
 from components.gate_model.decision import decide
@@ -369,6 +369,33 @@ def test_gaps_on_a_resample_equal_fairness_assess_on_the_resampled_rows(task, po
     )
     assert {metric: values[0] for metric, values in resampled.items()} == pytest.approx(full.gaps, abs=1e-12)
     assert {metric: values[1] for metric, values in any_rows.items()} == pytest.approx(expected.gaps, abs=1e-12)
+
+
+@pytest.mark.parametrize(("task", "positive_label"), [("classification", None), ("regression", None)])
+def test_gaps_are_the_same_however_the_resamples_are_chunked(monkeypatch, task, positive_label):
+    # Large test sets are resampled one resample at a time: each row's terms are made once, for every chunk.
+    rng = np.random.default_rng(8)
+    rows = 300
+    groups = rng.choice(["a", "b", "c"], rows)
+    y, predicted = classes_and_predictions(task, positive_label, rows, rng)
+    arguments = (task, y, [predicted, y if task == "classification" else predicted * 1.1], groups, ["a", "b", "c"])
+    whole = resampled_gaps(*arguments, positive_label, samples=40, seed=2, min_group_rows=5)
+
+    monkeypatch.setattr(bootstrap, "BOOTSTRAP_CHUNK_CELLS", rows)
+    one_at_a_time = resampled_gaps(*arguments, positive_label, samples=40, seed=2, min_group_rows=5)
+
+    # And one resample's sums at a time within a chunk (a task of many classes and groups).
+    counts = np.stack([np.bincount(rng.integers(0, rows, rows), minlength=rows) for _ in range(6)])
+    in_blocks = gaps_on_resamples(task, y, predicted, groups, ["a", "b", "c"], counts, positive_label, 5)
+    monkeypatch.setattr(bootstrap, "BOOTSTRAP_CHUNK_CELLS", 1)
+
+    for chunked, together in [
+        *zip(one_at_a_time, whole, strict=True),
+        (gaps_on_resamples(task, y, predicted, groups, ["a", "b", "c"], counts, positive_label, 5), in_blocks),
+    ]:
+        assert chunked.keys() == together.keys()
+        for metric in together:
+            np.testing.assert_allclose(chunked[metric], together[metric], atol=1e-12)
 
 
 # --- the step ------------------------------------------------------------------------------------------------------
