@@ -19,10 +19,11 @@ pandas is 8 bytes per value (numbers, missing values as NaN, the pointer of each
 Python strings (a text value of n bytes is a str of 49 + n bytes, so plain-encoded text costs 45 bytes per value
 more than its Parquet size; dictionary-encoded text, a few distinct values shared by every row, costs little): the
 frame of the whole dataset, scaled to one batch. `ROW_BYTES` covers what a step keeps per row of the whole dataset
-(prepare_data's mask of the rows cleaning keeps and its draw of the reference sample; validate_data keeps nothing
-per row); `TEXT_VALUE_BYTES` what they keep per distinct text value (the batches' Python strings). Each component
-(`python_func`) run in its own process, its peak its own VmHWM, on `bench/data.py`'s 15 columns (11 numeric, 4
-categorical) and the same with a unique 18-character text column (an identifier):
+(prepare_data's mask of the rows cleaning keeps, a classification's class code of each row and its draw of the
+reference sample; validate_data keeps nothing per row); `TEXT_VALUE_BYTES` what they keep per distinct text value
+(the batches' Python strings). Each component (`python_func`) run in its own process, its peak its own VmHWM, on
+`bench/data.py`'s 15 columns (11 numeric, 4 categorical) and the same with a unique 18-character text column (an
+identifier):
 
     rows (columns)     validate_data  prepare_data  estimate
     200,000 (16)              403 MB        419 MB    460 MB

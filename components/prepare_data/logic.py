@@ -630,8 +630,10 @@ def _run(
     classify = task == CLASSIFICATION
     plan = _plan(source, target, policy)
 
-    # Pass 2. ``kept``: one byte per row, the only state the size of the data held in memory.
+    # Pass 2. ``kept``: one byte per row, and for classification each row's class code (one byte per row up to 256
+    # classes), the only state the size of the data held in memory: the later passes need not read the target again.
     kept = np.zeros(source.rows, dtype=bool)
+    row_classes = np.zeros(source.rows if classify else 0, dtype=np.uint8)
     counts = ({name: _CoerceCount() for name in plan.mixed}, {name: _OutlierCount() for name in plan.fences})
     classes = _Classes()
     spill = _HashSpill() if policy.drop_duplicates else None
@@ -655,6 +657,10 @@ def _run(
         kept[start : start + len(batch)] = keep
         at = np.flatnonzero(keep)
         codes = classes.encode(batch[target].iloc[at]) if classify else np.zeros(len(at), dtype=np.int32)
+        if classify:
+            if len(classes.codes) > np.iinfo(row_classes.dtype).max + 1:
+                row_classes = row_classes.astype(np.min_scalar_type(len(classes.codes) - 1))
+            row_classes[start + at] = codes
         if spill is not None:
             first, second = _row_hashes(batch, rows, source.names, from_rows, dictionaries)
             spill.add(first[at], second[at], start + at, codes)
@@ -733,31 +739,28 @@ def _run(
         renumber = None
         search = SmallestKeys([n_kept], [test_rows])
 
-    def keys_and_groups(start: int, batch: pd.DataFrame | None, length: int):
+    def keys_and_groups(start: int, length: int):
         at = np.flatnonzero(kept[start : start + length])
-        groups = renumber[classes.encode(batch[target].iloc[at])] if classify else None
+        groups = renumber[row_classes[start + at]] if classify else None
         return at, row_keys(start + at, seed), groups
 
     # Each class's test rows are its rows with the smallest seeded keys of their row numbers in the data as read:
-    # the same rows for the same seed and data, whatever the batch size (``_common.sampling``).
+    # the same rows for the same seed and data, whatever the batch size (``_common.sampling``). The keys are of row
+    # numbers alone and the classes are held: no data to read.
     while not search.done:
-        if classify:
-            for start, batch in source.batches([target]):
-                search.add(*keys_and_groups(start, batch, len(batch))[1:])
-        else:  # the keys are of row numbers alone: no data to read
-            for start in range(0, source.rows, BATCH_ROWS):
-                search.add(*keys_and_groups(start, None, min(BATCH_ROWS, source.rows - start))[1:])
+        for start in range(0, source.rows, BATCH_ROWS):
+            search.add(*keys_and_groups(start, min(BATCH_ROWS, source.rows - start))[1:])
         search.end_pass()
     thresholds = search.thresholds
 
-    # The routing pass: only the columns cleaning changes are cleaned again (and the target, for the classes).
+    # The routing pass: only the columns cleaning changes are cleaned again.
     routing = _Plan(plan.mixed, plan.fences if plan.outliers == CLIP else {}, plan.outliers)
     changed = [name for name in source.names if name in routing.mixed or name in routing.fences]
 
     def parts() -> Iterator[_Routed]:
-        for start, rows, batch in source.rows_and_batches([target, *changed] if classify else changed):
+        for start, rows, batch in source.rows_and_batches(changed):
             length = len(rows) if isinstance(rows, pd.DataFrame) else rows.num_rows
-            at, keys, groups = keys_and_groups(start, batch, length)
+            at, keys, groups = keys_and_groups(start, length)
             if len(at):
                 cleaned = _clean(batch, np.zeros(length, dtype=bool), routing)[0] if changed else {}
                 yield _Routed(rows, {name: cleaned[name] for name in changed}, at, thresholds.select(keys, groups))

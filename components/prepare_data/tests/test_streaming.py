@@ -324,3 +324,19 @@ def test_profile_counts_nan_stored_as_a_value_as_missing(tmp_path, monkeypatch):
     assert built["columns"]["x"]["count"] == 300 - 43
     assert built["columns"]["x"]["quantiles"] == expected["columns"]["x"]["quantiles"]
     assert built["columns"]["x"]["bin_edges"] == expected["columns"]["x"]["bin_edges"]
+
+
+def test_more_classes_than_a_byte_holds_are_each_split_in_proportion(tmp_path):
+    # Each row's class is held as a code while streaming, one byte up to 256 classes and wider past them: 300
+    # classes of 4 rows, the last ones first seen in late batches, each put one row in test and three in train.
+    labels = [f"c{code:03d}" for code in range(300)]
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"size": rng.normal(100, 20, 1200), "label": np.repeat(labels, 4)})
+
+    prepared, train, test = split_file(
+        tmp_path, frame, target="label", task="classification", test_fraction=0.25, batch_rows=64
+    )
+
+    assert (prepared.train_rows, prepared.test_rows) == (900, 300)
+    assert test["label"].value_counts().to_dict() == dict.fromkeys(labels, 1)
+    assert train["label"].value_counts().to_dict() == dict.fromkeys(labels, 3)
