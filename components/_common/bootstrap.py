@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from components._common.scoring import improvement
+from components._common.scoring import improvement, label_codes
 
 # Resampled rows held in memory at once (8 bytes each): bounds the bootstrap's memory on large test sets.
 BOOTSTRAP_CHUNK_CELLS = 4_000_000
@@ -96,13 +96,16 @@ class ResampledMetric:
             self.terms = np.column_stack([y, y**2, *errors])
             return
         # One cell per (set, true label, predicted label): a row is one count in each set's confusion matrix.
-        texts = np.concatenate([np.asarray(values).astype(str) for values in (y_true, *predictions)])
-        labels, codes = np.unique(texts, return_inverse=True)
-        self.labels = len(labels)
-        truth, cells = codes[:rows], self.labels**2
-        columns = [k * cells + truth * self.labels + codes[(k + 1) * rows : (k + 2) * rows] for k in range(self.sets)]
+        labels, (truth, *predicted) = label_codes(y_true, *predictions)
+        self.labels, cells = len(labels), len(labels) ** 2
+        columns = [k * cells + truth * self.labels + codes for k, codes in enumerate(predicted)]
+        # Built as CSR directly (row i's cells at i * sets ...): no sort of the rows x sets entries.
         self.terms = sparse.csr_array(
-            (np.ones(rows * self.sets), (np.tile(np.arange(rows), self.sets), np.concatenate(columns))),
+            (
+                np.ones(rows * self.sets),
+                np.column_stack(columns).ravel(),
+                np.arange(0, rows * self.sets + 1, self.sets),
+            ),
             shape=(rows, self.sets * cells),
         )
 

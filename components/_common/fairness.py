@@ -69,7 +69,7 @@ from fairlearn.metrics import (
 from sklearn.metrics import accuracy_score, mean_absolute_error, root_mean_squared_error
 
 from components._common.policies import policy_from_mapping
-from components._common.scoring import CLASSIFICATION, REGRESSION, check_task
+from components._common.scoring import CLASSIFICATION, REGRESSION, check_task, label_codes
 from model_bundle.groups import MISSING_GROUP, group_name  # the model server's names of the same groups
 
 MIN_GROUP_ROWS = 30
@@ -266,33 +266,51 @@ def assess(
     )
 
 
+def class_rows(y_true, groups, judged: list[str]) -> dict[str, dict[str, int]]:
+    """Per judged group, how many of its rows hold each class (labels and groups as text): what
+    ``comparable_groups`` reads, counted once for every class."""
+    labels, (label,) = label_codes(y_true)
+    names, (group,) = label_codes(np.asarray(groups, dtype=object))
+    counts = np.bincount(group * len(labels) + label, minlength=len(names) * len(labels)).reshape(len(names), -1)
+    rows: dict[str, dict[str, int]] = {name: {} for name in judged}
+    for name, per_label in zip(names.tolist(), counts.tolist(), strict=True):
+        if name in rows:
+            rows[name] = {text: count for text, count in zip(labels.tolist(), per_label, strict=True) if count}
+    return rows
+
+
 def comparable_groups(
-    y_true, groups, judged: list[str], label: str, *, min_group_rows: int = MIN_GROUP_ROWS, multiclass: bool = False
+    rows: dict[str, dict[str, int]],
+    judged: list[str],
+    label: str,
+    *,
+    min_group_rows: int = MIN_GROUP_ROWS,
+    multiclass: bool = False,
 ) -> tuple[list[str], list[str]]:
     """For the decision "is the row of class ``label``", the ``judged`` groups (in their order) whose rates are
-    compared: (demographic parity: selection rates; equalized odds: true and false positive rates).
+    compared: (demographic parity: selection rates; equalized odds: true and false positive rates). ``rows``: each
+    judged group's rows per class (``class_rows``).
 
     A true (false) positive rate is only read on a group holding at least ``min_group_rows`` rows of ``label``
     (of other classes): equalized odds compares the groups where both are. A binary decision's selection rates are
     compared in every judged group; a ``multiclass`` one's only in the groups holding ``min_group_rows`` rows of
     ``label``: taking the worst of many classes would otherwise let the rarest class's noise decide every gap."""
-    enough = _rates_read(y_true, groups, judged, label, min_group_rows)
+    enough = _rates_read(rows, judged, label, min_group_rows)
     parity = [name for name in judged if enough[name][0]] if multiclass else list(judged)
     odds = [name for name in judged if all(enough[name])]
     return parity, odds
 
 
-def _rates_read(y_true, groups, judged: list[str], label: str, min_group_rows: int) -> dict[str, tuple[bool, bool]]:
+def _rates_read(
+    rows: dict[str, dict[str, int]], judged: list[str], label: str, min_group_rows: int
+) -> dict[str, tuple[bool, bool]]:
     """Per judged group: whether it holds ``min_group_rows`` rows of ``label`` (its true positive rate is read) and
     of other classes (its false positive rate is)."""
-    labels, groups = np.asarray(y_true).astype(str), np.asarray(groups, dtype=object).astype(str)
-    return {
-        name: (
-            int(((groups == name) & (labels == label)).sum()) >= min_group_rows,
-            int(((groups == name) & (labels != label)).sum()) >= min_group_rows,
-        )
-        for name in judged
-    }
+    read = {}
+    for name in judged:
+        of_label = rows[name].get(label, 0)
+        read[name] = (of_label >= min_group_rows, sum(rows[name].values()) - of_label >= min_group_rows)
+    return read
 
 
 def _classification(y_true, y_pred, groups, judged, positive_label, min_group_rows):
@@ -307,11 +325,12 @@ def _classification(y_true, y_pred, groups, judged, positive_label, min_group_ro
     by_group = {name: {"accuracy": float(accuracy.by_group.loc[name, "accuracy"])} for name in judged}
     overall = {"accuracy": float(accuracy.overall["accuracy"])}
     gaps, worst = {}, {}
+    rows = class_rows(y_true, groups, judged)
     for label, suffix in outcomes:
         # One binary decision per outcome: is the row (predicted) this class? fairlearn's rates take 1 as positive.
         positive, predicted = (y_true == label).astype(int), (y_pred == label).astype(int)
         rates = MetricFrame(metrics=_RATES, y_true=positive, y_pred=predicted, sensitive_features=groups)
-        read = _rates_read(y_true, groups, judged, label, min_group_rows)
+        read = _rates_read(rows, judged, label, min_group_rows)
         for name in judged:
             shown = dict(zip(_RATES, (True, *read[name]), strict=True))
             for metric in _RATES:
@@ -322,9 +341,7 @@ def _classification(y_true, y_pred, groups, judged, positive_label, min_group_ro
             overall["true_positive_rate" + suffix] = float(rates.overall["true_positive_rate"])
         if not positive.all():
             overall["false_positive_rate" + suffix] = float(rates.overall["false_positive_rate"])
-        parity, odds = comparable_groups(
-            y_true, groups, judged, label, min_group_rows=min_group_rows, multiclass=multiclass
-        )
+        parity, odds = comparable_groups(rows, judged, label, min_group_rows=min_group_rows, multiclass=multiclass)
         _classification_gaps(positive, predicted, groups, parity, odds, by_group, suffix, gaps, worst)
     return by_group, overall, gaps, worst
 

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import sparse
 
 from components._common import bootstrap, fairness
-from components._common.scoring import CLASSIFICATION
+from components._common.scoring import CLASSIFICATION, label_codes
 
 
 def resampled_gaps(
@@ -35,17 +35,11 @@ def resampled_gaps(
     ``samples`` resamples of the rows (paired: the same ``seed`` draws the same resamples as the gate's other
     intervals); NaN where a gap is undefined on a resample. ``min_group_rows`` decides which groups' rates are
     compared, as in ``fairness.assess`` (``fairness.comparable_groups``)."""
-    gaps = [
-        ResampledGaps(task, y_true, predicted, groups, judged, positive_label, min_group_rows)
-        for predicted in predictions
-    ]
-    chunks: list[list[dict[str, np.ndarray]]] = [[] for _ in predictions]
-    for counts in bootstrap.resample_counts(len(y_true), samples, seed):
-        for chunk, gaps_of in zip(chunks, gaps, strict=True):
-            chunk.append(gaps_of(counts))
+    gaps = ResampledGaps(task, y_true, predictions, groups, judged, positive_label, min_group_rows)
+    chunks = [gaps(counts) for counts in bootstrap.resample_counts(len(y_true), samples, seed)]
     return [
-        {metric: np.concatenate([part[metric] for part in chunk]) for metric in fairness.GAP_METRICS[task]}
-        for chunk in chunks
+        {metric: np.concatenate([chunk[index][metric] for chunk in chunks]) for metric in fairness.GAP_METRICS[task]}
+        for index in range(len(predictions))
     ]
 
 
@@ -75,76 +69,93 @@ def gaps_on_resamples(
     how often each test row is drawn), NaN where undefined; equal to ``fairness.assess`` on the resampled rows when
     the groups whose rates are compared are the same there (``fairness.comparable_groups``: decided once, on all
     the rows)."""
-    return ResampledGaps(task, y_true, y_pred, groups, judged, positive_label, min_group_rows)(counts)
+    return ResampledGaps(task, y_true, [y_pred], groups, judged, positive_label, min_group_rows)(counts)[0]
 
 
 class ResampledGaps:
-    """The gaps of one set of predictions over the ``judged`` groups, on many resamples at once.
+    """The gaps of several sets of predictions of the same rows over the ``judged`` groups, on many resamples at
+    once.
 
-    Each row's terms are computed once, here, as one cell of a sparse table: its judged group and, for
-    classification, its true and predicted class (a confusion matrix per group); for regression, its group's row
-    count, absolute and squared error. A resample is then one weighted sum of the table, from which every group's
-    rates or errors follow, however the resamples are chunked.
+    Each row's terms are computed once, here, as cells of a sparse table: per set of predictions, the row's judged
+    group and, for classification, its true and predicted class (a confusion matrix per group); for regression, its
+    group's row count, absolute and squared error. A resample is then one weighted sum of the table, from which every
+    group's rates or errors follow, however the resamples are chunked.
     """
 
     def __init__(
         self,
         task: str,
         y_true,
-        y_pred,
+        predictions: Sequence,
         groups,
         judged: list[str],
         positive_label: str | None = None,
         min_group_rows: int = fairness.MIN_GROUP_ROWS,
     ):
-        self.task, self.judged = task, list(judged)
-        groups = np.asarray(groups, dtype=object).astype(str)
-        names, inverse = np.unique(groups, return_inverse=True)
+        self.task, self.judged, self.sets = task, list(judged), len(predictions)
+        names, (group,) = label_codes(np.asarray(groups, dtype=object))
         position = {name: index for index, name in enumerate(self.judged)}
-        group = np.array([position.get(name, -1) for name in names], dtype="int64")[inverse]
-        rows = np.flatnonzero(group >= 0)  # a row of no judged group counts in no rate
+        group = np.array([position.get(name, -1) for name in names.tolist()], dtype="int64")[group]
+        inside = group >= 0  # a row of no judged group counts in no rate
         if task == CLASSIFICATION:
-            y_true, y_pred = np.asarray(y_true).astype(str), np.asarray(y_pred).astype(str)
             self.multiclass = positive_label is None
-            self.labels = np.union1d(y_true, y_pred).tolist() if self.multiclass else [str(positive_label)]
+            positive = [] if self.multiclass else [str(positive_label)]
+            self.classes, (truth, *predicted, _) = label_codes(y_true, *predictions, positive)
+            self.labels = self.classes.tolist() if self.multiclass else positive
             # The groups whose rates are compared, by assess's own rule, on all the rows: per label, (parity, odds).
+            rows_of = fairness.class_rows(y_true, groups, self.judged)
             self.compared = {
                 label: fairness.comparable_groups(
-                    y_true, groups, self.judged, label, min_group_rows=min_group_rows, multiclass=self.multiclass
+                    rows_of, self.judged, label, min_group_rows=min_group_rows, multiclass=self.multiclass
                 )
                 for label in self.labels
             }
-            self.classes, codes = np.unique(np.concatenate([y_true, y_pred, self.labels]), return_inverse=True)
-            classes = len(self.classes)
-            truth, predicted = codes[: len(y_true)], codes[len(y_true) : 2 * len(y_true)]
-            cells = (group * classes + truth) * classes + predicted
-            self.table = sparse.csr_array(
-                (np.ones(len(rows)), (rows, cells[rows])), shape=(len(y_true), len(self.judged) * classes**2)
-            )
+            self.width = len(self.classes) ** 2  # a group's confusion matrix
+            cells = [
+                ((k * len(self.judged) + group) * len(self.classes) + truth) * len(self.classes) + codes
+                for k, codes in enumerate(predicted)
+            ]
+            values = np.ones((len(truth), self.sets))
         else:
-            errors = np.asarray(y_pred, dtype="float64") - np.asarray(y_true, dtype="float64")
-            terms = np.column_stack([np.ones(len(errors)), np.abs(errors), errors**2])[rows]
-            columns = group[rows, None] * 3 + np.arange(3)[None, :]
-            self.table = sparse.csr_array(
-                (terms.ravel(), (np.repeat(rows, 3), columns.ravel())), shape=(len(errors), len(self.judged) * 3)
-            )
+            self.width = 3  # a group's rows, absolute errors and squared errors
+            y_true = np.asarray(y_true, dtype="float64")
+            cells, terms = [], []
+            for k, predicted in enumerate(predictions):
+                errors = np.asarray(predicted, dtype="float64") - y_true
+                cells += [(k * len(self.judged) + group) * 3 + term for term in range(3)]
+                terms += [np.ones(len(errors)), np.abs(errors), errors**2]
+            values = np.column_stack(terms)
+        # Built as CSR directly (a judged row's cells side by side, in increasing order): no sort of the entries.
+        per_row = len(cells)
+        self.table = sparse.csr_array(
+            (
+                values[inside].ravel(),
+                np.column_stack(cells)[inside].ravel(),
+                np.concatenate([[0], np.cumsum(inside * per_row)]),
+            ),
+            shape=(len(group), self.sets * len(self.judged) * self.width),
+        )
 
-    def __call__(self, counts: np.ndarray) -> dict[str, np.ndarray]:
-        """Each gap metric on each resample (row ``i`` of ``counts``: how often each row is drawn), NaN where
-        undefined."""
+    def __call__(self, counts: np.ndarray) -> list[dict[str, np.ndarray]]:
+        """Per set of predictions, each gap metric on each resample (row ``i`` of ``counts``: how often each row is
+        drawn), NaN where undefined."""
         counts = np.asarray(counts, dtype="float64")
         resamples = counts.shape[0]
         if len(self.judged) < 2:
-            return {metric: np.full(resamples, np.nan) for metric in fairness.GAP_METRICS[self.task]}
+            undefined = {metric: np.full(resamples, np.nan) for metric in fairness.GAP_METRICS[self.task]}
+            return [dict(undefined) for _ in range(self.sets)]
         block = max(1, bootstrap.BOOTSTRAP_CHUNK_CELLS // self.table.shape[1])  # the sums' memory bounded too
         if resamples > block:
             parts = [self(counts[start : start + block]) for start in range(0, resamples, block)]
-            return {metric: np.concatenate([part[metric] for part in parts]) for metric in parts[0]}
-        sums = np.asarray(counts @ self.table)
+            return [
+                {metric: np.concatenate([part[index][metric] for part in parts]) for metric in parts[0][index]}
+                for index in range(self.sets)
+            ]
+        sums = np.asarray(counts @ self.table).reshape(resamples, self.sets, len(self.judged), self.width)
         if self.task == CLASSIFICATION:
             classes = len(self.classes)
-            return self._classification(sums.reshape(resamples, len(self.judged), classes, classes))
-        return self._regression(sums.reshape(resamples, len(self.judged), 3))
+            return [self._classification(sums[:, k].reshape(resamples, -1, classes, classes)) for k in range(self.sets)]
+        return [self._regression(sums[:, k]) for k in range(self.sets)]
 
     def _classification(self, confusion: np.ndarray) -> dict[str, np.ndarray]:
         """``confusion``: per resample and judged group, the weighted rows of each true (axis 2) and predicted (axis

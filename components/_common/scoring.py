@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from sklearn import metrics
 
 from model_bundle import CLASSIFICATION, REGRESSION, TASKS  # the task names belong to the model card
@@ -32,6 +33,28 @@ METRICS_BY_TASK = {
 # percentage does not exist: scikit-learn then reports ~1e16). MAPE is only reported when no true value is that close
 # to zero; relative to the median, so the rule reads the same in any unit.
 MAPE_NEAR_ZERO_FRACTION = 0.01
+
+
+def label_codes(*arrays) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The labels of ``arrays`` as text (``astype(str)``, as the classification metrics compare them: 1 and "1" are
+    one label), sorted, and each array's values as codes into them. Hashed, not sorted (only the distinct labels
+    are sorted), so millions of rows take a fraction of a second per array."""
+    factorized = [_text_codes(np.asarray(values)) for values in arrays]
+    labels = np.unique(np.concatenate([uniques for _, uniques in factorized]))
+    return labels, [np.searchsorted(labels, uniques)[codes] for codes, uniques in factorized]
+
+
+def _text_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of ``values`` and their distinct texts. Only the distinct values become text where equal values and
+    equal texts are the same thing (integers, booleans, all text); otherwise (floats: -0.0 is 0.0; 1 beside 1.0 in
+    one object array) every value becomes text first."""
+    if values.dtype.kind in "iubU":
+        codes, uniques = pd.factorize(values)
+    else:
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+        if not all(isinstance(value, str) for value in uniques):
+            codes, uniques = pd.factorize(values.astype(str))
+    return codes, np.asarray(uniques).astype(str)
 
 
 def check_task(task: str) -> str:

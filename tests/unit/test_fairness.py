@@ -21,6 +21,7 @@ from components._common.fairness import (
     MISSING_GROUP,
     assess,
     check_sensitive_columns,
+    class_rows,
     comparable_groups,
     group_labels,
     positive_label,
@@ -268,7 +269,9 @@ def test_a_rate_on_fewer_rows_than_a_group_needs_is_not_read_nor_compared():
 
     b = result.groups[1]
     assert "true_positive_rate" not in b.metrics and b.metrics["false_positive_rate"] == pytest.approx(0.2)
-    assert comparable_groups(y_true, groups, ["a", "b", "c"], "yes") == (["a", "b", "c"], ["a", "c"])
+    rows = class_rows(y_true, groups, ["a", "b", "c"])
+    assert rows["b"] == {"yes": 10, "no": 70}
+    assert comparable_groups(rows, ["a", "b", "c"], "yes") == (["a", "b", "c"], ["a", "c"])
     both = (groups != "b").to_numpy()
     assert result.gaps["equalized_odds_difference"] == pytest.approx(
         equalized_odds_difference(binary(y_true)[both], binary(y_pred)[both], sensitive_features=groups[both])
@@ -289,8 +292,9 @@ def test_multiclass_compares_a_class_only_in_groups_holding_enough_of_it():
     result = assess("classification", y_true, y_pred, groups)
 
     judged = ["a", "b"] if (groups == "a").sum() >= (groups == "b").sum() else ["b", "a"]
-    assert comparable_groups(y_true, groups, judged, "rare", multiclass=True) == ([], [])
-    assert comparable_groups(y_true, groups, judged, "x", multiclass=True) == (judged, judged)
+    rows = class_rows(y_true, groups, judged)
+    assert comparable_groups(rows, judged, "rare", multiclass=True) == ([], [])
+    assert comparable_groups(rows, judged, "x", multiclass=True) == (judged, judged)
     odds, differences = [], []
     for label in ("x", "y"):
         args = (binary(y_true, label), binary(y_pred, label))

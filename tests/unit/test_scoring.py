@@ -273,3 +273,21 @@ def test_scoring_in_chunks_gives_what_scoring_whole_gives(fixture, request, monk
     assert chunked.scores == whole.scores
     if whole.probabilities is not None:
         assert chunked.probabilities.tolist() == whole.probabilities.tolist()
+
+
+@pytest.mark.parametrize(
+    "arrays",
+    [
+        (np.array(["b", "a", "b"]), np.array(["c", "a", "a"], dtype=object)),
+        (np.array([1, 0, 1]), np.array([1.0, 0.0, -0.0, np.nan]), np.array(["1", "1.0"], dtype=object)),
+        (np.array([1, 1.0, "1", None, True, np.nan], dtype=object), np.array([True, False])),
+        (np.array([], dtype=object), np.array(["x"])),
+    ],
+)
+def test_label_codes_are_the_labels_as_text(arrays):
+    # As the metrics compare labels: each value's text, so 1 and "1" are one label, 1 and 1.0 two, -0.0 not 0.0.
+    labels, codes = scoring.label_codes(*arrays)
+
+    assert labels.tolist() == np.unique(np.concatenate([np.asarray(a).astype(str) for a in arrays])).tolist()
+    for values, coded in zip(arrays, codes, strict=True):
+        assert labels[coded].tolist() == np.asarray(values).astype(str).tolist()
