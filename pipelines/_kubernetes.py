@@ -45,22 +45,21 @@ DATA_MEMORY_LIMIT = MemoryLimit("1Gi", "data_memory_limit")
 MODEL_MEMORY_LIMIT = MemoryLimit("5Gi", "model_memory_limit")
 
 POD_SETTINGS: dict[str, PodSettings] = {
-    "ingest_data": PodSettings("500m", "1", "256Mi", DATA_MEMORY_LIMIT, 3600, retry=True),
-    "validate_data": PodSettings("500m", "1", "320Mi", DATA_MEMORY_LIMIT, 1800, retry=True),
+    "ingest_data": PodSettings("500m", "1", "256Mi", DATA_MEMORY_LIMIT, 3600),
+    "validate_data": PodSettings("500m", "1", "320Mi", DATA_MEMORY_LIMIT, 1800),
     "prepare_data": PodSettings("500m", "1", "256Mi", DATA_MEMORY_LIMIT, 1800),
     "train_model": PodSettings("1", "2", "256Mi", MODEL_MEMORY_LIMIT, 7200),
     "select_model": PodSettings("500m", "1", "256Mi", MODEL_MEMORY_LIMIT, 900),
     "evaluate_model": PodSettings("500m", "1", "256Mi", MODEL_MEMORY_LIMIT, 1800),
-    "gate_model": PodSettings("500m", "2", "320Mi", MODEL_MEMORY_LIMIT, 1800, retry=True),
+    "gate_model": PodSettings("500m", "2", "320Mi", MODEL_MEMORY_LIMIT, 1800),
     "register_model": PodSettings("500m", "1", "320Mi", MODEL_MEMORY_LIMIT, 1800, retry=True),
     # The timeout exceeds the step's own bounded wait (deploy_timeout_seconds) by far: a pod stopped by its
     # deadline cannot roll the SeldonDeployment or InferenceService back.
     "deploy_model": PodSettings("500m", "1", "256Mi", MODEL_MEMORY_LIMIT, 3600),
     # Not rehearsed (the monitoring pipeline is not): validate_data's figures, which reads the same batch.
-    "detect_drift": PodSettings("500m", "1", "320Mi", DATA_MEMORY_LIMIT, 1800, retry=True),
-    # Not rehearsed (the rollback pipeline is not): deploy_model's figures, which loads the same model; it reads the
-    # registry and writes only its own outputs, so a retry is harmless.
-    "rollback_model": PodSettings("500m", "1", "256Mi", MODEL_MEMORY_LIMIT, 1800, retry=True),
+    "detect_drift": PodSettings("500m", "1", "320Mi", DATA_MEMORY_LIMIT, 1800),
+    # Not rehearsed (the rollback pipeline is not): deploy_model's figures, which loads the same model.
+    "rollback_model": PodSettings("500m", "1", "256Mi", MODEL_MEMORY_LIMIT, 1800),
 }
 """Each step's pod settings, by component name: the one place their figures live.
 
@@ -75,23 +74,26 @@ gate_model (1.5 cores measured: bootstrap) may use two.
 A timeout stops a hung step (a stalled download, a lost connection); each stays far above the step's run time on
 a 1M-row table (train_model: 1,109 s for a random forest on 800,000 rows; every other step under 10 s).
 
-Retries (RETRIES, with exponential backoff) only where a transient registry or object-store error is likely and a
-rerun is harmless: ingest_data reads gs:// and https:// sources; validate_data, gate_model, detect_drift and
-rollback_model read the registry and write nothing outside their own outputs; register_model writes to both, and
+Retries: transient errors are retried where they happen, inside the step: MLflow's client retries a registry
+request up to 7 times with exponential backoff (connection errors, 408, 429, 5xx; about 4 minutes in all), boto3
+and Cloud Storage's client retry theirs, and ingest_data tries an http(s) download again (sources.py). A step's own
+failures are verdicts a rerun repeats: bad data (ingest, validate, detect_drift), a bad policy (gate), nothing to
+roll back (rollback), an OOM. Retrying the whole step would report them only after three more runs and 30 + 60 +
+120 s of backoff. So only register_model is retried as a whole (RETRIES, with exponential backoff): it writes to
+the registry and the object store, a pod lost between the two (a node drained) leaves a half-made registration, and
 a rerun of the same pipeline run finds the version an earlier attempt registered (by run id and digest) and
 completes its alias (an attempt that stopped before registering leaves at most an MLflow run without a version).
-Not retried:
-- prepare, train, select and evaluate compute on their inputs alone: a rerun fails the same way (bad data, OOM).
-- deploy_model: an attempt stopped mid-rollout (its deadline, a lost node) leaves the new spec live without
-  rolling back; a retry would take that spec for the previous one and, failing, "restore" it.
+deploy_model especially must not be: an attempt stopped mid-rollout (its deadline, a lost node) leaves the new spec
+live without rolling back; a retry would take that spec for the previous one and, failing, "restore" it.
 """
 
 DEFAULT_POD_SETTINGS = PodSettings("250m", "1", "512Mi", DATA_MEMORY_LIMIT, 3600)
 """A step with no entry in POD_SETTINGS (one you added): treated as a data step, never retried. Give it an entry
-once its figures are measured, and `retry=True` only if rerunning it after a partial attempt is harmless."""
+once its figures are measured; retry transient errors inside the step, and give it `retry=True` only if its own
+failures are transient and rerunning it after a partial attempt is harmless."""
 
-# Backoff 30 s, 60 s, 120 s: spans an MLflow or object-store pod being rescheduled. KFP stops retrying once
-# RETRY_WINDOW has passed since the first attempt started.
+# Backoff 30 s, 60 s, 120 s: spans an MLflow or object-store pod being rescheduled, beyond the clients' own
+# retries. KFP stops retrying once RETRY_WINDOW has passed since the first attempt started.
 RETRIES = 3
 RETRY_BACKOFF = "30s"
 RETRY_BACKOFF_FACTOR = 2.0

@@ -36,7 +36,9 @@ def ingest_data(
             `http://` URL. Formats by extension: CSV (`.csv`, `.tsv`, `.csv.gz`), Parquet (`.parquet`, `.pq`),
             JSON Lines (`.jsonl`, `.ndjson`). A glob's files are read in name order and concatenated only when
             they have the same columns with compatible types. Credentials come from the environment (Application
-            Default Credentials for `gs://`), never from parameters. Required (or the deprecated `data_uri`).
+            Default Credentials for `gs://`), never from parameters. A download meeting a dropped connection, a
+            timeout or a 408/429/5xx answer is tried again (4 tries, after 5, 10 and 20 s or the server's
+            Retry-After); a 404 fails at once. Required (or the deprecated `data_uri`).
         csv_delimiter: CSV field delimiter, one character (or `tab`); empty detects it among `,` `;` tab `|`
             (a `.tsv` file is tab-separated).
         csv_encoding: CSV text encoding (a Python codec name such as `latin-1` or `cp1252`); empty means UTF-8,

@@ -7,6 +7,9 @@ workload), or an anonymous client when ``STORAGE_EMULATOR_HOST`` names an emulat
 that itself); for ``http(s)://``, what ``requests`` reads from the environment (``~/.netrc``, proxy variables).
 A URL with a user name or password in it is refused.
 
+Transient failures are retried here, not by re-running the step: Cloud Storage's client retries its own requests,
+and an http(s) download is tried again after a dropped connection, a timeout or a 408/429/5xx answer (_http_download).
+
 Globs: ``*`` and ``?`` match within one path segment, ``[abc]`` one character of a set, ``**`` any number of
 segments. Matches are read in name order.
 """
@@ -20,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from time import sleep
 from urllib.parse import unquote, urlparse
 
 from components.ingest_data.decoding import one_line
@@ -28,6 +32,12 @@ from components.ingest_data.formats import EXTENSIONS, suffix_of, unsupported_ex
 
 MAX_DOWNLOAD_BYTES = 10 * 1024**3  # per source (all files of a glob together); the rest of a download is refused
 HTTP_TIMEOUT = (10.0, 60.0)  # seconds to connect, and at most between two received bytes
+# A download is tried up to HTTP_ATTEMPTS times: waits of 5, 10, 20 s (or the server's Retry-After, at most
+# HTTP_MAX_WAIT_SECONDS) span a web server or proxy restarting; a 404 or a malformed file fails at once.
+HTTP_ATTEMPTS = 4
+HTTP_BACKOFF_SECONDS = 5.0
+HTTP_MAX_WAIT_SECONDS = 60.0
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 GCS_TIMEOUT = 60.0  # seconds per request to Cloud Storage (the client retries transient errors)
 DOWNLOAD_CHUNK = 1024 * 1024
 GLOB_CHARACTERS = frozenset("*?[")
@@ -247,12 +257,43 @@ def _http(source_uri: str, workdir: Path) -> Iterator[SourceFile]:
 
 
 def _http_download(source_uri: str, workdir: Path) -> Iterator[SourceFile]:
+    """One GET of ``source_uri`` into ``workdir``, tried again (from the start) after a failure that a later try may
+    not meet: a refused, reset or dropped connection, a timeout, or an HTTP status in TRANSIENT_STATUSES. Anything
+    else (a 404, a file too large, an unknown format) fails at once: the step is not retried as a whole, so bad input
+    is reported in seconds, not after every retry's backoff."""
     import requests
 
+    for attempt in range(1, HTTP_ATTEMPTS + 1):
+        try:
+            received, path = _http_get(requests, source_uri, workdir)
+            break
+        except _TransientFailure as failure:
+            if attempt == HTTP_ATTEMPTS:
+                raise IngestError(f"{failure} (tried {HTTP_ATTEMPTS} times)") from failure.__cause__
+            wait = failure.retry_after if failure.retry_after is not None else HTTP_BACKOFF_SECONDS * 2 ** (attempt - 1)
+            wait = min(wait, HTTP_MAX_WAIT_SECONDS)
+            print(f"{failure}; trying again in {wait:g} s (attempt {attempt + 1} of {HTTP_ATTEMPTS})", flush=True)
+            sleep(wait)
+    yield SourceFile(path, source_uri, received)
+
+
+class _TransientFailure(Exception):
+    """A failed try of a download that a later try may not meet; ``retry_after``: the server's wait, in seconds."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _http_get(requests, source_uri: str, workdir: Path) -> tuple[int, Path]:
+    """One try: the bytes received and the file they are in."""
     try:
         with requests.get(source_uri, stream=True, timeout=HTTP_TIMEOUT) as response:
             if response.status_code >= 400:
-                raise IngestError(f"GET {source_uri} failed: HTTP {response.status_code} {response.reason}")
+                failed = f"GET {source_uri} failed: HTTP {response.status_code} {response.reason}"
+                if response.status_code in TRANSIENT_STATUSES:
+                    raise _TransientFailure(failed, _retry_after(response.headers.get("Retry-After", "")))
+                raise IngestError(failed)
             suffix = _url_suffix(source_uri, response)
             length = response.headers.get("Content-Length", "")
             if length.isdigit() and int(length) > MAX_DOWNLOAD_BYTES:
@@ -271,9 +312,23 @@ def _http_download(source_uri: str, workdir: Path) -> Iterator[SourceFile]:
                             "(MAX_DOWNLOAD_BYTES); stopped reading it"
                         )
                     out.write(chunk)
+    # ChunkedEncodingError: the body ended before its Content-Length or its last chunk (a dropped connection).
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+        raise _TransientFailure(f"cannot download {source_uri}: {one_line(error)}") from error
     except requests.RequestException as error:
         raise IngestError(f"cannot download {source_uri}: {one_line(error)}") from error
-    yield SourceFile(path, source_uri, received)
+    return received, path
+
+
+def _retry_after(value: str) -> float | None:
+    """A Retry-After header's wait in seconds (delta-seconds or an HTTP date), None when absent or unreadable."""
+    from urllib3.exceptions import InvalidHeader
+    from urllib3.util import Retry
+
+    try:
+        return Retry().parse_retry_after(value) if value.strip() else None
+    except InvalidHeader:
+        return None
 
 
 def _url_suffix(source_uri: str, response) -> str:

@@ -13,6 +13,7 @@ import io
 import re
 import threading
 import time
+from collections import Counter
 from functools import partial
 from pathlib import Path
 
@@ -396,9 +397,32 @@ def test_object_glob_semantics(pattern, matches, misses):
 
 class Handler(http.server.SimpleHTTPRequestHandler):
     """Serves the test's directory, plus: /export (CSV without an extension, named by Content-Type), /page (HTML),
-    /stream/<file> (no Content-Length), /slow/<file> (answers after SLOW_SECONDS)."""
+    /stream/<file> (no Content-Length), /slow/<file> (answers after SLOW_SECONDS), /fail/<status>/<n>/<file> (answers
+    <status> to the first n requests, with Retry-After: 1 for 429), /cut/<file> (the first request's body stops
+    halfway). Counts the requests for each path in ``server.requests``."""
 
     def do_GET(self):
+        self.server.requests[self.path] += 1
+        if self.path.startswith("/fail/"):
+            _, _, status, failures, name = self.path.split("/", 4)
+            if self.server.requests[self.path] <= int(failures):
+                self.send_response(int(status))
+                if status == "429":
+                    self.send_header("Retry-After", "1")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
+            self.path = f"/{name}"
+        if self.path.startswith("/cut/"):
+            body = (Path(self.directory) / self.path.removeprefix("/cut/")).read_bytes()
+            if self.server.requests[self.path] == 1:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/csv")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2])
+                return None  # HTTP/1.0: the connection closes with half the announced body sent
+            return self._send(body, "text/csv")
         if self.path == "/export":
             return self._send(b"a,b\n1,2\n", "text/csv; charset=utf-8")
         if self.path == "/page":
@@ -425,12 +449,19 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def web(tmp_path, monkeypatch):
+def served():
+    """How many requests the ``web`` server received, per path."""
+    return Counter()
+
+
+@pytest.fixture
+def web(tmp_path, monkeypatch, served):
     """An HTTP server on 127.0.0.1 (a free port) serving ``tmp_path / "site"``; yields (base URL, directory)."""
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(site)))
+    server.requests = served
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
@@ -461,10 +492,57 @@ def test_http_parquet_and_gzipped_csv(web):
     assert ingest(f"{base}/houses.csv.gz?version=2")["city"].tolist() == ["Lyon", "Porto", "Graz"]
 
 
-def test_http_404_names_the_url_and_status(web):
+@pytest.fixture
+def waits(monkeypatch):
+    """The waits between a download's tries, recorded instead of slept."""
+    waited: list[float] = []
+    monkeypatch.setattr(sources, "sleep", waited.append)
+    return waited
+
+
+def test_http_404_fails_at_once_naming_the_url_and_status(web, waits):
     base, _ = web
-    with pytest.raises(IngestError, match=rf"GET {re.escape(base)}/missing\.csv failed: HTTP 404"):
+    with pytest.raises(IngestError, match=rf"GET {re.escape(base)}/missing\.csv failed: HTTP 404 \w+") as raised:
         ingest(f"{base}/missing.csv")
+    assert "tried" not in str(raised.value)
+    assert waits == []  # a missing file is not asked for again
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_http_transient_answers_are_tried_again_with_backoff(web, served, waits, status):
+    base, site = web
+    (site / "houses.csv").write_bytes(csv_bytes(part(0)))
+
+    ingested = read_source(f"{base}/fail/{status}/2/houses.csv")
+
+    pd.testing.assert_frame_equal(ingested.frame, part(0))
+    assert ingested.files == [f"{base}/fail/{status}/2/houses.csv"]
+    assert served[f"/fail/{status}/2/houses.csv"] == 3
+    # 429 carries Retry-After: 1, which replaces the backoff (5 s, then 10 s)
+    assert waits == ([1.0, 1.0] if status == 429 else [sources.HTTP_BACKOFF_SECONDS, 2 * sources.HTTP_BACKOFF_SECONDS])
+
+
+def test_http_transient_failure_that_persists_names_the_url_status_and_tries(web, served, waits):
+    base, _ = web
+    path = "/fail/503/99/houses.csv"
+    with pytest.raises(
+        IngestError, match=rf"GET {re.escape(base + path)} failed: HTTP 503 .*\(tried {sources.HTTP_ATTEMPTS} times\)"
+    ):
+        ingest(base + path)
+    assert served[path] == sources.HTTP_ATTEMPTS
+    assert waits == [5.0, 10.0, 20.0]  # the README's figures
+
+
+def test_http_download_cut_short_is_fetched_again_whole(web, served, waits):
+    base, site = web
+    (site / "houses.csv").write_bytes(csv_bytes(part(0, rows=500)))
+
+    ingested = read_source(f"{base}/cut/houses.csv")
+
+    pd.testing.assert_frame_equal(ingested.frame, part(0, rows=500))  # not the first try's half
+    assert ingested.bytes == (site / "houses.csv").stat().st_size
+    assert served["/cut/houses.csv"] == 2
+    assert len(waits) == 1
 
 
 def test_http_malformed_file_is_named_by_its_url(web):
@@ -501,21 +579,25 @@ def test_http_size_cap_while_streaming(web, monkeypatch):
         ingest(f"{base}/stream/big.csv")
 
 
-def test_http_read_timeout(web, monkeypatch):
+def test_http_read_timeout_is_tried_again_then_named(web, served, waits, monkeypatch):
     base, site = web
     (site / "houses.csv").write_bytes(csv_bytes(part(0)))
     monkeypatch.setattr(sources, "HTTP_TIMEOUT", (5.0, 0.2))
 
     started = time.monotonic()
-    with pytest.raises(IngestError, match=rf"cannot download {re.escape(base)}/slow/houses\.csv: .*timed out"):
+    with pytest.raises(
+        IngestError, match=rf"cannot download {re.escape(base)}/slow/houses\.csv: .*timed out.* \(tried 4 times\)"
+    ):
         ingest(f"{base}/slow/houses.csv")
-    assert time.monotonic() - started < SLOW_SECONDS - 0.5  # the timeout ended it, not the server's late answer
+    assert time.monotonic() - started < SLOW_SECONDS - 0.5  # the timeouts ended it, not the server's late answer
+    assert served["/slow/houses.csv"] == 4
 
 
-def test_http_connection_refused_names_the_url(free_ports):
+def test_http_connection_refused_names_the_url(free_ports, waits):
     (port,) = free_ports(1)  # nothing listens there
-    with pytest.raises(IngestError, match=rf"cannot download http://127\.0\.0\.1:{port}/a\.csv: "):
+    with pytest.raises(IngestError, match=rf"cannot download http://127\.0\.0\.1:{port}/a\.csv: .*\(tried 4 times\)"):
         ingest(f"http://127.0.0.1:{port}/a.csv")
+    assert len(waits) == 3
 
 
 def test_credentials_in_a_url_are_refused_without_repeating_them():
