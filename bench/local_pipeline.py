@@ -4,7 +4,8 @@
     .venv/bin/python bench/local_pipeline.py --source-uri data.csv --target price --task regression --repeat 0
 
 Runs `run_local.py training` in a fresh state directory (a cold registry, as a newcomer's first run) and then
-again on the same registry (the gate now scores a champion), and prints a table and, last, one JSON line. With
+again on the same registry (the gate now scores a champion), and prints a table, the candidate select_model chose
+in each run and, last, one JSON line. With
 ``--source-uri`` it trains on that data instead of the built-in sample (e.g. bench/data.py's 20,000,000-row CSV,
 ``--repeat 0``: one cold run).
 Step times come from kfp.local's own "finished with status" log lines. ``--write-docs`` also writes the table into
@@ -32,9 +33,11 @@ from bench import _docs  # noqa: E402
 SECTION = "Training pipeline under kfp.local"
 FINISHED = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) - INFO - Task \S*'([a-z-]+)'\S* finished with status", re.MULTILINE)
 STARTED = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) - INFO - Running pipeline", re.MULTILINE)
+WINNER = re.compile(r"# Model selection: candidate \d+ \((\w+)\) wins")  # select_model's leaderboard, printed
 
 
-def run_once(state_dir: Path, arguments: list[str]) -> tuple[float, dict[str, float]]:
+def run_once(state_dir: Path, arguments: list[str]) -> tuple[float, dict[str, float], str]:
+    """The run's wall seconds, its seconds per step and the model type of the candidate select_model chose."""
     started = time.perf_counter()
     completed = subprocess.run(
         [sys.executable, str(REPO_ROOT / "run_local.py"), "training", "--state-dir", str(state_dir), *arguments],
@@ -46,7 +49,10 @@ def run_once(state_dir: Path, arguments: list[str]) -> tuple[float, dict[str, fl
     wall = time.perf_counter() - started
     if completed.returncode != 0:
         sys.exit(f"pipeline failed:\n{completed.stdout[-3000:]}\n{completed.stderr}")
-    return wall, step_seconds(completed.stdout)
+    winner = WINNER.search(completed.stdout + completed.stderr)
+    if winner is None:
+        sys.exit(f"select_model's leaderboard is not in the run's log:\n{completed.stdout[-3000:]}")
+    return wall, step_seconds(completed.stdout), winner.group(1)
 
 
 def step_seconds(log: str) -> dict[str, float]:
@@ -83,30 +89,33 @@ def main() -> None:
         arguments += ["serving_port=9390", "metrics_port=6390"]
 
     with tempfile.TemporaryDirectory() as state:
-        cold_wall, cold_steps = run_once(Path(state), arguments)
+        cold_wall, cold_steps, cold_winner = run_once(Path(state), arguments)
         warm = [run_once(Path(state), arguments) for _ in range(args.repeat)]
         if args.deploy_target == "local":
             subprocess.run([sys.executable, "-m", "serving.local_server", "--state-dir", state, "stop"], check=True)
 
-    warm_walls = [wall for wall, _ in warm] or [float("nan")]
+    warm_walls = [wall for wall, _, _ in warm] or [float("nan")]
     data = args.source_uri or f"{args.rows} rows"
     title = f"training pipeline under kfp.local, {data}, deploy_target={args.deploy_target}"
     print(title)
     print(f"{'step':<16}{'cold run s':>12}{'warm median s':>16}")
     rows = []
     for step in cold_steps:
-        warm_median = statistics.median([steps.get(step, 0.0) for _, steps in warm] or [float("nan")])
+        warm_median = statistics.median([steps.get(step, 0.0) for _, steps, _ in warm] or [float("nan")])
         print(f"{step:<16}{cold_steps[step]:>12.2f}{warm_median:>16.2f}")
         rows.append([step, f"{cold_steps[step]:.2f}", f"{warm_median:.2f}"])
     print(f"{'total wall':<16}{cold_wall:>12.2f}{statistics.median(warm_walls):>16.2f}")
     rows.append(["total wall", f"{cold_wall:.2f}", f"{statistics.median(warm_walls):.2f}"])
+    winners = [cold_winner, *(winner for _, _, winner in warm)]
+    print(f"chosen candidate: {', '.join(winners)} (cold run first)")
     if args.write_docs:
         section = SECTION if args.deploy_target == "none" else f"{SECTION}, deploy_target={args.deploy_target}"
         body = "\n".join(
             [
                 f"The {title} (each step a fresh process), in a fresh state directory (cold: an empty registry) and "
                 f"then {args.repeat} more times on the same registry (warm: the gate scores a champion); a step's "
-                "time runs from the previous step's end to its own.",
+                f"time runs from the previous step's end to its own. select_model chose: {', '.join(winners)} (cold "
+                "run first).",
                 "",
                 _docs.markdown_table(["step", "cold run s", "warm median s"], rows),
             ]
@@ -121,6 +130,7 @@ def main() -> None:
                 "cold_wall_s": round(cold_wall, 2),
                 "warm_wall_median_s": round(statistics.median(warm_walls), 2) if warm else None,
                 "cold_steps_s": {step: round(value, 2) for step, value in cold_steps.items()},
+                "chosen_candidates": winners,
             }
         )
     )
