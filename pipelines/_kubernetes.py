@@ -50,7 +50,7 @@ POD_SETTINGS: dict[str, PodSettings] = {
     "prepare_data": PodSettings("500m", "1", "256Mi", DATA_MEMORY_LIMIT, 1800),
     "train_model": PodSettings("1", "2", "256Mi", MODEL_MEMORY_LIMIT, 7200),
     "select_model": PodSettings("500m", "1", "256Mi", MODEL_MEMORY_LIMIT, 900),
-    "evaluate_model": PodSettings("500m", "1", "256Mi", MODEL_MEMORY_LIMIT, 1800),
+    "evaluate_model": PodSettings("500m", "2", "256Mi", MODEL_MEMORY_LIMIT, 1800),
     "gate_model": PodSettings("500m", "2", "320Mi", MODEL_MEMORY_LIMIT, 1800),
     "register_model": PodSettings("500m", "1", "320Mi", MODEL_MEMORY_LIMIT, 1800, retry=True),
     # The timeout exceeds the step's own bounded wait (deploy_timeout_seconds) by far: a pod stopped by its
@@ -68,8 +68,9 @@ Derived from each step's peak resident memory and CPU measured inside the compon
 the default run needs, so a small cluster schedules it); memory limit = the largest peak of the steps sharing it on
 a 1M-row table x 1.25, rounded up to whole Gi (data steps: 372 MB -> 1Gi; model steps: train_model's 3,784 MB ->
 5Gi), raised per run with the two parameters. CPU: each step keeps one core busy while it runs (0.8-1.2 cores
-measured), so it requests half a core and may use one; train_model (OpenMP in HistGradientBoosting) and
-gate_model (1.5 cores measured: bootstrap) may use two.
+measured), so it requests half a core and may use one; train_model (OpenMP in HistGradientBoosting, a random
+forest's trees built in threads), evaluate_model (the test rows scored in chunks on every core it may use) and
+gate_model (the same scoring, 1.5 cores measured in its bootstrap) may use two.
 
 A timeout stops a hung step (a stalled download, a lost connection); each stays far above the step's run time on
 a 1M-row table (train_model: 1,109 s for a random forest on 800,000 rows; every other step under 10 s).

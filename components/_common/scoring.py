@@ -3,8 +3,10 @@ model is better than another."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import joblib
 import numpy as np
 import pandas as pd
 from sklearn import metrics
@@ -160,8 +162,8 @@ def improvement(metric: str, challenger, reference):
     return challenger - reference if HIGHER_IS_BETTER[metric] else reference - challenger
 
 
-# Rows a model scores at a time: its pipeline's copies of them (typed, imputed, scaled, one-hot) last one chunk, so
-# scoring millions of test rows costs the predictions, not several copies of the table.
+# Rows a model scores at a time: its pipeline's copies of them (typed, imputed, scaled, one-hot) last one chunk (one
+# per core scoring at once), so scoring millions of test rows costs the predictions, not several copies of the table.
 SCORING_CHUNK_ROWS = 100_000
 
 
@@ -183,21 +185,22 @@ def score_bundle(bundle, frame) -> Scored:
     """
     target = bundle.card.target
     features = frame.drop(columns=[target])
-    predicted = _in_chunks(bundle.predict, features)
+    predicted = predict_in_chunks(bundle.predict, features)
     probabilities = None
     if bundle.task == CLASSIFICATION and hasattr(bundle.model, "predict_proba"):
-        probabilities = _in_chunks(bundle.predict_proba, features)
+        probabilities = predict_in_chunks(bundle.predict_proba, features)
     scores = score(bundle.task, frame[target], predicted, probabilities, bundle.card.classes)
     return Scored(predictions=predicted, scores=scores, probabilities=probabilities)
 
 
-def _in_chunks(predict, features) -> np.ndarray:
-    """``predict(features)`` on ``SCORING_CHUNK_ROWS`` rows at a time, joined: a model scores each row on its own."""
+def predict_in_chunks(predict, features) -> np.ndarray:
+    """``predict(features)`` on ``SCORING_CHUNK_ROWS`` rows at a time, joined, as many chunks at once as the process
+    may use cores (joblib.cpu_count: the CPU limit of the pod, its affinity). A model scores each row on its own, so
+    the result is the one-chunk-at-a-time result bit for bit; a random forest, whose trees free the GIL, scores
+    about twice as fast on two cores (docs/benchmarks.md, "Scoring and fitting on the pod's cores")."""
     if len(features) <= SCORING_CHUNK_ROWS:
         return np.asarray(predict(features))
-    return np.concatenate(
-        [
-            np.asarray(predict(features.iloc[start : start + SCORING_CHUNK_ROWS]))
-            for start in range(0, len(features), SCORING_CHUNK_ROWS)
-        ]
-    )
+    starts = range(0, len(features), SCORING_CHUNK_ROWS)
+    with ThreadPoolExecutor(min(len(starts), joblib.cpu_count())) as pool:
+        chunks = pool.map(lambda start: np.asarray(predict(features.iloc[start : start + SCORING_CHUNK_ROWS])), starts)
+        return np.concatenate(list(chunks))

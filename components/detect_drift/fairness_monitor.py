@@ -16,11 +16,11 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from components._common import fairness
 from components._common.fairness_bootstrap import percentile_interval, resampled_gaps
+from components._common.scoring import predict_in_chunks
 
 # The interval a gap must lie beyond its limit with, and its resamples (seeded: the same batch, the same verdict).
 FAIRNESS_CONFIDENCE = 0.95
@@ -95,7 +95,7 @@ def assess_batch(champion, batch: pd.DataFrame, sensitive_columns: Sequence[str]
     result.labelled, result.labelled_rows = True, len(labelled)
     with tempfile.TemporaryDirectory() as workdir:
         bundle = champion.load_bundle(workdir)
-        predicted = np.asarray(bundle.predict(labelled.drop(columns=[card.target])))
+        predicted = predict_in_chunks(bundle.predict, labelled.drop(columns=[card.target]))
     positive = fairness.positive_label(card.task, card.classes)
     y_true = labelled[card.target].to_numpy()
     for column in columns:

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -22,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from components._common.datasets import read_dataset
 from components._common.fairness import check_sensitive_columns
 from components._common.sampling import SmallestKeys, proportional_counts, row_keys
-from components._common.scoring import CLASSIFICATION, REGRESSION, score
+from components._common.scoring import CLASSIFICATION, REGRESSION, predict_in_chunks, score
 from components.train_model.candidate import (
     DEFAULT_MODEL_TYPE,
     TrainingError,
@@ -40,6 +41,14 @@ DEFAULT_MAX_TRAINING_ROWS = 500_000
 # The sample's keys: another stream than prepare_data's split keys for the same seed (its rows are numbered alike).
 SAMPLE_KEY_SALT = 0x5EED_5A3B
 SAMPLE_BATCH_ROWS = 131_072  # rows read at a time while sampling: the train set never is in memory whole
+
+
+def _on_every_core():
+    """While a candidate fits: joblib's threading backend, with as many workers as the process may use cores
+    (joblib.cpu_count: the pod's CPU limit, its affinity). A random forest then builds as many trees at a time,
+    sharing the data, and they are the trees one thread builds, bit for bit (each tree's seed is drawn before any is
+    built). n_jobs stays unset on the estimator: the saved model serves a request in one thread, as before."""
+    return joblib.parallel_config(backend="threading", n_jobs=joblib.cpu_count())
 
 
 def train(
@@ -90,7 +99,8 @@ def train(
     y = labelled[target].astype(str) if task == CLASSIFICATION else labelled[target].astype("float64")
     validation_scores, validation_rows = score_held_out(pipeline, x, y, task, validation_fraction, seed)
     started = time.perf_counter()
-    pipeline.fit(x, y)
+    with _on_every_core():
+        pipeline.fit(x, y)
     fit_seconds = time.perf_counter() - started
 
     # One real row, JSON-safe (missing values as null): documents the request format and feeds `make demo`'s curl.
@@ -109,7 +119,7 @@ def train(
         training_rows=len(labelled),
         training_rows_available=len(labelled) if training_rows_available is None else training_rows_available,
         fit_seconds=round(fit_seconds, 3),
-        training_scores=score(task, y, pipeline.predict(x)),
+        training_scores=score(task, y, predict_in_chunks(pipeline.predict, x)),
         validation_fraction=validation_fraction,
         validation_rows=validation_rows,
         validation_scores=validation_scores,
@@ -277,5 +287,6 @@ def score_held_out(
         if counts.min() >= 2 and held_out >= len(counts) and len(y) - held_out >= len(counts):
             stratify = y
     fit_at, held_at = train_test_split(np.arange(len(y)), test_size=held_out, random_state=seed, stratify=stratify)
-    candidate = clone(pipeline).fit(x.iloc[fit_at], y.iloc[fit_at])
-    return score(task, y.iloc[held_at], candidate.predict(x.iloc[held_at])), held_out
+    with _on_every_core():
+        candidate = clone(pipeline).fit(x.iloc[fit_at], y.iloc[fit_at])
+    return score(task, y.iloc[held_at], predict_in_chunks(candidate.predict, x.iloc[held_at])), held_out

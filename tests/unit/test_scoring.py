@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+import time
 
+import joblib
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn import metrics
 
@@ -273,6 +277,31 @@ def test_scoring_in_chunks_gives_what_scoring_whole_gives(fixture, request, monk
     assert chunked.scores == whole.scores
     if whole.probabilities is not None:
         assert chunked.probabilities.tolist() == whole.probabilities.tolist()
+
+
+@pytest.mark.parametrize("cores", [1, 3])
+def test_chunks_are_scored_on_the_cores_allowed_and_joined_in_row_order(monkeypatch, cores):
+    monkeypatch.setattr(joblib, "cpu_count", lambda: cores)
+    monkeypatch.setattr(scoring, "SCORING_CHUNK_ROWS", 10)
+    features = pd.DataFrame({"x": np.arange(95)})
+    threads = set()
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def predict(chunk):
+        with lock:
+            threads.add(threading.get_ident())
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05 if chunk["x"].iloc[0] == 0 else 0.01)  # the first chunk finishes last
+        with lock:
+            running[0] -= 1
+        return chunk["x"].to_numpy() * 2
+
+    predicted = scoring.predict_in_chunks(predict, features)
+
+    assert predicted.tolist() == (np.arange(95) * 2).tolist()
+    assert len(threads) <= cores and most[0] == cores  # never more at once than the cores, and that many
 
 
 @pytest.mark.parametrize(

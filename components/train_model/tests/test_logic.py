@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
+import threading
+import time
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestClassifier, RandomForestRegressor
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestClassifier, RandomForestRegressor, _forest
 from sklearn.linear_model import Ridge
 
 import model_bundle
@@ -138,6 +142,29 @@ def test_training_is_deterministic_for_a_seed(small):
     second, _ = train(small, "price", "regression", model_type="random_forest", hyperparameters={"n_estimators": 5})
 
     np.testing.assert_array_equal(first.predict(features), second.predict(features))
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_a_forest_fitted_on_two_cores_is_the_one_fitted_on_one_and_serves_in_one_thread(small, monkeypatch, task):
+    target = "price" if task == "regression" else "energy_label"
+    build_tree = _forest._parallel_build_trees
+    fitted, builders = {}, {}
+    for cores in (1, 2):
+        monkeypatch.setattr(joblib, "cpu_count", lambda cores=cores: cores)
+        builders[cores] = set()
+
+        def spied(*args, builders=builders[cores], **kwargs):
+            builders.add(threading.get_ident())
+            time.sleep(0.02)  # long enough that the pool's other thread takes the next tree
+            return build_tree(*args, **kwargs)
+
+        monkeypatch.setattr(_forest, "_parallel_build_trees", spied)
+        model, card = train(small, target, task, model_type="random_forest", hyperparameters={"n_estimators": 6})
+        fitted[cores] = (pickle.dumps(model), card.training_scores, card.validation_scores)
+
+    assert len(builders[1]) == 1 and len(builders[2]) > 1  # each fit's pool: a thread per core
+    assert fitted[2] == fitted[1]  # the same trees, byte for byte, and the same scores
+    assert model.named_steps["estimator"].n_jobs is None  # a served request is not spread over threads
 
 
 def test_seed_becomes_random_state_unless_given(small):
