@@ -5,10 +5,16 @@ CSV is read by ``csv_format``, JSON Lines by ``json_lines``.
 
 Gzip is recognised by its magic bytes, not only by a ``.gz`` extension: an HTTP server may already have
 decompressed a ``.csv.gz``.
+
+A Parquet file's columns are read as the data steps read every format (``_plain_parquet``): a pandas index saved in
+the file is a column like the others when it is named and dropped when it is pandas' unnamed row labels; decimals
+are float64 numbers; lists, structs and maps are their JSON text, as nested JSON Lines values are.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,12 +145,57 @@ def _stream_parquet(path: Path, name: str, block_bytes: int) -> Iterator[pa.Reco
         row_bytes = max(
             1, sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)) // max(1, meta.num_rows)
         )
-        batches = parquet.iter_batches(batch_size=max(1024, block_bytes // row_bytes))
+        schema, columns = _plain_parquet(parquet.schema_arrow)
+        batches = parquet.iter_batches(batch_size=max(1024, block_bytes // row_bytes), columns=columns)
         if meta.num_rows == 0:  # the schema, so the caller sees the columns and counts no rows
-            batches = iter(parquet.schema_arrow.empty_table().to_batches() or [])
-        yield from batches
+            batches = iter(schema.empty_table().to_batches() or [])
+        for batch in batches:
+            yield batch if batch.schema.equals(schema, check_metadata=True) else _as_plain(batch, schema)
     except (pa.ArrowException, OSError, ValueError) as error:
         raise IngestError(f"cannot read {name!r} as parquet: {decoding.one_line(error)}") from error
+
+
+UNNAMED_INDEX = re.compile(r"__index_level_\d+__")  # pyarrow's name of an unnamed pandas index level
+
+
+def _plain_parquet(schema: pa.Schema) -> tuple[pa.Schema, list[str]]:
+    """The schema ingest writes for a Parquet file's ``schema``, and the columns to read.
+
+    A frame saved by pandas with its index (``to_parquet`` after a filter, or ``set_index("id")``) stores the index
+    as columns and marks them as the index in the schema's pandas metadata, so a reader would take them out of the
+    columns: a named level stays a column (it is data, e.g. an identifier), and pandas' unnamed row labels are
+    dropped (they number the rows of another frame and are no feature a request sends). Decimals become float64,
+    the numbers every estimator takes; lists, structs and maps become their JSON text."""
+    pandas_meta = json.loads((schema.metadata or {}).get(b"pandas", b"{}"))
+    index = {level for level in pandas_meta.get("index_columns", []) if isinstance(level, str)}
+    fields = [field for field in schema if not (field.name in index and UNNAMED_INDEX.fullmatch(field.name))]
+    metadata = dict(schema.metadata or {})
+    if pandas_meta:
+        kept = {field.name for field in fields}
+        pandas_meta["index_columns"] = []
+        pandas_meta["columns"] = [entry for entry in pandas_meta.get("columns", []) if entry["field_name"] in kept]
+        metadata[b"pandas"] = json.dumps(pandas_meta).encode()
+    plain = pa.schema([field.with_type(_plain_type(field.type)) for field in fields], metadata=metadata or None)
+    return plain, [field.name for field in fields]
+
+
+def _plain_type(kind: pa.DataType) -> pa.DataType:
+    if pa.types.is_decimal(kind):
+        return pa.float64()
+    if pa.types.is_nested(kind):
+        return pa.string()
+    return kind
+
+
+def _as_plain(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    arrays = []
+    for values, field in zip(batch.columns, schema, strict=True):
+        if pa.types.is_nested(values.type):
+            values = pa.array(
+                [None if value is None else json.dumps(value, default=str) for value in values.to_pylist()], pa.string()
+            )
+        arrays.append(values.cast(field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def _preview(head: bytes) -> str:

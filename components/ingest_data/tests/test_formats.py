@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -348,6 +349,44 @@ def test_parquet_without_rows_is_refused(tmp_path):
     FLATS.head(0).to_parquet(path, index=False)
 
     fails(path, r"has columns but no data rows")
+
+
+def test_parquet_saved_by_pandas_with_its_index_keeps_named_levels_as_columns(tmp_path):
+    """A frame saved after a filter keeps pandas' unnamed row labels in the file: dropped, not a feature nor the row
+    index (which lost the column for the data steps); a named index, one level or several, is data: columns."""
+    houses = FLATS.assign(house_id=[101, 102, 103])
+    houses[houses["rooms"] != 3].to_parquet(tmp_path / "filtered.parquet")
+    houses.set_index("house_id").to_parquet(tmp_path / "by_id.parquet")
+    houses.set_index(["house_id", "city"]).to_parquet(tmp_path / "by_two.parquet")
+
+    filtered = ingest(str(tmp_path / "filtered.parquet"))
+    pd.testing.assert_frame_equal(filtered, houses[houses["rooms"] != 3].reset_index(drop=True))
+    for name in ("by_id", "by_two"):
+        frame = ingest(str(tmp_path / f"{name}.parquet"))
+        assert list(frame.index) == [0, 1, 2]
+        pd.testing.assert_frame_equal(frame[houses.columns], houses)
+
+
+def test_parquet_decimals_are_numbers_and_nested_values_their_json_text(tmp_path):
+    path = tmp_path / "typed.parquet"
+    table = pa.table(
+        {
+            "price": pa.array([Decimal("120172.50"), None, Decimal("99000.05")], pa.decimal128(10, 2)),
+            "tags": pa.array([["garden", "garage"], None, []]),
+            "address": pa.array(
+                [{"zip": "01234", "floor": 2}, {"zip": "75001", "floor": None}, None],
+                pa.struct([("zip", pa.string()), ("floor", pa.int64())]),
+            ),
+        }
+    )
+    pq.write_table(table, path, row_group_size=2)  # two batches
+
+    frame = ingest(str(path))
+
+    assert frame["price"].dtype == "float64"
+    assert frame["price"].tolist()[::2] == [120172.5, 99000.05] and pd.isna(frame["price"][1])
+    assert frame["tags"].tolist() == ['["garden", "garage"]', None, "[]"]
+    assert frame["address"].tolist() == ['{"zip": "01234", "floor": 2}', '{"zip": "75001", "floor": null}', None]
 
 
 # --- JSON Lines --------------------------------------------------------------------------------------------------
