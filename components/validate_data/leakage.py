@@ -185,6 +185,15 @@ def check_leakage_sample(
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
         splits = list(folds.split(x, y))
+        if task == CLASSIFICATION and any(len(np.unique(y[train])) < 2 for train, _ in splits):
+            # A two-class target with a class of one row: a fold learns from the other class alone (the estimators
+            # refuse it). Such a class cannot be split into train and test either: prepare_data stops naming it.
+            counts = sample[target].astype(str).value_counts()
+            check.not_run = (
+                f"class(es) {counts[counts < FOLDS].index.tolist()} have fewer labelled distinct rows than the "
+                f"{FOLDS} folds of the check"
+            )
+            return check
         alone = [
             _score(task, y, _out_of_fold(_alone_model(task, len(y), seed), x[:, [j]], y, splits)[0])
             for j in range(len(names))

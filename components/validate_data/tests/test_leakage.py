@@ -194,3 +194,17 @@ def test_the_sample_is_bounded_and_the_verdict_repeatable():
 
     assert first.leakage.rows == leakage.SAMPLE_ROWS
     assert first.leakage == second.leakage
+
+
+def test_a_two_class_target_with_a_class_of_one_row_is_not_checked_but_validated(houses):
+    """A fold would learn from one class alone: the check says why it did not run instead of crashing the step
+    (prepare_data then stops naming the class, which cannot be split into train and test)."""
+    frame = houses.assign(sold=np.where(np.arange(len(houses)) == 7, "no", "yes"))
+
+    validation = validate_dataset(frame.drop(columns="price"), "sold", task="classification")
+
+    assert validation.passed, validation.failures
+    assert (
+        validation.leakage.not_run == "class(es) ['no'] have fewer labelled distinct rows than the 3 folds of the check"
+    )
+    assert f"Not run: {validation.leakage.not_run}." in render_report(validation, "sold")
