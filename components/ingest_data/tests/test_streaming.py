@@ -302,6 +302,19 @@ def test_a_container_too_small_for_one_block_stops_before_reading_on(tmp_path, m
     assert ingest_source(str(path), tmp_path / "out.parquet").info["rows"] == 100
 
 
+def test_a_wide_file_fits_the_default_container(tmp_path, monkeypatch):
+    """Thousands of columns (one-hot or sensor data) fit the pipeline's default 1Gi: a column costs its encoder's
+    fixed buffers, not a whole data page (which refused any file of more than about 460 columns)."""
+    from components._common import memory
+
+    columns = 3_000
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(f"f{i}" for i in range(columns)) + "\n" + ",".join(["1.5"] * columns) + "\n")
+    monkeypatch.setattr(memory, "memory_limit", lambda *args: 1024 * memory.MB)
+
+    assert ingest_source(str(path), tmp_path / "out.parquet").info["columns"] == columns
+
+
 def test_a_failure_of_the_writer_thread_reaches_the_caller_and_leaves_no_file(tmp_path, monkeypatch):
     def broken(self, data):
         raise OSError("disk full")
