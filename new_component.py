@@ -25,15 +25,17 @@ from string import Template
 
 REPO_ROOT = Path(__file__).resolve().parent
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)+")
+MAX_NAME_LENGTH = 30  # every generated line then fits ruff's 120 columns (tests/pipelines/test_adding_a_component.py)
 
 INIT = Template('''\
 """$title: keeps the chosen columns of a dataset (say here what your step does)."""
 ''')
 
 LOGIC = Template('''\
-"""$title: the step's decisions, in plain Python (no kfp import), tested in tests/test_logic.py beside it.
+"""$title: the step's decisions, in plain Python (no kfp import).
 
-As generated it keeps the chosen columns of a table, in the order given: replace `transform` with your step.
+Tested in tests/test_logic.py beside it. As generated it keeps the chosen columns of a table, in the order given:
+replace `transform` with your step.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def transform(frame: pd.DataFrame, columns: Sequence[str] = ()) -> pd.DataFrame:
         return frame
     unknown = [column for column in columns if column not in frame.columns]
     if unknown:
-        raise ${error}(f"parameter columns: {unknown} not in the data; its columns are {list(frame.columns)}")
+        message = f"parameter columns: {unknown} not in the data; its columns are {list(frame.columns)}"
+        raise ${error}(message)
     repeated = sorted(column for column, count in Counter(columns).items() if count > 1)
     if repeated:
         raise ${error}(f"parameter columns: {repeated} named more than once")
@@ -62,7 +65,10 @@ def transform(frame: pd.DataFrame, columns: Sequence[str] = ()) -> pd.DataFrame:
 ''')
 
 COMPONENT = Template('''\
-"""The $name KFP component: reads its dataset, calls logic.py, writes the result and its metrics."""
+"""The $name KFP component.
+
+It reads its dataset, calls logic.py, and writes the result and its metrics.
+"""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Output
@@ -79,8 +85,6 @@ def $name(
 ) -> int:
     """Keeps the chosen columns of a dataset, in the order given.
 
-    Everything the body uses is imported inside it: KFP compiles the body alone into the component.
-
     Args:
         dataset: The rows to process (Parquet).
         result: The processed rows (Parquet).
@@ -90,6 +94,7 @@ def $name(
     Returns:
         Number of rows written.
     """
+    # Everything the body uses is imported inside it: KFP compiles the body alone into the component.
     from components._common.datasets import read_dataset, write_dataset
     from components.$name.logic import transform
 
@@ -138,7 +143,10 @@ def test_a_repeated_column_is_named(frame):
 ''')
 
 COMPONENT_TEST = Template('''\
-"""$name called as the pipeline calls it (``python_func``), with local artifacts (the `artifact` fixture)."""
+"""$name called as the pipeline calls it (``python_func``).
+
+Its artifacts are local files (the `artifact` fixture).
+"""
 
 from __future__ import annotations
 
@@ -175,6 +183,8 @@ def check_name(name: str, root: Path = REPO_ROOT) -> None:
         raise ScaffoldError(
             f"NAME={name!r}: use lowercase verb_noun words joined by underscores, e.g. score_rows or explain_model"
         )
+    if len(name) > MAX_NAME_LENGTH:
+        raise ScaffoldError(f"NAME={name!r}: {len(name)} characters, more than {MAX_NAME_LENGTH}; use a shorter name")
     if (root / "components" / name).exists():
         raise ScaffoldError(f"NAME={name!r}: components/{name}/ already exists")
 
@@ -221,7 +231,9 @@ def main() -> int:
     print(
         f"\nNext: put your step's decisions in components/{args.name}/logic.py (tests in its tests/), its inputs and\n"
         "outputs in component.py, wire it into a pipeline in pipelines/ (import it from\n"
-        f"components.{args.name}.component), then `make docs compile test`. Guide: docs/writing-a-component.md"
+        f"components.{args.name}.component), then `make docs compile` and\n"
+        f'`make test PYTEST_ARGS="components/{args.name} tests/unit tests/pipelines"` (a few minutes).\n'
+        "Guide: docs/writing-a-component.md"
     )
     return 0
 

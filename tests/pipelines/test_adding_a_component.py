@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from new_component import ScaffoldError, check_name, files, scaffold
+from new_component import MAX_NAME_LENGTH, ScaffoldError, check_name, files, scaffold
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The environment running the tests; make must use it as it is (-o: never rebuild it from the copy's files).
@@ -96,12 +96,20 @@ def test_a_scaffolded_component_compiles_is_documented_and_passes_its_tests(repo
         ("_score_rows", "verb_noun"),
         ("score_rows_", "verb_noun"),
         ("2nd_score", "verb_noun"),
+        ("compute_permutation_importances", "31 characters, more than 30"),
         ("train_model", "components/train_model/ already exists"),
     ],
 )
 def test_a_bad_or_taken_name_is_refused_naming_the_problem(name, problem):
     with pytest.raises(ScaffoldError, match=problem):
         check_name(name, REPO_ROOT)
+
+
+def test_a_scaffold_with_the_longest_name_passes_the_lint_and_format_checks(repository_copy):
+    """Names up to MAX_NAME_LENGTH give lines within the 120 columns `make lint` allows (a long name overflowed)."""
+    name = "compute_" + "x" * (MAX_NAME_LENGTH - len("compute_"))
+
+    _check_style([str(path) for path in scaffold(name, repository_copy)], repository_copy)
 
 
 def test_nothing_is_written_when_one_of_the_files_exists(tmp_path):
