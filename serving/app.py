@@ -114,18 +114,28 @@ def add_routes(app: FastAPI, model) -> None:
             return error_response(RequestError(f"internal error: {type(error).__name__}: {error}", "INTERNAL"))
         return Response(orjson.dumps(answer), media_type=JSON)
 
+    def refused(error: RequestError) -> Response:
+        model.count_error(error.reason)
+        return error_response(error)
+
     async def metadata(model_name: str, model_version: str | None = None) -> Response:
-        check_served(model_name, model_version)
+        try:
+            check_served(model_name, model_version)
+        except RequestError as error:
+            return refused(error)
         return JSONResponse(model.metadata())
 
     async def ready(model_name: str, model_version: str | None = None) -> Response:
-        check_served(model_name, model_version)
+        try:
+            check_served(model_name, model_version)
+        except RequestError as error:
+            return refused(error)
         if not model.ready:
-            return error_response(RequestError(f"model {model.name!r} is not loaded", "NOT_READY"))
+            return refused(RequestError(f"model {model.name!r} is not loaded", "NOT_READY"))
         return JSONResponse({"name": model.name, "ready": True})
 
     async def repository(request: Request) -> Response:
-        return error_response(REPOSITORY_DISABLED)
+        return refused(REPOSITORY_DISABLED)
 
     for model_path in ("/v2/models/{model_name}", "/v2/models/{model_name}/versions/{model_version}"):
         app.add_api_route(f"{model_path}/infer", infer, methods=["POST"], include_in_schema=False)
@@ -135,17 +145,18 @@ def add_routes(app: FastAPI, model) -> None:
         app.add_api_route(f"/v2/repository/models/{{model_name}}/{action}", repository, methods=["POST"])
 
     async def request_error(_, error: RequestError) -> Response:
-        return error_response(error)
+        return error_response(error)  # raised by the model's predict (the SDK's routes), which counted it
 
     async def validation_error(_, error: RequestValidationError) -> Response:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in entry.get('loc', ()))}: {entry.get('msg')}" for entry in error.errors()
         )
-        return error_response(RequestError(f"the request is not what this endpoint takes: {problems}", "BAD_REQUEST"))
+        return refused(RequestError(f"the request is not what this endpoint takes: {problems}", "BAD_REQUEST"))
 
     async def http_error(_, error: StarletteHTTPException) -> Response:
-        # Routing's own refusals (no such path, wrong method) in the same shape as every other error.
+        # Routing's own refusals (no such path, wrong method) in the same shape as every other error, and counted.
         reason = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, f"HTTP_{error.status_code}")
+        model.count_error(reason)
         return JSONResponse({"error": str(error.detail), "reason": reason}, status_code=error.status_code)
 
     app.add_exception_handler(RequestError, request_error)
@@ -158,6 +169,10 @@ def data_plane(registry, served: str):
     from kserve.protocol.dataplane import DataPlane
 
     class ModelDataPlane(DataPlane):
+        def metadata(self) -> dict:
+            # The server metadata (REST GET /v2, gRPC ServerMetadata) without the repository extension: refused here.
+            return {**super().metadata(), "extensions": []}
+
         def get_model_from_registry(self, name: str):
             model = self._model_registry.get_model(name)
             if model is None:

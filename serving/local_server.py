@@ -243,6 +243,7 @@ def describe(server: LocalServer) -> str:
         f"  predictions: {server.infer_url}\n"
         f"  metadata:    {server.metadata_url}\n"
         f"  metrics:     {server.metrics_url}\n"
+        f"  gRPC:        {HOST}:{server.grpc_port} (inference.GRPCInferenceService)\n"
         f"  log:         {server.log_file}\n"
         f"try it:\n{server.example_curl()}\n"
     )

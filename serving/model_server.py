@@ -244,14 +244,16 @@ class BundleModel(Model):
 
     async def _infer(self, request: oip.Request) -> tuple[list[dict], int]:
         decoded = decode(request, self.contract)
+        if request.outputs:  # before the model runs: a refused request is neither predicted nor monitored
+            answered = [output["name"] for output in self.get_output_types()]
+            unknown = [name for name in request.outputs if name not in answered]
+            if unknown:
+                raise RequestError(
+                    f"requested output(s) {unknown} do not exist; this model answers {answered}", "BAD_PARAMETER"
+                )
         outputs = await self._run(decoded)
         if request.outputs:
             produced = {output["name"]: output for output in outputs}
-            unknown = [name for name in request.outputs if name not in produced]
-            if unknown:
-                raise RequestError(
-                    f"requested output(s) {unknown} do not exist; this model answers {list(produced)}", "BAD_PARAMETER"
-                )
             outputs = [produced[name] for name in request.outputs]
         return outputs, decoded.rows
 

@@ -141,11 +141,26 @@ def from_infer_request(request) -> Request:
                     f"input {entry.name!r}: its raw contents cannot be read: {error}", "BAD_SHAPE"
                 ) from error
         if entry.datatype == "BYTES":
-            data = [value.decode("utf-8") if isinstance(value, bytes) else value for value in list(data)]
+            data = _texts(entry.name, list(data))
         inputs.append(Input(entry.name, [int(size) for size in entry.shape], entry.datatype, data))
     parameters = to_http_parameters(request.parameters) if request.parameters else {}
     outputs = [output.name for output in request.request_outputs] if request.request_outputs else None
     return Request(inputs=inputs, id=request.id or None, parameters=parameters, outputs=outputs)
+
+
+def _texts(name: str, values: list) -> list:
+    """A BYTES input's values as text: raw bytes (gRPC) must be UTF-8, as JSON text always is."""
+    texts = []
+    for row, value in enumerate(values):
+        try:
+            texts.append(value.decode("utf-8") if isinstance(value, bytes) else value)
+        except UnicodeDecodeError as error:
+            raise RequestError(
+                f"input {name!r} (BYTES) holds {value[:20]!r} in row {row}, which is not UTF-8 text "
+                f"(byte {value[error.start]:#04x} at offset {error.start})",
+                "BAD_VALUE",
+            ) from error
+    return texts
 
 
 def json_type(value: Any) -> str:

@@ -293,7 +293,8 @@ def infer(call):
     inputs = []
     for spec in call["inputs"]:
         if spec["datatype"] == "BYTES":  # gRPC has no missing text: the caller sends none
-            array = np.array([value.encode() for value in spec["data"]], dtype=np.object_)
+            encoding = spec.get("encoding", "utf-8")  # another, as a faulty client sends it
+            array = np.array([value.encode(encoding) for value in spec["data"]], dtype=np.object_)
         else:  # a missing number is NaN, as in numpy and pandas
             dtype = triton_to_np_dtype(spec["datatype"])
             array = np.array([np.nan if value is None else value for value in spec["data"]], dtype=dtype)
@@ -353,7 +354,8 @@ def grpc_client(tmp_path) -> Callable[[int, list[dict]], list[dict]]:
     interpreter; one result per call, in order.
 
     A call is ``{"kind": "infer", "model", "inputs": [OIP inputs, JSON data; an optional "wire_shape" is sent
-    instead of the data's shape], "outputs"?: [names], "parameters"?: {...}, "id"?: str}``, ``{"kind": "metadata",
+    instead of the data's shape, an optional "encoding" encodes BYTES data instead of UTF-8], "outputs"?: [names],
+    "parameters"?: {...}, "id"?: str}``, ``{"kind": "metadata",
     "model"}`` or ``{"kind": "ready", "model"}``. A result is ``{"ok": False, "status", "message"}`` for an error,
     else ``{"ok": True, ...}`` with: model_name, model_version, id, parameters and outputs (name -> {datatype,
     shape, data}); metadata; or live, ready and model_ready.

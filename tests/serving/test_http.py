@@ -436,23 +436,44 @@ def test_metrics_count_requests_rows_latency_and_classes(served, oip_table):
 
 
 def test_errors_before_the_model_are_counted_with_their_reason(regression_server, good_row):
-    """Refusals that never reach the model (bad JSON, Content-Type, unknown model) count at once, by reason."""
+    """Refusals that never reach the model (bad JSON, Content-Type, unknown model, a path or method the server does
+    not have, the disabled repository extension) count at once, by reason."""
     _, good = good_row
+    base = regression_server.base_url
     before = _scrape(regression_server.metrics_url)
 
     requests.post(regression_server.infer_url, data="{", headers=JSON_HEADERS, timeout=REQUEST_TIMEOUT)
     requests.post(regression_server.infer_url, data=json.dumps(good), timeout=REQUEST_TIMEOUT)
+    requests.post(f"{base}/v2/models/other/infer", data=json.dumps(good), headers=JSON_HEADERS, timeout=REQUEST_TIMEOUT)
+    requests.get(f"{base}/v2/models/other", timeout=REQUEST_TIMEOUT)
+    requests.get(regression_server.infer_url, timeout=REQUEST_TIMEOUT)
     requests.post(
-        f"{regression_server.base_url}/v2/models/other/infer",
-        data=json.dumps(good),
-        headers=JSON_HEADERS,
-        timeout=REQUEST_TIMEOUT,
+        f"{regression_server.infer_url}x", data=json.dumps(good), headers=JSON_HEADERS, timeout=REQUEST_TIMEOUT
     )
+    requests.post(f"{base}/v2/repository/models/{regression_server.model_name}/unload", timeout=REQUEST_TIMEOUT)
 
     after = _scrape(regression_server.metrics_url)
-    for reason in ("BAD_JSON", "BAD_CONTENT_TYPE", "MODEL_NOT_FOUND"):
+    expected = {"BAD_JSON": 1, "BAD_CONTENT_TYPE": 1, "MODEL_NOT_FOUND": 2, "METHOD_NOT_ALLOWED": 1, "NOT_FOUND": 1}
+    for reason, count in {**expected, "NOT_SUPPORTED": 1}.items():
         labels = {"model_name": regression_server.model_name, "outcome": "error", "reason": reason}
-        assert _total(after, "model_requests_total", **labels) - _total(before, "model_requests_total", **labels) == 1
+        grown = _total(after, "model_requests_total", **labels) - _total(before, "model_requests_total", **labels)
+        assert grown == count, reason
+
+
+def test_a_refused_request_is_neither_predicted_nor_monitored(regression_server, good_row):
+    """An unknown output is refused before the model runs: the prediction and feature metrics, which drift alerts
+    read, count the traffic answered only."""
+    _, good = good_row
+    before = _scrape(regression_server.metrics_url)
+
+    response = _post(regression_server, {**good, "outputs": [{"name": "price_interval"}]})
+
+    after = _scrape(regression_server.metrics_url)
+    assert response.status_code == 400 and response.json()["reason"] == "BAD_PARAMETER", response.text
+    assert "['price_interval'] do not exist; this model answers ['price']" in response.json()["error"]
+    model_series = {name for name, _, _ in after if name.startswith("model_") and name != "model_requests_total"}
+    changed = [name for name in sorted(model_series) if _total(after, name) != _total(before, name)]
+    assert not changed, f"a refused request moved {changed}"
 
 
 def test_metrics_are_served_on_the_metrics_port_at_any_path_and_on_the_http_port(regression_server, good_row):
@@ -501,6 +522,8 @@ def test_metadata_describes_the_column_contract_version_and_digest(served):
 def test_health_and_readiness(served):
     server, _, _ = served
     base = server.base_url
+    # The server metadata advertises no extension: the model repository one is refused here.
+    assert requests.get(f"{base}/v2", timeout=REQUEST_TIMEOUT).json()["extensions"] == []
     assert requests.get(f"{base}/v2/health/live", timeout=REQUEST_TIMEOUT).json() == {"live": True}
     assert requests.get(f"{base}/v2/health/ready", timeout=REQUEST_TIMEOUT).json() == {"ready": True}
     ready = requests.get(f"{server.metadata_url}/ready", timeout=REQUEST_TIMEOUT)

@@ -489,6 +489,8 @@ GRPC_CASES = [
      ("size_sqm", "nulls")),
     ("unseen_category", (MODEL_NAME, table(neighbourhood={"data": ["Atlantis"]})), INVALID, "SCHEMA_VIOLATION",
      ("neighbourhood", "Atlantis")),
+    ("text_not_utf8", (MODEL_NAME, table(neighbourhood={"data": ["Café"], "encoding": "latin-1"})), INVALID,
+     "BAD_VALUE", ("neighbourhood", "not UTF-8", "row 0")),
     ("zero_rows", (MODEL_NAME, table(rows=0)), INVALID, "EMPTY", ("rows",)),
     ("too_many_rows", (MODEL_NAME, table(rows=MAX_ROWS + 1)), EXHAUSTED, "TOO_MANY_ROWS", (str(MAX_ROWS + 1),)),
     ("probabilities_from_a_regressor", (MODEL_NAME, table(parameters={**PD, "probabilities": True})), INVALID,

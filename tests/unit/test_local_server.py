@@ -126,6 +126,7 @@ def test_describe_tells_where_the_server_answers_and_how_to_try_it(regression_bu
     assert "predictions: http://127.0.0.1:9123/v2/models/houses/infer" in text
     assert "metadata:    http://127.0.0.1:9123/v2/models/houses" in text
     assert "metrics:     http://127.0.0.1:6123/metrics" in text
+    assert "gRPC:        127.0.0.1:9623 (inference.GRPCInferenceService)" in text
     assert text.split("try it:\n", 1)[1].strip() == server.example_curl()
 
 
