@@ -40,13 +40,15 @@ INFERRED_KINDS = {
     "boolean": frozenset({"bool"}),
     "string": frozenset({"str"}),
 }
+INT64_MAX = 2**63 - 1
 DTYPE_KINDS = {"i": "int", "u": "uint", "f": "float", "b": "bool"}  # numpy dtype kind -> kind of values
 
 
 @dataclass(frozen=True)
 class Column:
-    """What a column holds in the blocks read: the kinds of its values (``int``, ``uint`` beyond int64, ``float``,
-    ``bool``, ``str``, ``mixed``) and whether a value is missing (null, or the key absent from a line)."""
+    """What a column holds in the blocks read: the kinds of its values (``int``, ``negative`` integers too, ``uint``
+    beyond int64, ``float``, ``bool``, ``str``, ``mixed``) and whether a value is missing (null, or the key absent
+    from a line)."""
 
     kinds: frozenset[str] = frozenset()
     missing: bool = False
@@ -59,11 +61,11 @@ class Column:
         kinds = self.kinds
         if not kinds:
             return "float64", pa.float64()  # no value at all: NaN
-        if kinds == {"int"} and not self.missing:
+        if kinds <= {"int", "negative"} and not self.missing:
             return "int64", pa.int64()
         if kinds <= {"int", "uint"} and not self.missing:
             return "uint64", pa.uint64()
-        if kinds <= {"int", "uint", "float"}:
+        if kinds <= {"int", "negative", "uint", "float"}:  # negative and beyond int64: no integer type holds both
             return "float64", pa.float64()
         if kinds == {"bool"}:
             return ("object" if self.missing else "bool"), pa.bool_()  # a missing value keeps Python booleans
@@ -176,9 +178,16 @@ def _summarise(columns: dict[str, Column], frame: pd.DataFrame, rows_before: int
         if missing == len(values):
             kinds = frozenset()
         elif values.dtype == object:
-            kinds = INFERRED_KINDS.get(pd.api.types.infer_dtype(values, skipna=True), frozenset({"mixed"}))
+            inferred = pd.api.types.infer_dtype(values, skipna=True)
+            kinds = INFERRED_KINDS.get(inferred, frozenset({"mixed"}))
+            if inferred == "integer":  # Python integers no numpy type holds together: beyond int64 and negative
+                present = values.dropna()
+                beyond, negative = present.max() > INT64_MAX, present.min() < 0
+                kinds = kinds | ({"uint"} if beyond else set()) | ({"negative"} if negative else set())
         else:
             kinds = frozenset({DTYPE_KINDS.get(values.dtype.kind, "mixed")})
+            if values.dtype.kind == "i" and (values < 0).any():
+                kinds |= {"negative"}
         block = Column(kinds, missing > 0 or (rows_before > 0 and column not in columns))
         columns[column] = columns.get(column, Column()) | block
 
@@ -199,8 +208,6 @@ def _batch(
                 values = pd.Series([row.get(column) for row in raw], index=frame.index, dtype=object)
             frame[column] = _as_text(values.astype(object))
         elif values.dtype != dtype:
-            if dtype == "uint64" and (values < 0).any():  # astype would wrap it around; pandas' own read fails
-                raise OverflowError("Python int too large to convert to C long")
             frame[column] = values.astype(dtype)
     schema = pa.schema([(column, kind) for column, (_, kind) in types.items()])
     return pa.RecordBatch.from_pandas(frame, schema=schema, preserve_index=False)

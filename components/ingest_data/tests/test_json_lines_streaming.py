@@ -44,6 +44,8 @@ def whole_file(path: Path) -> pa.Table:
             frame[column] = values.where(
                 ~present, values[present].map(lambda v: v if isinstance(v, str) else json.dumps(v))
             )
+        elif values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "integer":
+            frame[column] = values.astype("float64")  # negative and beyond int64: what pandas' typed read makes
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
@@ -222,6 +224,7 @@ KINDS = {  # a JSON value of each kind pandas types differently
     "object": {"k": 1},
     "array": [1, 2],
     "big": 2**63,  # beyond int64: pandas makes a uint64 column
+    "negative": -7,  # with a value beyond int64, pandas makes a float64 column
 }
 
 
