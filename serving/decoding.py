@@ -144,9 +144,11 @@ def _check_datatype(entry: Input, feature_type: str) -> None:
             f"{sorted(DATATYPES)}",
             "BAD_DATATYPE",
         )
-    if feature_type == NUMERIC and entry.datatype == "BYTES":
+    if feature_type == NUMERIC and entry.datatype in ("BYTES", "BOOL"):
+        # Booleans too: the model file refuses them in a numeric column (features.coerce_columns), so must this.
+        what = {"BYTES": "BYTES (text)", "BOOL": "BOOL (true/false)"}[entry.datatype]
         raise RequestError(
-            f"input {entry.name!r} is a numeric column; datatype BYTES (text) cannot be it: send numbers as FP64 "
+            f"input {entry.name!r} is a numeric column; datatype {what} cannot be it: send numbers as FP64 "
             "(or another numeric datatype)",
             "BAD_DATATYPE",
         )

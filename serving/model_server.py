@@ -19,7 +19,7 @@ Requests:
      "inputs": [{"name": "size_sqm", "shape": [2], "datatype": "FP64", "data": [120.5, 80.0]},
                 {"name": "neighbourhood", "shape": [2], "datatype": "BYTES", "data": ["Riverside", null]}]}
 
-  Numeric columns take a numeric datatype (FP16/32/64, INT8-64, UINT8-64; BOOL is 1/0); categorical ones BYTES
+  Numeric columns take a numeric datatype (FP16/32/64, INT8-64, UINT8-64; not BOOL); categorical ones BYTES
   (text) or numbers and booleans, converted as in training (1 is the category "1"). ``null`` is a missing value.
   Shape [n] or [n, 1]. Columns the model card names but does not use (the target, excluded ones) are ignored,
   but for the excluded columns its ``sensitive_groups`` lists: sent, they are read for the per-group counts and

@@ -146,6 +146,8 @@ CASES = [
          400, "UNKNOWN_INPUT", ("garden_sqm",)),
     Case("duplicate_input", plus(table(), {"name": "size_sqm", "shape": [1], "datatype": "FP64", "data": [80.0]}),
          400, "DUPLICATE_INPUT", ("size_sqm",)),
+    Case("bool_for_a_numeric_column", table(rooms={"datatype": "BOOL", "data": [True]}), 400, "BAD_DATATYPE",
+         ("rooms", "BOOL", "numeric")),
     Case("bytes_for_a_numeric_column", table(size_sqm={"datatype": "BYTES", "data": ["92.4"]}), 400, "BAD_DATATYPE",
          ("size_sqm", "BYTES")),
     Case("unknown_datatype", table(size_sqm={"datatype": "FLOAT"}), 400, "BAD_DATATYPE", ("FLOAT",)),
