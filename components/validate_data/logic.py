@@ -429,7 +429,7 @@ def _target_findings(values: ColumnStats, target: str, task: str) -> list[Findin
         return [Finding(TARGET, target, f"target column {target!r} has no values")]
     if values.distinct == 1:
         message = (
-            f"target column {target!r} has a single value ({values.first_value!r}) in {values.present} rows: "
+            f"target column {target!r} has a single value ({_plain(values.first_value)!r}) in {values.present} rows: "
             "there is nothing to learn"
         )
         return [Finding(TARGET, target, message)]
@@ -463,3 +463,8 @@ def _mixed_finding(values: CategoricalStats, name: str) -> Finding | None:
         f"column {name!r} mixes numbers and text: {bad} of {values.present} values are not numbers, e.g. {examples}"
     )
     return Finding(MIXED_TYPES, name, message, bad, tuple(examples))
+
+
+def _plain(value):
+    """A numpy scalar as the Python value it holds, so a message shows 1, not np.int64(1)."""
+    return value.item() if isinstance(value, np.generic) else value

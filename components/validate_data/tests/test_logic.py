@@ -61,6 +61,14 @@ def test_single_valued_target_names_the_target_and_the_value():
     ]
 
 
+def test_a_single_numeric_target_value_is_shown_as_the_number_it_is():
+    validation = validate_dataset(frame_with(size=[1.0, 2.0, 3.0], price=[1, 1, 1]), "price")
+
+    assert failure_messages(validation) == [
+        "target column 'price' has a single value (1) in 3 rows: there is nothing to learn"
+    ]
+
+
 def test_target_without_any_value_is_reported():
     frame = frame_with(size=[1.0, 2.0], price=[np.nan, np.nan])
 
