@@ -152,11 +152,13 @@ def _parse(path: Path, name: str, compression: str | None, block: bytes, encodin
 
 
 def _check_names(path: Path, name: str, compression: str | None, names: list[str]) -> None:
-    """pandas turns the column names into numbers (or dates) when all of the file's names look like them; those
-    are refused as lines that are not objects would be."""
+    """pandas turns the column names into numbers (or dates) when all of the file's names look like them: refused,
+    naming the keys (a column name is text)."""
     probe = pd.read_json(io.StringIO(json.dumps(dict.fromkeys(names))), lines=True, dtype=False, convert_dates=False)
     if not all(isinstance(column, str) for column in probe.columns):
-        raise _refusal(path, name, compression, "every line must be a JSON object")
+        shown = names[:5] + ["..."] * (len(names) > 5)
+        reason = f"every key of its objects looks like a number or a date ({shown}): give the columns text names"
+        raise _refusal(path, name, compression, reason)
 
 
 def _refusal(path: Path, name: str, compression: str | None, reason: str) -> IngestError:

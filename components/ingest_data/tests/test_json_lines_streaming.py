@@ -250,7 +250,11 @@ def test_keys_that_all_look_like_numbers_are_refused_only_when_the_whole_file_ha
     assert assert_streams_as_whole(tmp_path, path).column_names == ["1", "2", "a"]
 
     path = write_lines(tmp_path / "numbers.jsonl", [{"1": i, "2": i} for i in range(60)])
-    with pytest.raises(IngestError, match=r"cannot read .* as JSON Lines: every line must be a JSON object$"):
+    with pytest.raises(
+        IngestError,
+        match=r"as JSON Lines: every key of its objects looks like a number or a date "
+        r"\(\['1', '2'\]\): give the columns text names$",
+    ):
         read_source(str(path), block_bytes=BLOCK)
 
 
