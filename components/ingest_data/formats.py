@@ -173,7 +173,7 @@ def _plain_parquet(schema: pa.Schema) -> tuple[pa.Schema, list[str]]:
     if pandas_meta:
         kept = {field.name for field in fields}
         pandas_meta["index_columns"] = []
-        pandas_meta["columns"] = [entry for entry in pandas_meta.get("columns", []) if entry["field_name"] in kept]
+        pandas_meta["columns"] = [entry for entry in pandas_meta.get("columns", []) if entry.get("field_name") in kept]
         metadata[b"pandas"] = json.dumps(pandas_meta).encode()
     plain = pa.schema([field.with_type(_plain_type(field.type)) for field in fields], metadata=metadata or None)
     return plain, [field.name for field in fields]
@@ -194,7 +194,7 @@ def _as_plain(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
             values = pa.array(
                 [None if value is None else json.dumps(value, default=str) for value in values.to_pylist()], pa.string()
             )
-        arrays.append(values.cast(field.type))
+        arrays.append(values if values.type == field.type else values.cast(field.type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
