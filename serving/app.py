@@ -11,7 +11,8 @@ What this adds to the SDK, and why:
 - a DataPlane that answers an unknown model name with MODEL_NOT_FOUND (REST 404, gRPC NOT_FOUND) and serves the
   model's own metadata, and a gRPC ModelMetadata that keeps ``versions`` (the SDK's drops it);
 - the SDK's model repository extension (``/v2/repository/models/<name>/load|unload`` and its gRPC calls) is
-  refused (501 NOT_SUPPORTED): it would let any client unload the one model this server serves.
+  refused (501 NOT_SUPPORTED): it would let any client unload the one model this server serves; so is the SDK's v1
+  protocol (``/v1/models/...``): its routes answer in another error shape and skip the checks above.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ JSON = "application/json"
 # one model, fixed at start, so those calls are refused (REST and gRPC).
 REPOSITORY_DISABLED = RequestError(
     "the model repository extension (load/unload) is disabled: this server serves one model, fixed at start",
+    "NOT_SUPPORTED",
+)
+V1_DISABLED = RequestError(
+    "KServe's v1 protocol (/v1/models/...) is not served: this server speaks the Open Inference Protocol, "
+    "POST /v2/models/<name>/infer",
     "NOT_SUPPORTED",
 )
 
@@ -137,12 +143,16 @@ def add_routes(app: FastAPI, model) -> None:
     async def repository(request: Request) -> Response:
         return refused(REPOSITORY_DISABLED)
 
+    async def v1(request: Request) -> Response:
+        return refused(V1_DISABLED)
+
     for model_path in ("/v2/models/{model_name}", "/v2/models/{model_name}/versions/{model_version}"):
         app.add_api_route(f"{model_path}/infer", infer, methods=["POST"], include_in_schema=False)
         app.add_api_route(model_path, metadata, methods=["GET"], include_in_schema=False)
         app.add_api_route(f"{model_path}/ready", ready, methods=["GET"], include_in_schema=False)
     for action in ("load", "unload"):
         app.add_api_route(f"/v2/repository/models/{{model_name}}/{action}", repository, methods=["POST"])
+    app.add_api_route("/v1/{path:path}", v1, methods=["GET", "POST", "PUT", "DELETE"], include_in_schema=False)
 
     async def request_error(_, error: RequestError) -> Response:
         return error_response(error)  # raised by the model's predict (the SDK's routes), which counted it

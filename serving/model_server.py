@@ -216,13 +216,13 @@ class BundleModel(Model):
         }
 
     async def predict(self, payload: InferRequest, headers=None, response_headers=None) -> InferResponse:
-        """The KServe SDK's path (gRPC ModelInfer, and its own REST routes): the same checks and answers."""
+        """The KServe SDK's path (gRPC ModelInfer; its REST routes are shadowed, serving.app): the same checks and
+        answers."""
         started = time.perf_counter()
         try:
             if not self.ready:
                 raise RequestError(f"model {self.name!r} is not loaded", "NOT_READY")
-            # A dict comes from the SDK's other REST routes (v1): held to the same OIP rules.
-            request = oip.from_json(payload) if isinstance(payload, dict) else oip.from_infer_request(payload)
+            request = oip.from_infer_request(payload)
             outputs, rows = await self._infer(request)
         except RequestError as error:
             self.count_error(error.reason)

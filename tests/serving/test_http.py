@@ -348,6 +348,20 @@ def test_no_client_can_unload_the_model(regression_server, good_row):
     assert _post(regression_server, good).status_code == 200
 
 
+def test_the_sdk_v1_protocol_is_not_served(regression_server, good_row):
+    """KServe's v1 routes would answer in another error shape, past the checks of the OIP route: refused, naming the
+    route to use, and the model keeps serving."""
+    _, good = good_row
+    name = regression_server.model_name
+    for method, path in (("POST", f"/v1/models/{name}:predict"), ("POST", f"/v1/models/{name}:explain"),
+                         ("GET", "/v1/models"), ("GET", f"/v1/models/{name}")):  # fmt: skip
+        response = requests.request(method, f"{regression_server.base_url}{path}", json={}, timeout=REQUEST_TIMEOUT)
+        assert response.status_code == 501, (path, response.text)
+        assert response.json()["reason"] == "NOT_SUPPORTED"
+        assert "POST /v2/models/<name>/infer" in response.json()["error"]
+    assert _post(regression_server, good).status_code == 200
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # metrics
 
