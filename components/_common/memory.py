@@ -14,7 +14,8 @@ whose estimate is within 5% of its limit would be killed at the first surprise, 
 
 The estimate (`dataset_memory`), for validate_data and prepare_data, which read the dataset in record batches of
 `BATCH_ROWS` rows (`datasets.read_batches`): peak = `BASE_BYTES` + `BATCH_WORKSPACE` x one batch as a pandas frame +
-`ROW_BYTES` x the rows + `TEXT_VALUE_BYTES` x the values of plain-encoded (mostly distinct) text columns. A batch as
+`ROW_BYTES` x the rows + `TEXT_VALUE_BYTES` x the values of plain-encoded (mostly distinct) text columns (+ what a
+step adds per column whatever the rows: validate_data's leakage check, `leakage.MEMORY_PER_COLUMN`). A batch as
 pandas is 8 bytes per value (numbers, missing values as NaN, the pointer of each text value) plus its text values as
 Python strings (a text value of n bytes is a str of 49 + n bytes, so plain-encoded text costs 45 bytes per value
 more than its Parquet size; dictionary-encoded text, a few distinct values shared by every row, costs little): the
@@ -172,10 +173,11 @@ def check_memory(
     raise MemoryBudgetError(step, estimate, limit, message)
 
 
-def dataset_memory(parquet_path: str | Path) -> DatasetMemory | None:
+def dataset_memory(parquet_path: str | Path, column_bytes: int = 0) -> DatasetMemory | None:
     """The estimated peak memory of a step that reads the Parquet dataset at `parquet_path` in record batches
     (validate_data, prepare_data; see the module docstring), from the file's metadata alone; None when the metadata
-    cannot be read (reading the dataset then fails with its own message)."""
+    cannot be read (reading the dataset then fails with its own message). `column_bytes`: what the step's own work
+    adds per column, whatever the rows (validate_data's leakage check on its fixed sample)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -210,12 +212,15 @@ def dataset_memory(parquet_path: str | Path) -> DatasetMemory | None:
             else:
                 frame += DICTIONARY_TEXT_FACTOR * size
     batch = frame * min(1.0, BATCH_ROWS / rows) if rows else 0
-    return DatasetMemory(rows, columns, frame, BASE_BYTES + math.ceil(BATCH_WORKSPACE * batch) + held)
+    peak = BASE_BYTES + math.ceil(BATCH_WORKSPACE * batch) + held + column_bytes * columns
+    return DatasetMemory(rows, columns, frame, peak)
 
 
-def check_dataset_memory(step: str, parquet_path: str | Path, remedy: str = DATA_STEP_REMEDY) -> None:
+def check_dataset_memory(
+    step: str, parquet_path: str | Path, remedy: str = DATA_STEP_REMEDY, column_bytes: int = 0
+) -> None:
     """Stops `step` with MemoryBudgetError, before it reads the dataset at `parquet_path`, when its estimate
-    (`dataset_memory`) would not fit in its container's memory limit."""
-    needed = dataset_memory(parquet_path)
+    (`dataset_memory`, with `column_bytes` per column) would not fit in its container's memory limit."""
+    needed = dataset_memory(parquet_path, column_bytes)
     if needed is not None:
         check_memory(step, needed.peak_bytes, remedy, workload=needed.describe())

@@ -84,14 +84,17 @@ def validate_data(
 
     from components._common.cleaning import read_cleaning_policy
     from components._common.memory import check_dataset_memory
+    from components.validate_data.leakage import MEMORY_PER_COLUMN
     from components.validate_data.logic import validate_file
-    from components.validate_data.policy import read_validation_policy
+    from components.validate_data.policy import IGNORE, read_validation_policy
     from components.validate_data.reference import champion_reference
     from components.validate_data.report import render_report
 
     policy = read_validation_policy(validation_policy, schema_policy=schema_policy, column_policy=column_policy)
     cleaning = read_cleaning_policy(cleaning_policy, coerce_mixed_types=coerce_mixed_types)
-    check_dataset_memory("validate_data", dataset.path)  # a clear stop now rather than an OOM kill while reading
+    # A clear stop now rather than an OOM kill while reading; the leakage check's models grow with the columns.
+    leakage_bytes = 0 if policy.leakage == IGNORE else MEMORY_PER_COLUMN
+    check_dataset_memory("validate_data", dataset.path, column_bytes=leakage_bytes)
     reference = champion_reference(tracking_uri, model_name)
     # Read in record batches: memory bounded by the batch size, not the rows (see column_stats).
     validation = validate_file(

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pytest
@@ -306,3 +307,38 @@ def test_prepare_data_stops_naming_the_estimate_the_limit_and_the_parameter(samp
         )
 
     assert not Path(train.path).exists()
+
+
+def test_validate_data_counts_its_leakage_check_per_column_unless_it_is_off(
+    tmp_path, artifact, tiny_limit, monkeypatch
+):
+    """The leakage check fits models on a fixed sample of every column: wide data needs memory the batches do not
+    show (2,000 rows x 10,001 columns peaked at 1,986 MB against an estimate of 960 MB before it was counted)."""
+    from components.validate_data.component import validate_data
+    from components.validate_data.leakage import MEMORY_PER_COLUMN
+
+    columns = 2_000
+    path = tmp_path / "wide.parquet"
+    write_dataset(pd.DataFrame({f"f{i}": [0.5, 1.5, 2.5] for i in range(columns)} | {"price": [1.0, 2.0, 3.0]}), path)
+    without = memory.dataset_memory(path).peak_bytes
+    assert memory.dataset_memory(path, MEMORY_PER_COLUMN).peak_bytes == without + MEMORY_PER_COLUMN * (columns + 1)
+    # Room for the batches and half the check.
+    room = (without + MEMORY_PER_COLUMN * columns // 2) / (1 - memory.HEADROOM)
+    monkeypatch.setattr(memory, "memory_limit", lambda: int(room))
+    dataset = artifact(dsl.Dataset, "dataset")
+    write_dataset(pd.read_parquet(path), dataset.path)
+
+    def run(**policy):
+        validate_data.python_func(
+            dataset=dataset,
+            target="price",
+            schema=artifact(dsl.Artifact, "schema"),
+            report=artifact(dsl.Markdown, "report"),
+            metrics=artifact(dsl.Metrics, "metrics"),
+            **policy,
+        )
+
+    with pytest.raises(MemoryBudgetError, match=r"^validate_data needs about [\d,]+ MB for 3 rows x 2,001 columns"):
+        run()
+    with pytest.raises(AssertionError, match="the step read"):  # past the check: the batches alone fit
+        run(validation_policy={"leakage": "ignore"})
