@@ -155,7 +155,7 @@ def add_routes(app: FastAPI, model) -> None:
     app.add_api_route("/v1/{path:path}", v1, methods=["GET", "POST", "PUT", "DELETE"], include_in_schema=False)
 
     async def request_error(_, error: RequestError) -> Response:
-        return error_response(error)  # raised by the model's predict (the SDK's routes), which counted it
+        return error_response(error)  # from the SDK's remaining routes, through the DataPlane or predict: counted
 
     async def validation_error(_, error: RequestValidationError) -> Response:
         problems = "; ".join(
