@@ -120,31 +120,24 @@ def add_routes(app: FastAPI, model) -> None:
             return error_response(RequestError(f"internal error: {type(error).__name__}: {error}", "INTERNAL"))
         return Response(orjson.dumps(answer), media_type=JSON)
 
-    def refused(error: RequestError) -> Response:
-        model.count_error(error.reason)
-        return error_response(error)
-
+    # Refusals raised below reach request_error, which counts them: the one place for every route but infer's
+    # (which answers its own errors, INTERNAL included). The SDK's routes that remain (/v2, its health checks, the
+    # model list) raise none.
     async def metadata(model_name: str, model_version: str | None = None) -> Response:
-        try:
-            check_served(model_name, model_version)
-        except RequestError as error:
-            return refused(error)
+        check_served(model_name, model_version)
         return JSONResponse(model.metadata())
 
     async def ready(model_name: str, model_version: str | None = None) -> Response:
-        try:
-            check_served(model_name, model_version)
-        except RequestError as error:
-            return refused(error)
+        check_served(model_name, model_version)
         if not model.ready:
-            return refused(RequestError(f"model {model.name!r} is not loaded", "NOT_READY"))
+            raise RequestError(f"model {model.name!r} is not loaded", "NOT_READY")
         return JSONResponse({"name": model.name, "ready": True})
 
     async def repository(request: Request) -> Response:
-        return refused(REPOSITORY_DISABLED)
+        raise REPOSITORY_DISABLED
 
     async def v1(request: Request) -> Response:
-        return refused(V1_DISABLED)
+        raise V1_DISABLED
 
     for model_path in ("/v2/models/{model_name}", "/v2/models/{model_name}/versions/{model_version}"):
         app.add_api_route(f"{model_path}/infer", infer, methods=["POST"], include_in_schema=False)
@@ -154,8 +147,12 @@ def add_routes(app: FastAPI, model) -> None:
         app.add_api_route(f"/v2/repository/models/{{model_name}}/{action}", repository, methods=["POST"])
     app.add_api_route("/v1/{path:path}", v1, methods=["GET", "POST", "PUT", "DELETE"], include_in_schema=False)
 
+    def refused(error: RequestError) -> Response:
+        model.count_error(error.reason)
+        return error_response(error)
+
     async def request_error(_, error: RequestError) -> Response:
-        return error_response(error)  # from the SDK's remaining routes, through the DataPlane or predict: counted
+        return refused(error)
 
     async def validation_error(_, error: RequestValidationError) -> Response:
         problems = "; ".join(
