@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from components.ingest_data import decoding
 from components.ingest_data.csv_format import BLOCK_BYTES, CsvOptions, Widened, stream_csv, stream_header
 from components.ingest_data.errors import IngestError
-from components.ingest_data.json_lines import stream_json_lines
+from components.ingest_data.json_lines import json_text, stream_json_lines
 
 EXTENSIONS = {  # lower-case file name ending -> format
     ".csv": "csv",
@@ -191,9 +191,8 @@ def _as_plain(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     arrays = []
     for values, field in zip(batch.columns, schema, strict=True):
         if pa.types.is_nested(values.type):
-            values = pa.array(
-                [None if value is None else json.dumps(value, default=str) for value in values.to_pylist()], pa.string()
-            )
+            texts = [None if value is None else json_text(value) for value in values.to_pylist()]
+            values = pa.array(texts, pa.string())
         arrays.append(values if values.type == field.type else values.cast(field.type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 

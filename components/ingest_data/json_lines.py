@@ -224,11 +224,13 @@ def _as_text(values: pd.Series) -> pd.Series:
     """A column whose JSON values are of several kinds (numbers and strings, say) cannot be stored in one Parquet
     column: its present values become their text, and validation then sees, and names, the mixture."""
     present = values.notna()
-    return values.where(~present, values[present].map(_json_text))
+    return values.where(~present, values[present].map(json_text))
 
 
-def _json_text(value) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+def json_text(value) -> str:
+    """A value as the dataset stores a nested or mixed one: text as it is, anything else its JSON (a Parquet list or
+    struct may hold dates or decimals: their text)."""
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 def _json_lines_error(path: Path, name: str, compression: str | None, scan: decoding.Scan) -> IngestError | None:
