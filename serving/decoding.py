@@ -200,8 +200,13 @@ def _check_values(name: str, datatype: str, values: Sequence) -> None:
     kind = "number" if datatype in NUMBER_DATATYPES else datatype
     allowed = _ACCEPTED[kind]
     kinds = set(map(type, values))
-    if kinds <= allowed and not (datatype in INTEGER_DATATYPES and float in kinds):
-        return
+    if not kinds <= allowed or (datatype in INTEGER_DATATYPES and float in kinds):
+        _refuse_first_value(name, datatype, kind, allowed, values)
+    if datatype in INTEGER_DATATYPES:
+        _check_range(name, datatype, values)
+
+
+def _refuse_first_value(name: str, datatype: str, kind: str, allowed: set[type], values: Sequence) -> None:
     for row, value in enumerate(values):
         if type(value) not in allowed or (
             datatype in INTEGER_DATATYPES and isinstance(value, float) and not value.is_integer()
@@ -217,6 +222,25 @@ def _check_values(name: str, datatype: str, values: Sequence) -> None:
                 f"input {name!r} ({datatype}) holds {problem} in row {row}; its values must be {wanted} or null",
                 "BAD_VALUE",
             )
+
+
+def _check_range(name: str, datatype: str, values: Sequence) -> None:
+    """Whole numbers within the datatype's range: UINT8 -5 is no UINT8, and the client that sent it has a bug the
+    prediction would hide (a binary payload cannot hold it; the JSON list is held to the same rule)."""
+    numbers = [value for value in values if value is not None]
+    if not numbers:
+        return
+    limits = np.iinfo(datatype.lower())
+    if limits.min <= min(numbers) and max(numbers) <= limits.max:
+        return
+    row, value = next(
+        (row, value) for row, value in enumerate(values) if value is not None and not limits.min <= value <= limits.max
+    )
+    raise RequestError(
+        f"input {name!r} ({datatype}) holds {value!r} in row {row}; {datatype} values lie between {limits.min} and "
+        f"{limits.max}",
+        "BAD_VALUE",
+    )
 
 
 def _as_float(values: Sequence) -> np.ndarray:

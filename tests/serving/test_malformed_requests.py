@@ -162,6 +162,12 @@ CASES = [
     # -- values (400 BAD_VALUE, SCHEMA_VIOLATION)
     Case("text_in_a_numeric_column", table(size_sqm=_size("abc")), 400, "BAD_VALUE", ("size_sqm", "abc")),
     Case("empty_text_in_a_numeric_column", table(size_sqm=_size("")), 400, "BAD_VALUE", ("size_sqm",)),
+    Case("negative_value_in_an_unsigned_datatype", table(rooms={"datatype": "UINT8", "data": [-5]}), 400,
+         "BAD_VALUE", ("rooms", "UINT8", "-5", "0 and 255")),
+    Case("value_beyond_its_integer_datatype", table(rooms={"datatype": "INT8", "shape": [2], "data": [3, 300]},
+                                                    rows=2), 400, "BAD_VALUE", ("rooms", "INT8", "300", "row 1")),
+    Case("whole_float_beyond_int64", table(rooms={"datatype": "INT64", "data": [1e30]}), 400, "BAD_VALUE",
+         ("rooms", "INT64", "1e+30")),
     Case("nested_object_value", table(neighbourhood={"data": [{"name": "Harbour"}]}), 400, "BAD_VALUE",
          ("neighbourhood",)),
     # Valid JSON syntax, but no double: the parser refuses it as it refuses the Infinity token.
