@@ -41,6 +41,8 @@ INFERRED_KINDS = {
     "string": frozenset({"str"}),
 }
 INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+UINT64_MAX = 2**64 - 1  # the integers pandas' JSON parser reads: beyond them it stops with "Value is too big!"
 DTYPE_KINDS = {"i": "int", "u": "uint", "f": "float", "b": "bool"}  # numpy dtype kind -> kind of values
 
 
@@ -251,4 +253,19 @@ def _json_lines_error(path: Path, name: str, compression: str | None, scan: deco
                 return IngestError(
                     f"input file {name!r}: line {number} is a JSON {kind}, not an object; each line must be one object"
                 )
+            for key, item in value.items():
+                if (big := _beyond_64_bits(item)) is not None:
+                    return IngestError(
+                        f"input file {name!r}: line {number}, key {key!r}: the integer {big} is beyond 64 bits "
+                        f"({INT64_MIN} to {UINT64_MAX}), which JSON Lines are read with; write it as a string "
+                        f'("{big}") to keep every digit, or as a float ({float(big):.6e})'
+                    )
     return None
+
+
+def _beyond_64_bits(value) -> int | None:
+    """The first integer in ``value`` (nested values too) that pandas' JSON parser cannot read."""
+    if type(value) is int and not INT64_MIN <= value <= UINT64_MAX:
+        return value
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return next((big for item in items if (big := _beyond_64_bits(item)) is not None), None)

@@ -430,6 +430,16 @@ def test_json_line_that_is_not_an_object_is_named(tmp_path, line, kind):
     fails(path, rf"line 2 is a JSON {kind}, not an object")
 
 
+@pytest.mark.parametrize(
+    ("value", "line"), [("18446744073709551616", '{"id": %s}'), ("-9223372036854775809", '{"id": [1, {"b": %s}]}')]
+)
+def test_json_integer_beyond_64_bits_is_named_with_its_line_and_key(tmp_path, value, line):
+    path = tmp_path / "big.jsonl"
+    path.write_text('{"id": 1}\n' + line % value + "\n")
+
+    fails(path, rf'line 2, key .id.: the integer {value} is beyond 64 bits .*write it as a string \("{value}"\)')
+
+
 def test_json_lines_of_arrays_only_are_refused(tmp_path):
     # pandas alone reads them as columns named 0 and 1.
     path = tmp_path / "arrays.jsonl"
