@@ -39,6 +39,7 @@ def training_pipeline(
     source_uri: str = "sample://house-prices?rows=2000&seed=7",
     csv_delimiter: str = "",
     csv_encoding: str = "",
+    csv_decimal: str = "",
     target: str = "price",
     task: str = "auto",
     model_name: str = "house-prices",
@@ -83,6 +84,7 @@ def training_pipeline(
             or `sample://house-prices?rows=N&seed=S`; CSV, Parquet or JSON Lines.
         csv_delimiter: CSV delimiter (one character or `tab`); empty detects it.
         csv_encoding: CSV encoding, e.g. `latin-1`; empty means UTF-8 (with or without a byte-order mark).
+        csv_decimal: CSV decimal mark, `.` or `,`; empty means `.` and refuses a column of decimal-comma numbers.
         target: Column to predict.
         task: `regression`, `classification` or `auto` (text, booleans and up to 20 integer labels are classes).
         model_name: Registered model name in MLflow.
@@ -156,7 +158,11 @@ def training_pipeline(
         deploy_timeout_seconds: Deprecated: use `wait_timeout_seconds`.
     """
     ingest = ingest_data(
-        source_uri=source_uri, csv_delimiter=csv_delimiter, csv_encoding=csv_encoding, data_uri=data_uri
+        source_uri=source_uri,
+        csv_delimiter=csv_delimiter,
+        csv_encoding=csv_encoding,
+        csv_decimal=csv_decimal,
+        data_uri=data_uri,
     )
     # KFP's cache key sees the URI, not the content behind it: a rerun on an updated file must read it again.
     ingest.set_caching_options(False)

@@ -14,6 +14,7 @@ def ingest_data(
     source_uri: str = "",
     csv_delimiter: str = "",
     csv_encoding: str = "",
+    csv_decimal: str = "",
     # Deprecated, kept for one release; `= None` is how KFP 2.17 compiles an optional parameter.
     data_uri: str = None,  # noqa: RUF013
 ) -> NamedTuple("Outputs", [("rows", int), ("content_sha256", str), ("source_uri", str)]):
@@ -43,6 +44,9 @@ def ingest_data(
             (a `.tsv` file is tab-separated).
         csv_encoding: CSV text encoding (a Python codec name such as `latin-1` or `cp1252`); empty means UTF-8,
             with or without a byte-order mark.
+        csv_decimal: CSV decimal mark, `.` or `,` (`102,5`, as Excel writes numbers in many locales); empty means
+            `.`, and then a column whose every value is a number with a decimal comma is refused, naming it: set
+            `,` to read such columns as numbers, or `.` to keep them as text.
         data_uri: Deprecated: use `source_uri`.
 
     Returns:
@@ -55,7 +59,9 @@ def ingest_data(
     from components.ingest_data.logic import ingest_source
 
     source_uri = renamed("data_uri", data_uri, "source_uri", source_uri).strip()
-    written = ingest_source(source_uri, dataset.path, csv_delimiter=csv_delimiter, csv_encoding=csv_encoding)
+    written = ingest_source(
+        source_uri, dataset.path, csv_delimiter=csv_delimiter, csv_encoding=csv_encoding, csv_decimal=csv_decimal
+    )
     info = written.info
     dataset.metadata.update({**info, "source_uri": source_uri, **written.metadata()})
     print(

@@ -1,17 +1,18 @@
 """Reads a CSV (or TSV) file as Arrow record batches, as ``pandas.read_csv`` would, refusing what pandas would repair.
 
-Owns the CSV options (``CsvOptions``: delimiter, encoding) and the CSV reader. The file is read in blocks of about
-``BLOCK_BYTES`` (bounded memory; pyarrow's own streaming reader reads ahead without bound), each cut after a record:
-after the last line break preceded by an even number of quote characters. pyarrow parses each block with the column
-types of the first block's inference; a later block whose values need a wider type (text in a column of numbers,
-say) raises ``Widened`` and the file is read again with the widened types, so the types are those of one inference
-over the whole file. The conversions are those ``pandas.read_csv`` makes by default: the same missing-value tokens
-(``NA``, ``null``, ``None``, an empty field, ...), ``True``/``False`` as booleans, whole numbers as integers, and
-dates and times kept as text. What pandas would repair silently is refused instead, naming the line: a row with
-another number of fields than the header (a truncated last line), a value whose quote never closes, repeated header
-names. Bytes the encoding cannot decode are reported with their exact offset (``decoding``): the file's first
-characters are decoded up front (for the header and delimiter detection) and, when a block does not decode, the
-file is scanned from its start for the first bad byte.
+Owns the CSV options (``CsvOptions``: delimiter, encoding, decimal mark) and the CSV reader. The file is read in blocks
+of about ``BLOCK_BYTES`` (bounded memory; pyarrow's own streaming reader reads ahead without bound), each cut after a
+record: after the last line break preceded by an even number of quote characters. pyarrow parses each block with the
+column types of the first block's inference; a later block whose values need a wider type (text in a column of numbers,
+say) raises ``Widened`` and the file is read again with the widened types, so the types are those of one inference over
+the whole file. The conversions are those ``pandas.read_csv`` makes by default: the same missing-value tokens (``NA``,
+``null``, ``None``, an empty field, ...), ``True``/``False`` as booleans, whole numbers as integers, and dates and times
+kept as text. What pandas would repair silently is refused instead, naming the line: a row with another number of fields
+than the header (a truncated last line), a value whose quote never closes, repeated header names. So is a column of
+numbers written with a decimal comma (``102,5``), naming the column, when no decimal mark was chosen: read with the
+default decimal point it would silently be text. Bytes the encoding cannot decode are reported with their exact offset
+(``decoding``): the file's first characters are decoded up front (for the header and delimiter detection) and, when a
+block does not decode, the file is scanned from its start for the first bad byte.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from components.ingest_data import decoding
@@ -46,6 +49,9 @@ PANDAS_TRUE_VALUES = ["True", "TRUE", "true"]
 PANDAS_FALSE_VALUES = ["False", "FALSE", "false"]
 CSV_ENCODING_HINT = "if the file uses another encoding, set csv_encoding (e.g. 'latin-1' or 'cp1252')"
 UTF16_HINT = "the file starts with a UTF-16 byte-order mark: set csv_encoding='utf-16'"
+DECIMAL_MARKS = (".", ",")
+# A column of these, some with a comma, is numbers written with a decimal comma (Excel's export in many locales).
+DECIMAL_COMMA_NUMBER = r"^\s*[+-]?[0-9]+(,[0-9]+)?\s*$"
 
 
 @dataclass(frozen=True)
@@ -54,14 +60,21 @@ class CsvOptions:
 
     ``delimiter``: one character, or empty to detect it among ``, ; TAB |`` (a ``.tsv`` file is tab-separated).
     ``encoding``: a Python codec name, or empty for UTF-8 (a byte-order mark is allowed either way for UTF-8).
+    ``decimal``: the decimal mark, ``.`` or ``,``; empty is ``.``, and a text column whose every value is a number
+    with a decimal comma is refused, naming it (the user chooses: ``,`` reads numbers, ``.`` keeps the text).
     """
 
     delimiter: str = ""
     encoding: str = ""
+    decimal: str = ""
 
     @classmethod
-    def parse(cls, delimiter: str = "", encoding: str = "") -> CsvOptions:
-        return cls(delimiter=_delimiter_option(delimiter), encoding=_encoding_option(encoding))
+    def parse(cls, delimiter: str = "", encoding: str = "", decimal: str = "") -> CsvOptions:
+        return cls(
+            delimiter=_delimiter_option(delimiter),
+            encoding=_encoding_option(encoding),
+            decimal=_decimal_option(decimal),
+        )
 
     @property
     def codec(self) -> str:
@@ -77,6 +90,12 @@ def _delimiter_option(value: str) -> str:
             f"csv_delimiter must be one character other than a quote or line break (or 'tab'), got {value!r}"
         )
     return delimiter
+
+
+def _decimal_option(value: str) -> str:
+    if value not in ("", *DECIMAL_MARKS):
+        raise IngestError(f"csv_decimal must be '.' or ',' (or empty for '.'), got {value!r}")
+    return value
 
 
 def _encoding_option(value: str) -> str:
@@ -175,6 +194,8 @@ def stream_csv(
     parse_options = pa_csv.ParseOptions(
         delimiter=header.delimiter, newlines_in_values=True, invalid_row_handler=stop_at_first
     )
+    decimal = options.decimal or "."
+    commas = None if options.decimal else _DecimalCommas()
     names: list[str] | None = None  # pyarrow's header, read from the first block
     quotes = 0
 
@@ -202,12 +223,12 @@ def stream_csv(
             raise failure(error) from error
         quotes += block_quotes
         try:
-            table = _parse_block(block, names, types, parse_options)
+            table = _parse_block(block, names, types, parse_options, decimal)
         except pa.ArrowInvalid as error:
             if invalid or types is None or "conversion error" not in str(error):
                 raise failure(error) from error
             try:  # the block's own types: does a wider type hold its values?
-                found = _infer_block(block, names, parse_options)
+                found = _infer_block(block, names, parse_options, decimal)
             except pa.ArrowException as inner:
                 raise failure(inner) from inner
             widened = {column: unify_types(types[column], found[column]) for column in types}
@@ -221,12 +242,50 @@ def stream_csv(
             if types is None:  # the first block's inference, dates and times as text
                 types = {field.name: _as_text_if_temporal(field.type) for field in table.schema}
                 if any(types[field.name] != field.type for field in table.schema):
-                    table = _parse_block(block, None, types, parse_options)
+                    table = _parse_block(block, None, types, parse_options, decimal)
+        if commas is not None:
+            commas.see(table)
         if table.num_rows:
             # One chunk per block: else pyarrow's internal blocks become tiny Parquet row groups.
             yield _nulls_as_float(table.combine_chunks()).to_batches()[0]
     if quotes % 2:
         check_quotes()
+    if commas is not None:
+        commas.check(name)
+
+
+class _DecimalCommas:
+    """Text columns whose every value so far is a whole number or one with a decimal comma, at least one of them
+    with the comma: ``102,5`` read with a decimal point. A column leaves at its first other value, which is
+    usually its first (a cheap look before the whole column is matched)."""
+
+    def __init__(self):
+        self.candidates: dict[str, str | None] | None = None  # column -> a value with a comma, once seen
+
+    def see(self, table: pa.Table) -> None:
+        if self.candidates is None:
+            self.candidates = {field.name: None for field in table.schema if pa.types.is_string(field.type)}
+        for column in list(self.candidates):
+            values = table.column(column).drop_null()
+            if not len(values):
+                continue
+            if (
+                not re.match(DECIMAL_COMMA_NUMBER, values[0].as_py())
+                or not pc.all(pc.match_substring_regex(values, DECIMAL_COMMA_NUMBER)).as_py()
+            ):
+                del self.candidates[column]
+            elif self.candidates[column] is None:
+                with_comma = values.filter(pc.match_substring(values, ","))
+                self.candidates[column] = with_comma[0].as_py() if len(with_comma) else None
+
+    def check(self, name: str) -> None:
+        found = {column: example for column, example in (self.candidates or {}).items() if example is not None}
+        if found:
+            listed = ", ".join(f"{column!r} (e.g. {example!r})" for column, example in found.items())
+            raise IngestError(
+                f"input file {name!r}: column(s) {listed} hold numbers written with a decimal comma, which would be "
+                "read as text; set csv_decimal=',' to read them as numbers, or csv_decimal='.' to keep them as text"
+            )
 
 
 def _as_text_if_temporal(kind: pa.DataType) -> pa.DataType:
@@ -234,11 +293,16 @@ def _as_text_if_temporal(kind: pa.DataType) -> pa.DataType:
 
 
 def _parse_block(
-    block, names: list[str] | None, types: dict[str, pa.DataType] | None, parse_options: pa_csv.ParseOptions
+    block,
+    names: list[str] | None,
+    types: dict[str, pa.DataType] | None,
+    parse_options: pa_csv.ParseOptions,
+    decimal: str,
 ) -> pa.Table:
     read_options = pa_csv.ReadOptions(encoding="utf8", block_size=PARSE_BLOCK_BYTES, column_names=names)
     convert_options = pa_csv.ConvertOptions(
         column_types=types,
+        decimal_point=decimal,
         null_values=PANDAS_NA_VALUES,
         strings_can_be_null=True,
         true_values=PANDAS_TRUE_VALUES,
@@ -247,8 +311,10 @@ def _parse_block(
     return pa_csv.read_csv(pa.BufferReader(pa.py_buffer(block)), read_options, parse_options, convert_options)
 
 
-def _infer_block(block, names: list[str] | None, parse_options: pa_csv.ParseOptions) -> dict[str, pa.DataType]:
-    table = _parse_block(block, names, None, parse_options)
+def _infer_block(
+    block, names: list[str] | None, parse_options: pa_csv.ParseOptions, decimal: str
+) -> dict[str, pa.DataType]:
+    table = _parse_block(block, names, None, parse_options, decimal)
     return {field.name: _as_text_if_temporal(field.type) for field in table.schema}
 
 

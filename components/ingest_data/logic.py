@@ -98,6 +98,7 @@ def ingest_source(
     *,
     csv_delimiter: str = "",
     csv_encoding: str = "",
+    csv_decimal: str = "",
     block_bytes: int | None = None,
 ) -> Written:
     """Reads every file behind ``source_uri`` straight into the Parquet dataset at ``path``, one block at a time:
@@ -115,7 +116,8 @@ def ingest_source(
         estimate = ingest_memory(block_bytes or BLOCK_BYTES, batch.num_columns)
         check_memory("ingest_data", estimate, DATA_STEP_REMEDY, workload=f"for {batch.num_columns:,} columns")
 
-    sink, files, size = _run(source_uri, csv_delimiter, csv_encoding, block_bytes, writer, check)
+    options = (csv_delimiter, csv_encoding, csv_decimal)
+    sink, files, size = _run(source_uri, options, block_bytes, writer, check)
     return Written(sink.info, files, size, sink.batches, sink.peak_buffered_bytes)
 
 
@@ -126,16 +128,22 @@ def ingest_memory(block_bytes: int, columns: int) -> int:
 
 
 def read_source(
-    source_uri: str, *, csv_delimiter: str = "", csv_encoding: str = "", block_bytes: int | None = None
+    source_uri: str,
+    *,
+    csv_delimiter: str = "",
+    csv_encoding: str = "",
+    csv_decimal: str = "",
+    block_bytes: int | None = None,
 ) -> Ingested:
     """Reads every file behind ``source_uri`` (one file, or a glob's matches in name order) into one table.
 
     ``csv_delimiter``: one character, or empty to detect it among ``, ; TAB |`` (a ``.tsv`` file is
-    tab-separated); ``csv_encoding``: empty for UTF-8 (a byte-order mark is allowed), or a Python codec name.
-    Both apply to CSV files only. Remote files are downloaded to a temporary directory, each deleted once read.
+    tab-separated); ``csv_encoding``: empty for UTF-8 (a byte-order mark is allowed), or a Python codec name;
+    ``csv_decimal``: ``.`` or ``,``, empty for ``.`` (a column of numbers with decimal commas is then refused).
+    They apply to CSV files only. Remote files are downloaded to a temporary directory, each deleted once read.
     The same batches ``ingest_source`` writes, collected in memory: for tests and small data.
     """
-    sink, files, size = _run(source_uri, csv_delimiter, csv_encoding, block_bytes, _Collector)
+    sink, files, size = _run(source_uri, (csv_delimiter, csv_encoding, csv_decimal), block_bytes, _Collector)
     return Ingested(pa.Table.from_batches(sink.batches, sink.schema), files, size)
 
 
@@ -159,8 +167,7 @@ class _Collector:
 
 def _run(
     source_uri: str,
-    csv_delimiter: str,
-    csv_encoding: str,
+    csv_options: tuple[str, str, str],  # delimiter, encoding, decimal mark, as the parameters give them
     block_bytes: int | None,
     sink_factory,
     check: Callable[[pa.RecordBatch], None] | None = None,
@@ -168,7 +175,7 @@ def _run(
     if not source_uri or not source_uri.strip():
         raise IngestError(f"source_uri is empty; expected {SUPPORTED_SOURCES}")
     source_uri = source_uri.strip()
-    options = CsvOptions.parse(csv_delimiter, csv_encoding)
+    options = CsvOptions.parse(*csv_options)
     parsed = urlparse(source_uri)
     scheme = parsed.scheme.lower()
     if scheme == samples.SCHEME:  # generated and small: one table

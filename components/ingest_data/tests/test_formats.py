@@ -177,6 +177,57 @@ def test_bad_delimiter_option_is_refused(option, message):
         ingest(corpus("semicolon.csv"), csv_delimiter=option)
 
 
+# --- CSV: decimal mark -------------------------------------------------------------------------------------------
+
+DECIMAL_COMMAS = "city;area_m2;rooms;note\nLyon;54,5;2;1,2\nPorto;71;3;x\nGraz;-38,25;1;3,4\n"
+
+
+def test_decimal_comma_numbers_are_refused_naming_the_column_and_the_choice(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_text(DECIMAL_COMMAS)
+
+    # 'note' holds text too, so it is text whatever the decimal mark; 'rooms' has no comma: both go unnamed.
+    fails(path, r"column\(s\) 'area_m2' \(e.g. '54,5'\) hold numbers written with a decimal comma.*csv_decimal=','")
+
+
+def test_decimal_comma_in_a_late_block_is_named_too(tmp_path):
+    path = tmp_path / "late.csv"
+    path.write_text("id;price\n" + "".join(f"{i};{i}\n" for i in range(3000)) + "3000;12,5\n")
+
+    fails(path, r"'price' \(e.g. '12,5'\)", block_bytes=1024)
+
+
+def test_csv_decimal_comma_reads_numbers(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_text(DECIMAL_COMMAS)
+
+    frame = ingest(str(path), csv_decimal=",")
+
+    assert frame["area_m2"].tolist() == [54.5, 71.0, -38.25]
+    assert frame["rooms"].tolist() == [2, 3, 1]
+    assert frame["note"].tolist() == ["1,2", "x", "3,4"]
+
+
+def test_csv_decimal_point_keeps_decimal_comma_text(tmp_path):
+    path = tmp_path / "codes.csv"
+    path.write_text("code;count\n1,5;3\n2,10;4\n")
+
+    assert ingest(str(path), csv_decimal=".").to_dict("list") == {"code": ["1,5", "2,10"], "count": [3, 4]}
+
+
+def test_comma_separated_values_with_a_decimal_point_are_not_suspected(tmp_path):
+    path = tmp_path / "plain.csv"
+    path.write_text('city,area_m2,range\nLyon,54.5,"1,2"\nPorto,71.0,"3-4"\n')
+
+    assert ingest(str(path))["area_m2"].tolist() == [54.5, 71.0]
+
+
+@pytest.mark.parametrize("option", [";", "comma", ". "])
+def test_bad_decimal_option_is_refused(option):
+    with pytest.raises(IngestError, match=rf"csv_decimal must be '.' or ','.*got '{re.escape(option)}'"):
+        ingest(corpus("semicolon.csv"), csv_decimal=option)
+
+
 # --- CSV: encoding -----------------------------------------------------------------------------------------------
 
 
