@@ -718,9 +718,13 @@ def _run(
         sorted_sizes = sizes[order]
         if (sizes < 2).any():
             rare = labels[sizes < 2].tolist()  # in file order
+            # A numeric target with few values is classified by task=auto (validate_data): say how to undo that.
+            dtype = source.dtypes[target]
+            numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+            hint = "; if the target is a quantity, not classes, set task='regression'" if numeric else ""
             raise PreparationError(
                 f"class(es) {rare} of target {target!r} have a single row; a stratified split "
-                "needs at least 2 rows per class (drop or merge rare classes)"
+                f"needs at least 2 rows per class (drop or merge rare classes){hint}"
             )
         if test_rows < len(labels) or n_kept - test_rows < len(labels):
             raise PreparationError(

@@ -106,6 +106,17 @@ def test_class_with_a_single_row_is_named():
         prepare(frame, target="label", task="classification")
 
 
+def test_numeric_class_with_a_single_row_suggests_regression():
+    # task=auto classifies up to 20 integer values: on a small file a quantity (rooms, a count) lands here.
+    frame = labelled_frame([2] * 10 + [3] * 10 + [7])
+
+    with pytest.raises(PreparationError, match=r"class\(es\) \['7'\] .*if the target is a quantity.*task='regression'"):
+        prepare(frame, target="label", task="classification")
+    with pytest.raises(PreparationError) as text_labels:
+        prepare(labelled_frame(["A"] * 10 + ["B"] * 10 + ["G"]), target="label", task="classification")
+    assert "regression" not in str(text_labels.value)
+
+
 def test_too_few_rows_is_reported_with_the_counts():
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 3.0, 4.0, 5.0, 6.0], "y": [1.0, 2.0, 3.0, 3.0, np.nan, 5.0, 6.0]})
 
