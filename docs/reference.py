@@ -76,6 +76,8 @@ STABILITY: dict[str, str] = {}
 STABILITY_LEVELS = ("experimental", "alpha", "beta", "stable")
 # The project's own top-level packages: imports of these are followed, not listed as dependencies.
 PROJECT_PACKAGES = ("components", "model_bundle", "pipelines", "serving")
+# Modules that import a package at run time without an import statement: joblib.load of a model imports scikit-learn.
+IMPLIED_IMPORTS = {"model_bundle.bundle": ("sklearn",)}
 LAST_VERIFIED = re.compile(r"^lastVerified: (\d{4}-\d\d-\d\d)T00:00:00Z$", re.MULTILINE)
 KFP_PARAMETER_TYPES = {"String": "str", "Integer": "int", "Float": "float", "Boolean": "bool", "Dict": "dict"}
 KFP_PARAMETER_TYPES["List"] = "list"
@@ -404,7 +406,7 @@ def imported_modules(package_dir: Path, root: Path, project: Iterable[str] = PRO
             continue  # `from package import name` where name is no module
         parts = module.split(".")
         to_visit += [".".join(parts[:index]) for index in range(1, len(parts))]
-        for name in _imports(path, module):
+        for name in _imports(path, module) | set(IMPLIED_IMPORTS.get(module, ())):
             top = name.split(".")[0]
             if not top or top in sys.stdlib_module_names:
                 continue

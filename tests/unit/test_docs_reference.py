@@ -237,6 +237,13 @@ def test_dependencies_are_the_pins_of_what_the_code_imports_followed_through_the
         reference.dependencies(tmp_path / "proj" / "step", tmp_path, pins, project=("proj",))
 
 
+def test_a_component_that_loads_a_model_lists_scikit_learn_though_it_imports_none():
+    # deploy_model smoke-tests the model file it serves: joblib.load imports scikit-learn.
+    modules = reference.imported_modules(REPO_ROOT / "components" / "deploy_model", REPO_ROOT)
+
+    assert "sklearn" in modules
+
+
 def test_every_component_has_metadata_in_the_catalogue_fields_with_the_pins_of_requirements_txt():
     pins = reference.requirement_pins((REPO_ROOT / "requirements.txt").read_text())
     for path, content in reference.render_component_files(discover()).items():
