@@ -80,6 +80,15 @@ def incompatibility(card: ModelCard, schema: dict | None, challenger: Bundle, te
     for key, was, now in (("target", card.target, challenger.card.target), ("task", card.task, challenger.card.task)):
         if was != now:
             return f"it predicts {key} {was!r}, the challenger {now!r}"
+    if card.classes is not None and challenger.card.classes is not None:
+        # Labels compare as text: 1 read as 1.0 (a label column with a missing value is floats) is another class,
+        # and the champion, never right on this data, would score 0 against any challenger.
+        unknown = [label for label in card.classes if label not in challenger.card.classes]
+        if unknown:
+            return (
+                f"it answers class(es) {unknown} that this data does not have (its classes: "
+                f"{challenger.card.classes}): were the labels renamed or retyped?"
+            )
     missing = [name for name in card.feature_names if name not in test.columns]
     if missing:
         return f"it needs column(s) {missing} that this data does not have"

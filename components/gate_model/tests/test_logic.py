@@ -237,6 +237,23 @@ def test_champion_whose_column_changed_type_is_incompatible(regression_bundle):
     assert reason.startswith("column 'rooms' was numeric (integer) in the reference schema, now categorical (text)")
 
 
+def test_champion_answering_classes_this_data_lacks_is_incompatible(classification_bundle):
+    # A label column with one missing value is floats: the classes "0", "1" become "0.0", "1.0".
+    bundle, test = classification_bundle
+    renamed = [f"{label}.0" for label in bundle.card.classes]
+    challenger = dataclasses.replace(bundle, card=dataclasses.replace(bundle.card, classes=renamed))
+
+    reason = incompatibility(bundle.card, bundle.schema, challenger, test)
+
+    assert reason == (
+        f"it answers class(es) {bundle.card.classes} that this data does not have (its classes: {renamed}): were "
+        "the labels renamed or retyped?"
+    )
+    # A class new in this data leaves the champion comparable: it is simply never right on that class.
+    grown = dataclasses.replace(bundle, card=dataclasses.replace(bundle.card, classes=[*bundle.card.classes, "Z"]))
+    assert incompatibility(bundle.card, bundle.schema, grown, test) is None
+
+
 def test_compatible_champion_has_no_incompatibility(regression_bundle):
     bundle, test = regression_bundle
 
