@@ -42,7 +42,7 @@ status code with details ``"<CODE>: <what is wrong>"``. The server keeps serving
 |---|---|---|
 | 400 | BAD_JSON | the body is not valid JSON (NaN and Infinity included: send null) |
 | 415 | BAD_CONTENT_TYPE | the Content-Type of an infer request is not application/json |
-| 413 | BODY_TOO_LARGE | the body is larger than ``max_body_bytes`` (default 64 MiB) |
+| 413 | BODY_TOO_LARGE | the body is larger than ``max_body_bytes`` (default 8 MiB, gRPC's message limit too) |
 | 413 | TOO_MANY_ROWS | more rows than ``max_rows`` (default 100000) |
 | 422 | BAD_REQUEST | JSON that is no OIP inference request (no ``inputs``; an input lacking name/shape/datatype/data) |
 | 404 | MODEL_NOT_FOUND | no model of that name here (or a version other than the one served, in a versioned path) |
@@ -56,7 +56,8 @@ status code with details ``"<CODE>: <what is wrong>"``. The server keeps serving
 | 400 | TENSOR_NOT_NUMERIC | a tensor for a model with categorical columns |
 | 400 | SCHEMA_VIOLATION | the data contract refuses a value (an unseen category: names column, values, check) |
 | 400 | EMPTY | no rows |
-| 400 | BAD_PARAMETER | ``probabilities`` not true/false, ``content_type`` not "pd"/"np", an unknown output asked |
+| 400 | BAD_PARAMETER | ``probabilities`` not true/false, ``content_type`` not pd/np, an unknown or repeated output |
+| 400 | NOT_FINITE | a prediction is not a finite number (inputs far outside the training data; a linear model) |
 | 400 | NO_PROBABILITIES | probabilities asked of a regressor |
 | 503 | NOT_READY | the model is not loaded |
 | 501 | NOT_SUPPORTED | the model repository extension (load/unload): one model is served, fixed at start |
@@ -78,6 +79,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -251,6 +253,9 @@ class BundleModel(Model):
                 raise RequestError(
                     f"requested output(s) {unknown} do not exist; this model answers {answered}", "BAD_PARAMETER"
                 )
+            if len(set(request.outputs)) < len(request.outputs):  # each repeat would copy the answer again
+                repeated = sorted(name for name, count in Counter(request.outputs).items() if count > 1)
+                raise RequestError(f"requested output(s) {repeated} appear more than once; ask once", "BAD_PARAMETER")
         outputs = await self._run(decoded)
         if request.outputs:
             produced = {output["name"]: output for output in outputs}
@@ -319,6 +324,9 @@ class BundleModel(Model):
                 results[position] = answer
                 continue
             predictions, probabilities = answer
+            if (error := _not_finite(predictions, probabilities)) is not None:
+                results[position] = error  # answered as null, it would pass for a missing value; never monitored
+                continue
             results[position] = self._outputs(decoded, predictions, probabilities)
             self._signals.record(features, predictions, decoded.group_columns)
         return results
@@ -380,6 +388,24 @@ class BundleModel(Model):
 
     def count_error(self, reason: str) -> None:
         metrics.count_error(self.name, reason)
+
+
+def _not_finite(predictions: np.ndarray, probabilities: np.ndarray | None) -> RequestError | None:
+    """A refusal when a prediction (or a probability) is not a finite number: a linear model answers inf for inputs
+    far outside its training data, which JSON can only write as null."""
+    bad = np.zeros(len(predictions), dtype=bool)
+    for values in (predictions, probabilities):
+        if values is not None and values.dtype.kind == "f":
+            bad |= ~np.isfinite(values.reshape(len(predictions), -1)).all(axis=1)
+    if not bad.any():
+        return None
+    rows = np.flatnonzero(bad)
+    return RequestError(
+        f"the model's prediction for row(s) {rows[:10].tolist()}{' ...' if len(rows) > 10 else ''} is not a finite "
+        "number: their values lie far outside the training data (the 'range' schema check refuses such rows, "
+        "naming the column)",
+        "NOT_FINITE",
+    )
 
 
 def _unwrap(result):

@@ -26,6 +26,10 @@ DATATYPES = NUMBER_DATATYPES | {"BOOL", "BYTES"}
 CONTENT_TYPES = ("pd", "np")
 PROBABILITY_PREFIX = "probability_"
 
+# A refusal's message at most: it may quote the client's own values (a name, a category, a header), and gRPC drops
+# details over 8 KB (its metadata limit), losing the reason with them.
+MAX_MESSAGE_CHARS = 1000
+
 # reason -> (HTTP status, gRPC status); every reason not listed is a 400 / INVALID_ARGUMENT.
 STATUS = {
     "BAD_CONTENT_TYPE": (415, StatusCode.INVALID_ARGUMENT),
@@ -44,7 +48,7 @@ class RequestError(GrpcException):
     ("<REASON>: <message>") for gRPC (the KServe SDK's gRPC interceptor aborts with those)."""
 
     def __init__(self, message: str, reason: str):
-        self.message = message
+        self.message = message = _bounded(message)
         self.reason = reason
         self.http_status, status_code = STATUS.get(reason, (400, StatusCode.INVALID_ARGUMENT))
         super().__init__(details=f"{reason}: {message}", status_code=status_code)
@@ -54,6 +58,14 @@ class RequestError(GrpcException):
 
     def json(self) -> dict[str, str]:
         return {"error": self.message, "reason": self.reason}
+
+
+def _bounded(message: str) -> str:
+    """``message`` within MAX_MESSAGE_CHARS: its middle cut (the start names the problem, the end the remedy)."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    head, tail = MAX_MESSAGE_CHARS * 2 // 3, MAX_MESSAGE_CHARS // 4
+    return f"{message[:head]} [... {len(message) - head - tail:,} characters cut ...] {message[-tail:]}"
 
 
 @dataclass

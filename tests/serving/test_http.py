@@ -629,7 +629,8 @@ def test_concurrent_requests_get_the_bits_they_get_alone(served, oip_table):
 
 def test_a_linear_model_predicts_each_request_alone(houses, tmp_path, free_ports, serve_bundle, oip_table):
     """A linear model's dot products are summed in an order that depends on the batch (BLAS), so its requests are
-    never put together: one predict call per request, each answer the model file's own."""
+    never put together: one predict call per request, each answer the model file's own. Far outside its training
+    data it predicts inf, which JSON would write as null (a missing value): refused as NOT_FINITE, naming the row."""
     import concurrent.futures
 
     import model_bundle
@@ -646,7 +647,14 @@ def test_a_linear_model_predicts_each_request_alone(houses, tmp_path, free_ports
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
             responses = list(pool.map(lambda item: _post(server, item[1]), work))
         after = _scrape(server.metrics_url)
+        extreme = frame.head(2).assign(size_sqm=[92.0, 1e308])
+        assert not np.isfinite(bundle.model.predict(extreme)[1])
+        refused = _post(server, oip_table(bundle, extreme))
+        still = _post(server, oip_table(bundle, frame.head(2)))
 
+    assert (refused.status_code, refused.json()["reason"]) == (400, "NOT_FINITE"), refused.text
+    assert "row(s) [1]" in refused.json()["error"]
+    assert still.json()["outputs"][0]["data"] == bundle.model.predict(frame.head(2)).tolist()
     for (rows, _), response in zip(work, responses, strict=True):
         assert response.status_code == 200, response.text[:1000]
         assert response.json()["outputs"][0]["data"] == bundle.model.predict(rows).tolist()

@@ -26,6 +26,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import model_bundle
+from serving.oip import MAX_MESSAGE_CHARS
 
 pytestmark = pytest.mark.serving
 
@@ -166,6 +167,8 @@ CASES = [
          "BAD_VALUE", ("rooms", "UINT8", "-5", "0 and 255")),
     Case("value_beyond_its_integer_datatype", table(rooms={"datatype": "INT8", "shape": [2], "data": [3, 300]},
                                                     rows=2), 400, "BAD_VALUE", ("rooms", "INT8", "300", "row 1")),
+    Case("value_beyond_fp16", table(size_sqm={"datatype": "FP16", "data": [70000.0]}), 400, "BAD_VALUE",
+         ("size_sqm", "FP16", "70000.0", "65504")),
     Case("whole_float_beyond_int64", table(rooms={"datatype": "INT64", "data": [1e30]}), 400, "BAD_VALUE",
          ("rooms", "INT64", "1e+30")),
     Case("nested_object_value", table(neighbourhood={"data": [{"name": "Harbour"}]}), 400, "BAD_VALUE",
@@ -186,6 +189,14 @@ CASES = [
          "BAD_PARAMETER", ("probabilities", "yes"), model="classifier"),
     Case("content_type_not_pd_or_np", table(parameters={"content_type": "csv"}), 400, "BAD_PARAMETER",
          ("content_type", "csv")),
+    Case("output_requested_twice", plus(table(), outputs=[{"name": "price"}] * 3), 400, "BAD_PARAMETER",
+         ("price", "more than once")),
+    Case("long_value_echoed", table(parameters={"content_type": "x" * 100_000}), 400, "BAD_PARAMETER",
+         ("content_type", "characters cut", "'pd'")),
+    # 12,000 inputs (under the 1 MB limit): once seconds holding the server (list.count per name), a 150 KB message.
+    Case("many_unknown_inputs", plus(table(), *({"name": f"c{n}", "shape": [1], "datatype": "FP64", "data": [1]}
+                                                 for n in range(12_000))), 400, "UNKNOWN_INPUT",
+         ("'c0'", "characters cut", "the model expects")),
     Case("unknown_output_requested", plus(table(), outputs=[{"name": "price_interval"}]), 400, "BAD_PARAMETER",
          ("price_interval",)),
     # -- size (400 EMPTY, 413)
@@ -360,6 +371,7 @@ def assert_refused(case: Case, answer: Answer) -> None:
     assert error.get("reason") == case.reason, f"expected reason {case.reason}; got {shown}"
     message = error.get("error")
     assert isinstance(message, str) and message, shown
+    assert len(message) <= MAX_MESSAGE_CHARS, f"{case.id}: a {len(message):,}-character message: {shown}"
     missing = [fragment for fragment in case.fragments if fragment.lower() not in message.lower()]
     assert not missing, f"{case.id}: message {message!r} does not name {missing}"
 
@@ -497,6 +509,9 @@ GRPC_CASES = [
      ("size_sqm", "nulls")),
     ("unseen_category", (MODEL_NAME, table(neighbourhood={"data": ["Atlantis"]})), INVALID, "SCHEMA_VIOLATION",
      ("neighbourhood", "Atlantis")),
+    # Quoted whole, the value made details over gRPC's 16 KB metadata limit: RESOURCE_EXHAUSTED, the reason lost.
+    ("long_unseen_category", (MODEL_NAME, table(neighbourhood={"data": ["Atlantis" * 2500]})), INVALID,
+     "SCHEMA_VIOLATION", ("neighbourhood", "characters cut")),
     ("text_not_utf8", (MODEL_NAME, table(neighbourhood={"data": ["Café"], "encoding": "latin-1"})), INVALID,
      "BAD_VALUE", ("neighbourhood", "not UTF-8", "row 0")),
     ("zero_rows", (MODEL_NAME, table(rows=0)), INVALID, "EMPTY", ("rows",)),

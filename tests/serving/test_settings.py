@@ -35,7 +35,7 @@ def test_defaults_are_the_kserve_ports_and_mnt_models():
         model_version="",
         max_rows=100_000,
         schema_checks="domain",
-        max_body_bytes=64 * 1024 * 1024,
+        max_body_bytes=8 * 1024 * 1024,
     )
 
 
