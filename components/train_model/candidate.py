@@ -6,7 +6,7 @@ train_model fits.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from numbers import Integral
+from numbers import Integral, Real
 
 import pandas as pd
 from sklearn.compose import ColumnTransformer
@@ -76,22 +76,36 @@ def fitted_hyperparameters(model_type: str, hyperparameters: Mapping, rows: int)
     return fitted
 
 
+# scikit-learn's named constraints that take integers (an int seed; a verbosity level).
+INTEGER_CONSTRAINTS = ("random_state", "verbose")
+
+
 def restore_integers(estimator_class: type, hyperparameters: dict) -> dict:
     """Gives integer-only parameters their int back: ``{"max_depth": 3.0}`` becomes ``{"max_depth": 3}``.
 
     KFP passes dict parameters through protobuf Struct, where every number is a float. A whole float is
     converted when the parameter accepts it as an integer and not as a real number (scikit-learn's own
     constraints decide): ``min_samples_leaf=2.0`` becomes 2, while ``max_features=1.0`` stays the fraction
-    1.0, which is a valid real value there.
+    1.0, which is a valid real value there. Integers are also what the constraints ``"random_state"``,
+    ``"verbose"`` and the type ``Integral`` (``n_jobs``) take.
     """
     constraints = getattr(estimator_class, "_parameter_constraints", {})
     restored = dict(hyperparameters)
     for name, value in hyperparameters.items():
         if not (isinstance(value, float) and value.is_integer()):
             continue
-        intervals = [c for c in constraints.get(name, []) if isinstance(c, Interval)]
-        as_integer = any(issubclass(i.type, Integral) and int(value) in i for i in intervals)
-        as_real = any(not issubclass(i.type, Integral) and value in i for i in intervals)
+        allowed = constraints.get(name, [])
+        as_integer = any(
+            (isinstance(c, Interval) and issubclass(c.type, Integral) and int(value) in c)
+            or c in INTEGER_CONSTRAINTS
+            or (isinstance(c, type) and issubclass(c, Integral))
+            for c in allowed
+        )
+        as_real = any(
+            (isinstance(c, Interval) and not issubclass(c.type, Integral) and value in c)
+            or (isinstance(c, type) and issubclass(c, Real) and not issubclass(c, Integral))
+            for c in allowed
+        )
         if as_integer and not as_real:
             restored[name] = int(value)
     return restored

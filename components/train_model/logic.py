@@ -114,7 +114,8 @@ def train(
         classes=pipeline.classes_.tolist() if task == CLASSIFICATION else None,
         model_type=model_type,
         estimator=type(pipeline.named_steps["estimator"]).__name__,
-        hyperparameters=hyperparameters,
+        # As fitted: a KFP float (7.0) given back its int, a forest's computed max_samples.
+        hyperparameters={name: pipeline.named_steps["estimator"].get_params()[name] for name in hyperparameters},
         seed=seed,
         training_rows=len(labelled),
         training_rows_available=len(labelled) if training_rows_available is None else training_rows_available,

@@ -235,7 +235,9 @@ def test_whole_floats_from_kfp_train_as_integers(small):
     assert estimator.max_iter == 20
     assert isinstance(estimator.max_iter, int)
     assert isinstance(estimator.max_depth, int)
-    assert card.hyperparameters == {"max_iter": 20.0, "max_depth": 3.0}  # recorded as given
+    # Recorded as fitted: the card's values rebuild the estimator (random_state=7.0 would not).
+    assert card.hyperparameters == {"max_iter": 20, "max_depth": 3}
+    assert all(type(value) is int for value in card.hyperparameters.values())
 
 
 @pytest.mark.parametrize(
@@ -253,6 +255,10 @@ def test_whole_floats_from_kfp_train_as_integers(small):
         pytest.param(Ridge, {"alpha": 2.0}, {"alpha": 2.0}, id="ridge-alpha"),
         pytest.param(Ridge, {"max_iter": 100}, {"max_iter": 100}, id="already-int"),
         pytest.param(Ridge, {"solver": "auto"}, {"solver": "auto"}, id="string"),
+        # Named and type constraints: a seed, a verbosity level, a number of jobs (n_jobs: Integral or None).
+        pytest.param(RandomForestClassifier, {"random_state": 7.0}, {"random_state": 7}, id="random_state"),
+        pytest.param(HistGradientBoostingRegressor, {"verbose": 1.0}, {"verbose": 1}, id="verbose"),
+        pytest.param(RandomForestRegressor, {"n_jobs": 2.0}, {"n_jobs": 2}, id="n_jobs"),
     ],
 )
 def test_restore_integers(estimator_class, given, expected):
