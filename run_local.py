@@ -330,10 +330,24 @@ def show_history(arguments: dict, state_dir: Path) -> str:
     model_name, tracking_uri = str(arguments.get("model_name", "")), str(arguments.get("tracking_uri", ""))
     if not model_name:
         raise ValueError(f"{HISTORY!r} needs model_name=<registered model name>")
+    from mlflow.exceptions import MlflowException
+
+    from components._common import registry
+
     with process_state_restored():
         os.environ[STATE_DIR_ENV] = str(state_dir)  # where the local registry is (never created by reading)
-        moves = history.read(tracking_uri, model_name)
-        return history.table(moves, history.current_aliases(tracking_uri, model_name))
+        # A command at a terminal: a registry that does not answer is named in seconds, not after MLflow's 7 retries
+        # (4 minutes).
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        try:
+            moves = history.read(tracking_uri, model_name)
+            return history.table(moves, history.current_aliases(tracking_uri, model_name))
+        except (MlflowException, OSError) as error:  # requests' connection errors are OSErrors
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(
+                f"cannot read the promotion history of {model_name!r} from the registry at "
+                f"{registry.registry_location(tracking_uri)}: {first_line}"
+            ) from error
 
 
 def python_example(server) -> str:

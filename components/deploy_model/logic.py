@@ -64,7 +64,7 @@ class Provenance:
 
     pipeline_job_name: str = ""  # the KFP run's name: the pipeline it belongs to gives the move's cause
     pipeline_job_id: str = ""
-    reason: str = ""  # free text; empty: APPROVED_REASON for a version the gate approved
+    reason: str = ""  # free text; empty: APPROVED_REASON for a version the gate approved (but for a rollback)
     forced: bool = False  # a refusal overridden with force=true (rollback)
 
 
@@ -403,13 +403,16 @@ def promote_champion(
     provenance = provenance or Provenance()
     client = registry.connect(tracking_uri)
     facts = {**history.version_facts(client, model_name, model_version), "model_sha256": model_sha256}
-    reason = provenance.reason or (APPROVED_REASON if facts["gate"] == "approved" else "")
+    cause = history.cause_from_job(provenance.pipeline_job_name, "deploy")
+    # A rollback passed no gate now: its reason is the one given, or none (the version's own gate verdict shows).
+    approved = facts["gate"] == "approved" and cause != "rollback"
+    reason = provenance.reason or (APPROVED_REASON if approved else "")
     move = history.move_alias(
         client,
         model_name,
         registry.CHAMPION,
         model_version,
-        cause=history.cause_from_job(provenance.pipeline_job_name, "deploy"),
+        cause=cause,
         moved_by=history.moved_by(provenance.pipeline_job_name, provenance.pipeline_job_id, STEP),
         reason=reason,
         forced=provenance.forced,

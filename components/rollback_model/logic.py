@@ -108,6 +108,8 @@ def resolve_version(model_name: str, to_version: str, champion: str | None, move
     Refuses a rollback to the champion itself, and an implicit one without a champion or without an earlier one.
     """
     version = str(to_version).strip()
+    if version.isdigit():  # MLflow's versions are numbers: "01" is version 1, and must compare as it
+        version = str(int(version))
     if not version:
         if champion is None:
             raise RollbackError(

@@ -145,3 +145,13 @@ def test_history_refuses_an_argument_it_does_not_take(run_local, tmp_path):
         run_local.show_history({"model_name": "houses", "to_version": "2"}, tmp_path)
     with pytest.raises(ValueError, match="'history' needs model_name="):
         run_local.show_history({}, tmp_path)
+
+
+def test_history_names_a_registry_that_does_not_answer(run_local, tmp_path, free_ports):
+    # The README's command for a cluster's registry, before the port-forward runs: once 4 minutes of MLflow's
+    # retries, then a raw traceback.
+    [port] = free_ports(1)
+    uri = f"http://127.0.0.1:{port}"
+
+    with pytest.raises(ValueError, match=rf"cannot read the promotion history of 'houses' from the registry at {uri}"):
+        run_local.show_history({"model_name": "houses", "tracking_uri": uri}, tmp_path)

@@ -95,6 +95,18 @@ def test_each_local_deployment_records_the_champion_move_with_the_digest_served(
     assert history.OUTSIDE_THE_SUITE not in report
 
 
+def test_a_rollback_records_the_reason_given_not_the_gate_s(mlflow_state, regression_bundle, tmp_path):
+    from components.deploy_model.logic import Provenance, promote_champion
+
+    bundle, _ = regression_bundle
+    _register(bundle, tmp_path, "run-1")
+    rollback = Provenance("rollback-pipeline-2026-12-02-03-00-00-000001", "run-9")
+
+    move = promote_champion("", "houses", "1", bundle.card.sha256, {}, rollback)
+
+    assert (move.cause, move.gate, move.reason) == ("rollback", "approved", "")
+
+
 def test_a_failed_deployment_records_nothing_and_leaves_champion(mlflow_state, regression_bundle, tmp_path):
     bundle, test = regression_bundle
     _register(bundle, tmp_path, "run-1")

@@ -128,9 +128,11 @@ def test_without_a_champion_an_implicit_rollback_is_refused(mlflow_state, regres
         staged(tmp_path)
 
 
-def test_the_champion_itself_is_refused(two_champions, tmp_path):
+@pytest.mark.parametrize("version", ["2", "02", " 2 "])
+def test_the_champion_itself_is_refused(two_champions, tmp_path, version):
+    # "02" is MLflow's version 2: before, it passed this check and the history recorded a move to v02.
     with pytest.raises(RollbackError, match=f"{NAME} v2 is already the champion"):
-        staged(tmp_path, to_version="2")
+        staged(tmp_path, to_version=version)
 
 
 @pytest.mark.parametrize("target", ["none", "seldon"])
