@@ -8,7 +8,8 @@ decompressed a ``.csv.gz``.
 
 A Parquet file's columns are read as the data steps read every format (``_plain_parquet``): a pandas index saved in
 the file is a column like the others when it is named and dropped when it is pandas' unnamed row labels; decimals
-are float64 numbers; lists, structs and maps are their JSON text, as nested JSON Lines values are.
+are float64 numbers; lists, structs and maps are their JSON text, as nested JSON Lines values are; dates, times and
+timestamps are their ISO text, as CSV and JSON Lines dates are.
 """
 
 from __future__ import annotations
@@ -165,7 +166,9 @@ def _plain_parquet(schema: pa.Schema) -> tuple[pa.Schema, list[str]]:
     as columns and marks them as the index in the schema's pandas metadata, so a reader would take them out of the
     columns: a named level stays a column (it is data, e.g. an identifier), and pandas' unnamed row labels are
     dropped (they number the rows of another frame and are no feature a request sends). Decimals become float64,
-    the numbers every estimator takes; lists, structs and maps become their JSON text."""
+    the numbers every estimator takes; lists, structs and maps become their JSON text; dates, times and timestamps
+    their ISO text, as CSV and JSON Lines keep them (one fixed text a value: pandas would write a datetime column
+    with or without its times by the batch's values, so a model's input would depend on the rows beside it)."""
     pandas_meta = json.loads((schema.metadata or {}).get(b"pandas", b"{}"))
     index = {level for level in pandas_meta.get("index_columns", []) if isinstance(level, str)}
     fields = [field for field in schema if not (field.name in index and UNNAMED_INDEX.fullmatch(field.name))]
@@ -182,7 +185,7 @@ def _plain_parquet(schema: pa.Schema) -> tuple[pa.Schema, list[str]]:
 def _plain_type(kind: pa.DataType) -> pa.DataType:
     if pa.types.is_decimal(kind):
         return pa.float64()
-    if pa.types.is_nested(kind):
+    if pa.types.is_nested(kind) or pa.types.is_timestamp(kind) or pa.types.is_date(kind) or pa.types.is_time(kind):
         return pa.string()
     return kind
 

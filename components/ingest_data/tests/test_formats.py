@@ -3,6 +3,7 @@ fail naming the file and the problem. The small corpus under tests/data/ingest/ 
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import re
 from decimal import Decimal
@@ -438,6 +439,25 @@ def test_parquet_decimals_are_numbers_and_nested_values_their_json_text(tmp_path
     assert frame["price"].tolist()[::2] == [120172.5, 99000.05] and pd.isna(frame["price"][1])
     assert frame["tags"].tolist() == ['["garden", "garage"]', None, "[]"]
     assert frame["address"].tolist() == ['{"zip": "01234", "floor": 2}', '{"zip": "75001", "floor": null}', None]
+
+
+def test_parquet_dates_and_timestamps_are_one_text_a_value_whatever_the_rows_beside_them(tmp_path):
+    # pandas writes a datetime column as text with its times only when a value of the batch has one: a model fed
+    # datetimes answered one row alone differently than beside a 10:30 row.
+    path = tmp_path / "dates.parquet"
+    frame = pd.DataFrame(
+        {
+            "day": [pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-02 10:30")],
+            "date": [datetime.date(2024, 1, 1), None],
+            "price": [1.0, 2.0],
+        }
+    )
+    frame.to_parquet(path, index=False)
+
+    read = ingest(str(path))
+
+    assert read["day"].tolist() == ["2024-01-01 00:00:00.000000000", "2024-01-02 10:30:00.000000000"]
+    assert read["date"].tolist() == ["2024-01-01", None]
 
 
 # --- JSON Lines --------------------------------------------------------------------------------------------------
