@@ -270,7 +270,8 @@ def score_held_out(
     """``(scores, rows held out)`` of a copy of ``pipeline`` fitted without a ``validation_fraction`` share of the
     rows, scored on those rows; ``(None, 0)`` for a fraction of 0.
 
-    Classification holds out a stratified share when every class has at least two rows.
+    Classification holds out a stratified share of the classes with at least two rows; a class of one row is always
+    fitted on (held out, it would leave the fit without that class: with two classes, a fit on one).
     """
     if not validation_fraction:
         return None, 0
@@ -282,12 +283,22 @@ def score_held_out(
             f"{len(y)} training rows are too few to hold out validation_fraction={validation_fraction}; "
             "set it to 0 to skip validation"
         )
-    stratify = None
+    positions, kept, stratify = np.arange(len(y)), np.arange(0), None
     if task == CLASSIFICATION:
         counts = y.value_counts()
-        if counts.min() >= 2 and held_out >= len(counts) and len(y) - held_out >= len(counts):
-            stratify = y
-    fit_at, held_at = train_test_split(np.arange(len(y)), test_size=held_out, random_state=seed, stratify=stratify)
+        single = y.isin(counts.index[counts < 2]).to_numpy()
+        positions, kept = positions[~single], positions[single]
+        classes = len(counts) - len(kept)
+        if len(positions) - held_out < 1:
+            raise TrainingError(
+                f"{len(y)} training rows, {len(kept)} of them the only row of their class, are too few to hold out "
+                f"validation_fraction={validation_fraction}; set it to 0 to skip validation"
+            )
+        if held_out >= classes and len(positions) - held_out >= classes:
+            stratify = y.iloc[positions]
+    fit_at, held_at = train_test_split(positions, test_size=held_out, random_state=seed, stratify=stratify)
+    if len(kept):
+        fit_at = np.sort(np.concatenate([fit_at, kept]))
     with _on_every_core():
         candidate = clone(pipeline).fit(x.iloc[fit_at], y.iloc[fit_at])
     return score(task, y.iloc[held_at], predict_in_chunks(candidate.predict, x.iloc[held_at])), held_out
