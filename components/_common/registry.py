@@ -101,6 +101,27 @@ def mlflow_uris_restored() -> Iterator[None]:
                 os.environ[name] = value
 
 
+def check_model_name(model_name: str) -> str:
+    """``model_name`` if the registry can take it (MLflow's own rule: not empty, no ``/`` or ``:``, a plain path)
+    and a search can name it (not both quote characters); else ValueError naming the parameter, before any run is
+    logged."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.validation import _validate_model_name
+
+    try:
+        _validate_model_name(model_name)
+    except MlflowException as error:
+        raise ValueError(f"parameter model_name {model_name!r} is no registered model name: {error.message}") from None
+    if "'" in model_name and '"' in model_name:
+        raise ValueError(f"parameter model_name {model_name!r} holds both quote characters; use at most one kind")
+    return model_name
+
+
+def quoted(value: str) -> str:
+    """``value`` as a string literal of an MLflow search filter (a name may hold one kind of quote)."""
+    return f'"{value}"' if "'" in value else f"'{value}'"
+
+
 def experiment_id(client, name: str) -> str:
     """The id of experiment ``name``, created if missing (artifacts under the state dir for a local SQLite store)."""
     experiment = client.get_experiment_by_name(name)

@@ -92,8 +92,7 @@ def register(
     from mlflow.entities import Metric, Param
     from mlflow.exceptions import MlflowException
 
-    if not model_name:
-        raise ValueError("parameter model_name is empty")
+    registry.check_model_name(model_name)
     bundle = load(model_dir)  # verifies the files against their digests before anything is recorded
     card = bundle.card
     reports = {name: path for name, path in (reports or {}).items() if path is not None}
@@ -115,7 +114,7 @@ def register(
     }
     if pipeline_job_id:
         previous = client.search_model_versions(
-            f"name='{model_name}' and tag.`kfp.pipeline_job_id`='{pipeline_job_id}' "
+            f"name={registry.quoted(model_name)} and tag.`kfp.pipeline_job_id`='{pipeline_job_id}' "
             f"and tag.model_sha256='{card.sha256}'"
         )
         if previous:
@@ -193,7 +192,9 @@ def point_alias_at_newest(client, model_name: str, alias: str, moved_by: str = S
     checking again after setting makes the alias end on the newest version whichever order they ran in.
     """
     for _ in range(ALIAS_ATTEMPTS):
-        newest = max(int(found.version) for found in client.search_model_versions(f"name='{model_name}'"))
+        newest = max(
+            int(found.version) for found in client.search_model_versions(f"name={registry.quoted(model_name)}")
+        )
         current = registry.version_by_alias(client, model_name, alias)
         if current is not None and int(current.version) >= newest:
             return

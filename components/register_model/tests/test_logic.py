@@ -167,11 +167,29 @@ def test_artifacts_stay_under_the_state_directory(mlflow_state, regression_bundl
     assert registered.source.startswith((mlflow_state / "mlartifacts").as_uri())
 
 
-def test_empty_model_name_is_refused(mlflow_state, regression_bundle):
+@pytest.mark.parametrize(("name", "problem"), [("", "Missing value"), ("team/houses", "cannot contain '/'")])
+def test_a_name_the_registry_cannot_take_is_refused_before_a_run_is_logged(
+    mlflow_state, regression_bundle, name, problem
+):
+    from mlflow import MlflowClient
+
     bundle, _ = regression_bundle
 
-    with pytest.raises(ValueError, match=r"parameter model_name is empty"):
-        register("", "", bundle.directory, SCORES, True, "approved")
+    with pytest.raises(ValueError, match=rf"parameter model_name '{name}' is no registered model name: .*{problem}"):
+        register("", name, bundle.directory, SCORES, True, "approved")
+    assert not MlflowClient(registry.local_tracking_uri()).search_runs(
+        [experiment.experiment_id for experiment in MlflowClient(registry.local_tracking_uri()).search_experiments()]
+    )
+
+
+def test_a_name_with_a_quote_registers_once_per_pipeline_run(mlflow_state, regression_bundle):
+    # The name goes into MLflow search filters, which its quote used to break.
+    bundle, _ = regression_bundle
+
+    first = register("", "o'brien", bundle.directory, SCORES, True, "approved", pipeline_job_id="run-1")
+    again = register("", "o'brien", bundle.directory, SCORES, True, "approved", pipeline_job_id="run-1")
+
+    assert first.version == again.version == "1"
 
 
 def test_directory_without_card_is_refused(mlflow_state, tmp_path, regression_bundle):
