@@ -116,7 +116,7 @@ def ingest_source(
         estimate = ingest_memory(block_bytes or BLOCK_BYTES, batch.num_columns)
         check_memory("ingest_data", estimate, DATA_STEP_REMEDY, workload=f"for {batch.num_columns:,} columns")
 
-    options = (csv_delimiter, csv_encoding, csv_decimal)
+    options = CsvOptions.parse(csv_delimiter, csv_encoding, csv_decimal)
     sink, files, size = _run(source_uri, options, block_bytes, writer, check)
     return Written(sink.info, files, size, sink.batches, sink.peak_buffered_bytes)
 
@@ -143,7 +143,8 @@ def read_source(
     They apply to CSV files only. Remote files are downloaded to a temporary directory, each deleted once read.
     The same batches ``ingest_source`` writes, collected in memory: for tests and small data.
     """
-    sink, files, size = _run(source_uri, (csv_delimiter, csv_encoding, csv_decimal), block_bytes, _Collector)
+    options = CsvOptions.parse(csv_delimiter, csv_encoding, csv_decimal)
+    sink, files, size = _run(source_uri, options, block_bytes, _Collector)
     return Ingested(pa.Table.from_batches(sink.batches, sink.schema), files, size)
 
 
@@ -167,7 +168,7 @@ class _Collector:
 
 def _run(
     source_uri: str,
-    csv_options: tuple[str, str, str],  # delimiter, encoding, decimal mark, as the parameters give them
+    options: CsvOptions,
     block_bytes: int | None,
     sink_factory,
     check: Callable[[pa.RecordBatch], None] | None = None,
@@ -175,7 +176,6 @@ def _run(
     if not source_uri or not source_uri.strip():
         raise IngestError(f"source_uri is empty; expected {SUPPORTED_SOURCES}")
     source_uri = source_uri.strip()
-    options = CsvOptions.parse(*csv_options)
     parsed = urlparse(source_uri)
     scheme = parsed.scheme.lower()
     if scheme == samples.SCHEME:  # generated and small: one table
