@@ -2,9 +2,10 @@
 
 Each feature gets a test chosen by its type and the size of the reference sample, Evidently's own rule made
 explicit so that every test gets the threshold of its kind:
-- up to ``LARGE_REFERENCE`` reference rows, tests with a p-value: Kolmogorov-Smirnov for numbers, chi-square for
-  categories (a z-test for two categories); a feature drifts when p < ``alpha``, divided by the number of such
-  tests under the ``bonferroni`` correction (many features tested at once would otherwise flag some by chance);
+- up to ``LARGE_REFERENCE`` reference rows, tests with a p-value: Kolmogorov-Smirnov for numbers, the chi-square
+  test of homogeneity for categories (``HOMOGENEITY``); a feature drifts when p < ``alpha``, divided by the number
+  of such tests under the ``bonferroni`` correction (many features tested at once would otherwise flag some by
+  chance);
 - above it, where any p-value test flags differences too small to matter, distances: the Wasserstein distance
   normed by the reference's standard deviation for numbers, the Jensen-Shannon distance for categories; a feature
   drifts when the distance reaches ``distance_threshold``.
@@ -26,7 +27,12 @@ from components._common.policies import policy_from_mapping
 from model_bundle import CATEGORICAL, NUMERIC, coerce_features
 
 LARGE_REFERENCE = 1000  # Evidently's limit between p-value tests and distances
-P_VALUE_TESTS = {"ks": "Kolmogorov-Smirnov", "chisquare": "chi-square", "z": "z-test for two proportions"}
+# Evidently's own category tests for small references are goodness of fit: chisquare takes the reference's shares
+# as exact, so a batch of the same distribution 5-20 times the reference's size drifts (p 1e-7 at 5,000 rows against
+# 1,000), and its z-test merges a category never seen with one that was. Two samples of counts are compared by the
+# chi-square test of homogeneity (scipy's chi2_contingency on the 2 x categories table), registered as this test.
+HOMOGENEITY = "chi2_homogeneity"
+P_VALUE_TESTS = {"ks": "Kolmogorov-Smirnov", HOMOGENEITY: "chi-square test of homogeneity"}
 DISTANCE_TESTS = {"wasserstein": "Wasserstein distance (normed)", "jensenshannon": "Jensen-Shannon distance"}
 BONFERRONI, NO_CORRECTION = "bonferroni", "none"
 MAX_UNSEEN_LISTED = 5
@@ -200,9 +206,28 @@ def choose_test(feature_type: str, reference: pd.Series) -> str:
     small = len(reference) <= LARGE_REFERENCE
     if feature_type == NUMERIC:
         return "ks" if small else "wasserstein"
-    if small:
-        return "z" if reference.nunique(dropna=True) == 2 else "chisquare"
-    return "jensenshannon"
+    return HOMOGENEITY if small else "jensenshannon"
+
+
+def _homogeneity_p_value(
+    reference: pd.Series, current: pd.Series, feature_type, threshold: float
+) -> tuple[float, bool]:
+    """Evidently's stat-test interface: the p-value that both samples' categories come from one distribution."""
+    from scipy.stats import chi2_contingency
+
+    counts = pd.concat([reference.value_counts(), current.value_counts()], axis=1).fillna(0).to_numpy().T
+    p_value = 1.0 if counts.shape[1] < 2 else float(chi2_contingency(counts, correction=False).pvalue)
+    return p_value, p_value < threshold
+
+
+def _register_homogeneity_test() -> None:
+    from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
+    from evidently.legacy.core import ColumnType
+
+    test = StatTest(
+        name=HOMOGENEITY, display_name=P_VALUE_TESTS[HOMOGENEITY], allowed_feature_types=[ColumnType.Categorical]
+    )
+    register_stattest(test, default_impl=_homogeneity_p_value)
 
 
 def detect(
@@ -212,6 +237,8 @@ def detect(
     ``reference``; raises DriftError naming a missing column or a batch too small to test."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
+
+    _register_homogeneity_test()
 
     names = [feature["name"] for feature in features]
     for frame, what in ((reference, "the reference sample"), (current, "the new data")):

@@ -117,10 +117,10 @@ def test_small_references_get_p_value_tests_with_bonferroni(reference):
         "size_sqm": "ks",
         "rooms": "ks",
         "age_years": "ks",
-        "renovated": "z",
+        "renovated": "chi2_homogeneity",
         "distance_to_center_km": "ks",
-        "neighbourhood": "chisquare",
-        "energy_label": "chisquare",
+        "neighbourhood": "chi2_homogeneity",
+        "energy_label": "chi2_homogeneity",
     }
     assert [feature.threshold for feature in corrected.features] == pytest.approx([0.05 / 7] * 7)
     assert {feature.threshold for feature in uncorrected.features} == {0.05}
@@ -128,13 +128,34 @@ def test_small_references_get_p_value_tests_with_bonferroni(reference):
     assert set(drifted(corrected)) <= set(drifted(uncorrected))
 
 
+def test_a_small_reference_does_not_call_larger_batches_of_its_distribution_drift(reference):
+    # Evidently's chisquare took the reference's shares as exact: 5,000 rows against 1,000 flagged neighbourhood and
+    # energy_label on every seed (p 1e-7 and below).
+    small = reference.head(1000)
+    results = [detect(small, batch(seed, rows=5000), FEATURES, DriftPolicy()) for seed in range(200, 205)]
+
+    flagged = [name for result in results for name in drifted(result) if name in ("neighbourhood", "energy_label")]
+    assert len(flagged) <= 1, flagged
+    assert not any(result.dataset_drift for result in results)
+
+
+def test_a_two_category_column_whose_value_is_replaced_by_a_new_one_drifts(reference):
+    # Evidently's z-test compares the first category with the rest, so a new value merged with the one it replaced.
+    current = batch().assign(renovated=lambda frame: frame["renovated"].map({True: "unknown", False: False}))
+
+    result = detect(reference.head(800), current, FEATURES, DriftPolicy())
+
+    renovated = next(feature for feature in result.features if feature.column == "renovated")
+    assert renovated.drifted and renovated.unseen_categories == ("unknown",)
+
+
 @pytest.mark.parametrize(
     ("feature_type", "values", "test"),
     [
         ("numeric", range(1000), "ks"),
         ("numeric", range(1001), "wasserstein"),
-        ("categorical", ["a", "b"] * 500, "z"),
-        ("categorical", ["a", "b", "c"] * 300, "chisquare"),
+        ("categorical", ["a", "b"] * 500, "chi2_homogeneity"),
+        ("categorical", ["a", "b", "c"] * 300, "chi2_homogeneity"),
         ("categorical", ["a", "b"] * 501, "jensenshannon"),
     ],
 )
