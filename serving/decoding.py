@@ -6,7 +6,6 @@ model types them). Every refusal is a ``RequestError`` naming the input and the 
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ from serving.oip import (
     Request,
     RequestError,
     json_type,
+    repeated,
 )
 
 
@@ -90,8 +90,7 @@ def _is_tensor(request: Request, contract: Contract, content_type: str | None) -
 
 def _table_columns(request: Request, contract: Contract) -> tuple[dict[str, Sequence], int, dict[str, Sequence]]:
     names = [entry.name for entry in request.inputs]
-    # Counter, not list.count per name: 40,000 inputs (3 MB) held the event loop for 80 s.
-    duplicated = sorted(name for name, count in Counter(names).items() if count > 1)
+    duplicated = repeated(names)
     if duplicated:
         raise RequestError(f"input(s) {duplicated} appear more than once; send each column once", "DUPLICATE_INPUT")
     expected, known, sent = contract.names, {*contract.names, *contract.ignored}, set(names)

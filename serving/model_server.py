@@ -79,7 +79,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -253,9 +252,8 @@ class BundleModel(Model):
                 raise RequestError(
                     f"requested output(s) {unknown} do not exist; this model answers {answered}", "BAD_PARAMETER"
                 )
-            if len(set(request.outputs)) < len(request.outputs):  # each repeat would copy the answer again
-                repeated = sorted(name for name, count in Counter(request.outputs).items() if count > 1)
-                raise RequestError(f"requested output(s) {repeated} appear more than once; ask once", "BAD_PARAMETER")
+            if twice := oip.repeated(request.outputs):  # each repeat would copy the answer again
+                raise RequestError(f"requested output(s) {twice} appear more than once; ask once", "BAD_PARAMETER")
         outputs = await self._run(decoded)
         if request.outputs:
             produced = {output["name"]: output for output in outputs}

@@ -9,6 +9,7 @@ serving.model_server. Both transports are parsed into the same ``Request``, so t
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,11 @@ class RequestError(GrpcException):
 
     def json(self) -> dict[str, str]:
         return {"error": self.message, "reason": self.reason}
+
+
+def repeated(names: list[str]) -> list[str]:
+    """The names that appear more than once, sorted (a Counter: list.count per name made 40,000 inputs take 80 s)."""
+    return sorted(name for name, count in Counter(names).items() if count > 1)
 
 
 def _bounded(message: str) -> str:
