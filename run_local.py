@@ -332,8 +332,6 @@ def show_history(arguments: dict, state_dir: Path) -> str:
         raise ValueError(f"{HISTORY!r} needs model_name=<registered model name>")
     from mlflow.exceptions import MlflowException
 
-    from components._common import registry
-
     with process_state_restored():
         os.environ[STATE_DIR_ENV] = str(state_dir)  # where the local registry is (never created by reading)
         # A command at a terminal: a registry that does not answer is named in seconds, not after MLflow's 7 retries
@@ -343,10 +341,8 @@ def show_history(arguments: dict, state_dir: Path) -> str:
             moves = history.read(tracking_uri, model_name)
             return history.table(moves, history.current_aliases(tracking_uri, model_name))
         except (MlflowException, OSError) as error:  # requests' connection errors are OSErrors
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ValueError(
-                f"cannot read the promotion history of {model_name!r} from the registry at "
-                f"{registry.registry_location(tracking_uri)}: {first_line}"
+                f"cannot read the promotion history of {model_name!r} {history.unreadable_at(tracking_uri, error)}"
             ) from error
 
 

@@ -258,6 +258,11 @@ def moved_by(pipeline_job_name: str, pipeline_job_id: str, step: str) -> str:
 # --- showing it ------------------------------------------------------------------------------------------------
 
 
+def unreadable_at(tracking_uri: str, error: BaseException) -> str:
+    """Where a registry that could not be read is, and why, on one line: "from the registry at <location>: <error>"."""
+    return f"from the registry at {registry.registry_location(tracking_uri)}: {_one_line(str(error))}"
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -347,7 +352,7 @@ def report(tracking_uri: str, model_name: str) -> str:
     except ValueError as error:
         return f"{heading}Nothing recorded: {error}.\n"
     except (MlflowException, OSError) as error:  # requests' connection errors are OSErrors
-        return f"{heading}The history could not be read from the registry at {location}: {_one_line(str(error))}\n"
+        return f"{heading}The history could not be read {unreadable_at(tracking_uri, error)}\n"
     return (
         f"{heading}{markdown(moves, current)}\n\n"
         f"Recorded as tags `{TAG_PREFIX}*` of the registered model, in the registry at {location}.\n"
