@@ -15,6 +15,7 @@ listed for each feature (the category tests count them too).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -220,6 +221,7 @@ def _homogeneity_p_value(
     return p_value, p_value < threshold
 
 
+@functools.cache  # once a process: Evidently's registry is global
 def _register_homogeneity_test() -> None:
     from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
     from evidently.legacy.core import ColumnType

@@ -102,6 +102,7 @@ def train(
     with _on_every_core():
         pipeline.fit(x, y)
     fit_seconds = time.perf_counter() - started
+    fitted = pipeline.named_steps["estimator"].get_params()
 
     # One real row, JSON-safe (missing values as null): documents the request format and feeds `make demo`'s curl.
     input_example = json.loads(x.head(1).to_json(orient="records"))[0]
@@ -115,7 +116,7 @@ def train(
         model_type=model_type,
         estimator=type(pipeline.named_steps["estimator"]).__name__,
         # As fitted: a KFP float (7.0) given back its int, a forest's computed max_samples.
-        hyperparameters={name: pipeline.named_steps["estimator"].get_params()[name] for name in hyperparameters},
+        hyperparameters={name: fitted[name] for name in hyperparameters},
         seed=seed,
         training_rows=len(labelled),
         training_rows_available=len(labelled) if training_rows_available is None else training_rows_available,
