@@ -43,7 +43,8 @@ CUT_MARK = "…"
 GATE_VERDICTS = {"true": "approved", "false": "rejected"}
 # Pipeline names (in a KFP job name) and the cause each stands for, the first match winning: the monitoring pipeline
 # runs the training pipeline inside it.
-CAUSES_BY_PIPELINE = (("rollback", "rollback"), ("monitoring", "monitoring"), ("training", "training"))
+ROLLBACK = "rollback"  # the cause of a move made by the rollback pipeline
+CAUSES_BY_PIPELINE = ((ROLLBACK, ROLLBACK), ("monitoring", "monitoring"), ("training", "training"))
 DIGEST_SHOWN = 12
 COLUMNS = ("time (UTC)", "alias", "from -> to", "digest", "cause", "moved by", "gate", "reason")
 
@@ -213,14 +214,19 @@ def _instant(time: str) -> datetime:
 
 
 def previous_champion(moves: list[Move], current: str) -> str | None:
-    """The champion before ``current`` in the history: the from_version of the latest recorded champion move to
-    ``current`` (skipping a move from no version or from ``current`` itself, a redeployment); None when there is
-    none."""
+    """The champion ``current`` replaced when it was promoted: the from_version of the latest recorded champion move
+    to ``current`` that was no rollback (skipping a move from no version or from ``current`` itself, a
+    redeployment); None when there is none.
+
+    Rollbacks are skipped so that a second rollback steps further back (v3 -> v2, then v2 -> v1) and never serves
+    the version a rollback took out of service (v2 -> v3) unless it is named.
+    """
     for move in reversed(moves):
         if (
             move.alias == registry.CHAMPION
             and move.to_version == str(current)
             and move.from_version not in ("", str(current))
+            and move.cause != ROLLBACK
         ):
             return move.from_version
     return None

@@ -405,7 +405,7 @@ def promote_champion(
     facts = {**history.version_facts(client, model_name, model_version), "model_sha256": model_sha256}
     cause = history.cause_from_job(provenance.pipeline_job_name, "deploy")
     # A rollback passed no gate now: its reason is the one given, or none (the version's own gate verdict shows).
-    approved = facts["gate"] == "approved" and cause != "rollback"
+    approved = facts["gate"] == "approved" and cause != history.ROLLBACK
     reason = provenance.reason or (APPROVED_REASON if approved else "")
     move = history.move_alias(
         client,

@@ -22,10 +22,12 @@ def rollback_model(
 ) -> NamedTuple("Outputs", [("model_version", str), ("model_uri", str), ("recorded_reason", str), ("forced", bool)]):
     """Verifies a registered version and stages it for deploy_model to serve again: the rollback pipeline's first step.
 
-    The version is `to_version`, or, when it is empty, the champion before the current one in the model's promotion
-    history. Its model card and documents are checked against the digests the registry recorded, then its model
-    file as it is downloaded and loaded; its data contract (schema.json) is compared with the current champion's,
-    the one requests are made for. Refused, naming the problem: an unknown model or version, no champion before the
+    The version is `to_version`, or, when it is empty, the champion the current one replaced when it was promoted
+    (read from the model's promotion history). Rollbacks are not counted: a second rollback steps further back
+    (v3 to v2, then v2 to v1), and a version a rollback took out of service is served again only when named. Its
+    model card and documents are checked against the digests the registry recorded, then its model file as it is
+    downloaded and loaded; its data contract (schema.json) is compared with the current champion's, the one
+    requests are made for. Refused, naming the problem: an unknown model or version, no champion before the
     current one in the history, the version already being the champion, a file failing its digest (never served,
     even with `force`), a data contract incompatible with the champion's (another target or task, features missing
     or added, a feature's type changed) unless `force` is true, and `deploy_target` `none` (a rollback must serve).
@@ -37,7 +39,8 @@ def rollback_model(
         deploy_target: Where deploy_model serves the version: `kubernetes` or `local`.
         model: The version's files, downloaded from the registry and verified.
         smoke_rows: The version's model-card input example (Parquet): the rows deploy_model's smoke test sends.
-        to_version: The registered version to serve again; empty means the previous champion in the history.
+        to_version: The registered version to serve again; empty means the champion the current one replaced
+            (rollbacks not counted).
         reason: Why the rollback is made: recorded in the promotion history.
         force: Roll back even to a version whose data contract differs from the champion's (recorded in the
             history); a file failing its digest is refused all the same.

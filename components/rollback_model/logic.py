@@ -103,7 +103,7 @@ def rollback(
 
 
 def resolve_version(model_name: str, to_version: str, champion: str | None, moves: list[history.Move]) -> str:
-    """The version to roll back to: ``to_version``, or the champion before ``champion`` in the history.
+    """The version to roll back to: ``to_version``, or the champion ``champion`` replaced when it was promoted.
 
     Refuses a rollback to the champion itself, and an implicit one without a champion or without an earlier one.
     """
@@ -120,7 +120,7 @@ def resolve_version(model_name: str, to_version: str, champion: str | None, move
         if version is None:
             raise RollbackError(
                 f"the promotion history of {model_name} records no champion before v{champion}: name the version "
-                "to roll back to with to_version"
+                "to roll back to with to_version (a rollback is never undone unless the version is named)"
             )
     if version == champion:
         raise RollbackError(f"{model_name} v{version} is already the champion: there is nothing to roll back")

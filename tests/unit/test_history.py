@@ -219,15 +219,21 @@ def test_current_aliases_are_the_tracked_ones(registered):
     [
         ([("", "1"), ("1", "2")], "2", "1"),
         ([("", "1"), ("1", "2"), ("2", "3")], "3", "2"),
-        ([("", "1"), ("1", "2"), ("2", "3"), ("3", "2")], "2", "3"),  # after a rollback: the one rolled back from
+        # After a rollback v3 -> v2: the one v2 replaced, never the one rolled back from, nor the rollback's.
+        ([("", "1"), ("1", "2"), ("2", "3"), ("3", "2", history.ROLLBACK)], "2", "1"),
+        ([("", "1"), ("1", "2"), ("2", "1", history.ROLLBACK)], "1", None),
+        ([("", "1"), ("1", "2"), ("2", "1", history.ROLLBACK), ("1", "3")], "3", "1"),
         ([("", "1"), ("1", "2"), ("2", "2")], "2", "1"),  # a redeployment of the same version is no "before"
         ([("", "1")], "1", None),  # the first champion
         ([("", "1"), ("1", "2")], "5", None),  # a champion set outside the suite: nothing recorded about it
         ([], "1", None),
     ],
 )
-def test_previous_champion_is_where_the_latest_move_to_the_current_one_came_from(moves, current, previous):
-    recorded = [_move(from_version=from_version, to_version=to) for from_version, to in moves]
+def test_previous_champion_is_the_one_the_current_one_replaced_when_promoted(moves, current, previous):
+    recorded = [
+        _move(from_version=from_version, to_version=to, cause=cause[0] if cause else "training")
+        for from_version, to, *cause in moves
+    ]
     recorded.insert(0, _move(alias="challenger", from_version="7", to_version=current))  # challengers do not count
 
     assert history.previous_champion(recorded, current) == previous

@@ -22,9 +22,9 @@ from components.train_model.logic import train
 NAME = "houses"
 
 
-def make_champion(version: str, reason: str = "") -> None:
+def make_champion(version: str, reason: str = "", cause: str = "training") -> None:
     """Moves champion as the deploy step does: through the history."""
-    history.move_alias(registry.connect(""), NAME, registry.CHAMPION, version, cause="training", moved_by="test")
+    history.move_alias(registry.connect(""), NAME, registry.CHAMPION, version, cause=cause, moved_by="test")
 
 
 def registered(bundle: model_bundle.Bundle) -> str:
@@ -90,6 +90,27 @@ def test_the_previous_champion_follows_the_history_not_the_version_numbers(mlflo
         make_champion(version)
 
     assert staged(tmp_path)[0].version == "1"
+
+
+def test_a_second_rollback_steps_further_back_never_to_the_version_rolled_back_from(
+    mlflow_state, regression_bundle, tmp_path
+):
+    bundle, _ = regression_bundle
+    for version in ("1", "2", "3"):
+        registered(bundle)
+        make_champion(version)
+
+    first = staged(tmp_path / "first")[0]
+    make_champion(first.version, cause=history.ROLLBACK)  # as the rollback pipeline's deploy step records it
+    second = staged(tmp_path / "second")[0]
+    make_champion(second.version, cause=history.ROLLBACK)
+
+    assert [(first.champion, first.version), (second.champion, second.version)] == [("3", "2"), ("2", "1")]
+    with pytest.raises(
+        RollbackError, match=r"no champion before v1: .* \(a rollback is never undone unless the version is named\)"
+    ):
+        staged(tmp_path / "third")  # v1 was the first champion; v2 is served again only when named
+    assert staged(tmp_path / "named", to_version="2")[0].version == "2"
 
 
 def test_a_named_version_is_staged(two_champions, tmp_path):
