@@ -58,7 +58,10 @@ def serve(
     metrics_port: int,
 ) -> LocalServer:
     """Starts a server for ``model_dir`` on ``http_port`` (replacing the one there) and smoke-tests it; on failure
-    restores the server that ran there before and raises DeploymentError.
+    restores the server that ran there before and raises DeploymentError. Once it serves, a server of another
+    version of the model on another port is stopped (a rollback or a deploy on another ``serving_port`` would
+    otherwise leave the model it replaces answering there): one version per model serves, as on a cluster, where
+    a deployment replaces the model's one SeldonDeployment or InferenceService.
 
     The OIP model name is the one the cluster uses (the SeldonDeployment's graph node), so a client's URL is the
     same path locally and behind Seldon.
@@ -86,6 +89,18 @@ def serve(
         raise DeploymentError(
             f"deploying {model_name} v{model_version} failed: {error}; {_restore(previous, previous_parameters, state)}"
         ) from error
+    for other in local_server.running(state):
+        if (
+            other.http_port != http_port
+            and other.model_name == name
+            and not serves(other, model_name, str(model_version), model_sha256)
+        ):
+            served = _version_parameter(local_server.health(other)).get("model_version", "?")
+            local_server.stop(other.http_port, state)
+            print(
+                f"stopped the server of {model_name} v{served} on port {other.http_port}: v{model_version} now "
+                f"serves on port {http_port}"
+            )
     return server
 
 

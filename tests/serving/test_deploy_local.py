@@ -209,6 +209,26 @@ def test_a_version_with_another_digest_than_recorded_is_rolled_back(mlflow_state
     assert _metadata(http_port)["parameters"]["sha256"] == bundle.card.sha256
 
 
+def test_a_version_deployed_on_another_port_stops_the_server_of_the_one_it_replaces(
+    mlflow_state, champion_v1, free_ports, capsys
+):
+    # E.g. `make rollback PORT=...` on another port: the version rolled back from must not keep answering.
+    bundle, rows, old_port, _ = champion_v1
+    register("", "houses", bundle.directory, SCORES, True, "approved", pipeline_job_id="run-2")
+    http_port, metrics_port = free_ports(2)
+    capsys.readouterr()
+
+    deploy_local("houses", "2", bundle.card.sha256, rows, bundle.predict(rows), "", http_port, metrics_port)
+
+    [server] = local_server.running(mlflow_state / "serving")
+    assert (server.http_port, _metadata(http_port)["parameters"]["model_version"]) == (http_port, "2")
+    assert f"stopped the server of houses v1 on port {old_port}: v2 now serves on port {http_port}" in (
+        capsys.readouterr().out
+    )
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{old_port}/v2/health/ready", timeout=5)
+
+
 # --- the champion served when a run deployed nothing --------------------------------------------------------------
 
 
