@@ -27,7 +27,8 @@ def prepare_data(
 ):
     """Cleans the data by its cleaning policy, splits train and test sets, and profiles the training rows.
 
-    Cleaning steps, in order: rows without a target are dropped; text columns that are mostly numbers are coerced
+    Cleaning steps, in order: rows without a target are dropped (a classification target of whole numbers is then
+    written as integers: classes 0 and 1, not 0.0 and 1.0); text columns that are mostly numbers are coerced
     (`coerce_mixed_types`); outliers are kept, clipped or dropped (`outliers`); exact duplicates are dropped
     (`drop_duplicates`). What each one changed is in `cleaning_report` and `metrics`.
 

@@ -2,7 +2,8 @@
 cleaning step does and the split (the component profiles the training rows with model_bundle.profile).
 
 The steps, in the order they apply (keys of ``components._common.cleaning.CleaningPolicy``):
-1. rows without a target are dropped (always);
+1. rows without a target are dropped (always); a classification target whose values are then all whole numbers is
+   written as integers (a label column with a missing value reads as floats: classes 0 and 1, not 0.0 and 1.0);
 2. ``coerce_mixed_types``: in a text column that is mostly numbers (the rule of ``_common.cleaning``), values that
    are not numbers become missing and the column numeric;
 3. ``outliers``: ``keep`` (default), ``clip`` or ``drop`` numbers outside the fences
@@ -619,9 +620,11 @@ def _run(
     test_fraction: float,
     seed: int,
     policy: CleaningPolicy,
-    route: Callable[[Iterator[_Routed]], None],
+    route: Callable[[Iterator[_Routed], dict], None],
 ) -> Preparation:
-    """Cleans and splits ``source``; ``route`` receives each batch's kept rows and which of them are test rows."""
+    """Cleans and splits ``source``; ``route`` receives each batch's kept rows and which of them are test rows, and
+    the dtypes to write the kept rows with (``source.dtypes``, but a classification target of whole numbers is
+    int64: ``_written_dtypes``)."""
     check_task(task)
     if not 0.0 < test_fraction < 1.0:
         raise PreparationError(f"parameter test_fraction must be between 0 and 1 (exclusive), got {test_fraction}")
@@ -639,6 +642,9 @@ def _run(
     spill = _HashSpill() if policy.drop_duplicates else None
     sizes = np.zeros(0, dtype=np.int64)
     labelled_rows = 0
+    # A float classification target whose kept values are all whole numbers: a label column with a missing value
+    # reads as floats, and its classes would be named 0.0 and 1.0 instead of 0 and 1.
+    whole_labels = classify and _is_float(source.dtypes[target])
     wanted = [target, *[name for name in source.names if name in plan.mixed or name in plan.fences]]
     # Columns whose values cleaning leaves alone are hashed as the source holds them (Arrow: no pandas copy).
     altered = set(plan.mixed) | (set(plan.fences) if plan.outliers == CLIP else set())
@@ -657,6 +663,8 @@ def _run(
         kept[start : start + len(batch)] = keep
         at = np.flatnonzero(keep)
         codes = classes.encode(batch[target].iloc[at]) if classify else np.zeros(len(at), dtype=np.int32)
+        if whole_labels:
+            whole_labels = _whole_numbers(batch[target].to_numpy()[at])
         if classify:
             if len(classes.codes) > np.iinfo(row_classes.dtype).max + 1:
                 row_classes = row_classes.astype(np.min_scalar_type(len(classes.codes) - 1))
@@ -771,7 +779,7 @@ def _run(
                 del cleaned
             del rows, batch  # not held while the next batch is read
 
-    route(parts())
+    route(parts(), _written_dtypes(source.dtypes, target, whole_labels))
     return Preparation(
         train=None,
         test=None,
@@ -781,6 +789,22 @@ def _run(
         train_rows=n_kept - test_rows,
         test_rows=test_rows,
     )
+
+
+def _is_float(dtype) -> bool:
+    return isinstance(dtype, np.dtype) and dtype.kind == "f"
+
+
+def _whole_numbers(values: np.ndarray) -> bool:
+    """Whether every value is a whole number that int64 holds exactly (floats hold every integer up to 2**53)."""
+    return bool(np.all((np.abs(values) <= 2**53) & (values == np.round(values))))
+
+
+def _written_dtypes(dtypes: dict, target: str, whole_labels: bool) -> dict:
+    """The dtypes of the train and test sets: the data's, but a classification target of whole numbers as int64 (the
+    labels the model card and the server name its classes by: 0 and 1, as from a label column with no missing value,
+    not 0.0 and 1.0)."""
+    return {**dtypes, target: np.dtype("int64")} if whole_labels else dtypes
 
 
 def _add_counts(sizes: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -810,10 +834,10 @@ def prepare(
     train: list[pd.DataFrame] = []
     test: list[pd.DataFrame] = []
 
-    def collect(parts: Iterator[_Routed]) -> None:
+    def collect(parts: Iterator[_Routed], dtypes: dict) -> None:
         for part in parts:
             rows = part.rows.assign(**part.cleaned) if part.cleaned else part.rows
-            rows = rows.take(part.at)
+            rows = rows.take(part.at).astype({target: dtypes[target]})
             train.append(rows[~part.in_test])
             test.append(rows[part.in_test])
 
@@ -842,11 +866,11 @@ def prepare_file(
     source = _file_source(path, batch_rows)
     infos = {}
 
-    def write(parts: Iterator[_Routed]) -> None:
+    def write(parts: Iterator[_Routed], dtypes: dict) -> None:
         schema = None
         with DatasetWriter(train_path) as train, DatasetWriter(test_path) as test:
             for part in parts:
-                schema = schema or _output_schema(path, source, part.cleaned)
+                schema = schema or _output_schema(path, dtypes, part.cleaned)
                 cleaned = {
                     name: values.to_numpy(dtype="float64", na_value=np.nan) for name, values in part.cleaned.items()
                 }
@@ -855,7 +879,7 @@ def prepare_file(
                     mask = np.zeros(part.rows.num_rows, dtype=bool)
                     mask[chosen] = True
                     values = {name: column[mask] for name, column in cleaned.items()}
-                    writer.write(_arrow_rows(part.rows.filter(pa.array(mask)), values, schema, source.dtypes))
+                    writer.write(_arrow_rows(part.rows.filter(pa.array(mask)), values, schema, dtypes))
                 del part, cleaned, values  # not held while the next batch is read
         infos["train"], infos["test"] = train.info, test.info
 
@@ -864,12 +888,12 @@ def prepare_file(
     return prepared
 
 
-def _output_schema(path: str | Path, source: _Source, cleaned: dict) -> pa.Schema:
-    """The Arrow schema ``write_dataset`` gives the whole cleaned frame (``pa.Table.from_pandas``): pandas' own
-    conversion of each column's dtype (cleaned columns are numbers), with object columns typed as in the input file
-    (from an empty column alone pandas cannot tell their type)."""
+def _output_schema(path: str | Path, written: dict, cleaned: dict) -> pa.Schema:
+    """The Arrow schema ``write_dataset`` gives the whole cleaned frame (``pa.Table.from_pandas``) of the dtypes
+    ``written``: pandas' own conversion of each column's dtype (cleaned columns are numbers), with object columns
+    typed as in the input file (from an empty column alone pandas cannot tell their type)."""
     given = pq.read_schema(path)
-    dtypes = {name: np.dtype("float64") if name in cleaned else dtype for name, dtype in source.dtypes.items()}
+    dtypes = {name: np.dtype("float64") if name in cleaned else dtype for name, dtype in written.items()}
     empty = pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in dtypes.items()})
     schema = pa.Schema.from_pandas(empty, preserve_index=False)
     fields = []
@@ -902,6 +926,8 @@ def _arrow_rows(rows: pa.RecordBatch, cleaned: dict, schema: pa.Schema, dtypes: 
                 nan = pc.is_nan(array)
                 if pc.any(nan).as_py():
                     array = pc.if_else(nan, pa.scalar(None, column.type), array)
+        elif pa.types.is_floating(array.type) and pa.types.is_integer(column.type):
+            array = array.cast(column.type)  # a classification target of whole numbers (_written_dtypes)
         elif pa.types.is_large_string(array.type) and pa.types.is_string(column.type):
             array = array.cast(column.type)
         elif pa.types.is_dictionary(array.type) and pd.api.types.is_object_dtype(dtypes[name]):

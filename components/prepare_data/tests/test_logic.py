@@ -3,13 +3,18 @@ splits, and refusals."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from components._common.cleaning import CleaningPolicy, read_cleaning_policy
-from components.prepare_data.logic import PreparationError, prepare
+from components._common.datasets import read_dataset
+from components.ingest_data.logic import ingest_source
+from components.prepare_data.logic import PreparationError, prepare, prepare_file
 from components.prepare_data.report import render_cleaning_report
+from components.train_model.logic import train_model_directory
 
 
 def labelled_frame(labels: list[str]) -> pd.DataFrame:
@@ -237,3 +242,33 @@ def test_the_deprecated_cleaning_parameters_still_work_and_name_the_new_keys(cap
 def test_a_deprecated_cleaning_parameter_contradicting_the_policy_is_refused():
     with pytest.raises(ValueError, match=r"parameter outliers \(deprecated\) sets 'outliers' to 'drop' but"):
         read_cleaning_policy({"outliers": "clip"}, outliers="drop")
+
+
+def test_a_label_column_with_a_missing_value_trains_classes_named_by_the_integers(tmp_path):
+    # A CSV label column with an empty cell is read as floats (0.0, 1.0): the model's classes must still be 0 and 1,
+    # as without the empty cell, or its served labels change from one run to the next.
+    rng = np.random.default_rng(0)
+    rows = ["x,label", *(f"{x:.3f},{int(x > 0)}" for x in rng.normal(size=60)), "0.5,"]
+    (tmp_path / "data.csv").write_text("\n".join(rows) + "\n")
+    ingest_source(str(tmp_path / "data.csv"), tmp_path / "data.parquet")
+    assert read_dataset(tmp_path / "data.parquet")["label"].dtype == "float64"
+
+    prepare_file(tmp_path / "data.parquet", tmp_path / "train", tmp_path / "test", "label", "classification")
+    (tmp_path / "schema.json").write_text(json.dumps({"columns": []}))
+    card = train_model_directory(
+        tmp_path / "train",
+        {"schema.json": tmp_path / "schema.json"},
+        tmp_path / "model",
+        target="label",
+        task="classification",
+        candidate={"model_type": "linear"},
+    )
+
+    assert card.classes == ["0", "1"]
+    assert read_dataset(tmp_path / "train")["label"].dtype == "int64"
+    assert read_dataset(tmp_path / "test")["label"].dtype == "int64"
+    frame = read_dataset(tmp_path / "data.parquet")
+    assert prepare(frame, "label", "classification").train["label"].dtype == "int64"  # the same in memory
+    assert prepare(frame, "label", "regression").train["label"].dtype == "float64"  # a quantity stays float
+    halves = frame.assign(label=frame["label"] + 0.5)
+    assert prepare(halves, "label", "classification").train["label"].dtype == "float64"  # not whole numbers
