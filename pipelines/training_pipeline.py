@@ -93,7 +93,8 @@ def training_pipeline(
             estimator's own hyperparameter names (an unknown name fails the step); they train in parallel and
             the best validation score (r2 / f1_macro) goes on.
         test_fraction: Share of rows held out for evaluation and the gate.
-        validation_fraction: Share of the training rows held out to compare the candidates.
+        validation_fraction: Share of the training rows held out to compare the candidates. 0 skips validation:
+            only with a single candidate in `candidates` (nothing to compare; several fail at select_model).
         max_training_rows: The most training rows each candidate fits (0: all): a larger train set is sampled,
             seeded and stratified, while it is read; evaluation and the gate still score the whole test set.
         seed: Seed of the splits and of the estimators.

@@ -15,11 +15,15 @@ def select_model(
 ):
     """Passes on the candidate model with the best validation score on the primary metric (r2 or f1_macro).
 
+    A single candidate is passed on even without a validation score (trained with `validation_fraction` 0); several
+    candidates must all have one.
+
     Args:
         models: The candidate model directories (`dsl.Collected` of train_model's `model` in a `dsl.ParallelFor`).
         model: A copy of the winning model directory.
         leaderboard: Markdown table of the candidates, best first.
-        metrics: The winner's validation score, its index and the number of candidates.
+        metrics: The winner's validation score (none when it was not validated), its index and the number of
+            candidates.
     """
     from pathlib import Path
 

@@ -2,7 +2,8 @@
 directory and renders the leaderboard.
 
 Candidates are compared on their validation scores (rows held out of the training set), never on the test set:
-the test set stays untouched for the gate's comparison with the champion.
+the test set stays untouched for the gate's comparison with the champion. A single candidate has nothing to be
+compared with: it is passed on even when it was trained without validation (``validation_fraction`` 0).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class Candidate:
     index: int
     model_type: str
     hyperparameters: dict
-    validation_score: float
+    validation_score: float | None  # None: trained without validation (a single candidate)
     training_rows: int
     fit_seconds: float
 
@@ -39,7 +40,8 @@ class Selection:
 
 
 def select(cards: Sequence[ModelCard]) -> Selection:
-    """Ranks the candidates' model cards by validation score; the first of equals (in candidate order) wins."""
+    """Ranks the candidates' model cards by validation score; the first of equals (in candidate order) wins. A single
+    candidate wins whether or not it was validated; several must all have validation scores."""
     if not cards:
         raise SelectionError("no candidate models to select from: parameter candidates is empty")
     tasks = {card.task for card in cards}
@@ -49,22 +51,25 @@ def select(cards: Sequence[ModelCard]) -> Selection:
     metric = PRIMARY_METRIC[cards[0].task]
     candidates = []
     for index, card in enumerate(cards):
-        scores = card.validation_scores
-        if not scores or metric not in scores:
+        scores = card.validation_scores or {}
+        if metric not in scores and len(cards) > 1:
             raise SelectionError(
-                f"candidate {index} ({card.model_type}) has no validation {metric}: train it with a "
-                "validation_fraction above 0"
+                f"candidate {index} ({card.model_type}) has no validation {metric}, and {len(cards)} candidates are "
+                "compared on their validation scores: set validation_fraction above 0, or pass a single candidate in "
+                "candidates"
             )
         candidates.append(
             Candidate(
                 index=index,
                 model_type=card.model_type,
                 hyperparameters=card.hyperparameters,
-                validation_score=float(scores[metric]),
+                validation_score=float(scores[metric]) if metric in scores else None,
                 training_rows=card.training_rows,
                 fit_seconds=card.fit_seconds,
             )
         )
+    if len(candidates) == 1:
+        return Selection(metric=metric, winner=candidates[0], ranking=candidates)
     best = candidates[0]
     for candidate in candidates[1:]:
         if improvement(metric, candidate.validation_score, best.validation_score) > 0:
@@ -84,9 +89,11 @@ def select_model_directory(candidate_dirs: Sequence[str | Path], model_dir: str 
 
 
 def selection_metrics(selection: Selection) -> dict[str, float]:
-    """The step's metrics: the winner's validation score, its index and the number of candidates."""
+    """The step's metrics: the winner's validation score (none when it was not validated), its index and the number
+    of candidates."""
+    score = selection.winner.validation_score
     return {
-        f"validation_{selection.metric}": selection.winner.validation_score,
+        **({f"validation_{selection.metric}": score} if score is not None else {}),
         "winner_index": selection.winner.index,
         "candidates": len(selection.ranking),
     }
@@ -94,10 +101,17 @@ def selection_metrics(selection: Selection) -> dict[str, float]:
 
 def render_leaderboard(selection: Selection) -> str:
     """The candidates as a Markdown table, best first."""
+    winner = selection.winner
+    if winner.validation_score is None:
+        heading = f"candidate {winner.index} ({winner.model_type}) is passed on, not validated"
+        why = "The only candidate, trained with validation_fraction 0: nothing to compare, no validation score."
+    else:
+        heading = f"candidate {winner.index} ({winner.model_type}) wins"
+        why = f"Ranked by validation `{selection.metric}` (rows held out of the training set)."
     lines = [
-        f"# Model selection: candidate {selection.winner.index} ({selection.winner.model_type}) wins",
+        f"# Model selection: {heading}",
         "",
-        f"Ranked by validation `{selection.metric}` (rows held out of the training set).",
+        why,
         "",
         f"| rank | candidate | model type | hyperparameters | validation {selection.metric} | fit seconds |",
         "|---:|---:|---|---|---:|---:|",
@@ -105,7 +119,11 @@ def render_leaderboard(selection: Selection) -> str:
     for rank, candidate in enumerate(selection.ranking, start=1):
         lines.append(
             f"| {rank} | {candidate.index} | {candidate.model_type} | "
-            f"`{json.dumps(candidate.hyperparameters, sort_keys=True)}` | {candidate.validation_score:.4g} | "
+            f"`{json.dumps(candidate.hyperparameters, sort_keys=True)}` | {_score(candidate.validation_score)} | "
             f"{candidate.fit_seconds:.3g} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _score(value: float | None) -> str:
+    return "not validated" if value is None else f"{value:.4g}"

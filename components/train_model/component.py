@@ -44,7 +44,8 @@ def train_model(
             fraction of the memory, at the same score.
         seed: Random state of the estimator (unless given in hyperparameters) and of the validation split.
         validation_fraction: Share of the training rows held out to score the candidate (model selection
-            compares these scores); the model is then refitted on every row. 0 skips validation.
+            compares these scores); the model is then refitted on every row. 0 skips validation: only with a single
+            candidate, which select_model then passes on unvalidated.
         data_content_sha256: Hash of the ingested data (ingest_data's `content_sha256`), recorded in the model
             card as lineage; register_model tags the registered version with it.
         sensitive_columns: Columns holding groups of people to compare (e.g. `["sex", "age_band"]`), features or

@@ -50,9 +50,27 @@ def test_equal_scores_go_to_the_earlier_candidate():
     assert select([card("linear", 0.8), card("random_forest", 0.8)]).winner.index == 0
 
 
-def test_candidate_without_validation_scores_is_named():
-    with pytest.raises(SelectionError, match=r"candidate 1 \(random_forest\) has no validation r2"):
-        select([card("linear", 0.8), card("random_forest", None)])
+@pytest.mark.parametrize("scores", [(0.8, None), (None, None)])
+def test_several_candidates_without_validation_scores_are_refused_naming_the_parameters(scores):
+    cards = [card("linear", scores[0]), card("random_forest", scores[1])]
+    first = scores.index(None)
+    with pytest.raises(SelectionError, match=rf"candidate {first} \(\w+\) has no validation r2") as refused:
+        select(cards)
+
+    assert "validation_fraction above 0" in str(refused.value)
+    assert "a single candidate in candidates" in str(refused.value)
+
+
+def test_a_single_candidate_without_validation_is_passed_on_and_said_not_validated():
+    # validation_fraction=0 skips validation: with one candidate there is nothing to compare.
+    selection = select([card("linear", None)])
+
+    assert (selection.winner.index, selection.winner.validation_score) == (0, None)
+    assert selection_metrics(selection) == {"winner_index": 0, "candidates": 1}
+    board = render_leaderboard(selection)
+    assert board.startswith("# Model selection: candidate 0 (linear) is passed on, not validated\n")
+    assert "validation_fraction 0" in board
+    assert '| 1 | 0 | linear | `{"alpha": 1.0}` | not validated | 0.5 |' in board
 
 
 def test_candidates_of_different_targets_cannot_be_compared():
