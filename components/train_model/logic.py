@@ -51,6 +51,20 @@ def _on_every_core():
     return joblib.parallel_config(backend="threading", n_jobs=joblib.cpu_count())
 
 
+def _fit(pipeline: Pipeline, x: pd.DataFrame, y: pd.Series, candidate: str) -> Pipeline:
+    """``pipeline`` fitted on every core (``_on_every_core``). scikit-learn checks each hyperparameter when the
+    estimator is built (``build_pipeline``), but some values, or combinations of them, only when it fits (Ridge's
+    solver "lbfgs" without positive=True): its refusal is a TrainingError naming ``candidate``."""
+    try:
+        with _on_every_core():
+            return pipeline.fit(x, y)
+    except ValueError as error:
+        estimator = type(pipeline.named_steps["estimator"]).__name__
+        raise TrainingError(
+            f"{candidate} failed to fit ({estimator}); change its hyperparameters in candidates. scikit-learn: {error}"
+        ) from error
+
+
 def train(
     frame: pd.DataFrame,
     target: str,
@@ -97,10 +111,10 @@ def train(
     pipeline = build_pipeline(features, task, model_type, hyperparameters, seed)
     x = labelled[[f["name"] for f in features]]  # raw: the model types its own input
     y = labelled[target].astype(str) if task == CLASSIFICATION else labelled[target].astype("float64")
-    validation_scores, validation_rows = score_held_out(pipeline, x, y, task, validation_fraction, seed)
+    candidate = f"candidate {model_type} with hyperparameters {hyperparameters}"
+    validation_scores, validation_rows = score_held_out(pipeline, x, y, task, validation_fraction, seed, candidate)
     started = time.perf_counter()
-    with _on_every_core():
-        pipeline.fit(x, y)
+    _fit(pipeline, x, y, candidate)
     fit_seconds = time.perf_counter() - started
     fitted = pipeline.named_steps["estimator"].get_params()
 
@@ -266,10 +280,16 @@ def _most_frequent(labels: pd.Series) -> str:
 
 
 def score_held_out(
-    pipeline: Pipeline, x: pd.DataFrame, y: pd.Series, task: str, validation_fraction: float, seed: int
+    pipeline: Pipeline,
+    x: pd.DataFrame,
+    y: pd.Series,
+    task: str,
+    validation_fraction: float,
+    seed: int,
+    candidate: str,
 ) -> tuple[dict[str, float] | None, int]:
     """``(scores, rows held out)`` of a copy of ``pipeline`` fitted without a ``validation_fraction`` share of the
-    rows, scored on those rows; ``(None, 0)`` for a fraction of 0.
+    rows, scored on those rows; ``(None, 0)`` for a fraction of 0. ``candidate``: what a refusal to fit names.
 
     Classification holds out a stratified share of the classes with at least two rows; a class of one row is always
     fitted on (held out, it would leave the fit without that class: with two classes, a fit on one).
@@ -300,6 +320,5 @@ def score_held_out(
     fit_at, held_at = train_test_split(positions, test_size=held_out, random_state=seed, stratify=stratify)
     if len(kept):
         fit_at = np.sort(np.concatenate([fit_at, kept]))
-    with _on_every_core():
-        candidate = clone(pipeline).fit(x.iloc[fit_at], y.iloc[fit_at])
-    return score(task, y.iloc[held_at], predict_in_chunks(candidate.predict, x.iloc[held_at])), held_out
+    fitted = _fit(clone(pipeline), x.iloc[fit_at], y.iloc[fit_at], candidate)
+    return score(task, y.iloc[held_at], predict_in_chunks(fitted.predict, x.iloc[held_at])), held_out

@@ -211,6 +211,53 @@ def test_invalid_hyperparameter_value_is_reported(small):
         train(small, "price", "regression", hyperparameters={"max_iter": -1})
 
 
+@pytest.mark.parametrize(
+    ("model_type", "task", "target", "hyperparameters", "estimator", "refusal"),
+    [
+        ("linear", "regression", "price", {"solver": "lbfgs"}, "Ridge", "'lbfgs' solver can be used only when"),
+        (
+            "random_forest",
+            "regression",
+            "price",
+            {"bootstrap": False, "max_samples": 0.5},
+            "RandomForestRegressor",
+            "`max_sample` cannot be set if `bootstrap=False`",
+        ),
+        (
+            "linear",
+            "classification",
+            "energy_label",
+            {"penalty": "elasticnet"},
+            "LogisticRegression",
+            "got elasticnet penalty",
+        ),
+    ],
+)
+@pytest.mark.parametrize("validation_fraction", [0.2, 0.0])
+def test_hyperparameters_scikit_learn_refuses_only_when_fitting_are_named_with_the_candidate(
+    small, model_type, task, target, hyperparameters, estimator, refusal, validation_fraction
+):
+    # Each value passes the estimator's own checks; scikit-learn refuses the combination in fit.
+    with pytest.raises(TrainingError) as refused:
+        train(small, target, task, model_type, hyperparameters, validation_fraction=validation_fraction)
+
+    message = str(refused.value)
+    assert message.startswith(
+        f"candidate {model_type} with hyperparameters {hyperparameters} failed to fit ({estimator}); change its "
+        "hyperparameters in candidates. scikit-learn: "
+    )
+    assert refusal in message
+
+
+def test_an_error_that_is_no_refusal_of_the_candidate_is_not_wrapped(small, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(Ridge, "fit", out_of_memory)
+    with pytest.raises(MemoryError):
+        train(small, "price", "regression", "linear", validation_fraction=0)
+
+
 def test_missing_target_is_named(small):
     with pytest.raises(TrainingError, match=r"target column 'cost' not found"):
         train(small, "cost", "regression")
