@@ -44,9 +44,15 @@ HISTORY = "history"  # the one command that is no pipeline
 HISTORY_PARAMETERS = ("model_name", "tracking_uri")
 
 
-def parse_arguments(pairs: list[str], text_parameters: frozenset[str] | set[str] = frozenset()) -> dict:
+def parse_arguments(
+    pairs: list[str],
+    text_parameters: frozenset[str] | set[str] = frozenset(),
+    float_parameters: frozenset[str] | set[str] = frozenset(),
+) -> dict:
     """``name=value`` pairs as a dict, each value JSON where it parses; a parameter in ``text_parameters`` keeps its
-    text unless it is a quoted JSON string (a `str` pipeline parameter: KFP refuses a number for it)."""
+    text unless it is a quoted JSON string (a `str` pipeline parameter: KFP refuses a number for it), and a whole
+    number given for one in ``float_parameters`` is a float (`validation_fraction=0`: KFP refuses an int for a
+    `float` parameter)."""
     arguments = {}
     for pair in pairs:
         name, separator, value = pair.partition("=")
@@ -56,18 +62,33 @@ def parse_arguments(pairs: list[str], text_parameters: frozenset[str] | set[str]
             parsed = json.loads(value)
         except json.JSONDecodeError:
             parsed = value
-        arguments[name] = value if name in text_parameters and not isinstance(parsed, str) else parsed
+        if name in text_parameters and not isinstance(parsed, str):
+            parsed = value
+        elif name in float_parameters and type(parsed) is int:  # not bool, a subclass of int
+            parsed = float(parsed)
+        arguments[name] = parsed
     return arguments
 
 
-def text_parameters(pipeline_name: str) -> set[str]:
-    """The parameters of pipeline ``pipeline_name`` declared `str` (none for an unknown name, which run refuses)."""
+def _parameters_declared(pipeline_name: str, annotation: type) -> set[str]:
+    """The parameters of pipeline ``pipeline_name`` declared ``annotation`` (none for an unknown name, which run
+    refuses)."""
     from pipelines import PIPELINES
 
     if pipeline_name not in PIPELINES:
         return set()
     parameters = inspect.signature(PIPELINES[pipeline_name].pipeline_func).parameters
-    return {name for name, parameter in parameters.items() if parameter.annotation is str}
+    return {name for name, parameter in parameters.items() if parameter.annotation is annotation}
+
+
+def text_parameters(pipeline_name: str) -> set[str]:
+    """The parameters of pipeline ``pipeline_name`` declared `str`."""
+    return _parameters_declared(pipeline_name, str)
+
+
+def float_parameters(pipeline_name: str) -> set[str]:
+    """The parameters of pipeline ``pipeline_name`` declared `float`."""
+    return _parameters_declared(pipeline_name, float)
 
 
 class _NotSet:
@@ -398,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     try:
-        used = run(args.pipeline, parse_arguments(args.arguments, text_parameters(args.pipeline)), state_dir)
+        arguments = parse_arguments(args.arguments, text_parameters(args.pipeline), float_parameters(args.pipeline))
+        used = run(args.pipeline, arguments, state_dir)
     except (ValueError, RuntimeError) as error:
         print(f"\nerror: {error}", file=sys.stderr)
         return 1

@@ -140,6 +140,19 @@ def test_a_text_parameter_keeps_a_number_as_its_text(run_local):
     assert run_local.text_parameters("no-such-pipeline") == set()
 
 
+def test_a_whole_number_for_a_float_parameter_is_a_float(run_local):
+    """`validation_fraction=0` is 0.0: KFP refuses an int for a `float` parameter."""
+    floats = run_local.float_parameters("training")
+
+    assert {"validation_fraction", "test_fraction"} <= floats
+    assert not {"seed", "max_training_rows"} & floats
+    arguments = run_local.parse_arguments(["validation_fraction=0", "test_fraction=0.25", "seed=7"], set(), floats)
+    assert arguments == {"validation_fraction": 0.0, "test_fraction": 0.25, "seed": 7}
+    assert type(arguments["validation_fraction"]) is float and type(arguments["seed"]) is int
+    # Only whole numbers: a value of another kind reaches KFP, which names the parameter and the type it wants.
+    assert run_local.parse_arguments(["test_fraction=true"], set(), floats) == {"test_fraction": True}
+
+
 def test_history_refuses_an_argument_it_does_not_take(run_local, tmp_path):
     with pytest.raises(ValueError, match=r"unknown argument\(s\) \['to_version'\] for 'history'"):
         run_local.show_history({"model_name": "houses", "to_version": "2"}, tmp_path)
