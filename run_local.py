@@ -294,6 +294,12 @@ def run(pipeline_name: str, arguments: dict, state_dir: Path) -> dict:
     unknown = sorted(set(arguments) - set(accepted))
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown} for pipeline {pipeline_name!r}; accepted: {sorted(accepted)}")
+    if arguments.get("candidates") == []:
+        # kfp.local ends an empty dsl.ParallelFor with no outputs, so the step after the loop fails on a missing task
+        # ("task 'for-loop-1' not found") before select_model can say what is wrong.
+        raise ValueError(
+            'parameter candidates is empty: give at least one candidate, e.g. \'candidates=[{"model_type": "linear"}]\''
+        )
     with process_state_restored(), kfp_local_fixes(), without_retries(pipeline):
         os.environ[STATE_DIR_ENV] = str(state_dir)  # read by the steps (registry, local serving)
         # kfp.local ignores base_image locally but warns when its name lacks "python"; ours is a Python image.

@@ -74,6 +74,13 @@ def test_malformed_pair_is_named(parse_arguments, pair):
         parse_arguments(["seed=1", pair])
 
 
+def test_an_empty_candidates_list_is_refused_naming_the_parameter_before_any_step_runs(run_local, tmp_path):
+    with pytest.raises(ValueError, match=r"parameter candidates is empty: give at least one candidate"):
+        run_local.run("training", {"candidates": []}, tmp_path)
+
+    assert not (tmp_path / "pipeline_root").exists()
+
+
 def test_a_parallel_for_body_gets_the_outputs_of_earlier_steps(run_local, tmp_path):
     from kfp import dsl, local
 
