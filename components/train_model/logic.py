@@ -60,8 +60,10 @@ def _fit(pipeline: Pipeline, x: pd.DataFrame, y: pd.Series, candidate: str) -> P
             return pipeline.fit(x, y)
     except ValueError as error:
         estimator = type(pipeline.named_steps["estimator"]).__name__
+        # Most such refusals are of hyperparameters, but a few are of the data (e.g. one class): say both.
         raise TrainingError(
-            f"{candidate} failed to fit ({estimator}); change its hyperparameters in candidates. scikit-learn: {error}"
+            f"{candidate} failed to fit ({estimator}); scikit-learn: {error} (if it names a hyperparameter, change "
+            "it in candidates)"
         ) from error
 
 

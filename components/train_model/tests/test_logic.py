@@ -243,9 +243,9 @@ def test_hyperparameters_scikit_learn_refuses_only_when_fitting_are_named_with_t
 
     message = str(refused.value)
     assert message.startswith(
-        f"candidate {model_type} with hyperparameters {hyperparameters} failed to fit ({estimator}); change its "
-        "hyperparameters in candidates. scikit-learn: "
+        f"candidate {model_type} with hyperparameters {hyperparameters} failed to fit ({estimator}); scikit-learn: "
     )
+    assert message.endswith("(if it names a hyperparameter, change it in candidates)")
     assert refusal in message
 
 
