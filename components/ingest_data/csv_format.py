@@ -10,7 +10,9 @@ the whole file. The conversions are those ``pandas.read_csv`` makes by default: 
 kept as text. What pandas would repair silently is refused instead, naming the line: a row with another number of fields
 than the header (a truncated last line), a value whose quote never closes, repeated header names. So is a column of
 numbers written with a decimal comma (``102,5``), naming the column, when no decimal mark was chosen: read with the
-default decimal point it would silently be text. Bytes the encoding cannot decode are reported with their exact offset
+default decimal point it would silently be text. A column holding a whole number beyond int64 (an identifier of 20
+digits, say) is read as text, as pandas reads numbers beyond 64 bits: pyarrow would read it as floats and silently drop
+their last digits. Bytes the encoding cannot decode are reported with their exact offset
 (``decoding``): the file's first characters are decoded up front (for the header and delimiter detection) and, when a
 block does not decode, the file is scanned from its start for the first bad byte.
 """
@@ -52,6 +54,9 @@ UTF16_HINT = "the file starts with a UTF-16 byte-order mark: set csv_encoding='u
 DECIMAL_MARKS = (".", ",")
 # A column of these, some with a comma, is numbers written with a decimal comma (Excel's export in many locales).
 DECIMAL_COMMA_NUMBER = r"^\s*[+-]?[0-9]+(,[0-9]+)?\s*$"
+WHOLE_NUMBER = r"^\s*[+-]?[0-9]+\s*$"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT64_LIMIT = 2.0**63  # a float this large may be a whole number no int64 holds, its last digits dropped
 
 
 @dataclass(frozen=True)
@@ -222,8 +227,9 @@ def stream_csv(
         except (pa.ArrowException, OSError, EOFError, zlib.error) as error:
             raise failure(error) from error
         quotes += block_quotes
+        block_names = names  # None: the first block, its first line the header
         try:
-            table = _parse_block(block, names, types, parse_options, decimal)
+            table = _parse_block(block, block_names, types, parse_options, decimal)
         except pa.ArrowInvalid as error:
             if invalid or types is None or "conversion error" not in str(error):
                 raise failure(error) from error
@@ -243,6 +249,9 @@ def stream_csv(
                 types = {field.name: _as_text_if_temporal(field.type) for field in table.schema}
                 if any(types[field.name] != field.type for field in table.schema):
                     table = _parse_block(block, None, types, parse_options, decimal)
+        beyond = _whole_numbers_beyond_int64(block, block_names, table, types, parse_options, decimal)
+        if beyond:
+            raise Widened(name, {**types, **dict.fromkeys(beyond, pa.string())})
         if commas is not None:
             commas.see(table)
         if table.num_rows:
@@ -286,6 +295,36 @@ class _DecimalCommas:
                 f"input file {name!r}: column(s) {listed} hold numbers written with a decimal comma, which would be "
                 "read as text; set csv_decimal=',' to read them as numbers, or csv_decimal='.' to keep them as text"
             )
+
+
+def _whole_numbers_beyond_int64(
+    block,
+    names: list[str] | None,
+    table: pa.Table,
+    types: dict[str, pa.DataType],
+    parse_options: pa_csv.ParseOptions,
+    decimal: str,
+) -> list[str]:
+    """The float columns of ``block`` holding a value written as a whole number beyond int64: pyarrow reads it as a
+    float, dropping digits (``18446744073709551616123`` becomes ``1.8446744073709552e+22``). The text of a column is
+    parsed again only when one of its floats is that large, so other blocks cost one max per float column."""
+    large = {}
+    for field in table.schema:
+        if pa.types.is_floating(field.type):
+            at_least = pc.greater_equal(pc.abs(table.column(field.name)), INT64_LIMIT)
+            if pc.any(at_least).as_py():
+                large[field.name] = at_least
+    if not large:
+        return []
+    text = _parse_block(block, names, {**types, **dict.fromkeys(large, pa.string())}, parse_options, decimal)
+    return [
+        name
+        for name, at_least in large.items()
+        if any(
+            re.match(WHOLE_NUMBER, value) and not INT64_MIN <= int(value) <= INT64_MAX
+            for value in text.column(name).filter(at_least).to_pylist()
+        )
+    ]
 
 
 def _as_text_if_temporal(kind: pa.DataType) -> pa.DataType:

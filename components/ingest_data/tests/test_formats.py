@@ -229,6 +229,43 @@ def test_bad_decimal_option_is_refused(option):
         ingest(corpus("semicolon.csv"), csv_decimal=option)
 
 
+# --- CSV: whole numbers beyond int64 ----------------------------------------------------------------------------
+
+BIG = "18446744073709551616123"  # beyond uint64 too; as a float: 1.8446744073709552e+22
+
+
+@pytest.mark.parametrize("value", [BIG, "9223372036854775808", "-9223372036854775809", "10000000000000000000"])
+def test_whole_numbers_beyond_int64_are_read_as_their_exact_text(tmp_path, value):
+    path = tmp_path / "ids.csv"
+    path.write_text(f"id,area_m2,price\n1,54.5,10\n{value},71.0,11\n3,1e22,12\n")
+
+    frame = ingest(str(path))
+
+    assert frame["id"].tolist() == ["1", value, "3"]  # not floats that dropped the last digits
+    assert frame["area_m2"].tolist() == [54.5, 71.0, 1e22]  # a large number written as a float stays one
+    assert frame["price"].tolist() == [10, 11, 12]
+
+
+def test_a_whole_number_beyond_int64_in_a_late_block_makes_the_whole_column_text(tmp_path):
+    path = tmp_path / "late.csv"
+    path.write_text("id,price\n" + "".join(f"{i},{i}\n" for i in range(3000)) + f"{BIG},1\n")
+
+    frame = ingest(str(path), block_bytes=1024)
+
+    assert frame["id"].iloc[[0, 2999, 3000]].tolist() == ["0", "2999", BIG]  # every block's values as text
+    assert frame["price"].dtype == np.int64
+
+
+def test_a_whole_number_beyond_int64_beside_floats_makes_the_column_text_too(tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_text(f"x,y\n2.5,9223372036854775807\n{BIG},1.5\n")
+
+    frame = ingest(str(path))
+
+    assert frame["x"].tolist() == ["2.5", BIG]  # no digit dropped, whatever the block's other values
+    assert frame["y"].tolist() == [float(2**63 - 1), 1.5]  # int64's largest beside a float: a float, as in pandas
+
+
 # --- CSV: encoding -----------------------------------------------------------------------------------------------
 
 

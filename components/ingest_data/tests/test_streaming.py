@@ -337,7 +337,9 @@ def test_a_failure_of_the_writer_thread_reaches_the_caller_and_leaves_no_file(tm
         ("1.5", "2"),
         ("False", ""),
         ("12:30:00", "x"),
-        ("9223372036854775807", "99999999999999999999"),
+        ("9223372036854775807", "1.5"),
+        # Not ("9223372036854775807", "99999999999999999999"): pyarrow's floats would drop digits; that column is text
+        # (test_formats.py, whole numbers beyond int64).
     ],
 )
 def test_any_late_value_gives_the_type_of_one_whole_file_inference(tmp_path, early, late):
