@@ -52,6 +52,7 @@ Regressors:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -68,7 +69,7 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import accuracy_score, mean_absolute_error, root_mean_squared_error
 
-from components._common.policies import policy_from_mapping
+from components._common.policies import check_range, policy_from_mapping
 from components._common.scoring import CLASSIFICATION, REGRESSION, check_task, label_codes
 from model_bundle.groups import MISSING_GROUP, group_name  # the model server's names of the same groups
 
@@ -86,6 +87,9 @@ GAP_METRICS: dict[str, tuple[str, ...]] = {
     REGRESSION: (MAE_GAP, RMSE_GAP),
 }
 HIGHER_IS_FAIRER = {DP_DIFFERENCE: False, DP_RATIO: True, EO_DIFFERENCE: False, MAE_GAP: False, RMSE_GAP: False}
+# The largest limit that means something: the differences and the ratio lie in [0, 1], and so do a limit on them and
+# how far they may widen (80 for a ratio meant as 0.8 would hold every model); the relative gaps have no upper bound.
+GAP_LIMIT_MAX = {DP_DIFFERENCE: 1.0, DP_RATIO: 1.0, EO_DIFFERENCE: 1.0, MAE_GAP: math.inf, RMSE_GAP: math.inf}
 # One line each, for tables and reasons (the module docstring says it at length).
 GAP_DESCRIPTIONS = {
     DP_DIFFERENCE: "the highest group selection rate minus the lowest: how much more often one group is predicted the "
@@ -175,8 +179,8 @@ def check_sensitive_columns(sensitive_columns, columns: Iterable[str], *, target
 
 
 def check_gap_limits(limits: Mapping, parameter: str, null_means: str) -> None:
-    """``limits`` (a policy's ``max_fairness_gap``) maps gap metrics to numbers >= 0 or null (``null_means``, e.g.
-    "guard off"); raises ValueError naming ``parameter`` and the keys that are not."""
+    """``limits`` (a policy's ``max_fairness_gap``) maps gap metrics to finite numbers from 0 to GAP_LIMIT_MAX or null
+    (``null_means``, e.g. "guard off"); raises ValueError naming ``parameter`` and the keys that do not."""
     known = [metric for metrics in GAP_METRICS.values() for metric in metrics]
     unknown = sorted(str(name) for name in set(limits) - set(known))
     if unknown:
@@ -190,6 +194,9 @@ def check_gap_limits(limits: Mapping, parameter: str, null_means: str) -> None:
         raise ValueError(
             f"parameter {parameter} must map gap metrics to numbers >= 0 or null ({null_means}); {bad} are not"
         )
+    for name, value in limits.items():
+        if value is not None:
+            check_range(f"{parameter}[{name!r}]", value, 0.0, GAP_LIMIT_MAX[name], also=f" or null ({null_means})")
 
 
 def gap_limits(task: str, limits: Mapping, defaults: Mapping, parameter: str) -> dict[str, float | None]:

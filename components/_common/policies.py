@@ -8,6 +8,7 @@ moved into a policy keeps working for one release through ``Deprecated``, with a
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -70,3 +71,23 @@ def renamed(old: str, old_value: Any, new: str, new_value: Any) -> Any:
         return new_value
     print(f"DEPRECATED: parameter {old} will be removed in the next release; use {new} instead", file=sys.stderr)
     return old_value
+
+
+def check_range(
+    name: str, value: float, low: float = -math.inf, high: float = math.inf, high_open: bool = False, also: str = ""
+) -> None:
+    """Raises ValueError naming parameter ``name`` (e.g. ``gate_policy['confidence']``), ``value`` and the range
+    unless ``value`` is a finite number in [``low``, ``high``] (``high`` excluded when ``high_open``); ``also``
+    names another value the key accepts (e.g. " or null (guard off)"). NaN is refused: every comparison with it is
+    false, so it would turn a check off silently."""
+    if math.isfinite(value) and low <= value and (value < high if high_open else value <= high):
+        return
+    if math.isfinite(low) and math.isfinite(high):
+        allowed = f"in [{low:g}, {high:g}{')' if high_open else ']'}"
+    elif math.isfinite(low):
+        allowed = f"finite and >= {low:g}"
+    elif math.isfinite(high):
+        allowed = f"finite and {'<' if high_open else '<='} {high:g}"
+    else:
+        allowed = "finite"
+    raise ValueError(f"parameter {name} must be {allowed}{also}, got {value!r}")

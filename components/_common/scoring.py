@@ -3,6 +3,7 @@ model is better than another."""
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -25,6 +26,18 @@ HIGHER_IS_BETTER = {
     "f1_macro": True,
     "roc_auc": True,
     "log_loss": False,
+}
+# Where each metric's values lie, so a threshold outside can be refused (90 for an accuracy meant as 0.9).
+METRIC_RANGES = {
+    "r2": (-math.inf, 1.0),
+    "rmse": (0.0, math.inf),
+    "mae": (0.0, math.inf),
+    "mape": (0.0, math.inf),
+    "accuracy": (0.0, 1.0),
+    "balanced_accuracy": (0.0, 1.0),
+    "f1_macro": (0.0, 1.0),
+    "roc_auc": (0.0, 1.0),
+    "log_loss": (0.0, math.inf),
 }
 METRICS_BY_TASK = {
     REGRESSION: ("r2", "rmse", "mae", "mape"),

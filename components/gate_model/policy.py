@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from components._common import fairness
-from components._common.policies import Deprecated, policy_from_mapping
-from components._common.scoring import HIGHER_IS_BETTER, METRICS_BY_TASK
+from components._common.policies import Deprecated, check_range, policy_from_mapping
+from components._common.scoring import HIGHER_IS_BETTER, METRIC_RANGES, METRICS_BY_TASK
 from components._common.slices import MIN_SLICE_ROWS, SliceRule
 
 APPROVE, REJECT = "approve", "reject"
@@ -39,8 +39,10 @@ class GatePolicy:
     Attributes:
         thresholds: Absolute bounds per metric the challenger must hold, e.g. `{"r2": 0.6}` (a floor: the metric is
             better higher) or `{"rmse": 40000}` (a ceiling); a bound on a metric undefined on the test set fails.
+            Each bound lies in its metric's range: 0 to 1 for accuracy, balanced_accuracy, f1_macro and roc_auc (0.9,
+            not 90), at most 1 for r2, at least 0 for the errors and log_loss.
         min_improvement: How much the primary metric (r2, or f1_macro for a classifier) must gain over the
-            champion's.
+            champion's, from 0 to 1.
         confidence: Of the bootstrap intervals of the gain over the champion or the constant baseline.
         bootstrap_samples: Resamples of the test rows behind each interval.
         min_test_rows: Test rows needed to compare with a champion (fewer cannot tell two models apart); a cold
@@ -53,12 +55,14 @@ class GatePolicy:
         ties: A gain within noise: `keep_champion`, or `promote_challenger` (fresher data wins).
         min_slice_rows: Slices of the `slice_column` with fewer test rows are not judged (nor scored in the
             evaluation report, which reads this key too).
-        max_slice_regression: How much worse than under the champion a judged slice's primary metric may be.
+        max_slice_regression: How much worse than under the champion a judged slice's primary metric may be, from 0
+            to 1.
         max_fairness_gap: Per gap metric of the task (components._common.fairness.GAP_METRICS), how much wider the
             challenger's gap between the groups of each `sensitive_columns` column may be than the champion's on the
             same test rows; it is refused when it widens a gap by more AND the paired bootstrap interval of the
-            widening lies above zero (beyond noise). Keys set here override the defaults (`{}` keeps them all),
-            which apply whenever `sensitive_columns` is set: 0.05 for `demographic_parity_difference` and
+            widening lies above zero (beyond noise). Each limit is at least 0, and at most 1 for the demographic
+            parity and equalized odds gaps (which lie in [0, 1]). Keys set here override the defaults (`{}` keeps
+            them all), which apply whenever `sensitive_columns` is set: 0.05 for `demographic_parity_difference` and
             `equalized_odds_difference`, 0.1 for `demographic_parity_ratio` (a ratio widens as it drops: a drop
             of 0.1) and for the regressors' `mae_relative_gap` and `rmse_relative_gap`. Why these: a difference of 0.1
             and a ratio of 0.8 (the four-fifths rule) are the bounds usually read as unfair, so one promotion may
@@ -74,7 +78,7 @@ class GatePolicy:
         min_group_rows: Groups of a sensitive column with fewer test rows are listed with their row count but
             neither scored (evaluation report, which reads this key too) nor judged (gate): their rates move by
             1/rows per row, too much to be read.
-        seed: Of the bootstrap resampling: the same data always gets the same decision.
+        seed: Of the bootstrap resampling (0 or more): the same data always gets the same decision.
     """
 
     thresholds: dict = field(default_factory=dict)
@@ -95,23 +99,27 @@ class GatePolicy:
         for key, allowed in CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"parameter gate_policy[{key!r}] must be one of {allowed}, got {getattr(self, key)!r}")
-        if not 0.5 <= self.confidence < 1:
-            raise ValueError(f"parameter gate_policy['confidence'] must be in [0.5, 1), got {self.confidence}")
+        check_range("gate_policy['confidence']", self.confidence, 0.5, 1.0, high_open=True)
         for key in ("bootstrap_samples", "min_test_rows"):
             if getattr(self, key) < 1:
                 raise ValueError(f"parameter gate_policy[{key!r}] must be at least 1, got {getattr(self, key)}")
         SliceRule(self.min_slice_rows)  # checks min_slice_rows where the slice rule is owned
-        if self.max_slice_regression < 0:
-            raise ValueError(
-                f"parameter gate_policy['max_slice_regression'] must be >= 0, got {self.max_slice_regression}"
-            )
+        # Gains and regressions of the primary metric (f1_macro in [0, 1], r2 at most 1 and under 0 worse than the
+        # constant): beyond 1 no challenger gains enough (5 meant as 5%) and every slice regression is allowed.
+        check_range("gate_policy['min_improvement']", self.min_improvement, 0.0, 1.0)
+        check_range("gate_policy['max_slice_regression']", self.max_slice_regression, 0.0, 1.0)
         not_numbers = sorted(str(name) for name, value in self.thresholds.items() if not _is_number(value))
         if not_numbers:
             raise ValueError(
                 f"parameter gate_policy['thresholds'] must map metrics to numbers; {not_numbers} are not numbers"
             )
+        for metric, bound in self.thresholds.items():
+            # A metric of no task is named by check_thresholds; its bound is still refused when it is NaN.
+            check_range(f"gate_policy['thresholds'][{metric!r}]", bound, *METRIC_RANGES.get(metric, ()))
         if self.min_group_rows < 1:
             raise ValueError(f"parameter gate_policy['min_group_rows'] must be at least 1, got {self.min_group_rows}")
+        if self.seed < 0:
+            raise ValueError(f"parameter gate_policy['seed'] must be at least 0, got {self.seed}")
         fairness.check_gap_limits(self.max_fairness_gap, FAIRNESS_PARAMETER, "guard off")
 
     @classmethod

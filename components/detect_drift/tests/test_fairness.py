@@ -181,6 +181,10 @@ def test_an_unknown_sensitive_column_is_named():
     [
         ({"max_fairness_gap": {"parity": 0.1}}, r"names unknown gap metric\(s\) \['parity'\]"),
         ({"max_fairness_gap": {"demographic_parity_ratio": -1}}, r"numbers >= 0 or null .*\['demographic_parity_ra"),
+        (
+            {"max_fairness_gap": {"demographic_parity_ratio": float("nan")}},
+            r"drift_policy\['max_fairness_gap'\]\['demographic_parity_ratio'\] must be in \[0, 1\] or null",
+        ),
         ({"min_group_rows": 0}, r"drift_policy\['min_group_rows'\] must be at least 1"),
     ],
 )

@@ -263,6 +263,20 @@ def test_a_looser_tolerance_lets_the_same_widening_through(hiring):
         ),
         ({"max_fairness_gap": {"mae_relative_gap": -0.1}}, r"numbers >= 0 or null .*\['mae_relative_gap'\]"),
         ({"max_fairness_gap": {"mae_relative_gap": True}}, r"numbers >= 0 or null .*\['mae_relative_gap'\]"),
+        # The parity gaps lie in [0, 1]: 80 (a percentage) would let any widening through, NaN turn the guard off.
+        (
+            {"max_fairness_gap": {"demographic_parity_ratio": 80}},
+            r"^parameter gate_policy\['max_fairness_gap'\]\['demographic_parity_ratio'\] must be in \[0, 1\] or null "
+            r"\(guard off\), got 80$",
+        ),
+        (
+            {"max_fairness_gap": {"equalized_odds_difference": float("nan")}},
+            r"\['equalized_odds_difference'\] must be in \[0, 1\] or null \(guard off\), got nan$",
+        ),
+        (
+            {"max_fairness_gap": {"rmse_relative_gap": float("inf")}},
+            r"\['rmse_relative_gap'\] must be finite and >= 0 or null \(guard off\), got inf$",
+        ),
         ({"max_fairness_gap": [0.1]}, r"gate_policy\['max_fairness_gap'\] must be a dict"),
         ({"min_group_rows": 0}, r"gate_policy\['min_group_rows'\] must be at least 1"),
     ],

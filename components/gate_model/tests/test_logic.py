@@ -55,7 +55,7 @@ def test_thresholds_and_min_improvement_are_policy_keys_with_their_defaults():
         ({"confidence": 1.0}, r"gate_policy\['confidence'\] must be in \[0.5, 1\)"),
         ({"min_test_rows": 0}, r"gate_policy\['min_test_rows'\] must be at least 1"),
         ({"min_slice_rows": 0}, r"gate_policy\['min_slice_rows'\] must be at least 1"),
-        ({"max_slice_regression": -0.1}, r"gate_policy\['max_slice_regression'\] must be >= 0"),
+        ({"max_slice_regression": -0.1}, r"gate_policy\['max_slice_regression'\] must be in \[0, 1\], got -0.1"),
         ({"cold_start": True}, r"gate_policy\['cold_start'\] must be a str"),
         ({"thresholds": [0.6]}, r"gate_policy\['thresholds'\] must be a dict"),
         ({"min_improvement": "a lot"}, r"gate_policy\['min_improvement'\] must be a float"),
@@ -64,6 +64,52 @@ def test_thresholds_and_min_improvement_are_policy_keys_with_their_defaults():
 def test_bad_policy_values_are_named(values, message):
     with pytest.raises(ValueError, match=message):
         GatePolicy.from_mapping(values)
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        # A share written as a percentage: no model reaches an accuracy of 90.
+        ({"thresholds": {"accuracy": 90}}, r"\['thresholds'\]\['accuracy'\] must be in \[0, 1\], got 90$"),
+        ({"thresholds": {"roc_auc": -0.1}}, r"\['thresholds'\]\['roc_auc'\] must be in \[0, 1\], got -0.1$"),
+        ({"thresholds": {"r2": 1.5}}, r"\['thresholds'\]\['r2'\] must be finite and <= 1, got 1.5$"),
+        ({"thresholds": {"rmse": -5}}, r"\['thresholds'\]\['rmse'\] must be finite and >= 0, got -5$"),
+        ({"thresholds": {"log_loss": INF}}, r"\['thresholds'\]\['log_loss'\] must be finite and >= 0, got inf$"),
+        # NaN fails every comparison: a floor or ceiling of NaN would hold no model, or every model.
+        ({"thresholds": {"r2": NAN}}, r"\['thresholds'\]\['r2'\] must be finite and <= 1, got nan$"),
+        ({"thresholds": {"auc": NAN}}, r"\['thresholds'\]\['auc'\] must be finite, got nan$"),
+        ({"min_improvement": NAN}, r"gate_policy\['min_improvement'\] must be in \[0, 1\], got nan$"),
+        ({"min_improvement": 5.0}, r"gate_policy\['min_improvement'\] must be in \[0, 1\], got 5.0$"),
+        ({"min_improvement": -0.1}, r"gate_policy\['min_improvement'\] must be in \[0, 1\], got -0.1$"),
+        ({"max_slice_regression": NAN}, r"gate_policy\['max_slice_regression'\] must be in \[0, 1\], got nan$"),
+        ({"max_slice_regression": 2.0}, r"gate_policy\['max_slice_regression'\] must be in \[0, 1\], got 2.0$"),
+        ({"confidence": NAN}, r"gate_policy\['confidence'\] must be in \[0.5, 1\), got nan$"),
+        ({"confidence": 95.0}, r"gate_policy\['confidence'\] must be in \[0.5, 1\), got 95.0$"),
+        ({"bootstrap_samples": NAN}, r"gate_policy\['bootstrap_samples'\] must be a int, got nan$"),
+        ({"bootstrap_samples": 0}, r"gate_policy\['bootstrap_samples'\] must be at least 1, got 0$"),
+        ({"seed": -1}, r"gate_policy\['seed'\] must be at least 0, got -1$"),
+    ],
+)
+def test_policy_values_outside_their_range_are_refused_naming_key_value_and_range(values, message):
+    with pytest.raises(ValueError, match=rf"^parameter .*{message}"):
+        GatePolicy.from_mapping(values)
+
+
+def test_policy_values_at_the_ends_of_their_ranges_are_accepted():
+    policy = GatePolicy.from_mapping(
+        {
+            "thresholds": {"accuracy": 1, "f1_macro": 0, "r2": -3.0, "rmse": 0, "log_loss": 2.5},
+            "min_improvement": 1,
+            "max_slice_regression": 0,
+            "confidence": 0.5,
+            "seed": 0,
+        }
+    )
+
+    assert policy.thresholds["r2"] == -3.0 and policy.min_improvement == 1.0
 
 
 def test_unknown_threshold_metric_is_named():
