@@ -60,16 +60,23 @@ def load_champion(tracking_uri: str, model_name: str, challenger: Bundle, test: 
         try:
             bundle = verified.load_bundle(workdir)
         except BundleFormatError as error:
-            champion.incompatibility = str(error)
+            champion.incompatibility = _as_registered(error, workdir, verified, tracking_uri)
             return champion
         except (BundleError, OSError) as error:
-            champion.problem = str(error)
+            champion.problem = _as_registered(error, workdir, verified, tracking_uri)
             return champion
         try:
             champion.scored = score_bundle(bundle, test)
         except FeatureError as error:
             champion.incompatibility = str(error)
     return champion
+
+
+def _as_registered(error: Exception, workdir: str, verified: registry.VerifiedVersion, tracking_uri: str) -> str:
+    """The champion's load error as its reader can act on it: the model, version and registry, and its files named
+    by their URI in the registry rather than in ``workdir``, which is deleted before anyone reads the message."""
+    location = registry.registry_location(tracking_uri)
+    return f"{verified.description} in the registry {location}: {str(error).replace(workdir, verified.source)}"
 
 
 def incompatibility(card: ModelCard, schema: dict | None, challenger: Bundle, test: pd.DataFrame) -> str | None:

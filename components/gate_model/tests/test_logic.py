@@ -215,6 +215,23 @@ def test_champion_whose_files_do_not_match_the_registered_digest_is_a_problem(ml
     assert "digest mismatch" in champion.problem
 
 
+def test_an_unloadable_champion_is_named_by_its_version_registry_and_registered_file(mlflow_state, regression_bundle):
+    bundle, test = regression_bundle
+    make_champion(bundle)
+    [model_file] = (mlflow_state / "mlartifacts").rglob(model_bundle.MODEL_FILE)
+    with model_file.open("ab") as stream:
+        stream.write(b"tampered")
+
+    champion = load_champion("", "houses", bundle, test)
+
+    # Not the temporary directory it was downloaded to (gone by then): what a person can find and restore.
+    source = registry.champion("", "houses").source
+    assert champion.problem.startswith(
+        f"houses version 1 (the champion) in the registry {registry.local_tracking_uri()}: "
+    )
+    assert f"sha256 digest mismatch for {source}/{model_bundle.MODEL_FILE}: expected " in champion.problem
+
+
 def test_a_tampered_document_of_the_champion_stops_the_gate_naming_the_file(mlflow_state, regression_bundle):
     bundle, test = regression_bundle
     make_champion(bundle)
