@@ -35,6 +35,9 @@ GATE_APPROVED_TAG = "gate.approved"
 GATE_REASONS_TAG = "gate.reasons_uri"
 # MLflow's error codes for a model, version or alias that does not exist (they differ by store and version).
 NOT_FOUND_ERRORS = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
+# The longest model name every store takes: MLflow's SQL registry holds 256 characters (String(256); SQLite does not
+# enforce it), and the local store makes the name a directory of its artifacts, at most 255 bytes on Linux and macOS.
+MAX_MODEL_NAME_BYTES = 255
 # Where mlflow.set_tracking_uri / set_registry_uri export the URIs (inherited by every later subprocess).
 MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
@@ -102,16 +105,22 @@ def mlflow_uris_restored() -> Iterator[None]:
 
 
 def check_model_name(model_name: str) -> str:
-    """``model_name`` if the registry can take it (MLflow's own rule: not empty, no ``/`` or ``:``, a plain path)
-    and a search can name it (not both quote characters); else ValueError naming the parameter, before any run is
-    logged."""
+    """``model_name`` if the registry can take it (MLflow's own rule: not empty, no ``/`` or ``:``, a plain path;
+    at most MAX_MODEL_NAME_BYTES long in UTF-8) and a search can name it (not both quote characters); else
+    ValueError naming the parameter, before any run is logged."""
     from mlflow.exceptions import MlflowException
-    from mlflow.utils.validation import _validate_model_name
+    from mlflow.utils.validation import _validate_model_name  # private, but MLflow has no public check of a name
 
     try:
         _validate_model_name(model_name)
     except MlflowException as error:
         raise ValueError(f"parameter model_name {model_name!r} is no registered model name: {error.message}") from None
+    size = len(model_name.encode())
+    if size > MAX_MODEL_NAME_BYTES:
+        raise ValueError(
+            f"parameter model_name {model_name[:40]!r}... is {len(model_name)} characters ({size} bytes in UTF-8) "
+            f"long; the registry takes at most {MAX_MODEL_NAME_BYTES} bytes: use a shorter name"
+        )
     if "'" in model_name and '"' in model_name:
         raise ValueError(f"parameter model_name {model_name!r} holds both quote characters; use at most one kind")
     return model_name

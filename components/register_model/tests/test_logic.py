@@ -182,6 +182,34 @@ def test_a_name_the_registry_cannot_take_is_refused_before_a_run_is_logged(
     )
 
 
+@pytest.mark.parametrize(("name", "characters", "size"), [("h" * 300, 300, 300), ("häuser" * 40, 240, 280)])
+def test_a_name_too_long_for_the_registry_is_refused_before_a_run_is_logged(
+    mlflow_state, regression_bundle, name, characters, size
+):
+    from mlflow import MlflowClient
+
+    bundle, _ = regression_bundle
+
+    with pytest.raises(
+        ValueError,
+        match=rf"^parameter model_name '{name[:40]}'\.\.\. is {characters} characters \({size} bytes in UTF-8\) long; "
+        r"the registry takes at most 255 bytes: use a shorter name$",
+    ):
+        register("", name, bundle.directory, SCORES, True, "approved")
+    client = MlflowClient(registry.local_tracking_uri())
+    assert not client.search_runs([experiment.experiment_id for experiment in client.search_experiments()])
+
+
+def test_a_name_of_the_longest_length_registers(mlflow_state, regression_bundle):
+    bundle, _ = regression_bundle
+
+    registered = register("", "h" * registry.MAX_MODEL_NAME_BYTES, bundle.directory, SCORES, True, "approved")
+
+    assert (
+        str(registry.version_by_alias(registry.connect(""), registered.model_name, registry.CHALLENGER).version) == "1"
+    )
+
+
 def test_a_name_with_a_quote_registers_once_per_pipeline_run(mlflow_state, regression_bundle):
     # The name goes into MLflow search filters, which its quote used to break.
     bundle, _ = regression_bundle
