@@ -29,7 +29,8 @@ class BundleError(RuntimeError):
 
 
 class BundleFormatError(BundleError):
-    """A model bundle written in another format version: intact, but this code cannot use it as it is."""
+    """A model bundle written in another format version, or its model pickled by another version of a
+    VERSION_LOCKED_LIBRARIES library: intact, but this code cannot use it as it is."""
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,7 @@ def load(directory: str | Path, expected_sha256: str | None = None) -> Bundle:
     for name in VERSION_LOCKED_LIBRARIES:
         trained_with = card.library_versions.get(name)
         if trained_with != runtime[name]:
-            raise BundleError(
+            raise BundleFormatError(
                 f"{model_path} was written by {name} {trained_with} but this runtime has {runtime[name]}; "
                 "the pins in requirements.txt and images/serving/requirements.txt must match"
             )

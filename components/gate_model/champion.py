@@ -40,7 +40,8 @@ def load_champion(tracking_uri: str, model_name: str, challenger: Bundle, test: 
 
     Its card and documents are verified against their digests first (registry.champion); its model file is
     downloaded and unpickled only when it can be compared. A file failing its check is a ``problem`` naming it;
-    intact files of another format version an ``incompatibility`` (the incompatible_champion policy decides).
+    intact files of another format version, or a model pickled by another scikit-learn, an ``incompatibility`` (the
+    incompatible_champion policy decides).
     """
     from model_bundle import SCHEMA_FILE, BundleError, BundleFormatError, FeatureError
 

@@ -50,8 +50,9 @@ class GatePolicy:
         cold_start: No champion yet: `approve` on the thresholds and the baseline interval, or `reject` (a person
             promotes).
         incompatible_champion: The champion cannot be compared fairly (another target or task, columns or types
-            this data no longer has): `reject` (a person decides), or `approve` on the thresholds and the baseline
-            interval.
+            this data no longer has) or cannot be loaded by this release (another model format, or pickled by
+            another scikit-learn version): `reject` (a person decides), or `approve` on the thresholds and the
+            baseline interval.
         ties: A gain within noise: `keep_champion`, or `promote_challenger` (fresher data wins).
         min_slice_rows: Slices of the `slice_column` with fewer test rows are not judged (nor scored in the
             evaluation report, which reads this key too).

@@ -267,6 +267,32 @@ def test_champion_of_an_older_model_format_is_incompatible_not_a_problem(mlflow_
     assert not any("cannot be loaded" in check.detail for check in decision.checks)
 
 
+def test_champion_pickled_by_another_scikit_learn_is_incompatible_and_the_policy_decides(
+    mlflow_state, regression_bundle
+):
+    bundle, test = regression_bundle
+    version = make_champion(bundle)
+    # As a release pinning another scikit-learn registered it: its card (and the registry's digest of it) say so.
+    [card_file] = (mlflow_state / "mlartifacts").rglob(model_bundle.CARD_FILE)
+    card = json.loads(card_file.read_text())
+    runtime = card["library_versions"]["scikit-learn"]
+    card["library_versions"]["scikit-learn"] = "0.24.2"
+    card_file.write_text(json.dumps(card))
+    client = registry.connect("")
+    client.set_model_version_tag("houses", version, registry.CARD_SHA256_TAG, model_bundle.file_sha256(card_file))
+
+    champion = load_champion("", "houses", bundle, test)
+
+    # Intact files a person can still choose to replace: not a problem blocking every promotion.
+    assert champion.problem is None and champion.scored is None
+    assert f"was written by scikit-learn 0.24.2 but this runtime has {runtime}" in champion.incompatibility
+    rejected = gate(bundle, test, "houses", REGRESSION_BASELINE, GatePolicy())
+    assert not rejected.approved
+    assert "policy incompatible_champion=reject: a person decides" in rejected.failed[-1].detail
+    approved = gate(bundle, test, "houses", REGRESSION_BASELINE, GatePolicy(incompatible_champion="approve"))
+    assert approved.approved, approved.rule
+
+
 def test_champion_predicting_another_target_is_incompatible(mlflow_state, regression_bundle, classification_bundle):
     price_model, _ = regression_bundle
     label_model, label_test = classification_bundle
