@@ -8,7 +8,7 @@ explicit so that every test gets the threshold of its kind:
   chance);
 - above it, where any p-value test flags differences too small to matter, distances: the Wasserstein distance
   normed by the reference's standard deviation for numbers, the Jensen-Shannon distance for categories; a feature
-  drifts when the distance reaches ``distance_threshold``.
+  drifts when the distance reaches ``distance_threshold`` (what a value means for each distance: see DriftPolicy).
 The data drifts when at least ``drift_share`` of the features drift. Categories never seen in the reference are
 listed for each feature (the category tests count them too).
 """
@@ -16,6 +16,7 @@ listed for each feature (the category tests count them too).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +36,9 @@ LARGE_REFERENCE = 1000  # Evidently's limit between p-value tests and distances
 HOMOGENEITY = "chi2_homogeneity"
 P_VALUE_TESTS = {"ks": "Kolmogorov-Smirnov", HOMOGENEITY: "chi-square test of homogeneity"}
 DISTANCE_TESTS = {"wasserstein": "Wasserstein distance (normed)", "jensenshannon": "Jensen-Shannon distance"}
+# The largest Jensen-Shannon distance (scipy's, natural logarithm, as Evidently calls it), of two samples with no
+# category in common: sqrt(ln 2) = 0.83255... The normed Wasserstein distance has no upper bound.
+JENSEN_SHANNON_MAX = math.sqrt(math.log(2))
 BONFERRONI, NO_CORRECTION = "bonferroni", "none"
 MAX_UNSEEN_LISTED = 5
 # The policy key the gap limits are read from, as error messages name it.
@@ -64,7 +68,10 @@ class DriftPolicy:
             correction.
         correction: `bonferroni` (alpha divided by the number of p-value tests, so that many features tested at
             once do not flag some by chance) or `none`.
-        distance_threshold: Distance from which a feature drifts (reference samples above 1,000 rows), in (0, 1].
+        distance_threshold: Distance from which a feature drifts (reference samples above 1,000 rows), above 0
+            and at most sqrt(ln 2) = 0.8325...: for numbers the normed Wasserstein distance, the shift in reference
+            standard deviations (0.1: a tenth of one); for categories the Jensen-Shannon distance, from 0 (same
+            shares) to sqrt(ln 2) (no category in common), so a larger threshold would never flag a category.
         min_rows: Fewest rows of new data to test; a smaller batch cannot show drift reliably and is refused.
         max_fairness_gap: Per gap metric (components._common.fairness.GAP_METRICS), the limit of the champion's
             gap between the groups of each `sensitive_columns` column on a labelled batch; keys set here override
@@ -99,9 +106,11 @@ class DriftPolicy:
                 f"parameter drift_policy['correction'] must be {BONFERRONI!r} or {NO_CORRECTION!r}, got "
                 f"{policy.correction!r}"
             )
-        if not 0 < policy.distance_threshold <= 1:
+        if not 0 < policy.distance_threshold <= JENSEN_SHANNON_MAX:
             raise DriftError(
-                f"parameter drift_policy['distance_threshold'] must be in (0, 1], got {policy.distance_threshold}"
+                "parameter drift_policy['distance_threshold'] must be above 0 and at most sqrt(ln 2) = 0.8325..., "
+                f"got {policy.distance_threshold}: the Jensen-Shannon distance of a category reaches sqrt(ln 2) when "
+                "no category is in common, so a larger threshold would never flag one"
             )
         if policy.min_rows < 1:
             raise DriftError(f"parameter drift_policy['min_rows'] must be at least 1, got {policy.min_rows}")

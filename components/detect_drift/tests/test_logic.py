@@ -10,6 +10,7 @@ import pytest
 import model_bundle
 from components._common import registry
 from components.detect_drift.logic import (
+    JENSEN_SHANNON_MAX,
     DriftError,
     DriftPolicy,
     champion_reference,
@@ -185,11 +186,32 @@ def test_a_profile_without_a_sample_is_named():
         ({"correction": "holm"}, r"drift_policy\['correction'\] must be 'bonferroni' or 'none'"),
         ({"drift_share": 0.0}, r"drift_policy\['drift_share'\] must be in \(0, 1\]"),
         ({"alpha": "0.05"}, r"drift_policy\['alpha'\] must be a float"),
+        ({"distance_threshold": 0.0}, r"drift_policy\['distance_threshold'\] must be above 0 and at most sqrt"),
+        (
+            {"distance_threshold": 0.9},
+            r"drift_policy\['distance_threshold'\] must be above 0 and at most sqrt\(ln 2\) = 0\.8325\.\.\., got 0\.9: "
+            r"the Jensen-Shannon distance of a category reaches sqrt\(ln 2\)",
+        ),
     ],
 )
 def test_bad_policy_values_are_named(values, message):
     with pytest.raises(ValueError, match=message):
         DriftPolicy.from_mapping(values)
+
+
+def test_the_largest_distance_threshold_still_flags_a_category_replaced_by_another(reference):
+    # The Jensen-Shannon distance of categories never exceeds sqrt(ln 2); a threshold of it still flags the worst
+    # case, where a larger one (refused above) would flag no category at all. Numbers' normed Wasserstein distance
+    # has no such bound: five standard deviations measure about 5.
+    current = batch().assign(neighbourhood="Nowhere")
+    current["size_sqm"] += 5 * current["size_sqm"].std()
+
+    policy = DriftPolicy.from_mapping({"distance_threshold": JENSEN_SHANNON_MAX})
+    features = {feature.column: feature for feature in detect(reference, current, FEATURES, policy).features}
+
+    assert features["neighbourhood"].test == "jensenshannon" and features["neighbourhood"].drifted
+    assert features["neighbourhood"].score == pytest.approx(JENSEN_SHANNON_MAX)
+    assert features["size_sqm"].test == "wasserstein" and features["size_sqm"].score > 1
 
 
 def test_policy_from_a_kfp_dict():
