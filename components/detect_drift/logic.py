@@ -81,7 +81,8 @@ class DriftPolicy:
             usually read as unfair; the regressors' gaps have none customary, and 0.5 (the worst-served group's
             error exceeding the best-served one's by half the typical error) flags what a person should look
             at. A gap alerts (`fairness_alert`) when it is beyond its limit and so is its whole bootstrap interval,
-            so a small batch's noise does not page anyone; null (`None`) turns a gap's alert off (still reported).
+            so a small batch's noise does not page anyone; null (`None`) turns a gap's alert off (still reported). A
+            ratio's limit is in [0, 1].
         min_group_rows: Groups of a sensitive column with fewer labelled rows in the batch are listed but not
             judged: their rates move by 1/rows per row.
     """

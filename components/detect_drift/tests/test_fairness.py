@@ -185,12 +185,25 @@ def test_an_unknown_sensitive_column_is_named():
             {"max_fairness_gap": {"demographic_parity_ratio": float("nan")}},
             r"drift_policy\['max_fairness_gap'\]\['demographic_parity_ratio'\] must be in \[0, 1\] or null",
         ),
+        *(
+            (
+                {"max_fairness_gap": {"demographic_parity_ratio": limit}},
+                r"drift_policy\['max_fairness_gap'\]\['demographic_parity_ratio'\] must be in \[0, 1\] or null",
+            )
+            for limit in (2, 1.5)
+        ),
         ({"min_group_rows": 0}, r"drift_policy\['min_group_rows'\] must be at least 1"),
     ],
 )
 def test_bad_fairness_policy_values_are_named(values, message):
     with pytest.raises(DriftError, match=message):
         DriftPolicy.from_mapping(values)
+
+
+def test_a_ratio_limit_of_1_is_kept_and_a_ratio_null_turns_it_off():
+    for limit in (1, 0.5, None):
+        policy = DriftPolicy.from_mapping({"max_fairness_gap": {"demographic_parity_ratio": limit}})
+        assert policy.fairness_limits("classification")["demographic_parity_ratio"] == limit
 
 
 def test_limits_are_the_defaults_and_a_gap_of_the_other_task_is_refused():
