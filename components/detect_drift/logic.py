@@ -246,7 +246,7 @@ def detect(
     reference: pd.DataFrame, current: pd.DataFrame, features: Sequence[Mapping[str, str]], policy: DriftPolicy
 ) -> DriftResult:
     """Tests every feature of the model (``features``: names and types from its card) of ``current`` against
-    ``reference``; raises DriftError naming a missing column or a batch too small to test."""
+    ``reference``; raises DriftError naming a missing or empty column or a batch too small to test."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
@@ -265,6 +265,14 @@ def detect(
     types = {feature["name"]: feature["type"] for feature in features}
     # Typed as the model sees them (numbers as float, categories as text), by the one coercion training uses.
     reference, current = (coerce_features(frame[names], features) for frame in (reference, current))
+    # Evidently refuses an empty column with its own error; say which and what to do.
+    empty = [name for name in names if current[name].isna().all()]
+    if empty:
+        raise DriftError(
+            f"feature column(s) {empty} of the new data have no values (every row is missing), so their drift cannot "
+            "be tested: fill them in the batch (an upstream source or export that stopped writing them is the usual "
+            "cause) and run again"
+        )
     tests = {name: choose_test(types[name], reference[name].dropna()) for name in names}
     p_value_tests = sum(test in P_VALUE_TESTS for test in tests.values())
     alpha = policy.alpha / p_value_tests if policy.correction == BONFERRONI and p_value_tests else policy.alpha

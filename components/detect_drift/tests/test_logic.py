@@ -169,6 +169,18 @@ def test_a_feature_missing_from_the_new_data_is_named(reference):
         detect(reference, batch().drop(columns=["rooms"]), FEATURES, DriftPolicy())
 
 
+@pytest.mark.parametrize("size", [800, 2000])  # p-value tests and distances
+def test_a_feature_without_values_in_the_new_data_is_named(reference, size):
+    current = batch().assign(rooms=None, neighbourhood=np.nan)
+
+    with pytest.raises(
+        DriftError,
+        match=r"feature column\(s\) \['rooms', 'neighbourhood'\] of the new data have no values \(every row is "
+        r"missing\), so their drift cannot be tested: fill them in the batch",
+    ):
+        detect(reference.head(size), current, FEATURES, DriftPolicy())
+
+
 def test_too_small_a_batch_is_refused(reference):
     with pytest.raises(DriftError, match=r"the new data has 10 rows, fewer than drift_policy\['min_rows'\]=30"):
         detect(reference, batch(rows=10), FEATURES, DriftPolicy())
