@@ -339,9 +339,7 @@ def render_summary(result: DriftResult) -> str:
         f"the data drifts from {policy.drift_share:.0%} (`drift_share`). {result.current_rows} new rows against "
         f"{result.reference_rows} reference rows (a sample of the champion's training rows).",
         "",
-        f"p-value tests drift below alpha {policy.alpha:g}"
-        + (" divided by their number (Bonferroni)" if policy.correction == BONFERRONI else "")
-        + f"; distances from {policy.distance_threshold:g}.",
+        _thresholds_ran(result),
         "",
         "| feature | type | test | score | threshold | drifted | unseen categories |",
         "|---|---|---|---:|---:|---|---|",
@@ -359,6 +357,18 @@ def render_summary(result: DriftResult) -> str:
             f"{_number(feature.threshold)} | {'**yes**' if feature.drifted else 'no'} | {unseen} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _thresholds_ran(result: DriftResult) -> str:
+    """The thresholds of the kinds of test that ran, so the correction is named only where it divided alpha."""
+    policy, kinds = result.policy, {feature.is_p_value for feature in result.features}
+    said = []
+    if True in kinds:
+        correction = " divided by their number (Bonferroni)" if policy.correction == BONFERRONI else ""
+        said.append(f"p-value tests drift below alpha {policy.alpha:g}{correction}")
+    if False in kinds:
+        said.append(f"distances drift from {policy.distance_threshold:g}")
+    return "; ".join(said) + "."
 
 
 def _number(value: float) -> str:

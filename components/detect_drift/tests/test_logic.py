@@ -108,6 +108,31 @@ def test_the_data_drifts_when_enough_features_do(reference):
     assert render_summary(result).startswith("# Drift detected\n")
 
 
+@pytest.mark.parametrize(
+    ("size", "correction", "line"),
+    [
+        (2000, "bonferroni", "distances drift from 0.1."),
+        (800, "bonferroni", "p-value tests drift below alpha 0.05 divided by their number (Bonferroni)."),
+        (800, "none", "p-value tests drift below alpha 0.05."),
+    ],
+)
+def test_the_summary_names_the_thresholds_of_the_tests_that_ran(reference, size, correction, line):
+    result = detect(reference.head(size), batch(), FEATURES, DriftPolicy(correction=correction))
+
+    assert render_summary(result).split("\n")[4] == line
+
+
+def test_the_summary_names_both_kinds_of_test_when_both_ran(reference):
+    # A feature with 800 reference values (the rest missing) gets a p-value test, the others distances.
+    mixed = reference.assign(renovated=reference["renovated"].where(np.arange(len(reference)) < 800))
+
+    result = detect(mixed, batch(), FEATURES, DriftPolicy())
+
+    assert render_summary(result).split("\n")[4] == (
+        "p-value tests drift below alpha 0.05 divided by their number (Bonferroni); distances drift from 0.1."
+    )
+
+
 def test_small_references_get_p_value_tests_with_bonferroni(reference):
     small = reference.head(800)
 
