@@ -181,4 +181,5 @@ def _typed(name: str, value: object, kind: type) -> object:
             return int(number)
     if kind is str and value is not None and not isinstance(value, dict | list):
         return str(value)
-    raise SettingsError(f"{PARAMETERS_ENV}: parameter {name} must be a {kind.__name__}, got {value!r}")
+    kind_name = "an integer" if kind is int else f"a {kind.__name__}"
+    raise SettingsError(f"{PARAMETERS_ENV}: parameter {name} must be {kind_name}, got {value!r}")

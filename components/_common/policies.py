@@ -59,7 +59,8 @@ def policy_from_mapping(policy_class: type, values: Mapping | None, parameter: s
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-            raise ValueError(f"parameter {parameter}[{key!r}] must be a {kind.__name__}, got {value!r}")
+            kind_name = "an integer" if kind is int else f"a {kind.__name__}"
+            raise ValueError(f"parameter {parameter}[{key!r}] must be {kind_name}, got {value!r}")
         converted[key] = value
     return policy_class(**converted)
 

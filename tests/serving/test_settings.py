@@ -116,7 +116,7 @@ def test_a_remote_model_uri_is_refused_naming_the_variable(variable):
         (
             {"PREDICTIVE_UNIT_PARAMETERS": '[{"name": "max_rows", "type": "INT", "value": "many"}]'},
             [],
-            "max_rows must be a int, got 'many'",
+            "max_rows must be an integer, got 'many'",
         ),
         ({"PREDICTIVE_UNIT_HTTP_SERVICE_PORT": "http"}, [], "PREDICTIVE_UNIT_HTTP_SERVICE_PORT='http'"),
         ({}, ["--schema_checks", "spelling"], "unknown check(s) ['spelling']"),

@@ -223,6 +223,7 @@ def test_a_profile_without_a_sample_is_named():
         ({"correction": "holm"}, r"drift_policy\['correction'\] must be 'bonferroni' or 'none'"),
         ({"drift_share": 0.0}, r"drift_policy\['drift_share'\] must be in \(0, 1\]"),
         ({"alpha": "0.05"}, r"drift_policy\['alpha'\] must be a float"),
+        ({"min_rows": 2.5}, r"drift_policy\['min_rows'\] must be an integer, got 2.5"),
         ({"distance_threshold": 0.0}, r"drift_policy\['distance_threshold'\] must be above 0 and at most sqrt"),
         (
             {"distance_threshold": 0.9},

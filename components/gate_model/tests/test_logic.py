@@ -51,7 +51,7 @@ def test_thresholds_and_min_improvement_are_policy_keys_with_their_defaults():
     [
         ({"confidense": 0.9}, r"unknown key\(s\) \['confidense'\]"),
         ({"ties": "coin_flip"}, r"gate_policy\['ties'\] must be one of \('keep_champion', 'promote_challenger'\)"),
-        ({"bootstrap_samples": 2.5}, r"gate_policy\['bootstrap_samples'\] must be a int, got 2.5"),
+        ({"bootstrap_samples": 2.5}, r"gate_policy\['bootstrap_samples'\] must be an integer, got 2.5"),
         ({"confidence": 1.0}, r"gate_policy\['confidence'\] must be in \[0.5, 1\)"),
         ({"min_test_rows": 0}, r"gate_policy\['min_test_rows'\] must be at least 1"),
         ({"min_slice_rows": 0}, r"gate_policy\['min_slice_rows'\] must be at least 1"),
