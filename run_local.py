@@ -325,6 +325,41 @@ def run(pipeline_name: str, arguments: dict, state_dir: Path) -> dict:
     return {**defaults, **arguments}
 
 
+MONITORING = "monitoring"  # the pipeline whose verdict is printed after its run
+
+
+def _step_outputs(step_dir: Path) -> dict:
+    """A finished step's output parameters, as kfp.local records them next to its artifacts."""
+    return json.loads((step_dir / "executor_output.json").read_text()).get("parameterValues", {})
+
+
+def monitoring_verdict(run_dir: Path) -> str:
+    """What a finished monitoring run decided, read from its steps' outputs under ``run_dir``: the drift verdict
+    with the features that drifted (the first two paragraphs of detect_drift's summary), the fairness alert, and
+    whether the retraining run ran and what its gate decided."""
+    drift = run_dir / "detect-drift"
+    headline, counts = (drift / "summary").read_text().split("\n\n")[:2]
+    lines = [f"drift verdict: {headline.removeprefix('# ')}. {counts}"]
+    if _step_outputs(drift).get("fairness_alert"):
+        lines.append(
+            "fairness alert: a fairness gap of the champion on the batch is beyond its limit (see the summary)"
+        )
+    gate = run_dir / "gate-model"
+    if not gate.is_dir():
+        lines.append("retraining: not run (no drift)")
+    else:
+        reasons = (gate / "reasons").read_text().splitlines()
+        decided = next((line for line in reasons if line.startswith("**Decided by:**")), "").replace("**", "")
+        if _step_outputs(gate).get("Output"):
+            version = _step_outputs(run_dir / "register-model").get("model_version")
+            outcome = f"the gate approved the retrained model, registered as version {version}"
+        else:
+            outcome = "the gate rejected the retrained model: the champion stays"
+        lines.append(f"retraining: ran; {outcome}. {decided}".rstrip())
+    lines.append(f"drift summary: {drift / 'summary'}")
+    return "\n".join(lines)
+
+
 def serve_champion(arguments: dict, state_dir: Path):
     """The champion of ``model_name`` served on ``serving_port``, after a run with ``deploy_target=local``.
 
@@ -424,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 1
         return 0
+    pipeline_root = state_dir / "pipeline_root"
+    earlier_runs = set(pipeline_root.glob("*"))
     try:
         arguments = parse_arguments(args.arguments, text_parameters(args.pipeline), float_parameters(args.pipeline))
         used = run(args.pipeline, arguments, state_dir)
@@ -431,9 +468,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nerror: {error}", file=sys.stderr)
         return 1
     print(
-        f"\npipeline {args.pipeline!r} succeeded; artifacts under {state_dir / 'pipeline_root'}, "
+        f"\npipeline {args.pipeline!r} succeeded; artifacts under {pipeline_root}, "
         f"registry at {state_dir / 'mlflow.db'}"
     )
+    if args.pipeline == MONITORING:
+        # kfp.local writes each run under a directory of its own; another run in this state directory meanwhile
+        # would make this one's ambiguous.
+        new_runs = sorted(set(pipeline_root.glob("*")) - earlier_runs)
+        if len(new_runs) == 1:
+            print(monitoring_verdict(new_runs[0]))
+        else:
+            print(f"drift verdict: {len(new_runs)} runs finished under {pipeline_root}; see their detect-drift/summary")
     if used.get("deploy_target") != "local":
         return 0
     from components.deploy_model.logic import DeploymentError, NoChampionError

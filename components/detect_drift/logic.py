@@ -329,15 +329,17 @@ def _unseen(reference: pd.Series, current: pd.Series) -> tuple[tuple[str, ...], 
 
 
 def render_summary(result: DriftResult) -> str:
-    """The decision as Markdown: verdict, policy and one row per feature."""
+    """The decision as Markdown: verdict (with the features that drifted), policy and one row per feature; its
+    first two paragraphs are the verdict run_local.py prints after a monitoring run."""
     policy = result.policy
     verdict = "Drift detected" if result.dataset_drift else "No drift"
+    drifted = "".join(f", {name}" for name in result.drifted_features).replace(", ", ": ", 1)
     lines = [
         f"# {verdict}",
         "",
-        f"{len(result.drifted_features)} of {len(result.features)} features drifted ({result.drifted_share:.0%}); "
-        f"the data drifts from {policy.drift_share:.0%} (`drift_share`). {result.current_rows} new rows against "
-        f"{result.reference_rows} reference rows (a sample of the champion's training rows).",
+        f"{len(result.drifted_features)} of {len(result.features)} features drifted ({result.drifted_share:.0%}"
+        f"{drifted}); the data drifts from {policy.drift_share:.0%} (`drift_share`). {result.current_rows} new rows "
+        f"against {result.reference_rows} reference rows (a sample of the champion's training rows).",
         "",
         _thresholds_ran(result),
         "",

@@ -421,3 +421,97 @@ def test_the_step_error_is_the_last_traceback_in_the_output(run_local):
         "DataValidationError: data validation failed:\n- [columns] column 'size_sqm' is missing"
     )
     assert run_local.step_error(["no traceback here", "13:27:50 - ERROR - Task 'x' failed"]) is None
+
+
+# --- after a monitoring run, its verdict ---------------------------------------------------------------------------
+
+
+def _finished_monitoring_run(run_dir: Path, drifted: list[str], approved: bool | None) -> Path:
+    """A monitoring run's outputs as kfp.local leaves them: detect_drift's summary (rendered by detect_drift) and
+    output parameters and, when the retraining ran (``approved`` not None), the gate's and register_model's."""
+    from components.detect_drift.logic import DriftPolicy, DriftResult, FeatureDrift, render_summary
+
+    def step(name: str, parameters: dict, **files: str) -> None:
+        (run_dir / name).mkdir(parents=True)
+        (run_dir / name / "executor_output.json").write_text(json.dumps({"parameterValues": parameters}))
+        for file, text in files.items():
+            (run_dir / name / file).write_text(text)
+
+    features = [
+        FeatureDrift(name, "numeric", "wasserstein", 0.5 if name in drifted else 0.01, 0.1, name in drifted)
+        for name in ("size_sqm", "rooms", "age_years")
+    ]
+    result = DriftResult(features, 2000, 600, DriftPolicy())
+    step("detect-drift", {"Output": result.dataset_drift, "fairness_alert": False}, summary=render_summary(result))
+    if approved is not None:
+        verdict = "approved" if approved else "rejected"
+        reasons = f"# Challenger {verdict}\n\n**Decided by:** Comparison with champion v1: {verdict}.\n\n- passed x\n"
+        step("gate-model", {"Output": approved}, reasons=reasons)
+        step("register-model", {"model_version": "2"})
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    ("drifted", "approved", "lines"),
+    [
+        (
+            ["size_sqm", "age_years"],
+            True,
+            [
+                "drift verdict: Drift detected. 2 of 3 features drifted (67%: size_sqm, age_years); the data drifts "
+                "from 50% (`drift_share`). 600 new rows against 2000 reference rows (a sample of the champion's "
+                "training rows).",
+                "retraining: ran; the gate approved the retrained model, registered as version 2. Decided by: "
+                "Comparison with champion v1: approved.",
+            ],
+        ),
+        (
+            ["size_sqm", "age_years"],
+            False,
+            [
+                "retraining: ran; the gate rejected the retrained model: the champion stays. Decided by: Comparison "
+                "with champion v1: rejected."
+            ],
+        ),
+        (
+            ["rooms"],
+            None,
+            [
+                "drift verdict: No drift. 1 of 3 features drifted (33%: rooms); the data drifts from 50% "
+                "(`drift_share`). 600 new rows against 2000 reference rows (a sample of the champion's training rows).",
+                "retraining: not run (no drift)",
+            ],
+        ),
+    ],
+    ids=["approved", "rejected", "no-drift"],
+)
+def test_the_monitoring_verdict_says_what_drifted_and_what_the_retraining_did(
+    run_local, tmp_path, drifted, approved, lines
+):
+    run_dir = _finished_monitoring_run(tmp_path / "monitoring-pipeline-1", drifted, approved)
+
+    verdict = run_local.monitoring_verdict(run_dir).splitlines()
+
+    assert set(lines) <= set(verdict), verdict
+    assert verdict[-1] == f"drift summary: {run_dir / 'detect-drift' / 'summary'}"
+
+
+def test_a_monitoring_run_ends_with_its_verdict(run_local, monkeypatch, capsys, tmp_path):
+    state_dir = tmp_path / "state"
+    _finished_monitoring_run(state_dir / "pipeline_root" / "monitoring-pipeline-0", [], None)  # an earlier run
+
+    def finished(name, arguments, state):
+        _finished_monitoring_run(state / "pipeline_root" / "monitoring-pipeline-1", ["size_sqm", "rooms"], True)
+        return {"deploy_target": "none"}
+
+    monkeypatch.setattr(run_local, "run", finished)
+
+    assert run_local.main(["monitoring", "--state-dir", str(state_dir)]) == 0
+
+    out = capsys.readouterr().out.splitlines()
+    succeeded = next(i for i, line in enumerate(out) if line.startswith("pipeline 'monitoring' succeeded"))
+    assert out[succeeded + 1].startswith(
+        "drift verdict: Drift detected. 2 of 3 features drifted (67%: size_sqm, rooms)"
+    )
+    assert out[succeeded + 2].startswith("retraining: ran; the gate approved the retrained model, registered as v")
+    assert out[-1].endswith("monitoring-pipeline-1/detect-drift/summary")

@@ -105,7 +105,10 @@ def test_the_data_drifts_when_enough_features_do(reference):
 
     assert result.drifted_share >= 0.5
     assert result.dataset_drift
-    assert render_summary(result).startswith("# Drift detected\n")
+    summary = render_summary(result)
+    assert summary.startswith("# Drift detected\n")
+    # The verdict names the features that drifted (run_local.py prints it after a monitoring run).
+    assert f"features drifted ({result.drifted_share:.0%}: {', '.join(result.drifted_features)});" in summary
 
 
 @pytest.mark.parametrize(
