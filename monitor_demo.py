@@ -99,7 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     last_year, batch = write_data(state_dir / "data")
 
     print(f"== 1. training a champion on {last_year.name} and serving it", flush=True)
-    run_local.main(["training", "--state-dir", str(state_dir), f"source_uri={last_year}", *serving])
+    code = run_local.main(["training", "--state-dir", str(state_dir), f"source_uri={last_year}", *serving])
+    if code:
+        print(
+            f"error: the first training run failed (exit code {code}; its error is above): nothing to monitor",
+            file=sys.stderr,
+        )
+        return code
     tracking_uri = registry.local_tracking_uri(state_dir)
     first = registry.champion(tracking_uri, MODEL_NAME)
     if first is None:
