@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import urllib.request
@@ -91,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--metrics-port", type=int, default=6000)
     args = parser.parse_args(argv)
+    # MLflow draws a progress bar for every registry download, the steps' (which inherit this environment) too:
+    # dozens of bars that bury what the demo shows.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     state_dir = (args.state_dir / "monitor-demo").resolve()
     serving = ["deploy_target=local", f"serving_port={args.port}", f"metrics_port={args.metrics_port}"]
     # The local server answers under the name the deploy step gives the model (the cluster's graph node name).
