@@ -44,7 +44,16 @@ def main() -> None:
         os.environ["KFP_MLOPS_IMAGE_REGISTRY"] = args.image_registry
     if args.image_tag is not None:
         os.environ["KFP_MLOPS_IMAGE_TAG"] = args.image_tag
-    for path in compile_all(args.output_dir):
+    try:
+        import components._image  # noqa: F401 (reads the two options above and refuses a `latest` tag)
+    except ValueError as error:
+        parser.error(f"--image-tag {args.image_tag}: {error}")
+    try:
+        written = compile_all(args.output_dir)
+    except OSError as error:  # a file where a directory should be, no permission, a read-only file system
+        where = f"--output-dir {args.output_dir}: cannot write {error.filename}"
+        parser.error(f"{where} ({error.strerror}): give one you can write")
+    for path in written:
         print(f"wrote {path}")
 
 

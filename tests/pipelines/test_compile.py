@@ -405,8 +405,20 @@ def test_cluster_compile_references_the_built_images_and_never_pulls_them(tmp_pa
         assert "0.1.0-abc1234" in component.read_text(), component.name
 
 
-def test_a_latest_image_tag_is_refused(tmp_path):
+def test_a_latest_image_tag_is_refused_naming_the_option(tmp_path):
     completed = _compile_for_cluster(tmp_path, "--image-tag", "latest")
 
-    assert completed.returncode != 0
-    assert "must not be 'latest'" in completed.stderr
+    assert completed.returncode == 2
+    assert "error: --image-tag latest: the image tag must not be 'latest'" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_an_output_dir_that_cannot_be_written_is_named_with_the_reason(tmp_path):
+    taken = tmp_path / "build"
+    taken.write_text("a file, not a directory\n")
+
+    completed = _compile_for_cluster(taken)
+
+    assert completed.returncode == 2
+    assert f"error: --output-dir {taken}: cannot write {taken}/components (Not a directory)" in completed.stderr
+    assert "Traceback" not in completed.stderr
