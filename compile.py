@@ -1,6 +1,7 @@
 """Compiles every pipeline to DIR/<pipeline>.yaml and every component to DIR/components/<component>.yaml.
 
     python compile.py [--output-dir build] [--image-registry ghcr.io/you/] [--image-tag 0.1.0-abc1234]
+                      [--pipeline training]   # that pipeline alone, as `make run PIPELINE=training` compiles it
 
 The image options choose the images every step (and the SeldonDeployment) runs: `make images` builds and loads
 them into kind with a version-and-commit tag, and `make run` compiles with that same tag.
@@ -16,16 +17,24 @@ from pathlib import Path
 from kfp import compiler
 
 
-def compile_all(output_dir: Path) -> list[Path]:
+def compile_all(output_dir: Path, only: str | None = None) -> list[Path]:
+    """Every pipeline and component; with `only` (a name in PIPELINES), that pipeline alone."""
     from components import discover
     from pipelines import PIPELINES
 
     written = []
-    (output_dir / "components").mkdir(parents=True, exist_ok=True)
-    for pipeline in PIPELINES.values():
+    if only is not None:
+        pipelines = {only: PIPELINES[only]}
+        output_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        pipelines = PIPELINES
+        (output_dir / "components").mkdir(parents=True, exist_ok=True)
+    for pipeline in pipelines.values():
         path = output_dir / f"{pipeline.pipeline_func.__name__}.yaml"
         compiler.Compiler().compile(pipeline, str(path))
         written.append(path)
+    if only is not None:
+        return written
     for name, component in discover().items():
         path = output_dir / "components" / f"{name}.yaml"
         compiler.Compiler().compile(component, str(path))
@@ -38,6 +47,9 @@ def main() -> None:
     parser.add_argument("--output-dir", type=Path, default=Path("build"), help="where to write (default: build)")
     parser.add_argument("--image-registry", help="prefix of both images, e.g. ghcr.io/you/ (default: none)")
     parser.add_argument("--image-tag", help="tag of both images (default: the project version)")
+    parser.add_argument(
+        "--pipeline", help="compile only this pipeline, by its name in pipelines/__init__.py (make run: PIPELINE)"
+    )
     args = parser.parse_args()
     # components/_image.py reads these when the components are first imported, which compile_all does.
     if args.image_registry is not None:
@@ -48,8 +60,12 @@ def main() -> None:
         import components._image  # noqa: F401 (reads the two options above and refuses a `latest` tag)
     except ValueError as error:
         parser.error(f"--image-tag {args.image_tag}: {error}")
+    from pipelines import PIPELINES
+
+    if args.pipeline is not None and args.pipeline not in PIPELINES:
+        parser.error(f"--pipeline {args.pipeline!r}: no such pipeline; one of {', '.join(PIPELINES)}")
     try:
-        written = compile_all(args.output_dir)
+        written = compile_all(args.output_dir, args.pipeline)
     except OSError as error:  # a file where a directory should be, no permission, a read-only file system
         where = f"--output-dir {args.output_dir}: cannot write {error.filename}"
         parser.error(f"{where} ({error.strerror}): give one you can write")

@@ -422,3 +422,25 @@ def test_an_output_dir_that_cannot_be_written_is_named_with_the_reason(tmp_path)
     assert completed.returncode == 2
     assert f"error: --output-dir {taken}: cannot write {taken}/components (Not a directory)" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_one_pipeline_is_compiled_alone_by_its_name(tmp_path):
+    completed = _compile_for_cluster(tmp_path, "--pipeline", "rollback")
+
+    assert completed.returncode == 0, completed.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["rollback_pipeline.yaml"]
+
+
+def test_make_run_with_an_unknown_pipeline_stops_before_kfp_naming_the_pipelines(make, tmp_path):
+    completed = make(
+        "run",
+        "PIPELINE=trainng",
+        "SERVING=seldon",
+        "KF_PIPELINES_ENDPOINT=http://127.0.0.1:9",
+        f"STATE_DIR={tmp_path / 'state'}",
+        f"BUILD_DIR={tmp_path / 'build'}",
+    )
+
+    assert completed.returncode != 0
+    assert f"error: --pipeline 'trainng': no such pipeline; one of {', '.join(PIPELINES)}" in completed.stderr
+    assert "kfp --endpoint" not in completed.stdout  # no run was attempted, so no misleading "no KFP API there?"
