@@ -12,7 +12,9 @@ writes
 
 and `make new-component` then runs docs/reference.py, which writes the component's README.md and metadata.yaml.
 The new component works as generated (a Dataset in, the chosen columns of it out, with Metrics), so it compiles
-and its tests pass before you change anything; docs/writing-a-component.md walks through making it yours.
+and its tests pass before you change anything; docs/writing-a-component.md walks through making it yours. Its
+description is the example's until you replace the text in PLACEHOLDERS: docs/reference.py names what is left, and
+its --check (make lint) fails until none is.
 """
 
 from __future__ import annotations
@@ -26,16 +28,27 @@ from string import Template
 REPO_ROOT = Path(__file__).resolve().parent
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)+")
 MAX_NAME_LENGTH = 30  # every generated line then fits ruff's 120 columns (tests/pipelines/test_adding_a_component.py)
+# The example step's own description, by file: {file: (its text, what to write there instead)}. It must not ship
+# as the description of a real step (the docs, metadata.yaml and the KFP UI show the component's docstring), so
+# docs/reference.py --check (make lint, pre-commit, the tests) refuses a component that still holds any of it.
+PLACEHOLDERS = {
+    "__init__.py": ("(say here what your step does)", "the package docstring: what the step does"),
+    "component.py": (
+        "Keeps the chosen columns of a dataset, in the order given.",
+        "the function docstring's first line: what the step does (the docs and the KFP UI show it)",
+    ),
+    "logic.py": ("replace `transform` with your step.", "the module docstring: what its decisions are"),
+}
 
 INIT = Template('''\
-"""$title: keeps the chosen columns of a dataset (say here what your step does)."""
+"""$title: keeps the chosen columns of a dataset ${init_placeholder}."""
 ''')
 
 LOGIC = Template('''\
 """$title: the step's decisions, in plain Python (no kfp import).
 
 Tested in tests/test_logic.py beside it. As generated it keeps the chosen columns of a table, in the order given:
-replace `transform` with your step.
+${logic_placeholder}
 """
 
 from __future__ import annotations
@@ -83,7 +96,7 @@ def $name(
     metrics: Output[Metrics],
     columns: list = [],  # noqa: B006 (KFP reads the default from the signature and never mutates it)
 ) -> int:
-    """Keeps the chosen columns of a dataset, in the order given.
+    """${component_placeholder}
 
     Args:
         dataset: The rows to process (Parquet).
@@ -189,12 +202,29 @@ def check_name(name: str, root: Path = REPO_ROOT) -> None:
         raise ScaffoldError(f"NAME={name!r}: components/{name}/ already exists")
 
 
+def placeholders(directory: Path) -> list[str]:
+    """What is left to replace in the component at `directory`: one line per file still holding the scaffold's
+    placeholder text, naming the file, the text and what to write instead."""
+    found = []
+    for file_name, (text, instead) in PLACEHOLDERS.items():
+        path = directory / file_name
+        if path.is_file() and text in path.read_text(encoding="utf-8"):
+            found.append(
+                f"components/{directory.name}/{file_name} still says {text!r} (the scaffold's placeholder): "
+                f"replace it with {instead}"
+            )
+    return found
+
+
 def files(name: str) -> dict[Path, str]:
     """{path relative to the repository root: content} of a new component named `name`."""
     values = {
         "name": name,
         "title": name.replace("_", " ").capitalize(),
         "error": "".join(word.capitalize() for word in name.split("_")) + "Error",
+        "init_placeholder": PLACEHOLDERS["__init__.py"][0],
+        "component_placeholder": PLACEHOLDERS["component.py"][0],
+        "logic_placeholder": PLACEHOLDERS["logic.py"][0],
     }
     directory = Path("components", name)
     return {
@@ -230,8 +260,9 @@ def main() -> int:
         print(f"wrote {path}")
     print(
         f"\nNext: put your step's decisions in components/{args.name}/logic.py (tests in its tests/), its inputs and\n"
-        "outputs in component.py, wire it into a pipeline in pipelines/ (import it from\n"
-        f"components.{args.name}.component), then `make docs compile` and\n"
+        "outputs in component.py, what it does where the lines below say (make lint refuses it until then), wire\n"
+        f"it into a pipeline in pipelines/ (import it from components.{args.name}.component), then\n"
+        "`make docs compile` and\n"
         f'`make test PYTEST_ARGS="components/{args.name} tests/unit tests/pipelines"` (a few minutes).\n'
         "Guide: docs/writing-a-component.md"
     )

@@ -4,6 +4,10 @@ docs/pipeline-parameters.md, and each component's components/<name>/README.md an
     .venv/bin/python docs/reference.py           # rewrite them all
     .venv/bin/python docs/reference.py --check   # exit 1 naming each stale file (the test suite and pre-commit)
 
+Both forms name each component that still holds `make new-component`'s placeholder text (new_component.py's
+PLACEHOLDERS) and what to write instead; --check then exits 1, so the example step's description never ships as a
+finished component's.
+
 Types and defaults come from the KFP component specs (what the compiled YAML says); descriptions from the
 Google-style docstrings (Args, and Returns for output parameters), the same text KFP shows in its UI. A parameter
 whose description starts "Deprecated:" is marked deprecated. `make docs` runs the first form, `make new-component`
@@ -629,6 +633,15 @@ def stale_files(root: Path = REPO_ROOT) -> list[Path]:
     ]
 
 
+def unfinished(root: Path = REPO_ROOT) -> list[str]:
+    """The scaffold's placeholder text left in any component (what to replace, file by file): such a component
+    would ship the example step's description as its own, as stable."""
+    from new_component import placeholders
+
+    directories = sorted(path.parent for path in (root / COMPONENTS_DIR).glob("*/component.py"))
+    return [problem for directory in directories for problem in placeholders(directory)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="only report stale files (exit 1 when any is)")
@@ -636,11 +649,14 @@ def main() -> int:
     # Document the defaults a plain `make compile` gives, whatever image overrides this shell has set.
     for variable in ("KFP_MLOPS_IMAGE_REGISTRY", "KFP_MLOPS_IMAGE_TAG"):
         os.environ.pop(variable, None)
+    left = unfinished()
+    for problem in left:
+        print(problem, file=sys.stderr)
     if args.check:
         stale = stale_files()
         for path in stale:
             print(f"{path} is stale: run `make docs` and commit it", file=sys.stderr)
-        return 1 if stale else 0
+        return 1 if stale or left else 0
     for path, content in render().items():
         target = REPO_ROOT / path
         if not target.exists() or target.read_text(encoding="utf-8") != content:

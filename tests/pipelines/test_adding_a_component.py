@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from new_component import MAX_NAME_LENGTH, ScaffoldError, check_name, files, scaffold
+from new_component import MAX_NAME_LENGTH, PLACEHOLDERS, ScaffoldError, check_name, files, scaffold
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The environment running the tests; make must use it as it is (-o: never rebuild it from the copy's files).
@@ -46,7 +46,7 @@ def _check_style(paths: list[str], cwd: Path) -> None:
 
 
 def test_a_scaffolded_component_compiles_is_documented_and_passes_its_tests(repository_copy):
-    _run([*MAKE, "new-component", f"NAME={NAME}"], repository_copy)
+    made = _run([*MAKE, "new-component", f"NAME={NAME}"], repository_copy)
 
     # The catalogue's layout: the package, its tests beside it, and the README and metadata make generated.
     component = repository_copy / "components" / NAME
@@ -70,8 +70,19 @@ def test_a_scaffolded_component_compiles_is_documented_and_passes_its_tests(repo
     # compile.py discovers it: its own YAML, loadable for reuse.
     _run([sys.executable, "compile.py", "--output-dir", "build"], repository_copy)
     assert (repository_copy / "build" / "components" / f"{NAME}.yaml").is_file()
-    # make new-component regenerated the reference, so the stale-docs test passes with the new entry in it.
     assert f"## {NAME}" in (repository_copy / "docs" / "components.md").read_text()
+    # The example step's description cannot ship as this component's: make new-component says what to replace,
+    # and `make lint`'s docs check refuses the component until each placeholder is gone.
+    check = [sys.executable, "docs/reference.py", "--check"]
+    refused = subprocess.run(check, cwd=repository_copy, capture_output=True, text=True, env=CLEAN_ENVIRONMENT)
+    assert refused.returncode == 1
+    for file_name in PLACEHOLDERS:
+        assert f"components/{NAME}/{file_name} still says" in made.stderr
+        assert f"components/{NAME}/{file_name} still says" in refused.stderr
+    for file_name, (text, _) in PLACEHOLDERS.items():
+        (component / file_name).write_text((component / file_name).read_text().replace(text, "Scores the rows."))
+    _run([*MAKE, "docs"], repository_copy)
+    _run(check, repository_copy)
     tests = [
         f"components/{NAME}",
         "tests/unit/test_docs_reference.py",

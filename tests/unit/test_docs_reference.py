@@ -14,6 +14,7 @@ from kfp import dsl
 
 from components import discover
 from docs import reference
+from new_component import PLACEHOLDERS, scaffold
 from pipelines import PIPELINES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +34,40 @@ def test_a_changed_or_missing_file_is_reported_stale(tmp_path):
     (tmp_path / reference.COMPONENTS_FILE).write_text("edited by hand\n", encoding="utf-8")
     (tmp_path / reference.PIPELINE_PARAMETERS_FILE).unlink()
     assert reference.stale_files(tmp_path) == [reference.COMPONENTS_FILE, reference.PIPELINE_PARAMETERS_FILE]
+
+
+def test_no_component_ships_the_scaffolds_placeholder_text():
+    left = reference.unfinished()
+    assert not left, "\n".join(left)
+
+
+def test_a_scaffolded_component_is_refused_until_each_placeholder_is_replaced(tmp_path):
+    scaffold("score_rows", tmp_path)
+
+    assert reference.unfinished(tmp_path) == [
+        "components/score_rows/__init__.py still says '(say here what your step does)' (the scaffold's placeholder): "
+        "replace it with the package docstring: what the step does",
+        "components/score_rows/component.py still says 'Keeps the chosen columns of a dataset, in the order given.' "
+        "(the scaffold's placeholder): replace it with the function docstring's first line: what the step does "
+        "(the docs and the KFP UI show it)",
+        "components/score_rows/logic.py still says 'replace `transform` with your step.' (the scaffold's "
+        "placeholder): replace it with the module docstring: what its decisions are",
+    ]
+    component = tmp_path / "components" / "score_rows" / "component.py"
+    component.write_text(component.read_text().replace(PLACEHOLDERS["component.py"][0], "Scores each row."))
+    assert [problem.split(" still says")[0] for problem in reference.unfinished(tmp_path)] == [
+        "components/score_rows/__init__.py",
+        "components/score_rows/logic.py",
+    ]
+
+
+def test_the_check_fails_naming_a_placeholder_left_in_a_component(monkeypatch, capsys):
+    monkeypatch.setattr(reference, "stale_files", lambda: [])
+    monkeypatch.setattr(reference, "unfinished", lambda: ["components/score_rows/__init__.py still says ..."])
+    monkeypatch.setattr(sys, "argv", ["reference.py", "--check"])
+
+    assert reference.main() == 1
+    assert "components/score_rows/__init__.py still says ..." in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", sorted(discover()))
