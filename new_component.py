@@ -28,6 +28,9 @@ from string import Template
 REPO_ROOT = Path(__file__).resolve().parent
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)+")
 MAX_NAME_LENGTH = 30  # every generated line then fits ruff's 120 columns (tests/pipelines/test_adding_a_component.py)
+# Names the generated code imports beside the component's own function (its test_component.py imports both): a
+# component so named would hide one of them, and its scaffolded tests would fail.
+IMPORTED_NAMES = ("read_dataset", "write_dataset")
 # The example step's own description, by file: {file: (its text, what to write there instead)}. It must not ship
 # as the description of a real step (the docs, metadata.yaml and the KFP UI show the component's docstring), so
 # docs/reference.py --check (make lint, pre-commit, the tests) refuses a component that still holds any of it.
@@ -195,6 +198,11 @@ def check_name(name: str, root: Path = REPO_ROOT) -> None:
     if not NAME_PATTERN.fullmatch(name):
         raise ScaffoldError(
             f"NAME={name!r}: use lowercase verb_noun words joined by underscores, e.g. score_rows or explain_model"
+        )
+    if name in IMPORTED_NAMES:
+        raise ScaffoldError(
+            f"NAME={name!r}: the scaffolded code imports components._common.datasets.{name} beside the component, "
+            "which this name would hide; choose another name"
         )
     if len(name) > MAX_NAME_LENGTH:
         raise ScaffoldError(f"NAME={name!r}: {len(name)} characters, more than {MAX_NAME_LENGTH}; use a shorter name")

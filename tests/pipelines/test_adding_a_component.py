@@ -109,6 +109,8 @@ def test_a_scaffolded_component_compiles_is_documented_and_passes_its_tests(repo
         ("2nd_score", "verb_noun"),
         ("compute_permutation_importances", "31 characters, more than 30"),
         ("train_model", "components/train_model/ already exists"),
+        ("read_dataset", "imports components._common.datasets.read_dataset beside the component"),
+        ("write_dataset", "imports components._common.datasets.write_dataset beside the component"),
     ],
 )
 def test_a_bad_or_taken_name_is_refused_naming_the_problem(name, problem):
