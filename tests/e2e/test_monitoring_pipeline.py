@@ -78,6 +78,7 @@ def test_no_drift_retrains_nothing_and_drift_retrains_through_the_gate(tmp_path,
         assert calm.returncode == 0, calm.stdout[-3000:] + calm.stderr
         assert "# No drift" in calm.stdout
         assert "train-model" not in calm.stdout  # the retraining branch never ran
+        assert "\nretraining: not run (no drift)\n" in calm.stdout  # run_local.py's verdict
         assert versions(state_dir) == ["1"]
 
         drifted = run(*monitor, f"batch_uri={data['shifted']}")
@@ -85,6 +86,7 @@ def test_no_drift_retrains_nothing_and_drift_retrains_through_the_gate(tmp_path,
         assert "# Drift detected" in drifted.stdout
         assert re.search(r"passed champion v1: r2 [0-9.]+ vs [0-9.]+, gain \+", drifted.stdout), drifted.stdout[-3000:]
         assert versions(state_dir) == ["1", "2"]
+        assert "\nretraining: ran; the gate approved the retrained model, registered as version 2. " in drifted.stdout
         assert champion(state_dir) == "2"
         # The retrained version is what serves, under the model's OIP name, reporting its digest and version.
         served = requests.get(f"http://127.0.0.1:{serving_port}/v2/models/{MODEL_NAME}", timeout=30).json()

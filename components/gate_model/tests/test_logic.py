@@ -88,7 +88,7 @@ NAN, INF = float("nan"), float("inf")
         ({"max_slice_regression": 2.0}, r"gate_policy\['max_slice_regression'\] must be in \[0, 1\], got 2.0$"),
         ({"confidence": NAN}, r"gate_policy\['confidence'\] must be in \[0.5, 1\), got nan$"),
         ({"confidence": 95.0}, r"gate_policy\['confidence'\] must be in \[0.5, 1\), got 95.0$"),
-        ({"bootstrap_samples": NAN}, r"gate_policy\['bootstrap_samples'\] must be a int, got nan$"),
+        ({"bootstrap_samples": NAN}, r"gate_policy\['bootstrap_samples'\] must be an integer, got nan$"),
         ({"bootstrap_samples": 0}, r"gate_policy\['bootstrap_samples'\] must be at least 1, got 0$"),
         ({"seed": -1}, r"gate_policy\['seed'\] must be at least 0, got -1$"),
     ],
