@@ -103,7 +103,7 @@ clean:  ## remove compiled pipelines and local state (registry, runs, served mod
 	-@test -x $(PY) && $(PY) -m serving.local_server --state-dir $(STATE_DIR) stop
 	rm -rf $(BUILD_DIR) $(STATE_DIR)
 
-distclean: clean  ## also remove both environments
+distclean: clean  ## also remove the environment (.venv)
 	rm -rf $(VENV)
 
 # --- kind cluster: KFP, Seldon Core or KServe, MLflow (cluster/; needs docker, kind, kubectl, helm) ---
