@@ -99,8 +99,12 @@ lock: $(VENV)/.installed  ## re-resolve the exact pins from the .in files (needs
 	$(VENV)/bin/uv pip compile -q --python-version 3.11 --custom-compile-command "make lock" requirements-dev.in -o requirements-dev.txt
 	$(VENV)/bin/uv pip compile -q --python-version 3.11 --custom-compile-command "make lock" -c requirements.txt images/serving/requirements.in -o images/serving/requirements.txt
 
+# make monitor-demo's server is recorded in STATE_DIR/monitor-demo (monitor_demo.py): stopped too, before its record
+# is deleted, or it would keep its ports with nothing left for make stop to find it by.
 clean:  ## remove compiled pipelines and local state (registry, runs, served models); stops local servers
 	-@test -x $(PY) && $(PY) -m serving.local_server --state-dir $(STATE_DIR) stop
+	@if test -x $(PY) && test -d $(STATE_DIR)/monitor-demo/serving; then \
+		$(PY) -m serving.local_server --state-dir $(STATE_DIR)/monitor-demo stop; fi
 	rm -rf $(BUILD_DIR) $(STATE_DIR)
 
 distclean: clean  ## also remove the environment (.venv)

@@ -151,6 +151,34 @@ def test_clean_stops_the_servers_and_removes_build_and_state(
             local_server.stop_all(state / "serving")
 
 
+def test_clean_stops_the_monitor_demo_server_too(make, tmp_path, free_ports, regression_bundle):
+    """make monitor-demo serves from STATE_DIR/monitor-demo: make clean deletes that directory, so it must stop that
+    server first, or the server keeps its ports with no record left for make stop to find it by."""
+    bundle, _ = regression_bundle
+    state, monitor_state = tmp_path / "state", tmp_path / "state" / "monitor-demo"
+    port, metrics_port = free_ports(2)
+    served_as_monitor_demo = [f"STATE_DIR={monitor_state}", f"BUILD_DIR={tmp_path / 'build'}"]
+    succeeded(
+        make(
+            "serve",
+            *served_as_monitor_demo,
+            f"PORT={port}",
+            f"METRICS_PORT={metrics_port}",
+            f"MODEL_DIR={bundle.directory}",
+        )
+    )
+    [server] = local_server.running(monitor_state / "serving")
+    try:
+        cleaned = succeeded(make("clean", *dirs(tmp_path)))
+
+        assert f"stopped server(s) on port(s) [{port}]" in cleaned
+        assert not processes.is_alive(server.pid)
+        assert not any(processes.port_in_use(used) for used in (port, metrics_port, server.grpc_port))
+        assert not state.exists()
+    finally:
+        processes.stop_group(server.pid)  # by its process: the record that make stop reads may be gone
+
+
 # --- make run, without a cluster ----------------------------------------------------------------------------------
 
 
