@@ -1,6 +1,6 @@
 """The Markdown a user reads on GitHub holds together: every relative link names a file that exists and, with a
-``#fragment``, a heading of that file (GitHub's anchor of it), and no table is cut in two by a blank line (the rows
-after it would show as a paragraph of pipes)."""
+``#fragment``, a heading of that file (GitHub's anchor of it), no table is cut in two by a blank line (the rows
+after it would show as a paragraph of pipes), and every `make <target>` it gives as a command is a Makefile target."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ DOCUMENTS = sorted([REPO_ROOT / "README.md", *REPO_ROOT.glob("docs/*.md"), *REPO
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
 HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.M)
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+# `make <target>` in inline code or a code block (prose such as "make the" is no command).
+INLINE_CODE = re.compile(r"`[^`\n]+`")
+MAKE_COMMAND = re.compile(r"(?:^|[\s(`$])(?:sudo )?make ([a-z][a-z.-]*)", re.M)
+MAKE_TARGET = re.compile(r"^([a-z][a-z.-]*):", re.M)
 TABLE_ROW = re.compile(r"^\s*\|")
 TABLE_RULE = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
 
@@ -80,6 +84,21 @@ def test_every_relative_link_and_anchor_resolves(path):
 @pytest.mark.parametrize("path", DOCUMENTS, ids=lambda path: str(path.relative_to(REPO_ROOT)))
 def test_no_table_is_cut_by_a_blank_line(path):
     assert split_tables(path) == [], f"{path.relative_to(REPO_ROOT)}: a table cut in two"
+
+
+def unknown_make_targets(path: Path) -> list[str]:
+    targets = set(MAKE_TARGET.findall((REPO_ROOT / "Makefile").read_text(encoding="utf-8")))
+    text = path.read_text(encoding="utf-8")
+    code = [*(match.group(0) for match in FENCE.finditer(text)), *INLINE_CODE.findall(prose(path))]
+    return sorted(
+        {f"make {name}" for snippet in code for name in MAKE_COMMAND.findall(snippet)}
+        - {f"make {target}" for target in targets}
+    )
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=lambda path: str(path.relative_to(REPO_ROOT)))
+def test_every_make_command_names_a_target(path):
+    assert unknown_make_targets(path) == [], f"{path.relative_to(REPO_ROOT)}: no such target in the Makefile"
 
 
 @pytest.mark.parametrize(
