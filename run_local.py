@@ -445,7 +445,9 @@ EOF"""
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n")[0], epilog="arguments: name=value pairs, JSON where it parses"
+        description=__doc__.split("\n")[0],
+        epilog="arguments: name=value pairs, JSON where it parses; a text parameter keeps its text, and a whole "
+        "number for a float parameter is a float",
     )
     parser.add_argument("pipeline", help=f"pipeline name (training, monitoring, rollback), or {HISTORY}")
     parser.add_argument("arguments", nargs="*", help="pipeline arguments as name=value")

@@ -61,6 +61,7 @@ status code with details ``"<CODE>: <what is wrong>"``. The server keeps serving
 | 400 | NO_PROBABILITIES | probabilities asked of a regressor |
 | 503 | NOT_READY | the model is not loaded |
 | 501 | NOT_SUPPORTED | the model repository extension (load/unload): one model is served, fixed at start |
+| 500 | INTERNAL | the server failed on a request it accepted (its fault, not the request's): its log has the trace |
 
 Concurrency: the CPU-bound work (data contract, predict, signals) runs in one worker thread, so the event loop keeps
 answering other requests and health checks during a long batch. For tree models (BATCH_IDENTICAL), requests that
