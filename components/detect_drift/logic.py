@@ -333,7 +333,7 @@ def render_summary(result: DriftResult) -> str:
     first two paragraphs are the verdict run_local.py prints after a monitoring run."""
     policy = result.policy
     verdict = "Drift detected" if result.dataset_drift else "No drift"
-    drifted = "".join(f", {name}" for name in result.drifted_features).replace(", ", ": ", 1)
+    drifted = f": {', '.join(result.drifted_features)}" if result.drifted_features else ""
     lines = [
         f"# {verdict}",
         "",
