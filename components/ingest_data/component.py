@@ -23,8 +23,9 @@ def ingest_data(
     Fails, naming the file and the problem, on: a missing path, object, bucket or URL (HTTP errors with their
     status), an empty file, a header without rows, a file that is not in the format its extension says, bytes
     the encoding cannot decode, a CSV row with another number of fields than the header (a truncated last line),
-    a CSV quote that never closes, repeated column names, or files of one glob whose columns or column types
-    differ, or a container memory limit below what reading needs. CSV values are parsed as `pandas.read_csv`
+    a CSV quote that never closes, repeated column names, a column without a name (a blank CSV header cell,
+    named by its position), or files of one glob whose columns or column types differ, or a container memory
+    limit below what reading needs. CSV values are parsed as `pandas.read_csv`
     parses them by default (dates stay text), JSON Lines values as `pandas.read_json(lines=True)` types them.
     CSV, Parquet and JSON Lines are streamed (blocks of about 16 MB written and hashed as they are read), so
     memory does not grow with the rows.

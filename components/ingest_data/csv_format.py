@@ -35,6 +35,7 @@ import pyarrow.csv as pa_csv
 
 from components.ingest_data import decoding
 from components.ingest_data.errors import IngestError
+from components.ingest_data.names import check_named
 
 CSV_DELIMITERS = ",;\t|"  # what delimiter detection chooses among
 NAMED_DELIMITERS = {"tab": "\t", "\\t": "\t"}  # a tab is hard to type into a pipeline parameter
@@ -152,7 +153,8 @@ class CsvHeader:
 
 
 def stream_header(path: Path, name: str, options: CsvOptions, default_delimiter: str) -> CsvHeader:
-    """Checks the file's start (decodes, not empty, a header without repeated names) and detects the delimiter."""
+    """Checks the file's start (decodes, not empty, a header without blank or repeated names) and detects the
+    delimiter."""
     compression = "gzip" if decoding.is_gzip(path) else None
     hint = UTF16_HINT if decoding.head(path, 2) in decoding.UTF16_BOMS else CSV_ENCODING_HINT
     # Only the start is decoded up front; the blocks are decoded as they are read, and the first bad byte's exact
@@ -164,6 +166,9 @@ def stream_header(path: Path, name: str, options: CsvOptions, default_delimiter:
         raise IngestError(f"input file {name!r} is empty (0 bytes after gzip decompression)")
     delimiter = options.delimiter or default_delimiter or _sniff(scan)
     header = _header(scan, name, delimiter)
+    check_named(
+        header, name, delimited=True
+    )  # before the repeats: two blank cells are unnamed columns, not one name twice
     repeated = sorted({column for column in header if header.count(column) > 1})
     if repeated:
         listed = ", ".join(f"{column!r} ({header.count(column)} times)" for column in repeated)

@@ -1,6 +1,6 @@
 """Reads one local file as Arrow record batches of bounded size: owns the table of supported extensions (the format
-comes from the file name), the checks every format shares (exists, not empty, unique column names, rows), and the
-Parquet reader.
+comes from the file name), the checks every format shares (exists, not empty, unique column names, rows; that each
+column has a name is ``names``'), and the Parquet reader.
 CSV is read by ``csv_format``, JSON Lines by ``json_lines``.
 
 Gzip is recognised by its magic bytes, not only by a ``.gz`` extension: an HTTP server may already have
@@ -26,6 +26,7 @@ from components.ingest_data import decoding
 from components.ingest_data.csv_format import BLOCK_BYTES, CsvOptions, Widened, stream_csv, stream_header
 from components.ingest_data.errors import IngestError
 from components.ingest_data.json_lines import json_text, stream_json_lines
+from components.ingest_data.names import check_named
 
 EXTENSIONS = {  # lower-case file name ending -> format
     ".csv": "csv",
@@ -73,7 +74,7 @@ def stream_file(
     block_bytes: int | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The local file ``path`` as record batches of one schema, about ``block_bytes`` of input each; raises when the
-    file is missing, empty, has repeated or no column names, or no rows (after its last batch).
+    file is missing, empty, has repeated, blank or no column names, or no rows (after its last batch).
 
     CSV and JSON Lines: ``types`` are what an earlier read that raised ``Widened`` learnt of the columns (the file
     must be read again with them, as a later block held values the first block's types could not): Arrow types for
@@ -119,6 +120,7 @@ def _check_columns(names: list[str], name: str) -> None:
         raise IngestError(f"input file {name!r} has duplicate column names {duplicated}; names must be unique")
     if not names:
         raise IngestError(f"input file {name!r} has no columns")
+    check_named(names, name)
 
 
 # --- Parquet -----------------------------------------------------------------------------------------------------
@@ -152,6 +154,8 @@ def _stream_parquet(path: Path, name: str, block_bytes: int) -> Iterator[pa.Reco
             batches = iter(schema.empty_table().to_batches() or [])
         for batch in batches:
             yield batch if batch.schema.equals(schema, check_metadata=True) else _as_plain(batch, schema)
+    except IngestError:
+        raise  # already names the file and what to do
     except (pa.ArrowException, OSError, ValueError) as error:
         raise IngestError(f"cannot read {name!r} as parquet: {decoding.one_line(error)}") from error
 

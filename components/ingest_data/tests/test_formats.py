@@ -108,6 +108,37 @@ def test_duplicate_header_names_are_refused_instead_of_renamed():
     fails(corpus("duplicate_header.csv"), r"repeats column name\(s\) in its header: 'city' \(2 times\)")
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("middle.csv", "city,,rooms\nLyon,54.5,2\n", r"column 2 of 3 has no name \(''\)"),
+        ("spaces.csv", "city, ,rooms\nLyon,54.5,2\n", r"column 2 of 3 has no name \(' '\)"),
+        ("two.csv", "city,,,rooms\nLyon,54.5,1,2\n", r"columns 2, 3 of 4 have no name \(''\)"),
+        (
+            "trailing.csv",
+            "city,rooms,\nLyon,2,\n",
+            r"column 3 of 3 has no name \('', as when every line ends with a delimiter\)",
+        ),
+        ("header_only.csv", "city,,rooms\n", r"column 2 of 3 has no name \(''\)"),
+        ("key.jsonl", '{"city": "Lyon", "": 54.5}\n', r"column 2 of 2 has no name \(''\)"),
+    ],
+)
+def test_a_column_without_a_name_is_refused_naming_its_position(tmp_path, name, content, message):
+    # pyarrow reads a blank header cell as a column named '', which would become a feature no request can name.
+    path = tmp_path / name
+    path.write_text(content)
+
+    fails(path, message + r"; every column needs a name: name it in the file, or remove the column")
+
+
+def test_a_parquet_column_without_a_name_is_refused_naming_its_position(tmp_path):
+    path = tmp_path / "blank.parquet"
+    pq.write_table(pa.table({"city": ["Lyon"], "": [54.5]}), path)
+
+    with pytest.raises(IngestError, match=r"^input file '.*blank\.parquet': column 2 of 2 has no name \(''\)"):
+        ingest(str(path))
+
+
 def test_header_only_file_is_refused():
     fails(corpus("header_only.csv"), r"has a header but no data rows")
 
