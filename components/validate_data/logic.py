@@ -155,12 +155,34 @@ def check_exclude_columns(exclude_columns: Sequence[str], columns: Sequence, tar
     names = [str(column) for column in columns]
     unknown = [name for name in exclude_columns if name not in names]
     if unknown:
-        raise DataValidationError(f"parameter exclude_columns names unknown column(s) {unknown}; columns are {names}")
+        raise DataValidationError(
+            f"parameter exclude_columns names unknown column(s) {unknown}; columns are {names}"
+            + near_names(unknown, names, "exclude_columns")
+        )
     if target in exclude_columns:
         raise DataValidationError(
             f"parameter exclude_columns names the target column {target!r}; it cannot be excluded"
         )
     return list(dict.fromkeys(exclude_columns))
+
+
+def near_names(unknown: Sequence[str], names: Sequence[str], parameter: str) -> str:
+    """What to add to a message naming ``unknown`` columns: the data's columns equal to one of them but for case
+    or surrounding spaces (a header written ``price, area`` has a column ``' area'``), which the column lists show
+    without drawing the eye to them; empty when there is none."""
+    pairs = [
+        (name, column)
+        for name in unknown
+        for column in names
+        if column != name and column.strip().casefold() == name.strip().casefold()
+    ]
+    if not pairs:
+        return ""
+    listed = ", ".join(f"{column!r} for {name!r}" for name, column in pairs)
+    return (
+        f"; the data has {listed}, differing only by case or surrounding spaces: write the data's name exactly in "
+        f"{parameter}, or rename the column in the file"
+    )
 
 
 def check_sensitive_column_names(sensitive_columns: Sequence[str], columns: Sequence, target: str) -> list[str]:
@@ -169,7 +191,12 @@ def check_sensitive_column_names(sensitive_columns: Sequence[str], columns: Sequ
     try:
         return check_sensitive_columns(sensitive_columns, columns, target=target)
     except ValueError as error:
-        raise DataValidationError(str(error)) from None
+        names = [str(column) for column in columns]
+        named = (
+            [name for name in sensitive_columns if isinstance(name, str)] if isinstance(sensitive_columns, list) else []
+        )
+        hint = near_names([name for name in named if name not in names], names, "sensitive_columns")
+        raise DataValidationError(str(error) + hint) from None
 
 
 def validate_dataset(
@@ -326,6 +353,7 @@ def _validate(
             data_findings.append(Finding(ROWS, "", "the dataset has no rows"))
         if target not in columns:
             message = f"target column {target!r} not found; columns are {list(labels)}"
+            message += near_names([target], list(labels), "target")
             data_findings.append(Finding(TARGET, target, message))
             return validation
 

@@ -41,6 +41,20 @@ def test_missing_target_names_the_target_and_lists_the_columns():
         validation.raise_for_failures()
 
 
+def test_a_target_differing_only_by_case_or_spaces_is_pointed_out():
+    # A header written "size, price" reads as the column ' price', as pandas reads it; the list alone hides the space.
+    frame = frame_with(size=[1.0, 2.0, 3.0], **{" Price": [1.0, 2.0, 3.0]})
+
+    validation = validate_dataset(frame, "price")
+
+    with pytest.raises(
+        DataValidationError,
+        match=r"target column 'price' not found; columns are \['size', ' Price'\]; the data has ' Price' for 'price', "
+        r"differing only by case or surrounding spaces: write the data's name exactly in target, or rename the column",
+    ):
+        validation.raise_for_failures()
+
+
 def test_empty_frame_is_reported():
     frame = pd.DataFrame({"size": pd.Series(dtype="float64"), "price": pd.Series(dtype="float64")})
 
@@ -335,6 +349,18 @@ def test_excluded_columns_get_their_role_and_reason_in_the_schema():
 def test_a_bad_exclude_columns_stops_the_run_naming_it(exclude, message):
     with pytest.raises(DataValidationError, match=message):
         validate_dataset(listings(), "price", exclude_columns=exclude)
+
+
+@pytest.mark.parametrize("parameter", ["exclude_columns", "sensitive_columns"])
+def test_a_column_parameter_differing_only_by_case_or_spaces_is_pointed_out(parameter):
+    frame = listings().rename(columns={"area": " Area"})
+
+    with pytest.raises(
+        DataValidationError,
+        match=rf"the data has ' Area' for 'area', differing only by case or surrounding spaces: write the data's "
+        rf"name exactly in {parameter}, or rename the column in the file",
+    ):
+        validate_dataset(frame, "price", **{parameter: ["area"]})
 
 
 def test_sensitive_columns_may_be_features_or_excluded_columns():
