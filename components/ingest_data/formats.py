@@ -109,6 +109,8 @@ def stream_file(
         yield batch
     if not checked and file_format in ("csv", "tsv"):
         _check_columns(stream_header(path, name, options, "\t" if file_format == "tsv" else "").names, name)
+    if not checked and file_format == "jsonl":  # lines were read (blank lines only are refused), yet no key
+        raise IngestError(f"input file {name!r} has no columns: each of its lines is an empty JSON object {{}}")
     if rows == 0:
         what = "a header" if file_format in ("csv", "tsv") else "columns"
         raise IngestError(f"input file {name!r} has {what} but no data rows")

@@ -601,6 +601,13 @@ def test_non_utf8_json_lines_are_refused(tmp_path):
     fails(path, r"is not UTF-8: byte 0xfc at offset 11 \(line 1\) cannot be decoded; JSON Lines files must be UTF-8")
 
 
+def test_json_lines_of_empty_objects_are_refused_as_without_columns(tmp_path):
+    path = tmp_path / "empty_objects.jsonl"
+    path.write_text("{}\n{}\n")
+
+    fails(path, r"has no columns: each of its lines is an empty JSON object \{\}$")
+
+
 # --- metadata ----------------------------------------------------------------------------------------------------
 
 
