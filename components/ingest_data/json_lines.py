@@ -224,7 +224,9 @@ def _as_json_array(text: str) -> str:
 
 def _as_text(values: pd.Series) -> pd.Series:
     """A column whose JSON values are of several kinds (numbers and strings, say) cannot be stored in one Parquet
-    column: its present values become their text, and validation then sees, and names, the mixture."""
+    column: its present values become their text, and validation names the mixture when at least half of them, but
+    not all, read as numbers (a numeric column with typos), as for a CSV column; otherwise the column is categorical
+    (numbers with some written as strings too: the text no longer says which were strings)."""
     present = values.notna()
     return values.where(~present, values[present].map(json_text))
 
