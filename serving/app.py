@@ -12,7 +12,8 @@ What this adds to the SDK, and why:
   model's own metadata, and a gRPC ModelMetadata that keeps ``versions`` (the SDK's drops it);
 - the SDK's model repository extension (``/v2/repository/models/<name>/load|unload`` and its gRPC calls) is
   refused (501 NOT_SUPPORTED): it would let any client unload the one model this server serves; so is the SDK's v1
-  protocol (``/v1/models/...``): its routes answer in another error shape and skip the checks above.
+  protocol (``/v1/models/...``): its routes answer in another error shape and skip the checks above;
+- every gRPC refusal counted in the metrics, those the SDK raises itself included (count_grpc_refusals).
 """
 
 from __future__ import annotations
@@ -187,12 +188,7 @@ def data_plane(registry, served: str):
             return model
 
         async def get_model(self, name: str):
-            model = self._model_registry.get_model(name)
-            if model is None:
-                # An inference request for another model (gRPC): counted, as REST counts it.
-                self._model_registry.get_model(served).count_error("MODEL_NOT_FOUND")
-                raise not_found(name, served)
-            return model
+            return self.get_model_from_registry(name)
 
         async def model_ready(self, model_name: str, disable_predictor_health_check: bool = False) -> bool:
             self.get_model_from_registry(model_name)
@@ -223,6 +219,40 @@ def _grpc_model_metadata():
 
 async def _repository_disabled(self, request, context):
     raise REPOSITORY_DISABLED
+
+
+# The gRPC calls whose refusals are counted: every one that names a model or changes the repository (the server's
+# own health and metadata calls refuse nothing).
+GRPC_COUNTED = ("ModelInfer", "ModelMetadata", "ModelReady", "RepositoryModelLoad", "RepositoryModelUnload")
+
+
+def count_grpc_refusals(servicer, model) -> None:
+    """Wraps ``servicer``'s GRPC_COUNTED calls so that every refusal is counted, as REST counts its own: the one
+    place for gRPC, those the SDK raises before the model is reached included (its ModelInferRequest checks). The
+    SDK's InvalidInput becomes BAD_REQUEST, so its details carry a reason code like every other refusal's. A message
+    over gRPC's size limit is refused by gRPC's core before any Python runs: that one is not counted."""
+    from kserve.errors import InvalidInput
+
+    def counted(call):
+        async def method(self, request, context):
+            try:
+                return await call(self, request, context)
+            except RequestError as error:
+                model.count_error(error.reason)
+                raise
+            except InvalidInput as error:
+                model.count_error("BAD_REQUEST")
+                raise RequestError(
+                    f"the request is not a valid ModelInferRequest: {error.reason}", "BAD_REQUEST"
+                ) from error
+            except Exception:
+                model.count_error("INTERNAL")
+                raise
+
+        return method
+
+    for name in GRPC_COUNTED:
+        setattr(servicer, name, counted(getattr(servicer, name)))
 
 
 def serve(settings: Settings) -> int:
@@ -262,6 +292,7 @@ def serve(settings: Settings) -> int:
     add_routes(app, model)
     InferenceServicer.ModelMetadata = _grpc_model_metadata()
     InferenceServicer.RepositoryModelLoad = InferenceServicer.RepositoryModelUnload = _repository_disabled
+    count_grpc_refusals(InferenceServicer, model)
     server.dataplane = data_plane(server.registered_models, model.name)
     server.start([model])
     return 0

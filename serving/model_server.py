@@ -44,7 +44,7 @@ status code with details ``"<CODE>: <what is wrong>"``. The server keeps serving
 | 415 | BAD_CONTENT_TYPE | the Content-Type of an infer request is not application/json |
 | 413 | BODY_TOO_LARGE | the body is larger than ``max_body_bytes`` (default 8 MiB, gRPC's message limit too) |
 | 413 | TOO_MANY_ROWS | more rows than ``max_rows`` (default 100000) |
-| 422 | BAD_REQUEST | JSON that is no OIP inference request (no ``inputs``; an input lacking name/shape/datatype/data) |
+| 422 | BAD_REQUEST | no OIP request (no ``inputs``, an input lacking a field, raw gRPC contents not one per input) |
 | 404 | MODEL_NOT_FOUND | no model of that name here (or a version other than the one served, in a versioned path) |
 | 404/405 | NOT_FOUND/METHOD_NOT_ALLOWED | a path or method the server does not have |
 | 400 | MISSING_FEATURES | a feature column is absent |
@@ -219,19 +219,12 @@ class BundleModel(Model):
 
     async def predict(self, payload: InferRequest, headers=None, response_headers=None) -> InferResponse:
         """The KServe SDK's path (gRPC ModelInfer; its REST routes are shadowed, serving.app): the same checks and
-        answers."""
+        answers. Its refusals are counted where every gRPC refusal is (serving.app.count_grpc_refusals)."""
         started = time.perf_counter()
-        try:
-            if not self.ready:
-                raise RequestError(f"model {self.name!r} is not loaded", "NOT_READY")
-            request = oip.from_infer_request(payload)
-            outputs, rows = await self._infer(request)
-        except RequestError as error:
-            self.count_error(error.reason)
-            raise
-        except Exception:
-            self.count_error("INTERNAL")
-            raise
+        if not self.ready:
+            raise RequestError(f"model {self.name!r} is not loaded", "NOT_READY")
+        request = oip.from_infer_request(payload)
+        outputs, rows = await self._infer(request)
         metrics.count_ok(self.name, rows, started)
         return InferResponse(
             response_id=request.id or str(uuid.uuid4()),

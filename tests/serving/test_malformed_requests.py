@@ -546,6 +546,55 @@ def test_grpc_errors_carry_status_and_reason_and_the_server_keeps_serving(strict
     assert not problems, "\n".join(problems)
 
 
+def test_grpc_refusals_are_counted_those_the_sdk_raises_included(strict_server):
+    """Every gRPC refusal grows model_requests_total{outcome="error", reason}, as every REST one does: a
+    ModelInferRequest the KServe SDK's own check refuses before the model is reached (its details then carry a
+    reason code like every other refusal's), metadata and readiness of another model, the repository extension."""
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    # Two inputs but one raw content: the SDK's validate_grpc_request refuses it.
+    tensors = [pb.ModelInferRequest.InferInputTensor(name=n, datatype="FP64", shape=[1]) for n in ("size_sqm", "rooms")]
+    raw_mismatch = pb.ModelInferRequest(model_name=MODEL_NAME, inputs=tensors, raw_input_contents=[bytes(8)])
+    code = grpc.StatusCode
+    calls = [
+        ("ModelInfer", raw_mismatch, code.INVALID_ARGUMENT, "BAD_REQUEST"),
+        ("ModelMetadata", pb.ModelMetadataRequest(name=UNKNOWN_MODEL), code.NOT_FOUND, "MODEL_NOT_FOUND"),
+        ("ModelReady", pb.ModelReadyRequest(name=UNKNOWN_MODEL), code.NOT_FOUND, "MODEL_NOT_FOUND"),
+        ("RepositoryModelUnload", pb.RepositoryModelUnloadRequest(model_name=MODEL_NAME), code.UNIMPLEMENTED,
+         "NOT_SUPPORTED"),
+    ]  # fmt: skip
+    before = _scrape(strict_server.metrics_url)
+
+    problems = []
+    with grpc.insecure_channel(f"127.0.0.1:{strict_server.grpc_port}") as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        for method, request, status, reason in calls:
+            try:
+                answer = getattr(stub, method)(request, timeout=REQUEST_TIMEOUT)
+            except grpc.RpcError as error:
+                if error.code() != status or not error.details().startswith(f"{reason}: "):
+                    problems.append(
+                        f"{method}: expected {status} '{reason}: ...', got {error.code()} {error.details()!r}"
+                    )
+            else:
+                problems.append(f"{method}: answered {answer}")
+    assert not problems, "\n".join(problems)
+    assert_still_serving(strict_server)
+
+    after = _scrape(strict_server.metrics_url)
+    counts: dict[str, int] = {}
+    for *_, reason in calls:
+        counts[reason] = counts.get(reason, 0) + 1
+    grown = {
+        reason: _requests_total(after, outcome="error", reason=reason)
+        - _requests_total(before, outcome="error", reason=reason)
+        for reason in counts
+    }
+    assert grown == counts
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # a tampered model never starts
 
