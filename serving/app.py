@@ -13,6 +13,8 @@ What this adds to the SDK, and why:
 - the SDK's model repository extension (``/v2/repository/models/<name>/load|unload`` and its gRPC calls) is
   refused (501 NOT_SUPPORTED): it would let any client unload the one model this server serves; so is the SDK's v1
   protocol (``/v1/models/...``): its routes answer in another error shape and skip the checks above;
+- a bounded header section on the REST port (``max_header_bytes``, serving.http_limits): neither uvicorn nor
+  httptools bounds it;
 - every gRPC refusal counted in the metrics, those the SDK raises itself included (count_grpc_refusals).
 """
 
@@ -255,6 +257,24 @@ def count_grpc_refusals(servicer, model) -> None:
         setattr(servicer, name, counted(getattr(servicer, name)))
 
 
+def bound_headers(max_header_bytes: int, model) -> None:
+    """The SDK's REST server speaking serving.http_limits' protocol: it builds its uvicorn configuration itself,
+    with no parameter for it, so the protocol is set on that configuration before uvicorn loads it."""
+    from kserve import model_server
+    from kserve.protocol.rest.server import RESTServer
+
+    from serving.http_limits import bounded_protocol
+
+    protocol = bounded_protocol(max_header_bytes, model.count_error)
+
+    class BoundedRESTServer(RESTServer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.config.http = protocol
+
+    model_server.RESTServer = BoundedRESTServer
+
+
 def serve(settings: Settings) -> int:
     import kserve
     from kserve.logging import logger as kserve_logger
@@ -293,6 +313,7 @@ def serve(settings: Settings) -> int:
     InferenceServicer.ModelMetadata = _grpc_model_metadata()
     InferenceServicer.RepositoryModelLoad = InferenceServicer.RepositoryModelUnload = _repository_disabled
     count_grpc_refusals(InferenceServicer, model)
+    bound_headers(settings.max_header_bytes, model)
     server.dataplane = data_plane(server.registered_models, model.name)
     server.start([model])
     return 0

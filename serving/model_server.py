@@ -44,6 +44,7 @@ status code with details ``"<CODE>: <what is wrong>"``. The server keeps serving
 | 415 | BAD_CONTENT_TYPE | the Content-Type of an infer request is not application/json |
 | 413 | BODY_TOO_LARGE | the body is larger than ``max_body_bytes`` (default 8 MiB, gRPC's message limit too) |
 | 413 | TOO_MANY_ROWS | more rows than ``max_rows`` (default 100000) |
+| 431 | HEADERS_TOO_LARGE | the request line and headers take more than ``max_header_bytes`` (default 64 KiB) |
 | 422 | BAD_REQUEST | no OIP request (no ``inputs``, an input lacking a field, raw gRPC contents not one per input) |
 | 404 | MODEL_NOT_FOUND | no model of that name here (or a version other than the one served, in a versioned path) |
 | 404/405 | NOT_FOUND/METHOD_NOT_ALLOWED | a path or method the server does not have |

@@ -14,7 +14,8 @@
 Model parameters: ``model_sha256`` (the digest of model.joblib recorded at training: other bytes are refused),
 ``model_version`` (the registry version, reported in the metadata), ``max_rows`` (largest batch accepted),
 ``schema_checks`` (which checks of the data contract requests are held to: a comma-separated subset of
-``nulls,domain,range``, or ``none``) and ``max_body_bytes`` (largest request body accepted).
+``nulls,domain,range``, or ``none``), ``max_body_bytes`` (largest request body accepted) and ``max_header_bytes``
+(largest request line and headers accepted, serving.http_limits).
 ``PREDICTIVE_UNIT_PARAMETERS`` is the Seldon graph's ``parameters`` as JSON: ``[{"name", "type", "value"}, ...]``.
 
 A remote ``STORAGE_URI`` (``s3://...``) is refused: in a cluster the storage initializer downloads the model and
@@ -42,6 +43,9 @@ DEFAULT_METRICS_PATH = "/prometheus"
 # memory while it is parsed and checked (64 MiB of short strings peaked at 2 GB over a 1Gi pod's limit); 8 MiB holds
 # max_rows (100,000) rows of a dozen numeric columns.
 MAX_BODY_BYTES = 8 * 1024 * 1024
+# The largest request line and headers (serving.http_limits): Envoy's (Istio's, Knative's) default is 60 KiB, so
+# whatever a mesh forwards fits; what a client needs beyond a few KiB belongs in the body.
+MAX_HEADER_BYTES = 64 * 1024
 
 # Model parameters: name -> (type, default).
 PARAMETERS: dict[str, tuple[type, object]] = {
@@ -50,6 +54,7 @@ PARAMETERS: dict[str, tuple[type, object]] = {
     "max_rows": (int, 100_000),
     "schema_checks": (str, ",".join(DEFAULT_REQUEST_CHECKS)),
     "max_body_bytes": (int, MAX_BODY_BYTES),
+    "max_header_bytes": (int, MAX_HEADER_BYTES),
 }
 
 NAME_ENV = ("PREDICTIVE_UNIT_ID", "MLSERVER_MODEL_NAME")
@@ -78,6 +83,7 @@ class Settings:
     max_rows: int = 100_000
     schema_checks: str = ",".join(DEFAULT_REQUEST_CHECKS)
     max_body_bytes: int = MAX_BODY_BYTES
+    max_header_bytes: int = MAX_HEADER_BYTES
 
 
 def parser() -> argparse.ArgumentParser:
@@ -116,7 +122,7 @@ def resolve(argv: Sequence[str], env: Mapping[str, str]) -> Settings:
         parse_request_checks(parameters["schema_checks"])
     except ValueError as error:
         raise SettingsError(str(error)) from error
-    for name in ("max_rows", "max_body_bytes"):
+    for name in ("max_rows", "max_body_bytes", "max_header_bytes"):
         if parameters[name] < 1:
             raise SettingsError(f"parameter {name} must be a positive integer, got {parameters[name]}")
     return Settings(

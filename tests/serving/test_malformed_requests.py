@@ -492,6 +492,60 @@ def test_error_metrics_carry_each_reason_code(strict_server):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# the header section is bounded (max_header_bytes, default 64 KiB)
+
+MAX_HEADER_BYTES = 64 * 1024
+
+
+def send_head(port: int, lines: list[str], piece: int = 1 << 20) -> Answer:
+    """A GET whose head is ``lines`` (after the request line and Host), sent ``piece`` bytes at a time and left
+    unfinished when ``lines`` ends with "" (no blank line follows); stops sending once the server answers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=REQUEST_TIMEOUT) as connection:
+        finished = lines[-1:] != [""]
+        head = "\r\n".join([f"GET /v2/models/{MODEL_NAME}/ready HTTP/1.1", "Host: 127.0.0.1", *lines])
+        data = (head + ("\r\n\r\n" if finished else "")).encode()
+        for start in range(0, len(data), piece):
+            if select.select([connection], [], [], 0)[0]:
+                break  # answered already
+            try:
+                connection.sendall(data[start : start + piece])
+            except OSError:
+                break  # the server closed its side: read its answer
+        response = http.client.HTTPResponse(connection)
+        response.begin()
+        return Answer(response.status, response.getheader("Content-Type", ""), response.read())
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["X-Padding: " + "a" * MAX_HEADER_BYTES],
+        [f"X-Header-{number}: 1" for number in range(MAX_HEADER_BYTES // 10)],
+        # One header that never ends, sent 16 KiB at a time: refused while it is still being read.
+        ["X-Endless: " + "a" * (4 * MAX_HEADER_BYTES), ""],
+    ],
+    ids=["one_long_header", "many_headers", "unfinished_header_in_pieces"],
+)
+def test_a_header_section_over_max_header_bytes_is_refused_and_counted(strict_server, lines):
+    """Neither uvicorn nor httptools bounds the request line and headers (a 64 MiB header was read whole and
+    answered): past max_header_bytes the server answers 431 HEADERS_TOO_LARGE in the error shape, counts it, and
+    keeps serving; a head just under the limit is answered as usual."""
+    before = _scrape(strict_server.metrics_url)
+
+    answer = send_head(strict_server.http_port, lines, piece=16 << 10)
+
+    assert (answer.status, answer.content_type) == (431, "application/json"), answer
+    assert answer.json()["reason"] == "HEADERS_TOO_LARGE"
+    assert "max_header_bytes" in answer.json()["error"]
+    after = _scrape(strict_server.metrics_url)
+    grown = _requests_total(after, outcome="error", reason="HEADERS_TOO_LARGE")
+    assert grown - _requests_total(before, outcome="error", reason="HEADERS_TOO_LARGE") == 1
+    under = send_head(strict_server.http_port, ["X-Padding: " + "a" * (MAX_HEADER_BYTES - 1024)])
+    assert under.status == 200, under
+    assert_still_serving(strict_server)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # gRPC (tritonclient in a child interpreter: the grpc_client fixture)
 
 INVALID, NOT_FOUND, EXHAUSTED = "StatusCode.INVALID_ARGUMENT", "StatusCode.NOT_FOUND", "StatusCode.RESOURCE_EXHAUSTED"

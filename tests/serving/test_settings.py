@@ -36,6 +36,7 @@ def test_defaults_are_the_kserve_ports_and_mnt_models():
         max_rows=100_000,
         schema_checks="domain",
         max_body_bytes=8 * 1024 * 1024,
+        max_header_bytes=64 * 1024,
     )
 
 
@@ -80,14 +81,14 @@ def test_the_seldon_environment_sets_everything():
 def test_flags_win_over_the_environment():
     argv = ["--model_name=cli", "--model_dir", "/models/cli", "--http_port", "1", "--grpc_port=2"]
     argv += ["--metrics_port", "3", "--model_sha256", "cd" * 32, "--model_version", "9", "--max_rows", "10"]
-    argv += ["--schema_checks", "none", "--max_body_bytes", "2048"]
+    argv += ["--schema_checks", "none", "--max_body_bytes", "2048", "--max_header_bytes", "4096"]
 
     settings = resolve(argv, SELDON_ENV)
 
     assert (settings.model_name, settings.model_dir) == ("cli", "/models/cli")
     assert (settings.http_port, settings.grpc_port, settings.metrics_port) == (1, 2, 3)
     assert (settings.model_sha256, settings.model_version, settings.max_rows) == ("cd" * 32, "9", 10)
-    assert (settings.schema_checks, settings.max_body_bytes) == ("none", 2048)
+    assert (settings.schema_checks, settings.max_body_bytes, settings.max_header_bytes) == ("none", 2048, 4096)
 
 
 def test_mlserver_name_and_kserve_storage_uri_come_next():
