@@ -72,7 +72,9 @@ def deploy_model(
         tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store (refused by target `kubernetes`).
         serving_port: HTTP port of the local server (target `local`).
         metrics_port: Prometheus metrics port of the local server (target `local`).
-        wait_timeout_seconds: How long to wait for the new spec to be rolled out and answer correctly.
+        wait_timeout_seconds: How long to wait for the new spec to be rolled out and answer correctly (target
+            `kubernetes`): more than 0 and at most 3000, or refused before anything is deployed, since the step's pod
+            is stopped after 3600 s and a stopped step cannot roll the deployment back.
         pipeline_job_id: The KFP run, recorded as an annotation on the SeldonDeployment or InferenceService and in
             the history.
         pipeline_job_name: The KFP run's name (pipelines pass `dsl.PIPELINE_JOB_NAME_PLACEHOLDER`): recorded in the

@@ -56,6 +56,10 @@ REMOTE_BARE_TRACKING_URIS = ("databricks", "databricks-uc")  # MLflow's names fo
 UNFETCHABLE_MODEL_SCHEMES = ("", "file", "models", "runs", "mlflow-artifacts")
 STEP = "deploy_model"  # what moved the alias, outside a pipeline run
 APPROVED_REASON = "passed the gate"  # the reason recorded for an approved version when none is given
+# The step's pod is stopped after 3600 s (its activeDeadlineSeconds, pipelines/_kubernetes.py), and a step stopped
+# while it waits cannot roll back: the new spec would stay live, untested. The wait ends 600 s before, leaving time
+# for the checks before it and the rollback after it.
+MAX_WAIT_SECONDS = 3000
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,17 @@ def check_target(deploy_target: str) -> str:
     if deploy_target not in TARGETS:
         raise DeploymentError(f"parameter deploy_target must be one of {TARGETS}, got {deploy_target!r}")
     return deploy_target
+
+
+def check_wait_timeout(wait_timeout_seconds: float) -> float:
+    """Refuses a ``kubernetes`` wait the step's pod would not outlive (or no wait at all)."""
+    if not 0 < wait_timeout_seconds <= MAX_WAIT_SECONDS:
+        raise DeploymentError(
+            f"parameter wait_timeout_seconds must be more than 0 and at most {MAX_WAIT_SECONDS}, got "
+            f"{wait_timeout_seconds!r}: the deploy step's pod is stopped after 3600 s, and a step stopped while it "
+            "waits cannot roll the deployment back"
+        )
+    return wait_timeout_seconds
 
 
 # What fetches a version's files into the model's pod, and where its credentials come from, per serving_platform.
@@ -177,6 +192,7 @@ def deploy(
     check_target(deploy_target)
     check_serving_platform(serving_platform)
     if deploy_target == "kubernetes":
+        check_wait_timeout(wait_timeout_seconds)
         check_cluster_sources(tracking_uri, model_uri, serving_platform)
         check_model_files(model_uri)
     bundle = model_bundle.load(model_dir)

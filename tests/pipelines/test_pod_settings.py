@@ -12,6 +12,7 @@ from kfp import compiler, dsl
 
 import run_local
 from components import discover
+from components.deploy_model.logic import MAX_WAIT_SECONDS
 from pipelines import PIPELINES
 from pipelines._kubernetes import (
     DATA_MEMORY_LIMIT,
@@ -213,6 +214,8 @@ def test_the_deploy_steps_timeout_outlasts_its_wait_and_the_parameter_says_so(pi
     assert documented, wait["description"]
     assert int(documented[2]) == timeout
     assert wait["defaultValue"] <= int(documented[1]) <= timeout - DEPLOY_MARGIN_SECONDS
+    # The bound documented is the one the step enforces.
+    assert int(documented[1]) == MAX_WAIT_SECONDS
 
 
 @dsl.component(base_image="python:3.11")

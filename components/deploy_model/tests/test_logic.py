@@ -20,6 +20,7 @@ from components._common.datasets import write_dataset
 from components.deploy_model import cluster
 from components.deploy_model.component import deploy_model
 from components.deploy_model.logic import (
+    MAX_WAIT_SECONDS,
     DeploymentError,
     check_cluster_sources,
     check_model_files,
@@ -257,6 +258,35 @@ def test_a_model_uri_without_the_model_files_is_refused_before_deploying(s3_buck
 def test_the_step_stops_before_anything_is_deployed(
     regression_bundle, tmp_path, monkeypatch, tracking_uri, model_uri, platform, parameter
 ):
+    assert_stops_before_deploying(
+        regression_bundle,
+        tmp_path,
+        monkeypatch,
+        parameter,
+        model_uri=model_uri,
+        serving_platform=platform,
+        tracking_uri=tracking_uri,
+    )
+
+
+@pytest.mark.parametrize("wait_timeout_seconds", [3001, 7200, 0, -1])
+def test_a_wait_the_steps_pod_would_not_outlive_is_refused_before_anything_is_deployed(
+    regression_bundle, tmp_path, monkeypatch, s3_bucket, wait_timeout_seconds
+):
+    # Model files in place: the wait alone is wrong. A pod stopped at its deadline (3600 s) mid-wait could not roll
+    # back, so the new spec would stay live untested.
+    s3_bucket.create_bucket(Bucket="models")
+    for path in regression_bundle[0].directory.iterdir():
+        s3_bucket.put_object(Bucket="models", Key=f"houses/7/artifacts/model/{path.name}", Body=path.read_bytes())
+    message = assert_stops_before_deploying(
+        regression_bundle, tmp_path, monkeypatch, "wait_timeout_seconds", wait_timeout_seconds=wait_timeout_seconds
+    )
+    assert f"at most {MAX_WAIT_SECONDS}, got {wait_timeout_seconds}" in message
+
+
+def assert_stops_before_deploying(regression_bundle, tmp_path, monkeypatch, parameter: str, **arguments) -> str:
+    """Runs the step with target kubernetes and ``arguments`` (over a valid deployment's); asserts it is refused
+    naming ``parameter`` before any cluster client, manifest or history exists; returns the message."""
     bundle, test = regression_bundle
     test_path = tmp_path / "test.parquet"
     write_dataset(test, test_path)
@@ -264,26 +294,24 @@ def test_the_step_stops_before_anything_is_deployed(
     monkeypatch.setattr(cluster, "load_api", lambda: cluster_calls.append("load_api"))
     rendered = tmp_path / "manifest.yaml"
 
-    with pytest.raises(DeploymentError, match=rf"^parameter {parameter} "):
+    with pytest.raises(DeploymentError, match=rf"^parameter {parameter} ") as refused:
         deploy_model.python_func(
             model=SimpleNamespace(path=str(bundle.directory)),
             test=SimpleNamespace(path=str(test_path)),
             model_name="houses",
             model_version="3",
-            model_uri=model_uri,
             serving_image="kfp-mlops-serving:test",
             manifest=SimpleNamespace(path=str(rendered)),
             history=SimpleNamespace(path=str(tmp_path / "history.md")),
             deploy_target="kubernetes",
-            serving_platform=platform,
-            tracking_uri=tracking_uri,
-            wait_timeout_seconds=600,
+            **{"model_uri": URI, "tracking_uri": CLUSTER_MLFLOW, "wait_timeout_seconds": 600, **arguments},
         )
 
     # At once: no cluster client, not even a manifest that could be applied by hand.
     assert cluster_calls == []
     assert not rendered.exists()
     assert not (tmp_path / "history.md").exists()
+    return str(refused.value)
 
 
 @pytest.mark.parametrize(("platform", "kind"), [("seldon", "SeldonDeployment"), ("kserve", "InferenceService")])
