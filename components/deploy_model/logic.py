@@ -40,6 +40,7 @@ from components.deploy_model.manifests import (
     KSERVE_SERVICE_ACCOUNT,
     RCLONE_SECRET,
     build_manifest,
+    check_namespace,
     check_serving_platform,
     served_model_name,
 )
@@ -191,6 +192,7 @@ def deploy(
     """
     check_target(deploy_target)
     check_serving_platform(serving_platform)
+    check_namespace(namespace)
     if deploy_target == "kubernetes":
         check_wait_timeout(wait_timeout_seconds)
         check_cluster_sources(tracking_uri, model_uri, serving_platform)

@@ -75,6 +75,17 @@ def check_serving_platform(serving_platform: str) -> str:
     return serving_platform
 
 
+def check_namespace(namespace: str) -> str:
+    """Refuses a ``namespace`` Kubernetes would not accept (a DNS-1123 label), which would otherwise reach the API
+    server only as a refused request or be rendered into a manifest no cluster can apply."""
+    if len(namespace) > 63 or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", namespace):
+        raise DeploymentError(
+            f"parameter namespace {namespace!r} is not a Kubernetes namespace name: at most 63 lower-case letters, "
+            "digits and '-', starting and ending with a letter or digit (e.g. models)"
+        )
+    return namespace
+
+
 def deployment_name(model_name: str, serving_platform: str = "seldon") -> str:
     """``model_name`` as the name of the resource ``serving_platform`` serves it with, which is also the OIP model
     name (and, for Seldon, the graph node's and its container's).
@@ -123,7 +134,13 @@ def build_manifest(
     SeldonDeployment (``seldon``) or the InferenceService (``kserve``); arguments as the two builders take them."""
     builders = {"seldon": build_seldon_deployment, "kserve": build_inference_service}
     return builders[check_serving_platform(serving_platform)](
-        model_name, model_version, model_uri, model_sha256, namespace, image=image, pipeline_job_id=pipeline_job_id
+        model_name,
+        model_version,
+        model_uri,
+        model_sha256,
+        check_namespace(namespace),
+        image=image,
+        pipeline_job_id=pipeline_job_id,
     )
 
 

@@ -284,6 +284,15 @@ def test_a_wait_the_steps_pod_would_not_outlive_is_refused_before_anything_is_de
     assert f"at most {MAX_WAIT_SECONDS}, got {wait_timeout_seconds}" in message
 
 
+def test_a_namespace_kubernetes_would_refuse_is_refused_before_anything_is_deployed(
+    regression_bundle, tmp_path, monkeypatch
+):
+    message = assert_stops_before_deploying(
+        regression_bundle, tmp_path, monkeypatch, "namespace", namespace="ML_Models"
+    )
+    assert "is not a Kubernetes namespace name" in message
+
+
 def assert_stops_before_deploying(regression_bundle, tmp_path, monkeypatch, parameter: str, **arguments) -> str:
     """Runs the step with target kubernetes and ``arguments`` (over a valid deployment's); asserts it is refused
     naming ``parameter`` before any cluster client, manifest or history exists; returns the message."""

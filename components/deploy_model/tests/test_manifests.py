@@ -148,6 +148,23 @@ def test_an_invalid_name_is_refused_when_rendering(platform):
         build_manifest(platform, "1st-model", "1", URI, SHA, image=SERVING_IMAGE)
 
 
+@pytest.mark.parametrize("platform", SERVING_PLATFORMS)
+@pytest.mark.parametrize("namespace", ["models", "team-a2", "a" * 63])
+def test_a_kubernetes_namespace_name_is_rendered_as_given(platform, namespace):
+    assert (
+        build_manifest(platform, "houses", "1", URI, SHA, namespace, image=SERVING_IMAGE)["metadata"]["namespace"]
+        == namespace
+    )
+
+
+@pytest.mark.parametrize("platform", SERVING_PLATFORMS)
+@pytest.mark.parametrize("namespace", ["", "Models", "my_models", "-models", "models-", "models.prod", "a" * 64])
+def test_a_namespace_kubernetes_would_refuse_is_refused_naming_the_parameter(platform, namespace):
+    # Rendered as given, it made a manifest no cluster accepts; sent, a request the API server refused.
+    with pytest.raises(DeploymentError, match=rf"^parameter namespace '{namespace}' is not a Kubernetes namespace"):
+        build_manifest(platform, "houses", "1", URI, SHA, namespace, image=SERVING_IMAGE)
+
+
 # --- one entry point, two kinds ----------------------------------------------------------------------------------
 
 
