@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -356,6 +357,27 @@ def test_serving_platform_reaches_the_deploy_step_of_training_and_of_monitorings
     assert deploy["inputs"]["parameters"]["serving_platform"] == {
         "componentInputParameter": "pipelinechannel--serving_platform"
     }
+
+
+def test_the_readmes_recurring_run_command_creates_an_enabled_schedule_of_the_monitoring_pipeline(
+    build_dir, tmp_path, monkeypatch
+):
+    """Defect D4: kfp 2.17's `recurring-run create` declares `--enabled/--disabled` without a default, so click
+    resolves it to False and, without `--enabled`, the README's command created a schedule that never fires."""
+    from kfp.cli import recurring_run
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text().replace("\\\n", " ")
+    commands = [shlex.split(line) for line in text.splitlines() if line.startswith("kfp ") and "recurring-run" in line]
+    assert commands, "README.md gives no `kfp ... recurring-run create` command"
+    (tmp_path / "build").symlink_to(build_dir)  # the CLI checks that the package exists
+    monkeypatch.chdir(tmp_path)
+    for command in commands:
+        start = command.index("recurring-run")
+        assert command[start + 1] == "create", command
+        options = recurring_run.create.make_context("create", command[start + 2 :]).params
+        assert options["enabled"] is True, command
+        declared = _documents(Path(options["pipeline_package_path"]))[0]["root"]["inputDefinitions"]["parameters"]
+        assert {argument.partition("=")[0] for argument in options["args"]} <= set(declared), command
 
 
 def test_register_records_the_source_ingest_actually_read(build_dir):
