@@ -303,6 +303,14 @@ def _model_container(container_name: str, served_name: str, image: str, **how_it
         },
         # KServe's webhook adds a request or limit left out here from its ConfigMap (the CPU limit: 1 by default).
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        # The server faces every caller: it runs as the image's user (8888, as Seldon's pods default to), never
+        # root, and keeps no capabilities (it binds ports above 1024 and only reads /mnt/models).
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
     }
 
 

@@ -296,6 +296,21 @@ def test_container_runs_the_pinned_serving_image(manifest):
     assert container["imagePullPolicy"] == "IfNotPresent"
 
 
+@pytest.mark.parametrize("platform", SERVING_PLATFORMS)
+def test_the_model_server_runs_as_no_root_with_no_capabilities(platform):
+    # What Pod Security's `restricted` level asks of a container: Seldon's operator gives the pod only a runAsUser,
+    # KServe nothing.
+    manifest = build_manifest(platform, "houses", "1", URI, SHA, image=SERVING_IMAGE)
+    context = model_container(manifest)["securityContext"]
+
+    assert context["runAsNonRoot"] is True
+    assert context.get("runAsUser") != 0
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert not context.get("privileged")
+
+
 def test_custom_image_is_used():
     built = build_seldon_deployment("houses", "1", URI, SHA, image="registry.example/serving:1.2.3")
 
