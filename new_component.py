@@ -31,6 +31,9 @@ MAX_NAME_LENGTH = 30  # every generated line then fits ruff's 120 columns (tests
 # Names the generated code imports beside the component's own function (its test_component.py imports both): a
 # component so named would hide one of them, and its scaffolded tests would fail.
 IMPORTED_NAMES = ("read_dataset", "write_dataset")
+# pytest collects a function named test* and a class named Test* wherever a test module imports it: the scaffolded
+# tests import the component function and its <Name>Error class, so such a name would warn at every test run.
+PYTEST_PREFIX = "test"
 # The example step's own description, by file: {file: (its text, what to write there instead)}. It must not ship
 # as the description of a real step (the docs, metadata.yaml and the KFP UI show the component's docstring), so
 # docs/reference.py --check (make lint, pre-commit, the tests) refuses a component that still holds any of it.
@@ -203,6 +206,11 @@ def check_name(name: str, root: Path = REPO_ROOT) -> None:
         raise ScaffoldError(
             f"NAME={name!r}: the scaffolded code imports components._common.datasets.{name} beside the component, "
             "which this name would hide; choose another name"
+        )
+    if name.startswith(PYTEST_PREFIX):
+        raise ScaffoldError(
+            f"NAME={name!r}: pytest collects names beginning with {PYTEST_PREFIX!r} as tests, and the scaffolded "
+            "tests import the component function and its error class; choose a name that does not, e.g. check_rows"
         )
     if len(name) > MAX_NAME_LENGTH:
         raise ScaffoldError(f"NAME={name!r}: {len(name)} characters, more than {MAX_NAME_LENGTH}; use a shorter name")

@@ -111,6 +111,9 @@ def test_a_scaffolded_component_compiles_is_documented_and_passes_its_tests(repo
         ("train_model", "components/train_model/ already exists"),
         ("read_dataset", "imports components._common.datasets.read_dataset beside the component"),
         ("write_dataset", "imports components._common.datasets.write_dataset beside the component"),
+        # pytest would collect the component function and its error class, imported by the tests, as tests.
+        ("test_rows", "pytest collects names beginning with 'test'"),
+        ("testify_rows", "pytest collects names beginning with 'test'"),
     ],
 )
 def test_a_bad_or_taken_name_is_refused_naming_the_problem(name, problem):
