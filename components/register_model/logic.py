@@ -11,6 +11,7 @@ retried step finds the version it already created.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -33,6 +34,9 @@ GATE_REPORT = "gate.md"  # the gate's reasons among the reports: its URI is reco
 STEP = "register_model"  # what moved the alias, outside a pipeline run
 REGISTRATION_REASON = "newest registered version"
 TEXT_LIMIT = 5000  # MLflow's limit on tag values and descriptions
+# MLflow's SQL tracking stores hold a run name in 250 characters (runs.name, String(250)): PostgreSQL and MySQL refuse
+# a longer one (SQLite does not enforce it), and a model name may be 255 bytes long.
+RUN_NAME_LIMIT = 250
 ALIAS_ATTEMPTS = 20
 
 
@@ -125,7 +129,7 @@ def register(
 
     run = client.create_run(
         registry.experiment_id(client, model_name),
-        run_name=f"{model_name}-{pipeline_job_id or card.sha256[:8]}",
+        run_name=run_name(model_name, pipeline_job_id or card.sha256[:8]),
         tags={**tags, "mlflow.note.content": decision[:TEXT_LIMIT]},
     )
     run_id = run.info.run_id
@@ -182,6 +186,17 @@ def register(
     )
     point_alias_at_newest(client, model_name, registry.CHALLENGER, moved_by=mover)
     return RegisteredVersion(model_name, str(version.version), version.source, run_id)
+
+
+def run_name(model_name: str, run_key: str) -> str:
+    """``<model_name>-<run_key>``, the name of the MLflow run registering a version; when that is longer than
+    RUN_NAME_LIMIT, the model name is cut and followed by 8 hex digits of its sha256, so two long names alike in their
+    first characters still name their runs apart, and ``run_key`` (the pipeline run) stays whole."""
+    name = f"{model_name}-{run_key}"
+    if len(name) <= RUN_NAME_LIMIT:
+        return name
+    tail = f"-{hashlib.sha256(model_name.encode()).hexdigest()[:8]}-{run_key}"
+    return (model_name[: max(0, RUN_NAME_LIMIT - len(tail))] + tail)[:RUN_NAME_LIMIT]
 
 
 def point_alias_at_newest(client, model_name: str, alias: str, moved_by: str = STEP) -> None:

@@ -12,7 +12,12 @@ import pytest
 
 import model_bundle
 from components._common import history, registry
-from components.register_model.logic import GIT_SHA_ENV, TEXT_LIMIT, point_alias_at_newest, register
+from components.register_model.logic import (
+    GIT_SHA_ENV,
+    TEXT_LIMIT,
+    point_alias_at_newest,
+    register,
+)
 from model_bundle import BundleError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -376,3 +381,33 @@ def test_without_the_image_variable_the_commit_is_asked_of_git(mlflow_state, mon
     tags = registry.connect("").get_model_version("houses", registered.version).tags
     assert tags["git_sha"] == head.stdout.strip()
     assert not any(tag.startswith("image.") for tag in tags)  # an image not given is not recorded as ""
+
+
+def test_the_run_of_a_name_of_the_longest_length_has_a_name_sql_stores_take(mlflow_state, regression_bundle):
+    # MLflow's SQL tracking stores hold a run name in 250 characters (runs.name is String(250)); SQLite does not
+    # enforce it, PostgreSQL and MySQL refuse the run. Two long names alike in their first 250 characters still get
+    # runs of different names.
+    from mlflow import MlflowClient
+    from mlflow.store.tracking.dbmodels.models import SqlRun
+
+    bundle, _ = regression_bundle
+    job = "8f14e45f-ceea-467f-a3b2-d2b5b5e1c2a1"  # a KFP run id
+    names = ["h" * (registry.MAX_MODEL_NAME_BYTES - 1) + ending for ending in "ab"]
+
+    runs = [register("", name, bundle.directory, SCORES, True, "ok", pipeline_job_id=job).run_id for name in names]
+
+    client = MlflowClient(registry.local_tracking_uri())
+    run_names = [client.get_run(run_id).info.run_name for run_id in runs]
+    assert all(len(name) <= SqlRun.__table__.c.name.type.length for name in run_names)
+    assert all(name.startswith("h" * 200) and name.endswith(f"-{job}") for name in run_names)
+    assert run_names[0] != run_names[1]
+
+
+def test_a_run_is_named_after_its_model_and_pipeline_run(mlflow_state, regression_bundle):
+    from mlflow import MlflowClient
+
+    bundle, _ = regression_bundle
+
+    registered = register("", "houses", bundle.directory, SCORES, True, "ok", pipeline_job_id="job-1")
+
+    assert MlflowClient(registry.local_tracking_uri()).get_run(registered.run_id).info.run_name == "houses-job-1"
