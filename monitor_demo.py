@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import urllib.request
@@ -92,9 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--metrics-port", type=int, default=6000)
     args = parser.parse_args(argv)
-    # MLflow draws a progress bar for every registry download, the steps' (which inherit this environment) too:
-    # dozens of bars that bury what the demo shows.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # Before the first run: the demo's own registry reads draw no progress bars either.
+    run_local.without_progress_bars()
     state_dir = (args.state_dir / "monitor-demo").resolve()
     serving = ["deploy_target=local", f"serving_port={args.port}", f"metrics_port={args.metrics_port}"]
     # The local server answers under the name the deploy step gives the model (the cluster's graph node name).

@@ -42,6 +42,7 @@ from components._common.registry import STATE_DIR_ENV, mlflow_uris_restored
 
 HISTORY = "history"  # the one command that is no pipeline
 HISTORY_PARAMETERS = ("model_name", "tracking_uri")
+PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 def parse_arguments(
@@ -371,8 +372,6 @@ def serve_champion(arguments: dict, state_dir: Path):
 
     with process_state_restored():
         os.environ[STATE_DIR_ENV] = str(state_dir)  # where the registry and the served models are
-        # MLflow's progress bar for copying a local version's files would only push the curl example up the screen.
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         return serve_champion_locally(
             arguments["model_name"],
             arguments.get("tracking_uri", ""),
@@ -443,6 +442,13 @@ asyncio.run(main())
 EOF"""
 
 
+def without_progress_bars() -> None:
+    """Turns MLflow's artifact progress bars off in this process and the steps it starts (which inherit its
+    environment), unless $MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR asks for them: MLflow draws one for every registry
+    download, dozens a run, which bury the run's own output and push the curl it ends with up the screen."""
+    os.environ.setdefault(PROGRESS_BAR, "false")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0],
@@ -454,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get(STATE_DIR_ENV, "local_state")))
     args = parser.parse_intermixed_args(argv)
     state_dir = args.state_dir.resolve()
+    without_progress_bars()
     if args.pipeline == HISTORY:
         try:
             print(show_history(parse_arguments(args.arguments, set(HISTORY_PARAMETERS)), state_dir))

@@ -374,6 +374,36 @@ def test_other_targets_serve_nothing_locally(run_local, after_run, capsys, tmp_p
     assert "pipeline 'training' succeeded" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("pipeline", ["training", "monitoring", "rollback"])
+def test_a_run_draws_no_mlflow_progress_bars(run_local, monkeypatch, tmp_path, pipeline):
+    # MLflow draws one for every registry download, in every step (which inherit this process's environment).
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)  # put back as it was after the test
+    seen = []
+
+    def run(name, arguments, state_dir):
+        seen.append(os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"))
+        return {"deploy_target": "none"}
+
+    monkeypatch.setattr(run_local, "run", run)
+    monkeypatch.setattr(run_local, "monitoring_verdict", lambda run_dir: "")
+
+    run_local.main([pipeline, "--state-dir", str(tmp_path)])
+
+    assert seen == ["false"]
+
+
+def test_progress_bars_asked_for_are_kept(run_local, monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")
+    seen = []
+    monkeypatch.setattr(
+        run_local, "run", lambda *_: seen.append(os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"]) or {}
+    )
+
+    assert run_local.main(["training", "--state-dir", str(tmp_path)]) == 0
+
+    assert seen == ["true"]
+
+
 def test_a_failed_run_ends_with_the_error_the_step_failed_with(run_local, monkeypatch, tmp_path):
     from kfp import dsl
 
