@@ -162,7 +162,7 @@ RUN_SERVING = $(or $(SERVING),$(shell kubectl --context kind-$(CLUSTER_NAME) --r
 # PIPELINE=rollback is the cluster's rollback: make run PIPELINE=rollback RUN_ARGS='model_name=house-prices reason="..."'
 run: $(VENV)/.installed  ## compile with IMAGE_TAG, start a PIPELINE (training) run on KF_PIPELINES_ENDPOINT (RUN_ARGS='k=v ...'; SERVING: the cluster's)
 	$(PY) compile.py --output-dir $(BUILD_DIR) --image-registry '$(IMAGE_REGISTRY)' --image-tag '$(IMAGE_TAG)' \
-		--pipeline $(call quote,$(value PIPELINE))
+		--pipeline $(call quote,$(value PIPELINE)) $(RUN_ARGS)
 	$(VENV)/bin/kfp --endpoint $(KF_PIPELINES_ENDPOINT) run create -e kfp-mlops -r "$(PIPELINE) $(IMAGE_TAG)" \
 		-f $(BUILD_DIR)/$(PIPELINE)_pipeline.yaml tracking_uri=$(TRACKING_URI) deploy_target=kubernetes \
 		namespace=$(MODEL_NAMESPACE) serving_platform='$(RUN_SERVING)' $(RUN_ARGS) \

@@ -1,7 +1,10 @@
 """Compiles every pipeline to DIR/<pipeline>.yaml and every component to DIR/components/<component>.yaml.
 
     python compile.py [--output-dir build] [--image-registry ghcr.io/you/] [--image-tag 0.1.0-abc1234]
-                      [--pipeline training]   # that pipeline alone, as `make run PIPELINE=training` compiles it
+                      [--pipeline training [name=value ...]]   # that pipeline alone, as `make run` compiles it
+
+With --pipeline, name=value arguments are those the run will be given (`make run` passes RUN_ARGS): one a step
+would refuse only after the steps before it (a model_name the registry cannot take) stops the compile instead.
 
 The image options choose the images every step (and the SeldonDeployment) runs: `make images` builds and loads
 them into kind with a version-and-commit tag, and `make run` compiles with that same tag.
@@ -42,6 +45,20 @@ def compile_all(output_dir: Path, only: str | None = None) -> list[Path]:
     return written
 
 
+def run_arguments(pairs: list[str]) -> dict:
+    """``name=value`` pairs read as `kfp run create` reads them (JSON, a number or a boolean where one parses, else
+    text); ValueError naming a pair that is no ``name=value``."""
+    from kfp.cli.utils.parsing import parse_parameter_value
+
+    arguments = {}
+    for pair in pairs:
+        name, separator, value = pair.partition("=")
+        if not separator or not name:
+            raise ValueError(f"argument {pair!r} is not of the form name=value")
+        arguments[name] = parse_parameter_value(value)
+    return arguments
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output-dir", type=Path, default=Path("build"), help="where to write (default: build)")
@@ -49,6 +66,12 @@ def main() -> None:
     parser.add_argument("--image-tag", help="tag of both images (default: the project version)")
     parser.add_argument(
         "--pipeline", help="compile only this pipeline, by its name in pipelines/__init__.py (make run: PIPELINE)"
+    )
+    parser.add_argument(
+        "arguments",
+        nargs="*",
+        help="with --pipeline: the run's arguments as name=value, as `kfp run create` takes them, checked before "
+        "compiling (make run: RUN_ARGS)",
     )
     args = parser.parse_args()
     # components/_image.py reads these when the components are first imported, which compile_all does.
@@ -60,10 +83,17 @@ def main() -> None:
         import components._image  # noqa: F401 (reads the two options above and refuses a `latest` tag)
     except ValueError as error:
         parser.error(f"--image-tag {args.image_tag}: {error}")
-    from pipelines import PIPELINES
+    from pipelines import PIPELINES, check_arguments
 
     if args.pipeline is not None and args.pipeline not in PIPELINES:
         parser.error(f"--pipeline {args.pipeline!r}: no such pipeline; one of {', '.join(PIPELINES)}")
+    if args.arguments:
+        if args.pipeline is None:
+            parser.error("name=value arguments are those of one run: give --pipeline too")
+        try:
+            check_arguments(run_arguments(args.arguments))
+        except ValueError as error:
+            parser.error(str(error))
     try:
         written = compile_all(args.output_dir, args.pipeline)
     except OSError as error:  # a file where a directory should be, no permission, a read-only file system

@@ -286,7 +286,7 @@ def run(pipeline_name: str, arguments: dict, state_dir: Path) -> dict:
     """
     from kfp import local
 
-    from pipelines import PIPELINES
+    from pipelines import PIPELINES, check_arguments
 
     if pipeline_name not in PIPELINES:
         raise ValueError(f"unknown pipeline {pipeline_name!r}; available: {sorted(PIPELINES)}")
@@ -301,6 +301,7 @@ def run(pipeline_name: str, arguments: dict, state_dir: Path) -> dict:
         raise ValueError(
             'parameter candidates is empty: give at least one candidate, e.g. \'candidates=[{"model_type": "linear"}]\''
         )
+    check_arguments(arguments)
     with process_state_restored(), kfp_local_fixes(), without_retries(pipeline):
         os.environ[STATE_DIR_ENV] = str(state_dir)  # read by the steps (registry, local serving)
         # kfp.local ignores base_image locally but warns when its name lacks "python"; ours is a Python image.

@@ -55,7 +55,8 @@ def validate_data(
         task: `regression`, `classification` or `auto` (text, booleans and up to 20 integer labels are
             classification).
         model_name: Registered model whose champion's schema the data is compared with; empty skips the schema
-            checks, as does a model without a champion (cold start).
+            checks, as does a model without a champion (cold start). A name the registry cannot take stops the step
+            (register_model would refuse it only after training).
         tracking_uri: MLflow tracking/registry URI; empty means the local SQLite store.
         validation_policy: What each check does to the run, e.g. `{"domain": "fail", "leakage": "warn"}`. Schema
             checks take `fail`, `warn` or `ignore` (defaults: columns and types fail; nulls, domain, range and

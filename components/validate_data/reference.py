@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components._common.registry import champion
+from components._common.registry import champion, check_model_name
 from model_bundle import SCHEMA_FILE, BundleFormatError
 
 
@@ -19,9 +19,12 @@ def champion_reference(tracking_uri: str, model_name: str) -> Reference:
     """The champion's schema.json, verified against its card and the registry's digests (a tampered file raises
     model_bundle.BundleError naming it). No model name, no champion, or one registered without a schema: nothing to
     compare with. A champion written by another release (another card format) is not compared either, with the
-    reason: whether it still counts is gate_model's decision (its incompatible_champion policy), not this step's."""
+    reason: whether it still counts is gate_model's decision (its incompatible_champion policy), not this step's.
+    ValueError naming the parameter for a ``model_name`` the registry cannot take (registry.check_model_name)."""
     if not model_name:
         return Reference(None, "")
+    # Else a training run would stop only at register_model, after training: this is its first step given the name.
+    check_model_name(model_name)
     try:
         verified = champion(tracking_uri, model_name)
     except BundleFormatError as error:

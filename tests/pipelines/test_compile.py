@@ -453,6 +453,32 @@ def test_one_pipeline_is_compiled_alone_by_its_name(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["rollback_pipeline.yaml"]
 
 
+def test_a_model_name_the_registry_cannot_take_is_refused_before_compiling(tmp_path):
+    completed = _compile_for_cluster(tmp_path, "--pipeline", "training", "model_name=team/houses", "seed=3")
+
+    assert completed.returncode == 2
+    assert "error: parameter model_name 'team/houses' is no registered model name: " in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_make_run_with_a_model_name_the_registry_cannot_take_stops_before_kfp(make, tmp_path):
+    # On the cluster register_model would refuse it only after training and the gate.
+    completed = make(
+        "run",
+        "PIPELINE=training",
+        f"RUN_ARGS=model_name={'h' * 300} seed=3",
+        "SERVING=seldon",
+        "KF_PIPELINES_ENDPOINT=http://127.0.0.1:9",
+        f"STATE_DIR={tmp_path / 'state'}",
+        f"BUILD_DIR={tmp_path / 'build'}",
+    )
+
+    assert completed.returncode != 0
+    assert "the registry takes at most 255 bytes: use a shorter name" in completed.stderr
+    assert "kfp --endpoint" not in completed.stdout
+
+
 def test_make_run_with_an_unknown_pipeline_stops_before_kfp_naming_the_pipelines(make, tmp_path):
     completed = make(
         "run",

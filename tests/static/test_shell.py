@@ -170,8 +170,9 @@ def test_make_run_passes_serving_else_the_clusters_recorded_platform_else_seldon
         env=environment,
     )
     assert re.findall(r"serving_platform='([^']*)'", result.stdout) == [expected]
-    # Before RUN_ARGS, so RUN_ARGS='serving_platform=...' still has the last word.
-    assert result.stdout.index("serving_platform=") < result.stdout.index("model_name=houses")
+    # Before RUN_ARGS, so RUN_ARGS='serving_platform=...' still has the last word (compile.py checks RUN_ARGS first).
+    create = result.stdout[result.stdout.index(" run create ") :]
+    assert create.index("serving_platform=") < create.index("model_name=houses")
     namespace, name, key = SERVING_RECORD
     query = f"--context {CONTEXT} --request-timeout=10s -n {namespace} get configmap {name} -o jsonpath={{.data.{key}}}"
     asked = log.read_text().splitlines() if log.exists() else []

@@ -81,6 +81,21 @@ def test_an_empty_candidates_list_is_refused_naming_the_parameter_before_any_ste
     assert not (tmp_path / "pipeline_root").exists()
 
 
+@pytest.mark.parametrize("pipeline", ["training", "monitoring", "rollback"])
+@pytest.mark.parametrize(
+    ("model_name", "problem"),
+    [("team/houses", "is no registered model name: .*cannot contain '/'"), ("h" * 300, "at most 255 bytes")],
+)
+def test_a_model_name_the_registry_cannot_take_is_refused_before_any_step_runs(
+    run_local, tmp_path, pipeline, model_name, problem
+):
+    # register_model would refuse it only after ingest, validation, training, evaluation and the gate.
+    with pytest.raises(ValueError, match=rf"^parameter model_name '{model_name[:40]}'.*{problem}"):
+        run_local.run(pipeline, {"model_name": model_name}, tmp_path)
+
+    assert not (tmp_path / "pipeline_root").exists()
+
+
 def test_a_parallel_for_body_gets_the_outputs_of_earlier_steps(run_local, tmp_path):
     from kfp import dsl, local
 

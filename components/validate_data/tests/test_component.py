@@ -41,3 +41,24 @@ def test_validate_writes_its_report_before_failing(sample_dataset, artifact):
         )
 
     assert "target column 'nope' not found" in Path(report.path).read_text()
+
+
+@pytest.mark.parametrize(
+    ("model_name", "problem"),
+    [("team/houses", "is no registered model name: .*cannot contain '/'"), ("h" * 300, "at most 255 bytes")],
+)
+def test_a_model_name_the_registry_cannot_take_stops_the_run_here_not_at_registration(
+    mlflow_state, sample_dataset, artifact, model_name, problem
+):
+    # The second step of a training run: register_model would refuse the name only after training and the gate.
+    dataset, _, _ = sample_dataset
+
+    with pytest.raises(ValueError, match=rf"^parameter model_name '{model_name[:40]}'.*{problem}"):
+        validate_data.python_func(
+            dataset=dataset,
+            target="price",
+            model_name=model_name,
+            schema=artifact(dsl.Artifact, "schema"),
+            report=artifact(dsl.Markdown, "report"),
+            metrics=artifact(dsl.Metrics, "metrics"),
+        )
