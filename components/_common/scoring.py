@@ -194,7 +194,8 @@ def score_bundle(bundle, frame) -> Scored:
     """A loaded model bundle's predictions on ``frame`` (features plus the card's target) and its scores there,
     with the metrics of its task (a classifier's probability metrics when it gives probabilities).
 
-    Raises model_bundle.FeatureError when the frame lacks a column the model needs.
+    Raises model_bundle.FeatureError when the frame lacks a column the model needs, ValueError when the model
+    predicts a value that is not a finite number or a probability outside [0, 1] (``check_predictions``).
     """
     target = bundle.card.target
     features = frame.drop(columns=[target])
@@ -202,8 +203,34 @@ def score_bundle(bundle, frame) -> Scored:
     probabilities = None
     if bundle.task == CLASSIFICATION and hasattr(bundle.model, "predict_proba"):
         probabilities = predict_in_chunks(bundle.predict_proba, features)
+    check_predictions(bundle, predicted, probabilities)
     scores = score(bundle.task, frame[target], predicted, probabilities, bundle.card.classes)
     return Scored(predictions=predicted, scores=scores, probabilities=probabilities)
+
+
+def check_predictions(bundle, predicted: np.ndarray, probabilities: np.ndarray | None) -> None:
+    """Raises ValueError, naming the model, the count and the first row, when a regressor predicts a value that is
+    not a finite number or a classifier a probability that is not one within [0, 1]: scikit-learn's metrics would
+    stop with "Input contains NaN", which reads as bad input data, not a bad model."""
+    name = f"model {bundle.directory} ({bundle.card.estimator or type(bundle.model).__name__})"
+    if bundle.task != CLASSIFICATION:
+        values = pd.to_numeric(pd.Series(np.asarray(predicted).ravel()), errors="coerce").to_numpy(dtype="float64")
+        _refuse_bad_rows(
+            name, "predicted", ~np.isfinite(values), "values that are not finite numbers (NaN, None or infinite)"
+        )
+    if probabilities is not None:
+        values = np.asarray(probabilities, dtype="float64")
+        bad = ~(np.isfinite(values) & (values >= 0.0) & (values <= 1.0))
+        _refuse_bad_rows(name, "gave", bad.any(axis=1), "class probabilities that are not numbers within [0, 1]")
+
+
+def _refuse_bad_rows(name: str, verb: str, bad: np.ndarray, what: str) -> None:
+    count = int(bad.sum())
+    if count:
+        raise ValueError(
+            f"{name} {verb} {what} for {count:,} of {len(bad):,} rows, the first at row {int(np.argmax(bad))}: it "
+            "cannot be scored; fix or retrain the model (e.g. an estimator that overflows on these rows)"
+        )
 
 
 def predict_in_chunks(predict, features) -> np.ndarray:

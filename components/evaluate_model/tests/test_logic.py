@@ -6,6 +6,7 @@ model does not use is audited all the same), and the self-contained HTML report.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import math
 from html.parser import HTMLParser
 from pathlib import Path
@@ -202,6 +203,46 @@ def test_empty_test_set_is_refused(regression_bundle, regression_train):
 
     with pytest.raises(ValueError, match=r"the test set has no rows"):
         evaluate(bundle, regression_train, test.iloc[0:0])
+
+
+class _Broken:
+    """A trained model whose output at row 5 is replaced: how a regressor overflowing there looks to evaluate."""
+
+    def __init__(self, model, method: str, value: float):
+        self.model, self.method, self.value = model, method, value
+        self.classes_ = getattr(model, "classes_", None)
+
+    def predict(self, features):
+        return self._broken(self.model.predict(features), "predict")
+
+    def predict_proba(self, features):
+        return self._broken(self.model.predict_proba(features), "predict_proba")
+
+    def _broken(self, values, method):
+        values = np.array(values, dtype="float64" if method == self.method else None)
+        if method == self.method:
+            values[5] = self.value
+        return values
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_a_regressor_predicting_a_non_finite_value_is_named(regression_bundle, regression_train, value):
+    bundle, test = regression_bundle
+    broken = dataclasses.replace(bundle, model=_Broken(bundle.model, "predict", value))
+
+    with pytest.raises(ValueError, match=r"model .* predicted values that are not finite numbers .* for 1 of .* row 5"):
+        evaluate(broken, regression_train, test)
+
+
+@pytest.mark.parametrize("value", [np.nan, 1.5, -0.1])
+def test_a_classifier_giving_a_probability_outside_0_1_is_named(classification_bundle, classification_train, value):
+    bundle, test = classification_bundle
+    broken = dataclasses.replace(bundle, model=_Broken(bundle.model, "predict_proba", value))
+
+    with pytest.raises(
+        ValueError, match=r"model .* gave class probabilities that are not numbers within \[0, 1\] .* row 5"
+    ):
+        evaluate(broken, classification_train, test)
 
 
 # --- ROC curve for the KFP UI ------------------------------------------------------------------------------------
