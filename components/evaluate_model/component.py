@@ -36,7 +36,8 @@ def evaluate_model(
             between its groups as `fairness/<column>/<gap>` (classification: demographic_parity_difference,
             demographic_parity_ratio, equalized_odds_difference; regression: mae_relative_gap,
             rmse_relative_gap), left out with fewer than two judged groups.
-        classification_metrics: Confusion matrix and ROC curve (binary: the positive class, the second of the
+        classification_metrics: Confusion matrix (the model's classes, then any label of the test rows it does
+            not know: every test row is counted) and ROC curve (binary: the positive class, the second of the
             model's classes; multiclass: micro-averaged one-vs-rest) for classifiers; empty for regression.
         report: Self-contained HTML page: metrics beside the baseline; plots (regression: predicted vs actual,
             residuals; classification: confusion matrix, ROC curves, calibration); per-slice metrics; per sensitive
@@ -88,7 +89,7 @@ def evaluate_model(
         for gap, value in column.gaps.items():
             metrics.log_metric(f"fairness/{column.column}/{gap}", value)
     if evaluation.confusion_matrix is not None:
-        classification_metrics.log_confusion_matrix(evaluation.classes, evaluation.confusion_matrix)
+        classification_metrics.log_confusion_matrix(evaluation.confusion_labels, evaluation.confusion_matrix)
     if evaluation.roc_curve is not None:
         curve = evaluation.roc_curve
         classification_metrics.log_roc_curve(curve.fpr, curve.tpr, curve.thresholds)

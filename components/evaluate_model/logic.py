@@ -51,6 +51,9 @@ class Evaluation:
     predicted: np.ndarray
     probabilities: np.ndarray | None = None
     classes: list[str] | None = None
+    # Rows (true) and columns (predicted) of the confusion matrix: the model's classes, then any label of the test
+    # rows or the predictions that is not one of them, so every test row is counted, as accuracy counts it.
+    confusion_labels: list[str] | None = None
     confusion_matrix: list[list[int]] | None = None
     # Binary: the positive class's curve; multiclass: the micro-averaged one-vs-rest curve. None without
     # probabilities or when the test set holds a single class.
@@ -122,7 +125,9 @@ def evaluate(
         min_group_rows=min_group_rows,
     )
     if bundle.task == CLASSIFICATION:
-        evaluation.confusion_matrix = confusion_matrix(actual, predicted, labels=classes).tolist()
+        unknown = sorted(set(np.union1d(actual, predicted).tolist()) - set(classes))
+        evaluation.confusion_labels = classes + unknown
+        evaluation.confusion_matrix = confusion_matrix(actual, predicted, labels=evaluation.confusion_labels).tolist()
         if scored.probabilities is not None:
             evaluation.roc_curve = summary_roc_curve(actual, scored.probabilities, classes)
     if labels is not None:

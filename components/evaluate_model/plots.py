@@ -86,7 +86,7 @@ def _classification_plots(evaluation: Evaluation) -> list[tuple[str, bytes, str]
 
 def _confusion_figure(evaluation: Evaluation) -> Figure:
     matrix = np.array(evaluation.confusion_matrix)
-    labels = [_plain(label) for label in evaluation.classes]
+    labels = [_plain(label) for label in evaluation.confusion_labels]
     size = min(4 + 0.45 * len(labels), 12)
     figure = Figure(figsize=(size, size * 0.85))
     axes = figure.add_subplot()

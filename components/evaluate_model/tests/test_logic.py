@@ -169,6 +169,28 @@ def test_classifier_confusion_matrix(classification_bundle, classification_train
     assert evaluation.scores["accuracy"] > evaluation.baseline_scores["accuracy"]
 
 
+def test_confusion_matrix_counts_test_rows_of_a_class_the_model_does_not_know(
+    classification_bundle, classification_train
+):
+    # Scored on newer data where a label appeared that the model was never trained on: it is always wrong there,
+    # and the matrix shows those rows (as accuracy counts them) rather than leaving them out.
+    bundle, test = classification_bundle
+    test = test.copy()
+    test.loc[test.index[:7], "energy_label"] = "H"
+
+    evaluation = evaluate(bundle, classification_train, test)
+
+    matrix = evaluation.confusion_matrix
+    assert sum(map(sum, matrix)) == len(test)
+    classes = bundle.card.classes
+    assert "H" not in classes
+    assert evaluation.confusion_labels == [*classes, "H"]
+    assert sum(matrix[-1]) == 7 and matrix[-1][-1] == 0
+    correct = sum(matrix[i][i] for i in range(len(matrix)))
+    assert correct / len(test) == pytest.approx(evaluation.scores["accuracy"])
+    assert "log_loss" not in evaluation.scores  # the model gives the new label no probability
+
+
 def test_classifier_probability_metrics_beat_the_baseline(classification_bundle, classification_train):
     bundle, test = classification_bundle
 
@@ -528,6 +550,7 @@ def test_report_escapes_labels_and_column_names():
         predicted=predicted,
         probabilities=probabilities,
         classes=classes,
+        confusion_labels=classes,
         confusion_matrix=confusion_matrix(actual, predicted, labels=classes).tolist(),
         slice_column='<i>"area"',
         slices=[Slice("<script>alert(1)</script>", 90, scores)],
