@@ -194,10 +194,20 @@ def score_bundle(bundle, frame) -> Scored:
     """A loaded model bundle's predictions on ``frame`` (features plus the card's target) and its scores there,
     with the metrics of its task (a classifier's probability metrics when it gives probabilities).
 
-    Raises model_bundle.FeatureError when the frame lacks a column the model needs, ValueError when the model
-    predicts a value that is not a finite number or a probability outside [0, 1] (``check_predictions``).
+    Raises model_bundle.FeatureError when the frame lacks a column the model needs, ValueError when a row has no
+    target value or the model predicts a value that is not a finite number or a probability outside [0, 1]
+    (``check_predictions``).
     """
     target = bundle.card.target
+    unlabelled = frame[target].isna().to_numpy()
+    if unlabelled.any():
+        # A missing label would be scored as one more class ("nan") or stop a regression's metrics with "Input
+        # contains NaN": the rows to score are labelled ones (prepare_data drops the others).
+        raise ValueError(
+            f"target column {target!r} has {int(unlabelled.sum()):,} missing value(s) of {len(frame):,} rows, the "
+            f"first at row {int(np.argmax(unlabelled))}: a model is scored on labelled rows only; drop the others "
+            "(prepare_data's train and test sets hold labelled rows only)"
+        )
     features = frame.drop(columns=[target])
     predicted = predict_in_chunks(bundle.predict, features)
     probabilities = None

@@ -27,7 +27,7 @@ def evaluate_model(
     Args:
         model: The trained model directory.
         train: The training rows (only the target is read, to fit the baseline).
-        test: The held-out rows.
+        test: The held-out rows, each with its target value (a row without one stops the step, naming it).
         metrics: Test scores (regression: r2, rmse, mae and mape; classification: accuracy, balanced_accuracy,
             f1_macro and, for a model with class probabilities, roc_auc and log_loss), the baseline's scores
             prefixed `baseline_`, and test_rows. A metric undefined on the test set is left out: mape when a true

@@ -227,6 +227,23 @@ def test_empty_test_set_is_refused(regression_bundle, regression_train):
         evaluate(bundle, regression_train, test.iloc[0:0])
 
 
+@pytest.mark.parametrize(
+    ("bundle_fixture", "train_fixture"),
+    [("regression_bundle", "regression_train"), ("classification_bundle", "classification_train")],
+)
+def test_test_rows_without_a_target_value_are_refused_naming_the_column(bundle_fixture, train_fixture, request):
+    # A classifier would score the missing label as a class "nan" it always gets wrong; a regressor stopped with
+    # scikit-learn's "Input contains NaN".
+    bundle, test = request.getfixturevalue(bundle_fixture)
+    test = test.copy()
+    test.loc[test.index[[3, 8]], bundle.card.target] = None
+
+    with pytest.raises(
+        ValueError, match=r"target column '\w+' has 2 missing value\(s\) of \d+ rows, the first at row 3"
+    ):
+        evaluate(bundle, request.getfixturevalue(train_fixture), test)
+
+
 class _Broken:
     """A trained model whose output at row 5 is replaced: how a regressor overflowing there looks to evaluate."""
 
