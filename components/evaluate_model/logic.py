@@ -101,6 +101,8 @@ def evaluate(
     slice_rule = slice_rule or SliceRule()
     labels = slice_labels(test, target, slice_column)
     sensitive_columns = check_sensitive_columns(sensitive_columns, test.columns, target=target)
+    if bundle.task == CLASSIFICATION:
+        check_labels(test[target], bundle.card.classes)
     scored = score_bundle(bundle, test)
     if bundle.task == CLASSIFICATION:
         classes = [str(label) for label in bundle.card.classes]
@@ -147,6 +149,19 @@ def evaluate(
         for column in sensitive_columns
     ]
     return evaluation
+
+
+def check_labels(labels: pd.Series, classes: list[str]) -> None:
+    """Raises ValueError when no test label is one of the model's ``classes`` (compared as text): the labels were
+    renamed or retyped (1 read as 1.0), and every row would be scored as wrong. Some labels outside them are a class
+    the model never saw: scored, and shown in the confusion matrix."""
+    found = pd.unique(labels.astype(str))
+    if not np.isin(found, [str(label) for label in classes]).any():
+        raise ValueError(
+            f"target column {labels.name!r}: none of the test labels {sorted(found)[:10]} is one of the model's "
+            f"classes {list(classes)}: were the labels renamed or retyped (1 read as 1.0)? Evaluate the model on "
+            "data labelled as its training data was"
+        )
 
 
 def summary_roc_curve(actual: np.ndarray, probabilities: np.ndarray, classes: list[str]) -> RocCurve | None:

@@ -191,6 +191,17 @@ def test_confusion_matrix_counts_test_rows_of_a_class_the_model_does_not_know(
     assert "log_loss" not in evaluation.scores  # the model gives the new label no probability
 
 
+def test_test_labels_none_of_which_the_model_knows_are_refused(classification_bundle, classification_train):
+    # The labels retyped (the model's "A" is "a" here): every row would be scored as wrong, with nothing said.
+    bundle, test = classification_bundle
+    test = test.assign(energy_label=test["energy_label"].str.lower())
+
+    with pytest.raises(
+        ValueError, match=r"target column 'energy_label': none of the test labels .* renamed or retyped"
+    ):
+        evaluate(bundle, classification_train, test)
+
+
 def test_classifier_probability_metrics_beat_the_baseline(classification_bundle, classification_train):
     bundle, test = classification_bundle
 
